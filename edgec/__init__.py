@@ -1,0 +1,17 @@
+"""edgec: an edge-deployment compiler for trained ONNX and PyTorch models.
+
+Python API (see :mod:`edgec.api`)::
+
+    import edgec
+    model = edgec.quantize("model.onnx", calib="samples.npy")   # edgec integer graph
+    outputs = edgec.run(model, "inputs.npy")                      # integer reference, per sample
+    print(edgec.summarize(model).total_macs)
+"""
+
+__version__ = "0.1.0"
+
+from edgec.api import load, quantize, run  # noqa: E402
+from edgec.errors import EdgecError  # noqa: E402
+from edgec.summary import summarize  # noqa: E402
+
+__all__ = ["EdgecError", "__version__", "load", "quantize", "run", "summarize"]

@@ -1,0 +1,5 @@
+"""``python -m edgec`` runs the command-line interface."""
+
+from edgec.cli import main
+
+main()

@@ -1,0 +1,141 @@
+"""edgec's Python API: load, quantize, run and summarize models.
+
+Every entry point accepts a *model source*: a path to an ``.onnx`` file, a
+``package.module:factory`` spec, a ``torch.nn.Module`` (with ``example_inputs``), an
+``onnx.ModelProto`` or an ``onnx_ir.Model``. Errors caused by the input are raised as
+:class:`~edgec.errors.EdgecError` subclasses with a one-line message.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+
+from edgec import ops
+from edgec.calibration import calibrate
+from edgec.data import InputSpec, load_arrays, random_samples, split_samples
+from edgec.errors import InputDataError, UnsupportedModelError
+from edgec.fixedpoint import ROUNDING_MODES
+from edgec.frontend.onnx_frontend import apply_input_shapes, read_onnx_model, read_proto, upgrade_opset
+from edgec.frontend.torch_frontend import example_inputs_for, export_module, is_module_spec, load_module_spec
+from edgec.passes.qparams import get_qparams
+from edgec.pipeline import canonical_passes, integer_passes, run_passes
+from edgec.reference import ReferenceExecutor
+
+RANDOM_CALIBRATION = "random"
+
+
+class EdgecWarning(UserWarning):
+    """Something the user asked for that works but deserves attention (e.g. random calibration)."""
+
+
+def _is_torch_module(obj) -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return isinstance(obj, torch.nn.Module)
+
+
+def _import(source, example_inputs=None, input_shapes: Mapping[str, Sequence[int]] | None = None) -> ir.Model:
+    if isinstance(source, ir.Model):
+        return source
+    if isinstance(source, onnx.ModelProto):
+        model = ir.serde.deserialize_model(upgrade_opset(source, "model"))
+        apply_input_shapes(model, input_shapes, "model")
+        return model
+    if _is_torch_module(source) or (isinstance(source, str) and is_module_spec(source)):
+        module = load_module_spec(source) if isinstance(source, str) else source
+        if example_inputs is None:
+            if not input_shapes:
+                raise UnsupportedModelError("a PyTorch model needs example inputs to be exported",
+                                            "give example_inputs (Python) or --input-shape (CLI)")
+            example_inputs = example_inputs_for(list(input_shapes.values()))
+        return export_module(module, example_inputs)
+    if isinstance(source, str | Path):
+        path = Path(source)
+        if path.suffix.lower() == ".tflite":
+            raise UnsupportedModelError(f"'{path}' is a TFLite model, which this edgec cannot import yet",
+                                        "convert it to ONNX (e.g. with tf2onnx)")
+        proto = read_proto(path)
+        if any(o.domain == ops.DOMAIN for o in proto.opset_import):
+            return ir.serde.deserialize_model(proto)
+        return read_onnx_model(path, input_shapes)
+    raise UnsupportedModelError(f"cannot load a model from a {type(source).__name__}",
+                                "pass a path, a torch.nn.Module, an onnx.ModelProto or an onnx_ir.Model")
+
+
+def load(source, *, example_inputs=None, input_shapes: Mapping[str, Sequence[int]] | None = None,
+         dump_dir: str | Path | None = None) -> ir.Model:
+    """Import ``source`` and canonicalize it (an edgec integer graph is returned as is)."""
+    model = _import(source, example_inputs, input_shapes)
+    if ops.is_integer_model(model):
+        return model
+    return run_passes(model, canonical_passes(), dump_dir)
+
+
+def input_specs(model: ir.Model) -> list[InputSpec]:
+    """Name, shape and dtype of each graph input."""
+    return [InputSpec(v.name, tuple(int(d) for d in v.shape.numpy()), np.dtype(v.dtype.numpy()))
+            for v in model.graph.inputs]
+
+
+def _needs_calibration(model: ir.Model) -> bool:
+    return any(get_qparams(v) is None for node in model.graph for v in node.outputs) or any(
+        get_qparams(v) is None for v in model.graph.inputs
+    )
+
+
+def calibration_samples(model: ir.Model, calib) -> list[dict[str, np.ndarray]]:
+    """Samples from ``calib``: a file path, ``"random"``, an array, a dict or a list of dicts."""
+    specs = input_specs(model)
+    if calib is None:
+        return []
+    if isinstance(calib, str) and calib == RANDOM_CALIBRATION:
+        warnings.warn("calibrating on random data: activation ranges (and accuracy) will not match real inputs; "
+                      "give representative samples with --calib FILE", EdgecWarning, stacklevel=3)
+        return random_samples(specs)
+    if isinstance(calib, str | Path):
+        return split_samples(load_arrays(calib, "calibration data"), specs, "calibration data")
+    if isinstance(calib, list | tuple) and calib and isinstance(calib[0], dict):
+        return [s for sample in calib for s in split_samples(sample, specs, "calibration data")]
+    return split_samples(calib, specs, "calibration data")
+
+
+def quantize(source, calib=None, *, method: str = "minmax", rounding: str = "double", example_inputs=None,
+             input_shapes: Mapping[str, Sequence[int]] | None = None, dump_dir: str | Path | None = None,
+             advance: Callable[[], None] | None = None) -> ir.Model:
+    """Quantize ``source`` to an edgec integer graph.
+
+    ``calib``: calibration data (see :func:`calibration_samples`); required unless the
+    model is a QDQ model carrying every scale. ``method``: ``minmax``, ``percentile`` or
+    ``entropy``. ``rounding``: ``double`` (TFLM/CMSIS-NN) or ``single``.
+    """
+    if rounding not in ROUNDING_MODES:
+        raise InputDataError(f"unknown rounding mode '{rounding}'", f"use one of {list(ROUNDING_MODES)}")
+    model = load(source, example_inputs=example_inputs, input_shapes=input_shapes, dump_dir=dump_dir)
+    if ops.is_integer_model(model):
+        raise UnsupportedModelError("the model is already an edgec integer graph", "quantize the float model")
+    samples = calibration_samples(model, calib)
+    if not samples and _needs_calibration(model):
+        raise InputDataError("quantization needs calibration data",
+                             "give --calib FILE (.npy/.npz with N input samples), or --calib random to accept poor accuracy")
+    ranges = calibrate(model, samples, method, advance) if samples else {}
+    first = len(canonical_passes()) if dump_dir is not None else 0
+    return run_passes(model, integer_passes(ranges, rounding), dump_dir, first_index=first)
+
+
+def run(model: ir.Model, inputs, rounding: str | None = None) -> list[dict[str, np.ndarray]]:
+    """Run an integer graph on ``inputs`` (array, dict, file path) sample by sample."""
+    if not ops.is_integer_model(model):
+        raise UnsupportedModelError("the model is not quantized", "quantize it first (edgec.quantize or --calib)")
+    if isinstance(inputs, str | Path):
+        inputs = load_arrays(inputs, "input data")
+    samples = split_samples(inputs, input_specs(model), "input data", allow_int8=True)
+    executor = ReferenceExecutor(model, rounding)
+    return [executor.run(sample) for sample in samples]

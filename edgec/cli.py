@@ -1,0 +1,254 @@
+"""The ``edgec`` command line (click).
+
+Every command reports problems with the user's input as one line on stderr,
+``error: <problem> (fix: <hint>)``, and exits with status 2; it writes nothing partial.
+``--debug`` shows tracebacks of internal errors (status 1).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+import warnings
+from pathlib import Path
+
+import click
+import numpy as np
+import onnx
+import onnx_ir as ir
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from edgec import __version__, api, ops
+from edgec.calibration import METHODS
+from edgec.errors import EdgecError
+from edgec.files import atomic_write
+from edgec.fixedpoint import ROUNDING_MODES
+from edgec.reference import ReferenceExecutor
+from edgec.summary import summarize
+from edgec.target import all_targets
+
+#: Wide enough for layer tables when the output is a pipe or a CI log rather than a terminal.
+_PIPE_WIDTH = 160
+console = Console(width=None if sys.stdout.isatty() else _PIPE_WIDTH)
+error_console = Console(stderr=True, width=None if sys.stderr.isatty() else _PIPE_WIDTH)
+
+
+def parse_input_shapes(specs: tuple[str, ...]) -> dict[str, list[int]] | None:
+    """``("x=1,3,32,32", ...)`` or ``("1,3,32,32",)`` -> ``{"x": [1,3,32,32]}`` (``""`` for unnamed)."""
+    shapes = {}
+    for spec in specs:
+        name, _, dims = spec.rpartition("=")
+        try:
+            shape = [int(d) for d in dims.replace("x", ",").split(",") if d.strip()]
+        except ValueError:
+            shape = []
+        if not shape or any(d <= 0 for d in shape):
+            raise EdgecError(f"--input-shape '{spec}' is not a shape", "write NAME=1,3,32,32 or 1,3,32,32")
+        shapes[name] = shape
+    return shapes or None
+
+
+class EdgecGroup(click.Group):
+    """Turns exceptions into one-line errors and exit codes (see the module docstring)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except EdgecError as error:
+            error_console.print(f"[bold red]error:[/] {error.one_line()}", highlight=False, soft_wrap=True)
+            ctx.exit(error.exit_code)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as error:  # a bug in edgec: say so, briefly, unless debugging
+            if ctx.obj and ctx.obj.get("debug"):
+                traceback.print_exc()
+            else:
+                message = " ".join(f"{type(error).__name__}: {error}".split())
+                error_console.print(f"[bold red]internal error:[/] {message} (rerun with --debug for the traceback "
+                                    "and report it)", highlight=False, soft_wrap=True)
+            ctx.exit(1)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    error_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+
+@click.group(cls=EdgecGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", "-V", prog_name="edgec")
+@click.option("--debug", is_flag=True, help="Show the traceback of internal errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """edgec: compile trained ONNX/PyTorch models to bit-exact int8 code for edge targets.
+
+    MODEL arguments accept an .onnx file (float, QDQ, or an edgec integer graph) or a
+    PyTorch 'package.module:factory' spec (with --input-shape).
+    """
+    ctx.ensure_object(dict)["debug"] = debug
+    warnings.showwarning = _show_warning
+
+
+input_shape_option = click.option(
+    "--input-shape", "input_shapes", multiple=True, metavar="[NAME=]D0,D1,...",
+    help="Static shape of an input (repeat per input); needed for dynamic shapes and PyTorch specs.")
+
+
+@cli.command()
+def targets() -> None:
+    """List the targets edgec knows, with their core, typical part and emulator."""
+    table = Table(title="edgec targets")
+    for column in ("target", "core", "DSP", "typical part", "clock", "flash", "RAM", "QEMU machine"):
+        table.add_column(column)
+    for target in all_targets().values():
+        part = target.part
+        table.add_row(target.name, target.core.arch, "yes" if target.core.dsp else "no", part.name,
+                      f"{part.clock_hz / 1e6:g} MHz", f"{part.flash_bytes // 1024} KiB", f"{part.ram_bytes // 1024} KiB",
+                      target.qemu.machine)
+    console.print(table)
+
+
+def _shape(shape) -> str:
+    return "×".join(str(d) for d in shape) if shape else "-"
+
+
+@cli.command()
+@click.argument("model")
+@input_shape_option
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
+def inspect(model: str, input_shapes: tuple[str, ...], as_json: bool) -> None:
+    """Show every layer of MODEL: operator, shapes, parameters and MACs, with totals.
+
+    A float model is shown after canonicalization (BatchNorm folded, no-ops removed).
+    """
+    summary = summarize(api.load(model, input_shapes=parse_input_shapes(input_shapes)))
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), indent=2))
+        return
+    table = Table(title=f"{Path(model).name} ({summary.kind} graph)", show_footer=True)
+    table.add_column("#", justify="right", footer="")
+    table.add_column("layer", footer="total", overflow="ellipsis", max_width=48, no_wrap=True)
+    table.add_column("op")
+    table.add_column("input")
+    table.add_column("output")
+    table.add_column("params", justify="right", footer=f"{summary.total_params:,}")
+    table.add_column("MACs", justify="right", footer=f"{summary.total_macs:,}")
+    for index, layer in enumerate(summary.layers):
+        table.add_row(str(index), layer.name, layer.op, _shape(layer.input_shape), _shape(layer.output_shape),
+                      f"{layer.params:,}" if layer.params else "", f"{layer.macs:,}" if layer.macs else "")
+    console.print(table)
+    console.print(f"parameters: {summary.total_params:,} ({summary.total_param_bytes:,} bytes)   "
+                  f"MACs: {summary.total_macs:,}")
+
+
+def _quantize_with_progress(model: str, calib: str | None, method: str, rounding: str, input_shapes,
+                            dump_dir: str | None) -> ir.Model:
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=error_console, transient=True) as progress:
+        task = progress.add_task(f"calibrating ({method})", total=None)
+
+        def advance() -> None:
+            progress.advance(task)
+
+        return api.quantize(model, calib, method=method, rounding=rounding,
+                            input_shapes=parse_input_shapes(input_shapes), dump_dir=dump_dir, advance=advance)
+
+
+calib_option = click.option(
+    "--calib", metavar="FILE|random",
+    help="Calibration samples (.npy/.npz, N samples of the input), or 'random' (uniform [0,1), with a warning).")
+method_option = click.option("--method", type=click.Choice(sorted(METHODS)), default="minmax", show_default=True,
+                             help="Calibration method (onnxruntime's calibrators).")
+rounding_option = click.option("--rounding", type=click.Choice(ROUNDING_MODES), default="double", show_default=True,
+                               help="Requantization rounding: TFLM/CMSIS-NN 'double' or LiteRT-reference 'single'.")
+
+
+@cli.command()
+@click.argument("model")
+@calib_option
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Integer graph to write (.onnx).")
+@method_option
+@rounding_option
+@input_shape_option
+@click.option("--dump-dir", type=click.Path(file_okay=False), help="Save the model after every pass here.")
+def quantize(model: str, calib: str | None, output: str, method: str, rounding: str,
+             input_shapes: tuple[str, ...], dump_dir: str | None) -> None:
+    """Quantize MODEL to an edgec int8 integer graph and write it to OUTPUT.
+
+    Weights become int8 per output channel, activations int8 per tensor, biases int32;
+    requantization follows the TFLite/CMSIS-NN int8 specification.
+    """
+    integer_model = _quantize_with_progress(model, calib, method, rounding, input_shapes, dump_dir)
+    proto = ir.to_proto(integer_model)
+    onnx.checker.check_model(proto)
+    atomic_write(output, lambda tmp: onnx.save(proto, str(tmp)))
+    summary = summarize(integer_model)
+    console.print(f"wrote {output}: {len(summary.layers)} integer operators, "
+                  f"{summary.total_param_bytes:,} bytes of weights, {summary.total_macs:,} MACs")
+
+
+def _int8_output_names(model: ir.Model) -> list[str]:
+    names = []
+    for value in model.graph.outputs:
+        producer = value.producer()
+        names.append(producer.inputs[0].name if producer is not None and producer.op_type == "Dequantize"
+                     else value.name)
+    return names
+
+
+def _save_outputs(path: str, outputs: dict[str, np.ndarray]) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            if len(outputs) == 1:
+                np.save(handle, next(iter(outputs.values())))
+            else:
+                np.savez(handle, **outputs)
+    atomic_write(path, write)
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
+              help="Input samples (.npy/.npz): float, or int8 for the quantized input.")
+@click.option("--output", "output_path", type=click.Path(dir_okay=False),
+              help="Write the outputs (.npy for one output, .npz for several).")
+@click.option("--int8", "raw", is_flag=True, help="Output the int8 tensors instead of dequantized floats.")
+@calib_option
+@method_option
+@rounding_option
+@input_shape_option
+def run(model: str, input_path: str, output_path: str | None, raw: bool, calib: str | None, method: str,
+        rounding: str, input_shapes: tuple[str, ...]) -> None:
+    """Run MODEL on the host with the integer reference executor and print its outputs.
+
+    MODEL is an integer graph (from 'edgec quantize'); a float model is quantized first,
+    which needs --calib. Inputs hold N samples; outputs are stacked along the batch axis.
+    """
+    loaded = api.load(model, input_shapes=parse_input_shapes(input_shapes))
+    if not ops.is_integer_model(loaded):
+        loaded = _quantize_with_progress(model, calib, method, rounding, input_shapes, None)
+    samples = api.split_samples(api.load_arrays(input_path, "input data"), api.input_specs(loaded),
+                                "input data", allow_int8=True)
+    executor = ReferenceExecutor(loaded)
+    names = _int8_output_names(loaded) if raw else executor.output_names
+    results = []
+    for sample in samples:
+        values = executor.run(sample, keep_intermediates=raw)
+        results.append({name: values[name] for name in names})
+    outputs = {name: np.concatenate([r[name] for r in results]) for name in names}
+    for name, array in outputs.items():
+        console.print(f"[bold]{name}[/] {array.dtype} {list(array.shape)}")
+        console.print(np.array2string(array, threshold=64, precision=5, suppress_small=True), highlight=False)
+    if output_path:
+        _save_outputs(output_path, outputs)
+        console.print(f"wrote {output_path}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="edgec")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

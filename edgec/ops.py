@@ -1,0 +1,111 @@
+"""The edgec operator set: integer operators in the ONNX domain ``edgec``.
+
+An integer graph (what ``edgec quantize`` writes) is an ONNX model whose nodes are these
+operators. Activations are int8 tensors; 4-D activations are NHWC (channels last, the
+layout of every microcontroller kernel library). Each node carries, as attributes, every
+integer it needs to execute: zero points, quantized multipliers (``multiplier`` in
+``[2^30, 2^31)`` with ``shift``, see :mod:`edgec.fixedpoint`) and activation clamps. No
+operator needs a float at run time except the boundary ``Quantize``/``Dequantize``.
+
+Each int8 value also carries its quantization as ``metadata_props`` ``edgec.scale`` and
+``edgec.zero_point`` (for tools: dequantizing, reports), and the model records the
+rounding mode in ``metadata_props['edgec.rounding']``.
+
+The exact semantics of every operator are defined by :mod:`edgec.reference` (one function
+per operator); the specs below name inputs and attributes and are used to validate nodes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+DOMAIN = "edgec"
+OPSET_VERSION = 1
+
+SCALE_KEY = "edgec.scale"
+ZERO_POINT_KEY = "edgec.zero_point"
+ROUNDING_KEY = "edgec.rounding"
+
+
+@dataclasses.dataclass(frozen=True)
+class OpSpec:
+    """Inputs and attributes of one edgec operator.
+
+    ``attributes`` maps each attribute name to its default, or to ``None`` when required.
+    """
+
+    name: str
+    summary: str
+    inputs: tuple[str, ...]
+    attributes: dict[str, object]
+    optional_inputs: tuple[str, ...] = ()
+
+
+_REQUANT = {"output_multiplier": None, "output_shift": None}
+_CLAMP = {"activation_min": -128, "activation_max": 127}
+_WINDOW = {"strides": [1, 1], "pads": [0, 0, 0, 0]}
+
+OPS: dict[str, OpSpec] = {
+    spec.name: spec
+    for spec in (
+        OpSpec("Conv", "2-D convolution, NHWC input, OHWI weights, int32 bias, per-channel requantization",
+               ("X", "W"), {"input_zero_point": None, "output_zero_point": None, **_REQUANT,
+                            **_CLAMP, **_WINDOW, "dilations": [1, 1]}, ("B",)),
+        OpSpec("DepthwiseConv", "depthwise 2-D convolution, weights [1, kh, kw, C*depth_multiplier]",
+               ("X", "W"), {"input_zero_point": None, "output_zero_point": None, **_REQUANT,
+                            **_CLAMP, **_WINDOW, "dilations": [1, 1], "depth_multiplier": 1}, ("B",)),
+        OpSpec("FullyConnected", "matrix product over the last axis, weights [Cout, K], int32 bias",
+               ("X", "W"), {"input_zero_point": None, "output_zero_point": None, **_REQUANT, **_CLAMP},
+               ("B",)),
+        OpSpec("Add", "elementwise sum with broadcasting (TFLite ADD: left shift 20, three multipliers)",
+               ("A", "B"), {"input1_zero_point": None, "input2_zero_point": None, "output_zero_point": None,
+                            "left_shift": 20, "input1_multiplier": None, "input1_shift": None,
+                            "input2_multiplier": None, "input2_shift": None, **_REQUANT, **_CLAMP}),
+        OpSpec("Sub", "elementwise difference with broadcasting (TFLite SUB)",
+               ("A", "B"), {"input1_zero_point": None, "input2_zero_point": None, "output_zero_point": None,
+                            "left_shift": 20, "input1_multiplier": None, "input1_shift": None,
+                            "input2_multiplier": None, "input2_shift": None, **_REQUANT, **_CLAMP}),
+        OpSpec("Mul", "elementwise product with broadcasting (TFLite MUL)",
+               ("A", "B"), {"input1_zero_point": None, "input2_zero_point": None, "output_zero_point": None,
+                            **_REQUANT, **_CLAMP}),
+        OpSpec("AveragePool", "average over windows of valid (unpadded) elements, NHWC; scale kept",
+               ("X",), {"kernel_shape": None, **_WINDOW, **_CLAMP}),
+        OpSpec("MaxPool", "maximum over windows of valid elements, NHWC; scale kept",
+               ("X",), {"kernel_shape": None, **_WINDOW, **_CLAMP}),
+        OpSpec("Softmax", "softmax over the last axis, output scale 1/256 zero point -128 (TFLite SOFTMAX)",
+               ("X",), {"input_multiplier": None, "input_left_shift": None, "diff_min": None}),
+        OpSpec("Requantize", "change of scale and zero point (TFLite QUANTIZE int8->int8)",
+               ("X",), {"input_zero_point": None, "output_zero_point": None, **_REQUANT, **_CLAMP}),
+        OpSpec("Clamp", "clamp to [min, max] in the quantized domain (an unfused activation)",
+               ("X",), {"min": -128, "max": 127}),
+        OpSpec("Quantize", "float -> int8: round_half_away(x / scale) + zero_point, saturated",
+               ("X",), {"scale": None, "zero_point": None}),
+        OpSpec("Dequantize", "int8 -> float: (x - zero_point) * scale",
+               ("X",), {"scale": None, "zero_point": None}),
+        OpSpec("Concat", "concatenation along axis; all inputs share the output's quantization",
+               ("X...",), {"axis": None}),
+        OpSpec("Pad", "constant padding, pads = [begin_0, ..., begin_n, end_0, ..., end_n]",
+               ("X",), {"pads": None, "value": None}),
+        OpSpec("Reshape", "new shape, same data order (zero-copy)", ("X",), {"shape": None}),
+        OpSpec("Transpose", "permutation of axes", ("X",), {"perm": None}),
+    )
+}
+
+#: Operators whose output quantization always equals their (first) input's.
+SCALE_PRESERVING = frozenset({"AveragePool", "MaxPool", "Clamp", "Concat", "Pad", "Reshape", "Transpose"})
+
+#: Operators that carry ``activation_min``/``activation_max`` and can absorb a Clamp.
+CLAMPABLE = frozenset({"Conv", "DepthwiseConv", "FullyConnected", "Add", "Sub", "Mul",
+                       "AveragePool", "MaxPool", "Requantize"})
+
+
+def is_edgec_node(node) -> bool:
+    """True when ``node`` (an ``onnx_ir.Node``) is an operator of the edgec domain."""
+    return node.domain == DOMAIN
+
+
+def is_integer_model(model) -> bool:
+    """True when ``model`` (an ``onnx_ir.Model``) is an edgec integer graph."""
+    return model.opset_imports.get(DOMAIN) is not None and all(
+        is_edgec_node(node) for node in model.graph
+    )

@@ -1,0 +1,60 @@
+"""Accumulating operators: Conv, DepthwiseConv, FullyConnected (TFLite int8 semantics).
+
+For every output element: ``acc = bias + sum((x - input_zero_point) * w)`` over the
+window's in-bounds inputs (padding contributes nothing, exactly as if padded with the
+input zero point), then ``requantize_to_int8`` with the output channel's multiplier.
+Accumulators are int32 in the C kernels; the quantizer keeps them from overflowing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgec.reference.requant import requantize_to_int8
+from edgec.reference.windows import exact_int_matmul, pad_spatial, spatial_windows
+
+
+def _centered_windows(x: np.ndarray, attrs: dict, kernel_hw) -> np.ndarray:
+    """Windows of ``x - input_zero_point`` (int64) with zero padding, ``[N,Ho,Wo,C,kh,kw]``."""
+    centered = x.astype(np.int64) - int(attrs["input_zero_point"])
+    padded = pad_spatial(centered, attrs["pads"], 0)
+    return spatial_windows(padded, kernel_hw, attrs["strides"], attrs["dilations"])
+
+
+def _finish(acc: np.ndarray, bias, attrs: dict, rounding: str) -> np.ndarray:
+    if bias is not None:
+        acc = acc + bias.astype(np.int64)
+    return requantize_to_int8(
+        acc, attrs["output_multiplier"], attrs["output_shift"], attrs["output_zero_point"],
+        attrs["activation_min"], attrs["activation_max"], rounding,
+    )
+
+
+def conv(attrs: dict, rounding: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """Conv: ``x`` int8 ``[N,H,W,Cin]``, ``w`` int8 ``[Cout,kh,kw,Cin]``, ``b`` int32 ``[Cout]``."""
+    cout, kh, kw, cin = w.shape
+    windows = _centered_windows(x, attrs, (kh, kw))
+    n, ho, wo = windows.shape[:3]
+    patches = windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, kh * kw * cin)
+    acc = exact_int_matmul(patches, w.reshape(cout, -1).T).reshape(n, ho, wo, cout)
+    return _finish(acc, b, attrs, rounding)
+
+
+def depthwise_conv(attrs: dict, rounding: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """DepthwiseConv: ``w`` int8 ``[1,kh,kw,C*M]``; output channel ``c*M + m`` reads input channel ``c``."""
+    _, kh, kw, cout = w.shape
+    multiplier = int(attrs["depth_multiplier"])
+    windows = _centered_windows(x, attrs, (kh, kw)).astype(np.float64)
+    cin = windows.shape[3]
+    weights = w.reshape(kh, kw, cin, multiplier).astype(np.float64)
+    acc = np.einsum("nhwcyx,yxcm->nhwcm", windows, weights, optimize=True)
+    acc = np.rint(acc).astype(np.int64).reshape(*windows.shape[:3], cout)
+    return _finish(acc, b, attrs, rounding)
+
+
+def fully_connected(attrs: dict, rounding: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """FullyConnected: ``x`` int8 ``[..., K]``, ``w`` int8 ``[Cout, K]`` → ``[..., Cout]``."""
+    cout, k = w.shape
+    centered = x.astype(np.int64).reshape(-1, k) - int(attrs["input_zero_point"])
+    acc = exact_int_matmul(centered, w.T).reshape(*x.shape[:-1], cout)
+    return _finish(acc, b, attrs, rounding)

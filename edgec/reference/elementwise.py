@@ -1,0 +1,80 @@
+"""Elementwise operators (TFLite int8 semantics): Add, Sub, Mul, Requantize, Clamp,
+and the model-boundary Quantize/Dequantize.
+
+Binary operators broadcast like numpy. ``Add``/``Sub`` follow TFLite exactly: both inputs
+are centred, shifted left by ``left_shift`` (20) and rescaled to a common scale with their
+own multipliers, summed (or subtracted), then rescaled to the output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgec.fixedpoint import multiply_by_quantized_multiplier, round_half_away_from_zero
+from edgec.reference.requant import requantize_to_int8
+
+
+def _rescaled_operands(attrs: dict, rounding: str, a: np.ndarray, b: np.ndarray):
+    shift = int(attrs["left_shift"])
+    a1 = (a.astype(np.int64) - int(attrs["input1_zero_point"])) << shift
+    b1 = (b.astype(np.int64) - int(attrs["input2_zero_point"])) << shift
+    a2 = multiply_by_quantized_multiplier(a1, attrs["input1_multiplier"], attrs["input1_shift"], rounding)
+    b2 = multiply_by_quantized_multiplier(b1, attrs["input2_multiplier"], attrs["input2_shift"], rounding)
+    return a2, b2
+
+
+def _output(attrs: dict, rounding: str, raw: np.ndarray) -> np.ndarray:
+    return requantize_to_int8(
+        raw, attrs["output_multiplier"], attrs["output_shift"], attrs["output_zero_point"],
+        attrs["activation_min"], attrs["activation_max"], rounding,
+    )
+
+
+def add(attrs: dict, rounding: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """TFLite ADD."""
+    a2, b2 = _rescaled_operands(attrs, rounding, a, b)
+    return _output(attrs, rounding, a2 + b2)
+
+
+def sub(attrs: dict, rounding: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """TFLite SUB."""
+    a2, b2 = _rescaled_operands(attrs, rounding, a, b)
+    return _output(attrs, rounding, a2 - b2)
+
+
+def mul(attrs: dict, rounding: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """TFLite MUL: ``(a - za) * (b - zb)`` rescaled to the output."""
+    product = (a.astype(np.int64) - int(attrs["input1_zero_point"])) * (
+        b.astype(np.int64) - int(attrs["input2_zero_point"])
+    )
+    return _output(attrs, rounding, product)
+
+
+def requantize(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
+    """TFLite QUANTIZE int8 -> int8: ``MBQM(x - zin, m, s) + zout``, clamped."""
+    centered = x.astype(np.int64) - int(attrs["input_zero_point"])
+    return _output(attrs, rounding, centered)
+
+
+def clamp(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
+    """Clamp to ``[min, max]`` (quantized values)."""
+    del rounding
+    return np.clip(x, int(attrs["min"]), int(attrs["max"])).astype(np.int8)
+
+
+def quantize(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
+    """TFLite QUANTIZE float32 -> int8: ``round_half_away(x / scale) + zero_point`` saturated.
+
+    The division is a float32 division, as in the C code.
+    """
+    del rounding
+    quotient = np.asarray(x, dtype=np.float32) / np.float32(attrs["scale"])
+    rounded = np.clip(round_half_away_from_zero(quotient), -(1 << 31), (1 << 31) - 1)
+    return np.clip(rounded + int(attrs["zero_point"]), -128, 127).astype(np.int8)
+
+
+def dequantize(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
+    """TFLite DEQUANTIZE int8 -> float32: ``float(scale * (x - zero_point))`` in double."""
+    del rounding
+    centered = x.astype(np.float64) - int(attrs["zero_point"])
+    return (np.float64(np.float32(attrs["scale"])) * centered).astype(np.float32)

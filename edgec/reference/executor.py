@@ -1,0 +1,139 @@
+"""Runs an edgec integer graph node by node with the reference kernels."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import onnx_ir as ir
+
+from edgec import ops
+from edgec.errors import InputDataError, UnsupportedModelError
+from edgec.reference import conv, elementwise, layout, pooling, softmax
+
+Kernel = Callable[..., np.ndarray]
+
+KERNELS: dict[str, Kernel] = {
+    "Conv": conv.conv,
+    "DepthwiseConv": conv.depthwise_conv,
+    "FullyConnected": conv.fully_connected,
+    "Add": elementwise.add,
+    "Sub": elementwise.sub,
+    "Mul": elementwise.mul,
+    "Requantize": elementwise.requantize,
+    "Clamp": elementwise.clamp,
+    "Quantize": elementwise.quantize,
+    "Dequantize": elementwise.dequantize,
+    "AveragePool": pooling.average_pool,
+    "MaxPool": pooling.max_pool,
+    "Softmax": softmax.softmax,
+    "Concat": layout.concat,
+    "Pad": layout.pad,
+    "Reshape": layout.reshape,
+    "Transpose": layout.transpose,
+}
+
+
+def node_attributes(node: ir.Node) -> dict:
+    """The node's attributes as Python values, with the operator's defaults filled in.
+
+    Raises :class:`UnsupportedModelError` for an unknown operator or a missing required
+    attribute, naming the node.
+    """
+    spec = ops.OPS.get(node.op_type)
+    if node.domain != ops.DOMAIN or spec is None:
+        raise UnsupportedModelError(
+            f"node '{node.name}' is {node.domain or 'ai.onnx'}::{node.op_type}, not an edgec integer operator",
+            f"quantize the model first (edgec quantize); edgec operators are: {', '.join(sorted(ops.OPS))}",
+        )
+    values = {name: attr.value for name, attr in node.attributes.items()}
+    attrs = {}
+    for name, default in spec.attributes.items():
+        if name in values:
+            value = values[name]
+            attrs[name] = list(value) if isinstance(value, tuple | list) else value
+        elif default is None:
+            raise UnsupportedModelError(
+                f"node '{node.name}' ({node.op_type}) lacks its required attribute '{name}'",
+                "regenerate the integer graph with edgec quantize",
+            )
+        else:
+            attrs[name] = default
+    return attrs
+
+
+class ReferenceExecutor:
+    """Executes an integer graph; construct once, run many inputs.
+
+    Contract: ``run`` takes one array per graph input with exactly the input's shape. A
+    float input whose only consumer is a ``Quantize`` may instead be given as int8, which
+    is then bound to the ``Quantize`` output (the quantized model input).
+    """
+
+    def __init__(self, model: ir.Model, rounding: str | None = None) -> None:
+        self.model = model
+        graph = model.graph
+        self.rounding = rounding or model.metadata_props.get(ops.ROUNDING_KEY, "double")
+        self._constants = {
+            value.name: value.const_value.numpy() for value in graph.initializers.values()
+            if value.const_value is not None
+        }
+        self._plan = [(node, KERNELS[node.op_type], node_attributes(node)) for node in graph]
+
+    @property
+    def input_names(self) -> list[str]:
+        return [value.name for value in self.model.graph.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [value.name for value in self.model.graph.outputs]
+
+    def _bind_inputs(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        bound: dict[str, np.ndarray] = {}
+        for value in self.model.graph.inputs:
+            if value.name not in inputs:
+                raise InputDataError(
+                    f"no data for model input '{value.name}'",
+                    f"provide inputs named {self.input_names}",
+                )
+            array = np.asarray(inputs[value.name])
+            expected = tuple(value.shape.numpy()) if value.shape is not None else array.shape
+            if array.shape != expected:
+                raise InputDataError(
+                    f"input '{value.name}' has shape {list(array.shape)}, the model expects {list(expected)}",
+                    "reshape the data to the model's input shape",
+                )
+            consumers = value.consumers()
+            if array.dtype == np.int8 and value.dtype != ir.DataType.INT8:
+                if len(consumers) == 1 and consumers[0].op_type == "Quantize":
+                    bound[consumers[0].outputs[0].name] = array
+                    continue
+                raise InputDataError(f"input '{value.name}' is {value.dtype}, got int8 data", "pass float data")
+            expected_dtype = value.dtype.numpy() if value.dtype is not None else array.dtype
+            if array.dtype != expected_dtype:
+                if not (np.issubdtype(array.dtype, np.floating) and np.issubdtype(expected_dtype, np.floating)):
+                    raise InputDataError(
+                        f"input '{value.name}' is {array.dtype}, the model expects {np.dtype(expected_dtype)}",
+                        f"convert the data with .astype(np.{np.dtype(expected_dtype)})",
+                    )
+                array = array.astype(expected_dtype)
+            bound[value.name] = array
+        return bound
+
+    def run(self, inputs: Mapping[str, np.ndarray], keep_intermediates: bool = False) -> dict[str, np.ndarray]:
+        """Run the graph; returns the graph outputs (and every tensor if ``keep_intermediates``)."""
+        values: dict[str, np.ndarray] = dict(self._constants)
+        values.update(self._bind_inputs(inputs))
+        for node, kernel, attrs in self._plan:
+            if all(output.name in values for output in node.outputs):
+                continue
+            args = [values[v.name] if v is not None else None for v in node.inputs]
+            values[node.outputs[0].name] = kernel(attrs, self.rounding, *args)
+        if keep_intermediates:
+            return {name: array for name, array in values.items() if name not in self._constants}
+        return {name: values[name] for name in self.output_names}
+
+
+def run_model(model: ir.Model, inputs: Mapping[str, np.ndarray], rounding: str | None = None) -> dict[str, np.ndarray]:
+    """Run ``model`` once on ``inputs`` (a convenience over :class:`ReferenceExecutor`)."""
+    return ReferenceExecutor(model, rounding).run(inputs)

@@ -1,0 +1,32 @@
+"""Pooling over NHWC int8 tensors (TFLite AVERAGE_POOL_2D / MAX_POOL_2D semantics).
+
+Windows count only in-bounds elements: padding is neither summed nor counted, and never
+wins a maximum. Output quantization equals the input's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgec.fixedpoint import divide_round_half_away
+from edgec.reference.windows import pad_spatial, spatial_windows
+
+
+def average_pool(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
+    """Sum of the valid elements of each window divided by their count, rounded half away from zero."""
+    del rounding  # the division is exact integer rounding in every mode
+    kernel, strides, pads = attrs["kernel_shape"], attrs["strides"], attrs["pads"]
+    values = pad_spatial(x.astype(np.int64), pads, 0)
+    valid = pad_spatial(np.ones((1, *x.shape[1:3], 1), dtype=np.int64), pads, 0)
+    sums = spatial_windows(values, kernel, strides).sum(axis=(4, 5))
+    counts = spatial_windows(valid, kernel, strides).sum(axis=(4, 5))
+    averages = divide_round_half_away(sums, counts)
+    return np.clip(averages, attrs["activation_min"], attrs["activation_max"]).astype(np.int8)
+
+
+def max_pool(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
+    """Maximum over the valid elements of each window, then the activation clamp."""
+    del rounding
+    padded = pad_spatial(x.astype(np.int16), attrs["pads"], np.iinfo(np.int16).min)
+    maxima = spatial_windows(padded, attrs["kernel_shape"], attrs["strides"]).max(axis=(4, 5))
+    return np.clip(maxima, attrs["activation_min"], attrs["activation_max"]).astype(np.int8)

@@ -1,0 +1,108 @@
+"""Per-layer summaries of float and integer graphs (what ``edgec inspect`` prints).
+
+MACs count multiply-accumulates of the layers that have weights, the convention of the
+MLPerf Tiny figures: Conv ``N*Cout*prod(out_spatial)*(Cin/group)*prod(kernel)``, Gemm/MatMul
+and FullyConnected ``prod(output)*K``, depthwise ``N*prod(out_spatial)*Cout*prod(kernel)``.
+Other operators count 0. Parameters are the elements of a layer's constant inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import onnx_ir as ir
+
+from edgec import ops
+from edgec.passes.graph_utils import attribute, static_shape
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    """One node: name, operator, activation input/output shapes, parameter count and bytes, MACs."""
+
+    name: str
+    op: str
+    input_shape: tuple[int, ...] | None
+    output_shape: tuple[int, ...] | None
+    params: int
+    param_bytes: int
+    macs: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSummary:
+    """Layers of a model in execution order, with totals."""
+
+    kind: str  # "float" or "integer"
+    inputs: dict[str, tuple[int, ...]]
+    outputs: dict[str, tuple[int, ...]]
+    layers: list[Layer]
+
+    @property
+    def total_macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def total_params(self) -> int:
+        return sum(layer.params for layer in self.layers)
+
+    @property
+    def total_param_bytes(self) -> int:
+        return sum(layer.param_bytes for layer in self.layers)
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "inputs": {k: list(v) for k, v in self.inputs.items()},
+            "outputs": {k: list(v) for k, v in self.outputs.items()},
+            "layers": [dataclasses.asdict(layer) for layer in self.layers],
+            "total_macs": self.total_macs,
+            "total_params": self.total_params,
+            "total_param_bytes": self.total_param_bytes,
+        }
+
+
+def _macs(node: ir.Node, out_shape: tuple[int, ...] | None, weight: np.ndarray | None) -> int:
+    if out_shape is None or weight is None:
+        return 0
+    op = node.op_type
+    if node.domain == "" and op == "Conv":
+        groups = int(attribute(node, "group", 1))
+        cin_per_group = weight.shape[1]
+        return math.prod(out_shape) * cin_per_group * math.prod(weight.shape[2:]) if groups else 0
+    if node.domain == "" and op in ("Gemm", "MatMul"):
+        k = weight.shape[1] if op == "Gemm" and attribute(node, "transB", 0) else weight.shape[0]
+        return math.prod(out_shape) * k
+    if node.domain == ops.DOMAIN and op == "Conv":
+        return math.prod(out_shape) * math.prod(weight.shape[1:])
+    if node.domain == ops.DOMAIN and op == "DepthwiseConv":
+        return math.prod(out_shape) * weight.shape[1] * weight.shape[2]
+    if node.domain == ops.DOMAIN and op == "FullyConnected":
+        return math.prod(out_shape) * weight.shape[1]
+    return 0
+
+
+def summarize(model: ir.Model) -> ModelSummary:
+    """Summarize a canonical float model or an integer graph."""
+    layers = []
+    for node in model.graph:
+        constants = [v for v in node.inputs if v is not None and v.const_value is not None]
+        activations = [v for v in node.inputs if v is not None and v.const_value is None]
+        weight = constants[0].const_value.numpy() if constants and node.op_type not in ("Reshape", "Pad") else None
+        out_shape = static_shape(node.outputs[0])
+        params = sum(math.prod(v.shape.numpy()) for v in constants if v.shape is not None)
+        param_bytes = sum(v.const_value.nbytes for v in constants)
+        layers.append(Layer(
+            name=node.name or node.outputs[0].name, op=node.op_type,
+            input_shape=static_shape(activations[0]) if activations else None,
+            output_shape=out_shape, params=params if weight is not None else 0,
+            param_bytes=param_bytes if weight is not None else 0, macs=_macs(node, out_shape, weight),
+        ))
+    return ModelSummary(
+        kind="integer" if ops.is_integer_model(model) else "float",
+        inputs={v.name: static_shape(v) for v in model.graph.inputs},
+        outputs={v.name: static_shape(v) for v in model.graph.outputs},
+        layers=layers,
+    )

@@ -1,0 +1,119 @@
+"""AbsorbQDQPass: turn an ONNX QDQ model back into a float graph that remembers its scales.
+
+Models written by ``onnxruntime.quantization.quantize_static`` (QDQ format) mark every
+quantized tensor with QuantizeLinear/DequantizeLinear pairs. edgec keeps exactly their
+scales and zero points, but computes with its own integer operators, so:
+
+1. ``DequantizeLinear(q, scale, zero_point, axis)`` with all inputs constant (weights,
+   int32 biases) becomes the float constant ``(q - zero_point) * scale``; the per-channel
+   scales (weights) are recorded on it with :func:`passes.qparams.set_channel_scales`.
+2. ``DequantizeLinear(QuantizeLinear(x, s, z), s, z)`` (an activation's fake
+   quantization) is removed: readers of its output read ``x``, and ``(s, z)`` is recorded
+   on ``x`` with :func:`passes.qparams.set_qparams`. uint8 pairs are shifted to int8
+   (``z - 128``, same scale).
+3. Any other QuantizeLinear/DequantizeLinear (per-axis activations, int16, a quantized
+   graph input or output) is rejected with an :class:`UnsupportedModelError`.
+
+Invariant: afterwards no QuantizeLinear/DequantizeLinear node remains; float semantics
+equal the QDQ model's up to the removed fake-quantization rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from edgec.errors import UnsupportedModelError
+from edgec.passes.graph_utils import add_initializer, attribute, const_array, replace_value
+from edgec.passes.qparams import QParams, set_channel_scales, set_qparams
+
+_QDQ = ("QuantizeLinear", "DequantizeLinear")
+
+
+def _scale_and_zero_point(node: ir.Node) -> tuple[np.ndarray, np.ndarray]:
+    scale = const_array(node.inputs[1])
+    zero_point = const_array(node.inputs[2]) if len(node.inputs) > 2 else None
+    if scale is None:
+        raise UnsupportedModelError(
+            f"{node.op_type} node '{node.name}' has a scale computed at run time",
+            "edgec needs constant quantization parameters; re-export the QDQ model with static quantization",
+        )
+    if zero_point is None:
+        zero_point = np.zeros_like(scale, dtype=np.int8)
+    return scale, zero_point
+
+
+def _as_int8_qparams(node: ir.Node, scale: np.ndarray, zero_point: np.ndarray) -> QParams:
+    if scale.size != 1:
+        raise UnsupportedModelError(
+            f"{node.op_type} node '{node.name}' quantizes an activation per axis",
+            "quantize activations per tensor (per_channel applies to weights only)",
+        )
+    offset = {np.dtype(np.int8): 0, np.dtype(np.uint8): -128}.get(zero_point.dtype)
+    if offset is None:
+        raise UnsupportedModelError(
+            f"{node.op_type} node '{node.name}' uses {zero_point.dtype} activations",
+            "quantize activations to int8 or uint8",
+        )
+    return QParams(float(np.float32(scale.ravel()[0])), int(zero_point.ravel()[0]) + offset)
+
+
+class AbsorbQDQPass(ir.passes.InPlacePass):
+    """See the module docstring."""
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        graph = model.graph
+        modified = False
+        for node in list(graph):
+            if node.op_type == "DequantizeLinear" and node.domain == "":
+                if const_array(node.inputs[0]) is not None:
+                    self._fold_constant(graph, node)
+                else:
+                    self._remove_pair(graph, node)
+                modified = True
+        for node in graph:
+            if node.op_type in _QDQ and node.domain == "":
+                raise UnsupportedModelError(
+                    f"{node.op_type} node '{node.name}' is not part of a QuantizeLinear/DequantizeLinear pair",
+                    "edgec takes float models or QDQ models with float inputs and outputs",
+                )
+        return ir.passes.PassResult(model, modified)
+
+    @staticmethod
+    def _fold_constant(graph: ir.Graph, node: ir.Node) -> None:
+        q = const_array(node.inputs[0])
+        scale, zero_point = _scale_and_zero_point(node)
+        axis = attribute(node, "axis", 1)
+        shape = [1] * q.ndim
+        if scale.size > 1:
+            axis = axis % q.ndim
+            shape[axis] = -1
+        real = (q.astype(np.float64) - zero_point.astype(np.float64).reshape(shape)) * scale.astype(
+            np.float64
+        ).reshape(shape)
+        folded = add_initializer(graph, f"{node.inputs[0].name}_dequantized", real.astype(np.float32))
+        if q.dtype == np.int8 and scale.size > 1:
+            set_channel_scales(folded, scale, axis)
+        replace_value(node.outputs[0], folded)
+        graph.remove(node, safe=True)
+
+    @staticmethod
+    def _remove_pair(graph: ir.Graph, dequantize: ir.Node) -> None:
+        quantize = dequantize.inputs[0].producer()
+        if quantize is None or quantize.op_type != "QuantizeLinear":
+            raise UnsupportedModelError(
+                f"DequantizeLinear node '{dequantize.name}' reads a quantized graph input",
+                "edgec takes QDQ models with float inputs",
+            )
+        qparams = _as_int8_qparams(dequantize, *_scale_and_zero_point(dequantize))
+        if _as_int8_qparams(quantize, *_scale_and_zero_point(quantize)) != qparams:
+            raise UnsupportedModelError(
+                f"QuantizeLinear '{quantize.name}' and DequantizeLinear '{dequantize.name}' disagree on scale",
+                "use matching QDQ pairs",
+            )
+        source = quantize.inputs[0]
+        set_qparams(source, qparams)
+        replace_value(dequantize.outputs[0], source)
+        graph.remove(dequantize, safe=True)
+        if not quantize.outputs[0].uses() and not quantize.outputs[0].is_graph_output():
+            graph.remove(quantize, safe=True)

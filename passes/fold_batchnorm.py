@@ -1,0 +1,119 @@
+"""FoldBatchNormPass: remove inference-mode BatchNormalization.
+
+With ``a = gamma / sqrt(var + eps)`` and ``b = beta - mean * a`` (per channel, axis 1):
+
+1. ``BatchNormalization(Conv(x, W, B))``, the Conv output read only by the BN and all
+   parameters constant: the Conv gets ``W' = W * a`` (per output channel) and
+   ``B' = B * a + b``; the BN disappears.
+2. ``BatchNormalization(Gemm(x, W, C))`` on a 2-D output, same conditions: the Gemm's
+   output columns are scaled the same way (``alpha``/``beta`` folded in).
+3. Any other BN with constant parameters becomes ``Add(Mul(x, a), b)`` with ``a`` and ``b``
+   shaped to broadcast over axis 1.
+
+Invariant: no BatchNormalization remains, except one with non-constant parameters
+(rejected by the quantizer with its name). Float semantics are unchanged up to float
+rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from edgec.passes.graph_utils import add_initializer, attribute, const_array, replace_value, sole_consumer
+
+
+def _bn_affine(bn: ir.Node) -> tuple[np.ndarray, np.ndarray] | None:
+    params = [const_array(v) for v in bn.inputs[1:5]]
+    if any(p is None for p in params) or len(bn.outputs) > 1 and any(o.uses() for o in bn.outputs[1:]):
+        return None
+    gamma, beta, mean, var = (p.astype(np.float64) for p in params)
+    eps = float(attribute(bn, "epsilon", 1e-5))
+    a = gamma / np.sqrt(var + eps)
+    return a, beta - mean * a
+
+
+class FoldBatchNormPass(ir.passes.InPlacePass):
+    """See the module docstring."""
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        graph = model.graph
+        modified = False
+        for bn in list(graph):
+            if bn.op_type != "BatchNormalization" or bn.domain != "":
+                continue
+            affine = _bn_affine(bn)
+            if affine is None:
+                continue
+            producer = bn.inputs[0].producer()
+            folded = (
+                producer is not None and sole_consumer(bn.inputs[0]) is bn
+                and (self._into_conv(graph, producer, *affine) or self._into_gemm(graph, producer, *affine))
+            )
+            if folded:
+                replace_value(bn.outputs[0], producer.outputs[0])
+            else:
+                self._as_mul_add(graph, bn, *affine)
+            graph.remove(bn, safe=True)
+            modified = True
+        return ir.passes.PassResult(model, modified)
+
+    @staticmethod
+    def _into_conv(graph: ir.Graph, conv: ir.Node, a: np.ndarray, b: np.ndarray) -> bool:
+        if conv.op_type != "Conv" or conv.domain != "":
+            return False
+        weights = const_array(conv.inputs[1])
+        bias = const_array(conv.inputs[2]) if len(conv.inputs) > 2 else None
+        if weights is None or (len(conv.inputs) > 2 and conv.inputs[2] is not None and bias is None):
+            return False
+        bias = np.zeros(weights.shape[0]) if bias is None else bias.astype(np.float64)
+        scale = a.reshape(-1, *([1] * (weights.ndim - 1)))
+        new_w = add_initializer(graph, f"{conv.inputs[1].name}_bnfolded", (weights * scale).astype(np.float32))
+        new_b = add_initializer(graph, f"{conv.name}_bias_bnfolded", (bias * a + b).astype(np.float32))
+        conv.replace_input_with(1, new_w)
+        if len(conv.inputs) > 2:
+            conv.replace_input_with(2, new_b)
+        else:
+            _append_input(conv, new_b)
+        return True
+
+    @staticmethod
+    def _into_gemm(graph: ir.Graph, gemm: ir.Node, a: np.ndarray, b: np.ndarray) -> bool:
+        if gemm.op_type != "Gemm" or gemm.domain != "" or attribute(gemm, "transA", 0):
+            return False
+        weights = const_array(gemm.inputs[1])
+        bias = const_array(gemm.inputs[2]) if len(gemm.inputs) > 2 and gemm.inputs[2] is not None else None
+        if weights is None or (len(gemm.inputs) > 2 and gemm.inputs[2] is not None and bias is None):
+            return False
+        alpha, beta = float(attribute(gemm, "alpha", 1.0)), float(attribute(gemm, "beta", 1.0))
+        w_kn = weights.T if attribute(gemm, "transB", 0) else weights
+        n = w_kn.shape[1]
+        c = np.broadcast_to(np.zeros(n) if bias is None else bias.astype(np.float64) * beta, (n,))
+        new_w = add_initializer(graph, f"{gemm.inputs[1].name}_bnfolded", (alpha * w_kn * a).T.astype(np.float32))
+        new_b = add_initializer(graph, f"{gemm.name}_bias_bnfolded", (c * a + b).astype(np.float32))
+        gemm.replace_input_with(1, new_w)
+        if len(gemm.inputs) > 2:
+            gemm.replace_input_with(2, new_b)
+        else:
+            _append_input(gemm, new_b)
+        for name, value in (("alpha", 1.0), ("beta", 1.0), ("transB", 1)):
+            gemm.attributes[name] = ir.convenience.convert_attribute(name, value)
+        return True
+
+    @staticmethod
+    def _as_mul_add(graph: ir.Graph, bn: ir.Node, a: np.ndarray, b: np.ndarray) -> None:
+        rank = bn.inputs[0].shape.rank() if bn.inputs[0].shape is not None else 4
+        shape = (-1,) + (1,) * max(rank - 2, 0)
+        scale = add_initializer(graph, f"{bn.name}_scale", a.reshape(shape).astype(np.float32))
+        shift = add_initializer(graph, f"{bn.name}_shift", b.reshape(shape).astype(np.float32))
+        mul = ir.node("Mul", [bn.inputs[0], scale], name=f"{bn.name}_mul")
+        add = ir.node("Add", [mul.outputs[0], shift], name=f"{bn.name}_add")
+        mul.outputs[0].name = f"{bn.name}_scaled"
+        graph.insert_before(bn, [mul, add])
+        replace_value(bn.outputs[0], add.outputs[0])
+
+
+def _append_input(node: ir.Node, value: ir.Value) -> None:
+    """Give a two-input Conv/Gemm its optional third (bias) input."""
+    node.resize_inputs(3)
+    node.replace_input_with(2, value)

@@ -1,0 +1,188 @@
+"""IntegerGraphBuilder: the state of a float-to-integer lowering in progress.
+
+Used by :class:`passes.quantize.QuantizePass` and the per-operator functions of
+:mod:`passes.lower_ops`. It owns the new graph's nodes and initializers, the map from
+float values to integer values (with their layout), and the choice of quantization
+parameters for each float tensor (see :mod:`passes.quantize`, case 4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import onnx_ir as ir
+
+from edgec import ops
+from edgec.errors import UnsupportedModelError
+from edgec.passes.graph_utils import const_array, sole_consumer, static_shape
+from edgec.passes.multipliers import requantize_attributes
+from edgec.passes.normalize_reshapes import keeps_data_order
+from edgec.passes.qparams import QParams, activation_qparams, get_qparams, set_qparams
+
+#: Float ops whose output may take the range of the Relu/Clip that alone reads it.
+FUSABLE_PRODUCERS = frozenset({"Conv", "Gemm", "MatMul", "Add", "Sub", "Mul"})
+ACTIVATIONS = frozenset({"Relu", "Clip"})
+
+
+def channels_last_perm(rank: int) -> list[int]:
+    """Permutation taking ``[N, C, *spatial]`` to ``[N, *spatial, C]``."""
+    return [0, *range(2, rank), 1]
+
+
+def channels_first_perm(rank: int) -> list[int]:
+    """Inverse of :func:`channels_last_perm`."""
+    return [0, rank - 1, *range(1, rank - 1)]
+
+
+class IntegerGraphBuilder:
+    """Accumulates the integer graph while the float graph is lowered node by node.
+
+    Each float value maps to one integer value plus a layout flag: ``channels_last`` means
+    the integer tensor holds the float tensor permuted by :func:`channels_last_perm`.
+    """
+
+    def __init__(self, float_model: ir.Model, ranges: Mapping[str, tuple[float, float]]) -> None:
+        self.float_model = float_model
+        self.ranges = ranges
+        self.nodes: list[ir.Node] = []
+        self.initializers: list[ir.Value] = []
+        self._values: dict[str, tuple[ir.Value, bool]] = {}
+        self._converted: dict[tuple[str, bool], ir.Value] = {}
+        graph = float_model.graph
+        self._interface = {v.name for v in graph.inputs} | {v.name for v in graph.outputs}
+        self._names: set[str] = set(self._interface)
+
+    # -- names and shapes ------------------------------------------------------------
+    def unique_name(self, base: str) -> str:
+        """A value name not yet used in the integer graph (``base`` itself when free)."""
+        base = base or "t"
+        name, counter = base, 1
+        while name in self._names:
+            name, counter = f"{base}_{counter}", counter + 1
+        self._names.add(name)
+        return name
+
+    @staticmethod
+    def shape_of(value: ir.Value) -> tuple[int, ...]:
+        shape = static_shape(value)
+        if shape is None:
+            raise UnsupportedModelError(
+                f"tensor '{value.name}' has no static shape", "give --input-shape so every shape is known"
+            )
+        return shape
+
+    # -- quantization parameters --------------------------------------------------------
+    def desired_qparams(self, value: ir.Value) -> QParams:
+        """The parameters ``value`` should be quantized with (module docstring, case 4)."""
+        recorded = get_qparams(value)
+        if recorded is not None:
+            return recorded
+        producer = value.producer()
+        consumer = sole_consumer(value)
+        if (producer is not None and producer.op_type in FUSABLE_PRODUCERS and consumer is not None
+                and consumer.op_type in ACTIVATIONS and consumer.domain == ""):
+            return self.desired_qparams(consumer.outputs[0])
+        if value.name not in self.ranges:
+            raise UnsupportedModelError(
+                f"no calibration range for tensor '{value.name}'",
+                "calibrate with data that reaches every tensor (--calib FILE)",
+            )
+        low, high = self.ranges[value.name]
+        return activation_qparams(low, high)
+
+    @staticmethod
+    def qparams_of(value: ir.Value) -> QParams:
+        """Parameters of an int8 value of the integer graph."""
+        q = get_qparams(value)
+        assert q is not None, f"integer value {value.name} lacks quantization parameters"
+        return q
+
+    # -- building -------------------------------------------------------------------
+    def constant(self, base: str, array: np.ndarray, qparams: QParams | None = None) -> ir.Value:
+        """Add an initializer (int8 weights, int32 bias ...) to the integer graph."""
+        name = self.unique_name(base)
+        tensor = ir.tensor(np.ascontiguousarray(array), name=name)
+        value = ir.Value(name=name, shape=ir.Shape(array.shape), type=ir.TensorType(tensor.dtype),
+                         const_value=tensor)
+        if qparams is not None:
+            set_qparams(value, qparams)
+        self.initializers.append(value)
+        return value
+
+    def emit(self, op_type: str, inputs: list[ir.Value | None], attrs: dict, *, shape, name: str,
+             qparams: QParams | None, dtype: ir.DataType = ir.DataType.INT8) -> ir.Value:
+        """Append an edgec node; returns its (single) output value."""
+        value_name = self.unique_name(f"{name}_int8" if name in self._interface else name)
+        node = ir.node(op_type, inputs, attrs, domain=ops.DOMAIN, name=value_name)
+        out = node.outputs[0]
+        out.name = value_name
+        out.shape = ir.Shape(list(shape))
+        out.type = ir.TensorType(dtype)
+        if qparams is not None:
+            set_qparams(out, qparams)
+        self.nodes.append(node)
+        return out
+
+    def bind(self, float_value: ir.Value, int_value: ir.Value, channels_last: bool) -> None:
+        self._values[float_value.name] = (int_value, channels_last)
+
+    def lookup(self, float_value: ir.Value) -> tuple[ir.Value, bool]:
+        if float_value.name not in self._values:
+            raise UnsupportedModelError(
+                f"tensor '{float_value.name}' is not produced by a supported operator",
+                "edgec needs every non-constant tensor to come from a supported operator",
+            )
+        return self._values[float_value.name]
+
+    def value_in_layout(self, float_value: ir.Value, channels_last: bool) -> ir.Value:
+        """The integer value of ``float_value`` in the requested layout (converting once)."""
+        value, current = self.lookup(float_value)
+        rank = len(self.shape_of(float_value))
+        if current == channels_last or rank < 3:
+            return value
+        key = (float_value.name, channels_last)
+        if key not in self._converted:
+            perm = channels_last_perm(rank) if channels_last else channels_first_perm(rank)
+            self._converted[key] = self.permute(value, perm, f"{float_value.name}_{'nhwc' if channels_last else 'nchw'}")
+        return self._converted[key]
+
+    def permute(self, value: ir.Value, perm: list[int], name: str) -> ir.Value:
+        """``Transpose`` of ``value`` by ``perm``, or a zero-copy ``Reshape`` when the order is kept."""
+        shape = tuple(int(d) for d in value.shape.numpy())
+        new_shape = [shape[p] for p in perm]
+        if perm == sorted(perm):
+            return value
+        q = self.qparams_of(value)
+        if keeps_data_order(shape, perm):
+            return self.emit("Reshape", [value], {"shape": new_shape}, shape=new_shape, name=name, qparams=q)
+        return self.emit("Transpose", [value], {"perm": perm}, shape=new_shape, name=name, qparams=q)
+
+    def to_qparams(self, value: ir.Value, target: QParams, name: str, clamp: tuple[int, int] = (-128, 127)) -> ir.Value:
+        """``value`` requantized to ``target`` (the value itself when already there and unclamped)."""
+        source = self.qparams_of(value)
+        if source == target and clamp == (-128, 127):
+            return value
+        attrs = requantize_attributes(source, target)
+        attrs.update(activation_min=clamp[0], activation_max=clamp[1])
+        return self.emit("Requantize", [value], attrs, shape=value.shape.numpy(), name=name, qparams=target)
+
+    def finish_preserving(self, float_out: ir.Value, value: ir.Value, channels_last: bool) -> None:
+        """Bind the output of a scale-preserving op, requantizing if QDQ asked for other parameters."""
+        recorded = get_qparams(float_out)
+        if recorded is not None and recorded != self.qparams_of(value):
+            value = self.to_qparams(value, recorded, f"{float_out.name}_requantized")
+        self.bind(float_out, value, channels_last)
+
+
+
+def constant_input(node: ir.Node, index: int, what: str) -> np.ndarray:
+    """The constant input ``index`` of ``node``; an error naming ``what`` if it is computed."""
+    value = node.inputs[index] if index < len(node.inputs) else None
+    array = const_array(value)
+    if array is None:
+        raise UnsupportedModelError(
+            f"{node.op_type} node '{node.name}' has a non-constant {what}",
+            f"edgec needs the {what} of {node.op_type} to be a constant (initializer)",
+        )
+    return array

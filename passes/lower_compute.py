@@ -1,0 +1,270 @@
+"""Lowering of the arithmetic ONNX operators to edgec integer operators.
+
+Conv (1-D and 2-D, grouped only as depthwise), Gemm, MatMul with constant weights,
+Add/Sub/Mul, Relu/Clip and Softmax. Each function takes the
+:class:`~passes.integer_builder.IntegerGraphBuilder` and one float node, emits integer
+nodes and binds the node's outputs. Conventions are in :mod:`passes.quantize`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from edgec.errors import UnsupportedModelError
+from edgec.passes.graph_utils import attribute, const_array
+from edgec.passes.integer_builder import IntegerGraphBuilder, channels_last_perm, constant_input
+from edgec.passes.multipliers import (
+    SOFTMAX_OUTPUT, add_attributes, channel_requant_attributes, mul_attributes, softmax_attributes,
+)
+from edgec.passes.qparams import (
+    activation_qparams, get_channel_scales, quantize_bias, quantize_weights, weight_scales,
+)
+
+
+def window_pads(node: ir.Node, in_spatial, kernel, strides, dilations) -> list[int]:
+    """Explicit ``[begin..., end...]`` padding of a Conv/pool node, resolving ``auto_pad``."""
+    rank = len(in_spatial)
+    auto_pad = attribute(node, "auto_pad", "NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if auto_pad in ("NOTSET", ""):
+        return [int(p) for p in attribute(node, "pads", [0] * (2 * rank))]
+    if auto_pad == "VALID":
+        return [0] * (2 * rank)
+    begins, ends = [], []
+    for size, k, s, d in zip(in_spatial, kernel, strides, dilations):
+        out = -(-size // s)
+        total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+        small, large = total // 2, total - total // 2
+        begins.append(small if auto_pad == "SAME_UPPER" else large)
+        ends.append(large if auto_pad == "SAME_UPPER" else small)
+    return begins + ends
+
+
+def as_2d(values: list[int], fill: int) -> list[int]:
+    """Per-axis values of a 1-D window op lifted to 2-D (a leading axis of size 1)."""
+    return [fill, *values] if len(values) == 1 else list(values)
+
+
+def as_2d_pads(pads: list[int]) -> list[int]:
+    """``[begin..., end...]`` pads as edgec's ``[top, left, bottom, right]``, lifting 1-D."""
+    return [0, pads[0], 0, pads[1]] if len(pads) == 2 else list(pads)
+
+
+def lift_to_4d(b: IntegerGraphBuilder, value: ir.Value, name: str) -> ir.Value:
+    """A channels-last ``[N, L, C]`` value as ``[N, 1, L, C]`` (zero-copy); 4-D values unchanged."""
+    shape = list(value.shape.numpy())
+    if len(shape) == 4:
+        return value
+    new_shape = [shape[0], 1, *shape[1:]]
+    return b.emit("Reshape", [value], {"shape": new_shape}, shape=new_shape, name=name, qparams=b.qparams_of(value))
+
+
+def bind_window_output(b: IntegerGraphBuilder, float_out: ir.Value, value: ir.Value) -> None:
+    """Bind a 4-D window-op result to a 3-D or 4-D float output (channels-last)."""
+    float_shape = b.shape_of(float_out)
+    if len(float_shape) == 3:
+        shape = [float_shape[0], float_shape[2], float_shape[1]]
+        value = b.emit("Reshape", [value], {"shape": shape}, shape=shape, name=f"{float_out.name}_3d",
+                       qparams=b.qparams_of(value))
+    b.bind(float_out, value, channels_last=True)
+
+
+def _weight_quantization(weights: np.ndarray, weight_value: ir.Value, channel_axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """int8 weights and per-channel scales, reusing QDQ scales recorded on the value."""
+    recorded = get_channel_scales(weight_value)
+    if recorded is not None and recorded[1] == channel_axis and recorded[0].size == weights.shape[channel_axis]:
+        scales = recorded[0]
+    else:
+        scales = weight_scales(weights, channel_axis)
+    return quantize_weights(weights, scales, channel_axis), scales
+
+
+def lower_conv(b: IntegerGraphBuilder, node: ir.Node) -> None:
+    x_f, out_f = node.inputs[0], node.outputs[0]
+    in_shape = b.shape_of(x_f)
+    if len(in_shape) not in (3, 4):
+        raise UnsupportedModelError(f"Conv node '{node.name}' is {len(in_shape) - 2}-D",
+                                    "edgec supports 1-D and 2-D convolutions")
+    weights = constant_input(node, 1, "weights").astype(np.float32)
+    cout, cin_per_group = weights.shape[:2]
+    spatial = in_shape[2:]
+    kernel = list(weights.shape[2:])
+    strides = attribute(node, "strides", [1] * len(spatial))
+    dilations = attribute(node, "dilations", [1] * len(spatial))
+    pads = window_pads(node, spatial, kernel, strides, dilations)
+    group, cin = int(attribute(node, "group", 1)), in_shape[1]
+    if group == 1:
+        op_type = "Conv"
+    elif group == cin and cin_per_group == 1:
+        op_type = "DepthwiseConv"
+    else:
+        raise UnsupportedModelError(
+            f"Conv node '{node.name}' is a grouped convolution (group={group}, {cin} input channels)",
+            "edgec supports group=1 and depthwise (group = input channels) convolutions",
+        )
+    x = lift_to_4d(b, b.value_in_layout(x_f, channels_last=True), f"{x_f.name}_4d")
+    qx, qy = b.qparams_of(x), b.desired_qparams(out_f)
+    w_q, scales = _weight_quantization(weights, node.inputs[1], channel_axis=0)
+    w_q = w_q.reshape(cout, cin_per_group, *as_2d(kernel, 1))
+    bias = const_array(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] is not None else np.zeros(cout)
+    if bias is None:
+        constant_input(node, 2, "bias")
+    w_layout = w_q.transpose(1, 2, 3, 0) if op_type == "DepthwiseConv" else w_q.transpose(0, 2, 3, 1)
+    attrs = {
+        "input_zero_point": qx.zero_point, "output_zero_point": qy.zero_point,
+        **channel_requant_attributes(qx.scale, scales, qy.scale),
+        "strides": as_2d(strides, 1), "dilations": as_2d(dilations, 1), "pads": as_2d_pads(pads),
+    }
+    if op_type == "DepthwiseConv":
+        attrs["depth_multiplier"] = cout // cin
+    out_shape = b.shape_of(out_f)
+    nhwc = [out_shape[0], *as_2d(list(out_shape[2:]), 1), cout]
+    y = b.emit(op_type, [x, b.constant(f"{node.name}_weights", w_layout),
+                         b.constant(f"{node.name}_bias", quantize_bias(bias, qx.scale, scales))],
+               attrs, shape=nhwc, name=out_f.name, qparams=qy)
+    bind_window_output(b, out_f, y)
+
+
+def _fully_connected(b: IntegerGraphBuilder, node: ir.Node, w_q: np.ndarray, scales: np.ndarray,
+                     bias: np.ndarray) -> None:
+    """Emit FullyConnected for ``node`` with int8 weights ``[N, K]`` and their per-row scales."""
+    x_f, out_f = node.inputs[0], node.outputs[0]
+    x = b.value_in_layout(x_f, channels_last=False)
+    qx, qy = b.qparams_of(x), b.desired_qparams(out_f)
+    attrs = {"input_zero_point": qx.zero_point, "output_zero_point": qy.zero_point,
+             **channel_requant_attributes(qx.scale, scales, qy.scale)}
+    y = b.emit("FullyConnected", [x, b.constant(f"{node.name}_weights", w_q),
+                                  b.constant(f"{node.name}_bias", quantize_bias(bias, qx.scale, scales))],
+               attrs, shape=b.shape_of(out_f), name=out_f.name, qparams=qy)
+    b.bind(out_f, y, channels_last=False)
+
+
+def lower_gemm(b: IntegerGraphBuilder, node: ir.Node) -> None:
+    if attribute(node, "transA", 0):
+        raise UnsupportedModelError(f"Gemm node '{node.name}' transposes its input (transA=1)",
+                                    "export the layer as a plain Linear/Gemm with transA=0")
+    raw = constant_input(node, 1, "weights").astype(np.float32)
+    trans_b = bool(attribute(node, "transB", 0))
+    alpha, beta = float(attribute(node, "alpha", 1.0)), float(attribute(node, "beta", 1.0))
+    weights = (raw if trans_b else raw.T) * np.float32(alpha)
+    n = weights.shape[0]
+    bias = np.zeros(n)
+    if len(node.inputs) > 2 and node.inputs[2] is not None:
+        c = constant_input(node, 2, "bias").astype(np.float64) * beta
+        if c.size not in (1, n) and not (c.ndim == 2 and c.shape[-1] == n and c.shape[0] == 1):
+            raise UnsupportedModelError(f"Gemm node '{node.name}' adds a bias of shape {list(c.shape)}",
+                                        "use a per-output bias of shape [N]")
+        bias = np.broadcast_to(c.reshape(-1), (n,))
+    if alpha == 1.0:
+        w_q, scales = _weight_quantization(raw, node.inputs[1], channel_axis=0 if trans_b else 1)
+        w_q = w_q if trans_b else w_q.T
+    else:
+        scales = weight_scales(weights, 0)
+        w_q = quantize_weights(weights, scales, 0)
+    _fully_connected(b, node, np.ascontiguousarray(w_q), scales, bias)
+
+
+def lower_matmul(b: IntegerGraphBuilder, node: ir.Node) -> None:
+    raw = const_array(node.inputs[1])
+    if raw is None or raw.ndim != 2:
+        raise UnsupportedModelError(
+            f"MatMul node '{node.name}' multiplies two computed tensors or has a weight of rank != 2",
+            "edgec supports MatMul with a constant 2-D weight (a Linear layer)",
+        )
+    w_q, scales = _weight_quantization(raw.astype(np.float32), node.inputs[1], channel_axis=1)
+    _fully_connected(b, node, np.ascontiguousarray(w_q.T), scales, np.zeros(raw.shape[1]))
+
+
+def _binary_operand(b: IntegerGraphBuilder, value: ir.Value, out_rank: int, channels_last: bool, name: str) -> ir.Value:
+    """One operand of a broadcasting binary op, in the output's layout and rank."""
+    array = const_array(value)
+    if array is not None:
+        array = array.astype(np.float32).reshape((1,) * (out_rank - array.ndim) + array.shape)
+        if channels_last:
+            array = array.transpose(channels_last_perm(out_rank))
+        q = activation_qparams(float(array.min()), float(array.max()))
+        return b.constant(name, q.quantize(array), qparams=q)
+    rank = len(b.shape_of(value))
+    if rank == out_rank:
+        return b.value_in_layout(value, channels_last)
+    int_value = b.value_in_layout(value, channels_last=False)
+    shape = [1] * (out_rank - rank) + list(b.shape_of(value))
+    lifted = b.emit("Reshape", [int_value], {"shape": shape}, shape=shape, name=f"{name}_rank{out_rank}",
+                    qparams=b.qparams_of(int_value))
+    return lifted if not channels_last else b.permute(lifted, channels_last_perm(out_rank), f"{name}_nhwc")
+
+
+def lower_binary(b: IntegerGraphBuilder, node: ir.Node) -> None:
+    out_f = node.outputs[0]
+    out_shape = b.shape_of(out_f)
+    rank = len(out_shape)
+    activations = [v for v in node.inputs if const_array(v) is None]
+    if not activations:
+        raise UnsupportedModelError(f"{node.op_type} node '{node.name}' has only constant inputs",
+                                    "run constant folding (edgec does) or remove the node")
+    channels_last = rank >= 3 and any(b.lookup(v)[1] for v in activations)
+    a, c = (_binary_operand(b, v, rank, channels_last, f"{node.name}_in{i}") for i, v in enumerate(node.inputs))
+    qa, qc, qy = b.qparams_of(a), b.qparams_of(c), b.desired_qparams(out_f)
+    if node.op_type == "Mul":
+        attrs = mul_attributes(qa, qc, qy)
+    else:
+        attrs = add_attributes(qa, qc, qy, subtract=node.op_type == "Sub")
+    shape = [out_shape[p] for p in channels_last_perm(rank)] if channels_last else list(out_shape)
+    y = b.emit(node.op_type, [a, c], attrs, shape=shape, name=out_f.name, qparams=qy)
+    b.bind(out_f, y, channels_last)
+
+
+def activation_bounds(node: ir.Node) -> tuple[float, float]:
+    """The real interval a Relu or Clip node clamps to."""
+    if node.op_type == "Relu":
+        return 0.0, float("inf")
+    low = const_array(node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] is not None else None
+    high = const_array(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] is not None else None
+    for index, bound in ((1, low), (2, high)):
+        if bound is None and len(node.inputs) > index and node.inputs[index] is not None:
+            constant_input(node, index, "bound")
+    return (float(low) if low is not None else -float("inf"), float(high) if high is not None else float("inf"))
+
+
+def lower_activation(b: IntegerGraphBuilder, node: ir.Node) -> None:
+    x_f, out_f = node.inputs[0], node.outputs[0]
+    x, channels_last = b.lookup(x_f)
+    low, high = activation_bounds(node)
+    qy = b.desired_qparams(out_f)
+    clamp = (qy.quantize_bound(low) if low > -np.inf else -128, qy.quantize_bound(high) if high < np.inf else 127)
+    if b.qparams_of(x) == qy:
+        y = b.emit("Clamp", [x], {"min": clamp[0], "max": clamp[1]}, shape=x.shape.numpy(),
+                   name=out_f.name, qparams=qy)
+    else:
+        y = b.to_qparams(x, qy, out_f.name, clamp)
+    b.bind(out_f, y, channels_last)
+
+
+def lower_softmax(b: IntegerGraphBuilder, node: ir.Node) -> None:
+    x_f, out_f = node.inputs[0], node.outputs[0]
+    rank = len(b.shape_of(x_f))
+    axis = int(attribute(node, "axis", -1)) % rank
+    x, channels_last = b.lookup(x_f)
+    if not ((channels_last and axis == 1) or (not channels_last and axis == rank - 1)):
+        x = b.value_in_layout(x_f, channels_last=False)
+        channels_last = False
+        if axis != rank - 1:
+            raise UnsupportedModelError(f"Softmax node '{node.name}' normalizes axis {axis} of a rank-{rank} tensor",
+                                        "edgec supports softmax over the last axis (or the channels of a feature map)")
+    y = b.emit("Softmax", [x], softmax_attributes(b.qparams_of(x).scale), shape=x.shape.numpy(),
+               name=out_f.name, qparams=SOFTMAX_OUTPUT)
+    b.finish_preserving(out_f, y, channels_last)
+
+
+COMPUTE_LOWERINGS = {
+    "Conv": lower_conv,
+    "Gemm": lower_gemm,
+    "MatMul": lower_matmul,
+    "Add": lower_binary,
+    "Sub": lower_binary,
+    "Mul": lower_binary,
+    "Relu": lower_activation,
+    "Clip": lower_activation,
+    "Softmax": lower_softmax,
+}

@@ -1,0 +1,173 @@
+"""Lowering of pooling and data-movement ONNX operators to edgec integer operators.
+
+Pools (AveragePool, MaxPool, their Global forms, ReduceMean over the spatial axes),
+Concat, Pad, Reshape (and Flatten/Squeeze/Unsqueeze) and Transpose. All keep their input's
+quantization (Concat brings its inputs to the output's). Conventions are in
+:mod:`passes.quantize`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from edgec.errors import UnsupportedModelError
+from edgec.passes.graph_utils import attribute, const_array
+from edgec.passes.integer_builder import IntegerGraphBuilder, channels_first_perm, channels_last_perm, constant_input
+from edgec.passes.lower_compute import as_2d, as_2d_pads, bind_window_output, lift_to_4d, window_pads
+
+
+def _pool(b: IntegerGraphBuilder, node: ir.Node, op_type: str, kernel, strides, pads) -> None:
+    x_f, out_f = node.inputs[0], node.outputs[0]
+    if len(node.outputs) > 1 and (node.outputs[1].uses() or node.outputs[1].is_graph_output()):
+        raise UnsupportedModelError(f"{node.op_type} node '{node.name}' returns indices",
+                                    "edgec supports pools without the Indices output")
+    x = lift_to_4d(b, b.value_in_layout(x_f, channels_last=True), f"{x_f.name}_4d")
+    out_shape = b.shape_of(out_f)
+    nhwc = [out_shape[0], *as_2d(list(out_shape[2:]), 1), out_shape[1]]
+    attrs = {"kernel_shape": as_2d(list(kernel), 1), "strides": as_2d(list(strides), 1), "pads": as_2d_pads(pads)}
+    y = b.emit(op_type, [x], attrs, shape=nhwc, name=out_f.name, qparams=b.qparams_of(x))
+    bind_window_output(b, out_f, y)
+    value, channels_last = b.lookup(out_f)
+    b.finish_preserving(out_f, value, channels_last)
+
+
+def lower_pool(b: IntegerGraphBuilder, node: ir.Node) -> None:
+    x_f = node.inputs[0]
+    in_shape = b.shape_of(x_f)
+    if len(in_shape) not in (3, 4):
+        raise UnsupportedModelError(f"{node.op_type} node '{node.name}' pools {len(in_shape) - 2}-D data",
+                                    "edgec supports 1-D and 2-D pooling")
+    spatial = in_shape[2:]
+    kernel = attribute(node, "kernel_shape")
+    strides = attribute(node, "strides", [1] * len(spatial))
+    dilations = attribute(node, "dilations", [1] * len(spatial))
+    if any(d != 1 for d in dilations):
+        raise UnsupportedModelError(f"{node.op_type} node '{node.name}' is dilated", "use dilation 1 for pooling")
+    pads = window_pads(node, spatial, kernel, strides, dilations)
+    if attribute(node, "ceil_mode", 0):
+        floor_shape = [(s + pads[i] + pads[i + len(spatial)] - k) // st + 1
+                       for i, (s, k, st) in enumerate(zip(spatial, kernel, strides))]
+        if floor_shape != list(b.shape_of(node.outputs[0])[2:]):
+            raise UnsupportedModelError(f"{node.op_type} node '{node.name}' uses ceil_mode=1",
+                                        "use ceil_mode=0 (or padding that makes both modes agree)")
+    op_type = "AveragePool" if node.op_type == "AveragePool" else "MaxPool"
+    if op_type == "AveragePool" and attribute(node, "count_include_pad", 0) and any(pads):
+        raise UnsupportedModelError(f"AveragePool node '{node.name}' counts padding (count_include_pad=1)",
+                                    "use count_include_pad=0 or an explicit Pad before the pool")
+    _pool(b, node, op_type, kernel, strides, pads)
+
+
+def lower_global_pool(b: IntegerGraphBuilder, node: ir.Node) -> None:
+    spatial = b.shape_of(node.inputs[0])[2:]
+    op_type = "AveragePool" if node.op_type == "GlobalAveragePool" else "MaxPool"
+    _pool(b, node, op_type, spatial, [1] * len(spatial), [0] * (2 * len(spatial)))
+
+
+def lower_reduce_mean(b: IntegerGraphBuilder, node: ir.Node) -> None:
+    x_f, out_f = node.inputs[0], node.outputs[0]
+    rank = len(b.shape_of(x_f))
+    axes = attribute(node, "axes")
+    if axes is None and len(node.inputs) > 1 and node.inputs[1] is not None:
+        axes = constant_input(node, 1, "axes").tolist()
+    if rank not in (3, 4) or axes is None or sorted(a % rank for a in axes) != list(range(2, rank)):
+        raise UnsupportedModelError(f"ReduceMean node '{node.name}' reduces axes {axes} of a rank-{rank} tensor",
+                                    "edgec supports ReduceMean over all spatial axes (global average pooling)")
+    spatial = b.shape_of(x_f)[2:]
+    if attribute(node, "keepdims", 1):
+        _pool(b, node, "AveragePool", spatial, [1] * len(spatial), [0] * (2 * len(spatial)))
+        return
+    x = lift_to_4d(b, b.value_in_layout(x_f, channels_last=True), f"{x_f.name}_4d")
+    n, c = b.shape_of(x_f)[:2]
+    attrs = {"kernel_shape": as_2d(list(spatial), 1), "strides": [1, 1], "pads": [0, 0, 0, 0]}
+    pooled = b.emit("AveragePool", [x], attrs, shape=[n, 1, 1, c], name=f"{out_f.name}_pooled",
+                    qparams=b.qparams_of(x))
+    y = b.emit("Reshape", [pooled], {"shape": [n, c]}, shape=[n, c], name=out_f.name, qparams=b.qparams_of(x))
+    b.finish_preserving(out_f, y, channels_last=False)
+
+
+def lower_concat(b: IntegerGraphBuilder, node: ir.Node) -> None:
+    out_f = node.outputs[0]
+    out_shape = b.shape_of(out_f)
+    rank = len(out_shape)
+    axis = int(attribute(node, "axis")) % rank
+    activations = [v for v in node.inputs if const_array(v) is None]
+    channels_last = rank >= 3 and any(b.lookup(v)[1] for v in activations)
+    perm = channels_last_perm(rank) if channels_last else list(range(rank))
+    qy = b.desired_qparams(out_f)
+    parts = []
+    for i, value in enumerate(node.inputs):
+        array = const_array(value)
+        if array is not None:
+            parts.append(b.constant(f"{node.name}_in{i}", qy.quantize(array.transpose(perm)), qparams=qy))
+        else:
+            parts.append(b.to_qparams(b.value_in_layout(value, channels_last), qy, f"{value.name}_to_{out_f.name}"))
+    y = b.emit("Concat", parts, {"axis": perm.index(axis)}, shape=[out_shape[p] for p in perm],
+               name=out_f.name, qparams=qy)
+    b.bind(out_f, y, channels_last)
+
+
+def lower_pad(b: IntegerGraphBuilder, node: ir.Node) -> None:
+    x_f, out_f = node.inputs[0], node.outputs[0]
+    mode = attribute(node, "mode", "constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode != "constant":
+        raise UnsupportedModelError(f"Pad node '{node.name}' uses mode '{mode}'", "edgec supports constant padding")
+    rank = len(b.shape_of(x_f))
+    pads = [int(p) for p in constant_input(node, 1, "pads")]
+    if len(node.inputs) > 3 and node.inputs[3] is not None:
+        axes = [int(a) % rank for a in constant_input(node, 3, "axes")]
+        full = [0] * (2 * rank)
+        for i, axis in enumerate(axes):
+            full[axis], full[axis + rank] = pads[i], pads[i + len(axes)]
+        pads = full
+    if any(p < 0 for p in pads):
+        raise UnsupportedModelError(f"Pad node '{node.name}' crops (negative pads)", "use Slice for cropping")
+    value = 0.0
+    if len(node.inputs) > 2 and node.inputs[2] is not None:
+        value = float(np.asarray(constant_input(node, 2, "constant value")).ravel()[0])
+    x, channels_last = b.lookup(x_f)
+    perm = channels_last_perm(rank) if channels_last and rank >= 3 else list(range(rank))
+    int_pads = [pads[p] for p in perm] + [pads[p + rank] for p in perm]
+    q = b.qparams_of(x)
+    out_shape = b.shape_of(out_f)
+    y = b.emit("Pad", [x], {"pads": int_pads, "value": q.quantize_bound(value)},
+               shape=[out_shape[p] for p in perm], name=out_f.name, qparams=q)
+    b.finish_preserving(out_f, y, channels_last)
+
+
+def lower_reshape(b: IntegerGraphBuilder, node: ir.Node) -> None:
+    x_f, out_f = node.inputs[0], node.outputs[0]
+    x = b.value_in_layout(x_f, channels_last=False)
+    shape = list(b.shape_of(out_f))
+    y = b.emit("Reshape", [x], {"shape": shape}, shape=shape, name=out_f.name, qparams=b.qparams_of(x))
+    b.finish_preserving(out_f, y, channels_last=False)
+
+
+def lower_transpose(b: IntegerGraphBuilder, node: ir.Node) -> None:
+    x_f, out_f = node.inputs[0], node.outputs[0]
+    rank = len(b.shape_of(x_f))
+    perm = [int(p) for p in attribute(node, "perm", list(reversed(range(rank))))]
+    x, channels_last = b.lookup(x_f)
+    if channels_last:
+        # int = float_in permuted by P, so float_out = int permuted by P^-1 then by perm.
+        inverse = channels_first_perm(rank)
+        perm = [inverse[p] for p in perm]
+    y = b.permute(x, perm, out_f.name)
+    b.finish_preserving(out_f, y, channels_last=False)
+
+
+LAYOUT_LOWERINGS = {
+    "AveragePool": lower_pool,
+    "MaxPool": lower_pool,
+    "GlobalAveragePool": lower_global_pool,
+    "GlobalMaxPool": lower_global_pool,
+    "ReduceMean": lower_reduce_mean,
+    "Concat": lower_concat,
+    "Pad": lower_pad,
+    "Reshape": lower_reshape,
+    "Flatten": lower_reshape,
+    "Squeeze": lower_reshape,
+    "Unsqueeze": lower_reshape,
+    "Transpose": lower_transpose,
+}

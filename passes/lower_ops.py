@@ -1,0 +1,13 @@
+"""The table of float-operator lowerings used by :class:`passes.quantize.QuantizePass`.
+
+One explicit entry per supported ONNX operator type; the functions live in
+:mod:`passes.lower_compute` (arithmetic) and :mod:`passes.lower_layout` (pooling and data
+movement).
+"""
+
+from __future__ import annotations
+
+from edgec.passes.lower_compute import COMPUTE_LOWERINGS
+from edgec.passes.lower_layout import LAYOUT_LOWERINGS
+
+LOWERINGS = {**COMPUTE_LOWERINGS, **LAYOUT_LOWERINGS}

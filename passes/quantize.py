@@ -1,0 +1,103 @@
+"""QuantizePass: lower a canonical float graph to an edgec integer graph.
+
+Input: a canonical float model (standard ONNX, static shapes; see :mod:`edgec.pipeline`)
+and, for every float tensor without recorded QDQ parameters, a calibrated range
+``(min, max)``. Output: a new model whose nodes are all edgec operators (:mod:`edgec.ops`),
+following the TFLite/CMSIS-NN int8 specification (:mod:`passes.qparams`).
+
+1. Each float graph input becomes ``Quantize`` (float -> int8); each float graph output is
+   produced by ``Dequantize``. Input and output names and shapes are the float model's.
+2. Every other float node is lowered by the function for its op type in
+   :data:`passes.lower_ops.LOWERINGS`. Weights become int8 per output channel, biases
+   int32, multipliers and shifts are precomputed into attributes.
+3. 4-D (and 3-D) activations produced by convolutions and pools are kept channels-last
+   (NHWC); the builder inserts ``Transpose`` (or a zero-copy ``Reshape`` when the data order
+   allows) wherever an operator needs the other layout.
+4. Quantization of a tensor: recorded QDQ parameters if present; else its calibrated
+   range — except that the output of a Conv/Gemm/MatMul/Add/Sub/Mul read only by a
+   Relu/Clip takes the activation's range, so the activation becomes a ``Clamp`` that
+   :class:`passes.fuse_activations.FuseActivationsPass` folds into the producer.
+   Scale-preserving operators (pools, reshapes, pad, ...) keep their input's parameters.
+
+Invariant: every int8 value of the result carries its scale and zero point in
+``metadata_props``; the graph contains no standard ONNX operator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import onnx_ir as ir
+
+from edgec import ops
+from edgec.errors import UnsupportedModelError
+from edgec.passes.integer_builder import IntegerGraphBuilder
+from edgec.passes.lower_ops import LOWERINGS
+from edgec.passes.qparams import get_qparams
+
+def _unsupported_nodes(graph: ir.Graph, supported) -> list[ir.Node]:
+    return [node for node in graph if node.domain != "" or node.op_type not in supported]
+
+
+class QuantizePass(ir.passes.FunctionalPass):
+    """See the module docstring. ``ranges`` maps float tensor names to calibrated ``(min, max)``."""
+
+    def __init__(self, ranges: Mapping[str, tuple[float, float]], rounding: str = "double") -> None:
+        super().__init__()
+        self.ranges = ranges
+        self.rounding = rounding
+
+    def requires(self, model: ir.Model) -> None:
+        unsupported = _unsupported_nodes(model.graph, LOWERINGS)
+        if unsupported:
+            node = unsupported[0]
+            others = len({(n.domain, n.op_type) for n in unsupported}) - 1
+            more = f" (and {others} other unsupported operator types)" if others > 0 else ""
+            raise UnsupportedModelError(
+                f"operator {node.domain + '::' if node.domain else ''}{node.op_type} (node '{node.name}') "
+                f"is not supported{more}",
+                f"supported operators: {', '.join(sorted(LOWERINGS))}",
+            )
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        graph = model.graph
+        builder = IntegerGraphBuilder(model, self.ranges)
+        inputs = []
+        for value in graph.inputs:
+            if value.dtype not in (ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.DOUBLE):
+                raise UnsupportedModelError(
+                    f"model input '{value.name}' is {value.dtype}", "edgec takes models with float inputs"
+                )
+            shape = builder.shape_of(value)
+            new_input = ir.Value(name=value.name, shape=ir.Shape(shape), type=ir.TensorType(ir.DataType.FLOAT))
+            inputs.append(new_input)
+            q = builder.desired_qparams(value)
+            quantized = builder.emit("Quantize", [new_input], {"scale": q.scale, "zero_point": q.zero_point},
+                                     shape=shape, name=value.name, qparams=q)
+            builder.bind(value, quantized, channels_last=False)
+        for node in graph:
+            LOWERINGS[node.op_type](builder, node)
+        outputs = []
+        for value in graph.outputs:
+            quantized = builder.value_in_layout(value, channels_last=False)
+            q = builder.qparams_of(quantized)
+            node = ir.node("Dequantize", [quantized], {"scale": q.scale, "zero_point": q.zero_point},
+                           domain=ops.DOMAIN, name=f"{value.name}_dequantize")
+            node.outputs[0].name = value.name
+            node.outputs[0].shape = ir.Shape(builder.shape_of(value))
+            node.outputs[0].type = ir.TensorType(ir.DataType.FLOAT)
+            builder.nodes.append(node)
+            outputs.append(node.outputs[0])
+        new_graph = ir.Graph(inputs, outputs, nodes=builder.nodes, initializers=builder.initializers,
+                             opset_imports={"": 13, ops.DOMAIN: ops.OPSET_VERSION}, name=graph.name or "edgec")
+        new_model = ir.Model(new_graph, ir_version=10, producer_name="edgec")
+        new_model.metadata_props[ops.ROUNDING_KEY] = self.rounding
+        return ir.passes.PassResult(new_model, modified=True)
+
+    def ensures(self, model: ir.Model) -> None:
+        for node in model.graph:
+            if node.domain != ops.DOMAIN:
+                raise ir.passes.PostconditionError(f"node {node.name} is {node.op_type}, not an edgec operator")
+            for out in node.outputs:
+                if out.dtype == ir.DataType.INT8 and get_qparams(out) is None:
+                    raise ir.passes.PostconditionError(f"value {out.name} lacks quantization parameters")
