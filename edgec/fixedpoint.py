@@ -8,8 +8,8 @@ them in ``int32_t``); products of two int32 values fit in int64 exactly.
 Rounding modes (the only ambiguity in "int8", see DESIGN.md):
 
 * ``"double"`` (default): TFLM + CMSIS-NN. ``SaturatingRoundingDoublingHighMul`` (round
-  half away from zero of ``a*b / 2^31``) followed by ``RoundingDivideByPOT`` (round half
-  away from zero of ``x / 2^n``): two roundings.
+  half up, toward +infinity, of ``a*b / 2^31``) followed by ``RoundingDivideByPOT`` (round
+  half away from zero of ``x / 2^n``): two roundings.
 * ``"single"``: LiteRT's ``TFLITE_SINGLE_ROUNDING``: ``(x*m + 2^(s-1)) >> s`` once, with
   ``s = 31 - shift``: round half up, one rounding.
 
@@ -72,8 +72,9 @@ def wrap_int32(x: np.ndarray) -> np.ndarray:
 def saturating_rounding_doubling_high_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """gemmlowp's SaturatingRoundingDoublingHighMul on int32 values.
 
-    Returns ``a*b / 2^31`` rounded half away from zero; the one overflowing case
-    ``a == b == INT32_MIN`` saturates to ``INT32_MAX``.
+    Returns ``a*b / 2^31`` rounded half up (toward +infinity: the negative nudge
+    ``1 - 2^30`` with C's truncating division makes ``-0.5`` round to 0); the one
+    overflowing case ``a == b == INT32_MIN`` saturates to ``INT32_MAX``.
     """
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)

@@ -8,8 +8,10 @@ integer it needs to execute: zero points, quantized multipliers (``multiplier`` 
 operator needs a float at run time except the boundary ``Quantize``/``Dequantize``.
 
 Each int8 value also carries its quantization as ``metadata_props`` ``edgec.scale`` and
-``edgec.zero_point`` (for tools: dequantizing, reports), and the model records the
-rounding mode in ``metadata_props['edgec.rounding']``.
+``edgec.zero_point`` (for tools: dequantizing, reports) and, when it holds a tensor of the
+float model, that tensor's name and layout (``edgec.source``, ``edgec.layout``); weight
+initializers carry their per-channel scales. The model records the rounding mode in
+``metadata_props['edgec.rounding']``.
 
 The exact semantics of every operator are defined by :mod:`edgec.reference` (one function
 per operator); the specs below name inputs and attributes and are used to validate nodes.
@@ -25,6 +27,10 @@ OPSET_VERSION = 1
 SCALE_KEY = "edgec.scale"
 ZERO_POINT_KEY = "edgec.zero_point"
 ROUNDING_KEY = "edgec.rounding"
+#: On an int8 value: the name of the float tensor it holds, and ``"nhwc"`` when it holds
+#: that tensor channels-last. Used to compare layers with the float model.
+SOURCE_KEY = "edgec.source"
+LAYOUT_KEY = "edgec.layout"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -49,5 +49,9 @@ class FuseActivationsPass(ir.passes.InPlacePass):
             graph.remove(clamp, safe=True)
             if fusable and not source.is_graph_output():
                 source.name = name
+                for key in (ops.SOURCE_KEY, ops.LAYOUT_KEY):
+                    source.metadata_props.pop(key, None)
+                    if key in result.metadata_props:
+                        source.metadata_props[key] = result.metadata_props[key]
             modified = True
         return ir.passes.PassResult(model, modified)

@@ -18,7 +18,7 @@ from edgec.errors import UnsupportedModelError
 from edgec.passes.graph_utils import const_array, sole_consumer, static_shape
 from edgec.passes.multipliers import requantize_attributes
 from edgec.passes.normalize_reshapes import keeps_data_order
-from edgec.passes.qparams import QParams, activation_qparams, get_qparams, set_qparams
+from edgec.passes.qparams import QParams, activation_qparams, get_qparams, set_channel_scales, set_qparams
 
 #: Float ops whose output may take the range of the Relu/Clip that alone reads it.
 FUSABLE_PRODUCERS = frozenset({"Conv", "Gemm", "MatMul", "Add", "Sub", "Mul"})
@@ -99,14 +99,20 @@ class IntegerGraphBuilder:
         return q
 
     # -- building -------------------------------------------------------------------
-    def constant(self, base: str, array: np.ndarray, qparams: QParams | None = None) -> ir.Value:
-        """Add an initializer (int8 weights, int32 bias ...) to the integer graph."""
+    def constant(self, base: str, array: np.ndarray, qparams: QParams | None = None,
+                 channel_scales: tuple[np.ndarray, int] | None = None) -> ir.Value:
+        """Add an initializer (int8 weights, int32 bias ...) to the integer graph.
+
+        ``qparams`` (per-tensor) or ``channel_scales`` (scales, axis) are recorded on it.
+        """
         name = self.unique_name(base)
         tensor = ir.tensor(np.ascontiguousarray(array), name=name)
         value = ir.Value(name=name, shape=ir.Shape(array.shape), type=ir.TensorType(tensor.dtype),
                          const_value=tensor)
         if qparams is not None:
             set_qparams(value, qparams)
+        if channel_scales is not None:
+            set_channel_scales(value, *channel_scales)
         self.initializers.append(value)
         return value
 
@@ -125,7 +131,12 @@ class IntegerGraphBuilder:
         return out
 
     def bind(self, float_value: ir.Value, int_value: ir.Value, channels_last: bool) -> None:
+        """Record that ``int_value`` holds ``float_value`` (tagging it, unless already tagged)."""
         self._values[float_value.name] = (int_value, channels_last)
+        if ops.SOURCE_KEY not in int_value.metadata_props and not int_value.is_graph_input():
+            int_value.metadata_props[ops.SOURCE_KEY] = float_value.name
+            if channels_last and len(self.shape_of(float_value)) >= 3:
+                int_value.metadata_props[ops.LAYOUT_KEY] = "nhwc"
 
     def lookup(self, float_value: ir.Value) -> tuple[ir.Value, bool]:
         if float_value.name not in self._values:

@@ -120,7 +120,8 @@ def lower_conv(b: IntegerGraphBuilder, node: ir.Node) -> None:
         attrs["depth_multiplier"] = cout // cin
     out_shape = b.shape_of(out_f)
     nhwc = [out_shape[0], *as_2d(list(out_shape[2:]), 1), cout]
-    y = b.emit(op_type, [x, b.constant(f"{node.name}_weights", w_layout),
+    weight_axis = 3 if op_type == "DepthwiseConv" else 0
+    y = b.emit(op_type, [x, b.constant(f"{node.name}_weights", w_layout, channel_scales=(scales, weight_axis)),
                          b.constant(f"{node.name}_bias", quantize_bias(bias, qx.scale, scales))],
                attrs, shape=nhwc, name=out_f.name, qparams=qy)
     bind_window_output(b, out_f, y)
@@ -134,7 +135,7 @@ def _fully_connected(b: IntegerGraphBuilder, node: ir.Node, w_q: np.ndarray, sca
     qx, qy = b.qparams_of(x), b.desired_qparams(out_f)
     attrs = {"input_zero_point": qx.zero_point, "output_zero_point": qy.zero_point,
              **channel_requant_attributes(qx.scale, scales, qy.scale)}
-    y = b.emit("FullyConnected", [x, b.constant(f"{node.name}_weights", w_q),
+    y = b.emit("FullyConnected", [x, b.constant(f"{node.name}_weights", w_q, channel_scales=(scales, 0)),
                                   b.constant(f"{node.name}_bias", quantize_bias(bias, qx.scale, scales))],
                attrs, shape=b.shape_of(out_f), name=out_f.name, qparams=qy)
     b.bind(out_f, y, channels_last=False)
