@@ -144,15 +144,24 @@ def inspect(model: str, input_shapes: tuple[str, ...], as_json: bool) -> None:
 
 def _quantize_with_progress(model: str, calib: str | None, method: str, rounding: str, input_shapes,
                             dump_dir: str | None) -> ir.Model:
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=error_console, transient=True) as progress:
-        task = progress.add_task(f"calibrating ({method})", total=None)
+    """Quantize, showing a progress bar (on stderr) once calibration starts."""
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=error_console, transient=True)
+    task = None
 
-        def advance() -> None:
-            progress.advance(task)
+    def advance() -> None:
+        nonlocal task
+        if task is None:
+            progress.start()
+            task = progress.add_task(f"calibrating ({method})", total=None)
+        progress.advance(task)
 
+    try:
         return api.quantize(model, calib, method=method, rounding=rounding,
                             input_shapes=parse_input_shapes(input_shapes), dump_dir=dump_dir, advance=advance)
+    finally:
+        if task is not None:
+            progress.stop()
 
 
 calib_option = click.option(

@@ -86,7 +86,7 @@ def _dq(graph: ir.Graph, node: ir.Node, array: np.ndarray, scale: np.ndarray, ax
 def _float_weights(float_node: ir.Node, int_node: ir.Node) -> tuple[np.ndarray, int]:
     """The int8 weights of ``int_node`` in the ONNX layout of ``float_node``, and their channel axis."""
     w = int_node.inputs[1].const_value.numpy()
-    float_shape = tuple(float_node.inputs[1].shape.numpy())
+    float_shape = const_array(float_node.inputs[1]).shape
     if int_node.op_type == "Conv":
         return w.transpose(0, 3, 1, 2).reshape(float_shape), 0
     if int_node.op_type == "DepthwiseConv":
@@ -128,7 +128,7 @@ def qdq_twin(float_model: ir.Model, int_model: ir.Model) -> onnx.ModelProto:
         if held is None and len(consumers) == 1 and consumers[0].op_type in ("Relu", "Clip"):
             held = by_source.get(consumers[0].outputs[0].name)
         producer = held.producer() if held is not None else None
-        if (producer is not None and producer.op_type in _WEIGHTED and len(node.inputs) > 1
+        if (producer is not None and producer.op_type in _WEIGHTED and node.op_type in ("Conv", "Gemm", "MatMul")
                 and const_array(node.inputs[1]) is not None):
             input_scale = get_qparams(producer.inputs[0]).scale
             _use_integer_weights(graph, node, producer, input_scale)

@@ -3,14 +3,17 @@
 The quantizer lowers Relu/Clip to ``edgec::Clamp`` and gives the producing operator the
 activation's quantization, so the clamp is the only thing left of the activation.
 
-1. ``Clamp(y)`` where ``y`` is produced by an operator with an activation range
-   (:data:`edgec.ops.CLAMPABLE`) and read by nothing else: the producer's
-   ``[activation_min, activation_max]`` is intersected with ``[min, max]``, the Clamp is
-   removed and the producer's output takes the Clamp output's name.
+1. ``Clamp(y)`` where ``y`` comes from an operator with an activation range
+   (:data:`edgec.ops.CLAMPABLE`), directly or through zero-copy ``Reshape`` nodes, every
+   value on the way read by nothing else: the operator's ``[activation_min,
+   activation_max]`` is intersected with ``[min, max]`` and the Clamp is removed.
 2. A ``Clamp`` whose bounds are ``[-128, 127]`` is removed (it clamps nothing).
 
-Invariant: outputs are bit-identical before and after (clamping twice equals clamping
-once to the intersection; the producer's output had no other reader).
+In both cases the Clamp's input takes over the Clamp output's name and float-tensor tag
+(:data:`edgec.ops.SOURCE_KEY`): it now holds the activation's result.
+
+Invariant: outputs are bit-identical before and after (clamping is elementwise, so it
+commutes with reshapes, and clamping twice equals clamping once to the intersection).
 """
 
 from __future__ import annotations
@@ -25,6 +28,20 @@ def _set_int(node: ir.Node, name: str, value: int) -> None:
     node.attributes[name] = ir.AttrInt64(name, int(value))
 
 
+def _clampable_producer(value: ir.Value, reader: ir.Node) -> ir.Node | None:
+    """The CLAMPABLE node whose result reaches ``reader`` through ``value`` and reshapes only."""
+    while sole_consumer(value) is reader:
+        producer = value.producer()
+        if producer is None or producer.domain != ops.DOMAIN:
+            return None
+        if producer.op_type in ops.CLAMPABLE:
+            return producer
+        if producer.op_type != "Reshape":
+            return None
+        value, reader = producer.inputs[0], producer
+    return None
+
+
 class FuseActivationsPass(ir.passes.InPlacePass):
     """See the module docstring."""
 
@@ -36,22 +53,20 @@ class FuseActivationsPass(ir.passes.InPlacePass):
                 continue
             low, high = int(attribute(clamp, "min", -128)), int(attribute(clamp, "max", 127))
             source, result = clamp.inputs[0], clamp.outputs[0]
-            producer = source.producer()
-            fusable = (producer is not None and producer.domain == ops.DOMAIN
-                       and producer.op_type in ops.CLAMPABLE and sole_consumer(source) is clamp)
-            if fusable:
+            producer = _clampable_producer(source, clamp)
+            if producer is not None:
                 _set_int(producer, "activation_min", max(low, int(attribute(producer, "activation_min", -128))))
                 _set_int(producer, "activation_max", min(high, int(attribute(producer, "activation_max", 127))))
             elif (low, high) != (-128, 127) or source.is_graph_input():
                 continue
-            name = result.name
+            name, tags = result.name, {k: result.metadata_props.get(k) for k in (ops.SOURCE_KEY, ops.LAYOUT_KEY)}
             replace_value(result, source)
             graph.remove(clamp, safe=True)
-            if fusable and not source.is_graph_output():
+            if not source.is_graph_output():
                 source.name = name
-                for key in (ops.SOURCE_KEY, ops.LAYOUT_KEY):
+                for key, tag in tags.items():
                     source.metadata_props.pop(key, None)
-                    if key in result.metadata_props:
-                        source.metadata_props[key] = result.metadata_props[key]
+                    if tag is not None:
+                        source.metadata_props[key] = tag
             modified = True
         return ir.passes.PassResult(model, modified)

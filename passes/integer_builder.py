@@ -86,7 +86,7 @@ class IntegerGraphBuilder:
         if value.name not in self.ranges:
             raise UnsupportedModelError(
                 f"no calibration range for tensor '{value.name}'",
-                "calibrate with data that reaches every tensor (--calib FILE)",
+                "give calibration data (--calib FILE) that reaches every tensor",
             )
         low, high = self.ranges[value.name]
         return activation_qparams(low, high)

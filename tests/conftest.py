@@ -59,3 +59,19 @@ def tensor_info(name: str, shape, dtype=TensorProto.FLOAT):
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+def small_conv_model(rng: np.random.Generator, batch="N", extra_nodes=(), opset: int = 13) -> onnx.ModelProto:
+    """x[batch,3,8,8] -> Conv 3x3 (4) -> Relu -> GlobalAveragePool -> Flatten -> Gemm(2) -> y."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("GlobalAveragePool", ["r"], ["p"], name="pool"),
+        helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fw", "fb"], ["g"], name="fc", transB=1),
+        *extra_nodes,
+    ]
+    out = extra_nodes[-1].output[0] if extra_nodes else "g"
+    inits = {"w": rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "b": rng.normal(size=4).astype(np.float32),
+             "fw": rng.normal(size=(2, 4)).astype(np.float32), "fb": rng.normal(size=2).astype(np.float32)}
+    return make_model(nodes, [tensor_info("x", [batch, 3, 8, 8])], [tensor_info(out, [batch, 2])], inits, opset)

@@ -42,19 +42,19 @@ def read_proto(path: str | Path) -> onnx.ModelProto:
     except (DecodeError, RuntimeError, ValueError, OSError) as error:
         raise ModelLoadError(
             f"'{path}' is not an ONNX model ({_first_line(error)})",
-            "pass a .onnx file (a truncated or corrupted download fails this way)",
+            "pass a complete .onnx file; a truncated or corrupted download fails this way",
         ) from None
     if not proto.graph.node or not proto.opset_import:
         raise ModelLoadError(
             f"'{path}' holds no ONNX graph (no nodes or no opset)",
-            "pass a complete .onnx file (a truncated or corrupted download fails this way)",
+            "pass a complete .onnx file; a truncated or corrupted download fails this way",
         )
     try:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as error:
         raise ModelLoadError(
             f"'{path}' is not a valid ONNX model: {_first_line(error)}",
-            "re-export the model (a truncated file fails this way)",
+            "re-export the model; a truncated file fails this way",
         ) from None
     return proto
 

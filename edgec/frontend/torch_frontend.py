@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,6 +76,9 @@ def export_module(module, example_inputs) -> ir.Model:
                                     "pass example_inputs (Python) or --input-shape (CLI)")
     was_training = module.training
     module.eval()
+    exporter_log = logging.getLogger("torch.onnx")
+    log_level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             program = torch.onnx.export(module, example_inputs, dynamo=True, verbose=False, optimize=True)
@@ -84,4 +88,5 @@ def export_module(module, example_inputs) -> ir.Model:
                                     "make the module exportable (see the torch.onnx troubleshooting docs)") from None
     finally:
         module.train(was_training)
+        exporter_log.setLevel(log_level)
     return program.model

@@ -1,0 +1,139 @@
+"""PyTorch models through edgec: awkward shapes, a trained digits classifier, CLI specs."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import edgec
+from edgec.accuracy import sqnr_db
+from edgec.cli import cli
+from edgec.oracle import compare_layers
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch==2.13.0)")
+nn = torch.nn
+F = torch.nn.functional
+
+
+class Awkward(nn.Module):
+    """Odd channel counts, non-square kernels, asymmetric padding, stride 2, depth multiplier 2,
+    residual add, concat, relu6, max/avg pooling with padding, a constant scale (Mul)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 5, (3, 2), stride=2, padding=(1, 0))
+        self.depthwise = nn.Conv2d(5, 10, 3, groups=5, padding=1)
+        self.pointwise = nn.Conv2d(10, 10, 1)
+        self.same = nn.Conv2d(20, 7, 2, padding="same")
+        self.bn = nn.BatchNorm2d(7)
+        self.fc = nn.Linear(7, 3)
+
+    def forward(self, x):
+        x = F.relu6(self.stem(x))
+        x = F.pad(x, (1, 0, 2, 1))
+        d = F.relu(self.depthwise(x))
+        r = F.relu(self.pointwise(d) + d)
+        x = torch.cat([r, d], dim=1)
+        x = F.max_pool2d(x, 3, stride=2, padding=1)
+        x = self.bn(self.same(x)) * 0.5
+        x = F.avg_pool2d(x, 2, stride=1, padding=1, count_include_pad=False)
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+class Sequence1d(nn.Module):
+    """1-D convolutions and pooling (keyword-spotting style), then a softmax."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 6, 5, stride=2, padding=2)
+        self.dw = nn.Conv1d(6, 6, 3, groups=6, padding=1)
+        self.fc = nn.Linear(6 * 8, 4)
+
+    def forward(self, x):
+        x = F.relu(self.dw(F.relu(self.conv(x))))
+        x = F.max_pool1d(x, 2)
+        return torch.softmax(self.fc(torch.flatten(x, 1)), dim=-1)
+
+
+@pytest.mark.parametrize("factory,shape", [(Awkward, (1, 3, 17, 14)), (Sequence1d, (1, 4, 32))])
+def test_awkward_models_quantize_and_agree_with_onnxruntime(factory, shape, rng):
+    torch.manual_seed(0)
+    module = factory().eval()
+    with torch.no_grad():  # non-trivial BatchNorm statistics
+        for m in module.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    calib = rng.random((32, *shape[1:]), dtype=np.float32)
+    example = torch.from_numpy(calib[:1])
+    float_model = edgec.load(module, example_inputs=(example,))
+    integer = edgec.quantize(float_model, calib)
+    evaluation = rng.random((16, *shape[1:]), dtype=np.float32)
+    samples = [{float_model.graph.inputs[0].name: e[None]} for e in evaluation]
+    layers = compare_layers(float_model, integer, samples)
+    assert len(layers) >= 6 and all(layer.max_abs_diff <= 1 for layer in layers)
+    with torch.no_grad():
+        reference = np.concatenate([module(torch.from_numpy(e[None])).numpy() for e in evaluation])
+    ours = np.concatenate([list(o.values())[0] for o in edgec.run(integer, evaluation)])
+    print(f"{factory.__name__}: SQNR {sqnr_db(reference, ours):.1f} dB over {len(layers)} layers")
+    assert sqnr_db(reference, ours) > 25.0
+
+
+def train_digits_classifier():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = (digits.images / 16.0).astype(np.float32)[:, None]
+    labels = digits.target
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(16 * 4 * 4, 10),
+    )
+    train_x, train_y = torch.from_numpy(images[:1200]), torch.from_numpy(labels[:1200])
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+    for _ in range(40):
+        for start in range(0, 1200, 100):
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(train_x[start:start + 100]), train_y[start:start + 100])
+            loss.backward()
+            optimizer.step()
+    return model.eval(), images, labels
+
+
+def test_a_digits_classifier_keeps_its_accuracy_after_int8_quantization():
+    model, images, labels = train_digits_classifier()
+    test_x, test_y = images[1200:], labels[1200:]
+    with torch.no_grad():
+        float_accuracy = float((model(torch.from_numpy(test_x)).argmax(1).numpy() == test_y).mean())
+    integer = edgec.quantize(model, images[:100], example_inputs=(torch.from_numpy(images[:1]),))
+    predictions = np.array([list(o.values())[0].argmax() for o in edgec.run(integer, test_x)])
+    int8_accuracy = float((predictions == test_y).mean())
+    print(f"digits: float {float_accuracy:.2%}, int8 {int8_accuracy:.2%} on {len(test_y)} test images")
+    assert float_accuracy > 0.9
+    assert int8_accuracy >= float_accuracy - 0.01
+
+
+def test_cli_takes_a_module_factory_spec(tmp_path, monkeypatch, rng):
+    (tmp_path / "tiny_models.py").write_text(textwrap.dedent("""
+        import torch
+
+        def build():
+            return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                       torch.nn.Linear(4 * 6 * 6, 2))
+    """))
+    monkeypatch.chdir(tmp_path)
+    np.save(tmp_path / "calib.npy", rng.random((4, 3, 8, 8), dtype=np.float32))
+    runner = CliRunner()
+    result = runner.invoke(cli, ["inspect", "tiny_models:build", "--input-shape", "1,3,8,8", "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"total_macs": ' + str(4 * 6 * 6 * 27 + 2 * 144) in result.output
+    result = runner.invoke(cli, ["quantize", "tiny_models:build", "--input-shape", "1,3,8,8",
+                                 "--calib", "calib.npy", "-o", "tiny.onnx"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["inspect", "tiny_models:build"])
+    assert result.exit_code == 2 and "example inputs" in result.stderr
