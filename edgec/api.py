@@ -21,6 +21,7 @@ from edgec.calibration import calibrate
 from edgec.data import InputSpec, load_arrays, random_samples, split_samples
 from edgec.errors import InputDataError, UnsupportedModelError
 from edgec.fixedpoint import ROUNDING_MODES
+from edgec.frontend.tflite_frontend import read_tflite_model
 from edgec.frontend.onnx_frontend import apply_input_shapes, read_onnx_model, read_proto, upgrade_opset
 from edgec.frontend.torch_frontend import example_inputs_for, export_module, is_module_spec, load_module_spec
 from edgec.passes.qparams import get_qparams
@@ -60,8 +61,7 @@ def _import(source, example_inputs=None, input_shapes: Mapping[str, Sequence[int
     if isinstance(source, str | Path):
         path = Path(source)
         if path.suffix.lower() == ".tflite":
-            raise UnsupportedModelError(f"'{path}' is a TFLite model, which this edgec cannot import yet",
-                                        "convert it to ONNX (e.g. with tf2onnx)")
+            return read_tflite_model(path)
         proto = read_proto(path)
         if any(o.domain == ops.DOMAIN for o in proto.opset_import):
             return ir.serde.deserialize_model(proto)
@@ -109,27 +109,34 @@ def calibration_samples(model: ir.Model, calib) -> list[dict[str, np.ndarray]]:
     return split_samples(calib, specs, "calibration data")
 
 
-def quantize(source, calib=None, *, method: str = "minmax", rounding: str = "double", example_inputs=None,
+def quantize(source, calib=None, *, method: str = "minmax", rounding: str | None = None, example_inputs=None,
              input_shapes: Mapping[str, Sequence[int]] | None = None, dump_dir: str | Path | None = None,
              advance: Callable[[], None] | None = None) -> ir.Model:
     """Quantize ``source`` to an edgec integer graph.
 
     ``calib``: calibration data (see :func:`calibration_samples`); required unless the
     model is a QDQ model carrying every scale. ``method``: ``minmax``, ``percentile`` or
-    ``entropy``. ``rounding``: ``double`` (TFLM/CMSIS-NN) or ``single``.
+    ``entropy``. ``rounding``: a mode of :data:`edgec.fixedpoint.ROUNDING_MODES` (default
+    ``double``, TFLM/CMSIS-NN). A model that is already integer (an int8 TFLite model, an
+    edgec graph) is returned as is, with ``rounding`` recorded if given.
     """
-    if rounding not in ROUNDING_MODES:
+    if rounding is not None and rounding not in ROUNDING_MODES:
         raise InputDataError(f"unknown rounding mode '{rounding}'", f"use one of {list(ROUNDING_MODES)}")
     model = load(source, example_inputs=example_inputs, input_shapes=input_shapes, dump_dir=dump_dir)
     if ops.is_integer_model(model):
-        raise UnsupportedModelError("the model is already an edgec integer graph", "quantize the float model")
+        if calib is not None:
+            warnings.warn("the model is already quantized; the calibration data is not used", EdgecWarning,
+                          stacklevel=2)
+        if rounding is not None:
+            model.metadata_props[ops.ROUNDING_KEY] = rounding
+        return model
     samples = calibration_samples(model, calib)
     if not samples and _needs_calibration(model):
         raise InputDataError("quantization needs calibration data",
                              "give --calib FILE (.npy/.npz with N input samples), or --calib random to accept poor accuracy")
     ranges = calibrate(model, samples, method, advance) if samples else {}
     first = len(canonical_passes()) if dump_dir is not None else 0
-    return run_passes(model, integer_passes(ranges, rounding), dump_dir, first_index=first)
+    return run_passes(model, integer_passes(ranges, rounding or "double"), dump_dir, first_index=first)
 
 
 def run(model: ir.Model, inputs, rounding: str | None = None) -> list[dict[str, np.ndarray]]:

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgec import __version__, api, ops
+from edgec import __version__, api
 from edgec.calibration import METHODS
 from edgec.errors import EdgecError
 from edgec.files import atomic_write
@@ -142,7 +142,7 @@ def inspect(model: str, input_shapes: tuple[str, ...], as_json: bool) -> None:
                   f"MACs: {summary.total_macs:,}")
 
 
-def _quantize_with_progress(model: str, calib: str | None, method: str, rounding: str, input_shapes,
+def _quantize_with_progress(model: str, calib: str | None, method: str, rounding: str | None, input_shapes,
                             dump_dir: str | None) -> ir.Model:
     """Quantize, showing a progress bar (on stderr) once calibration starts."""
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -169,8 +169,10 @@ calib_option = click.option(
     help="Calibration samples (.npy/.npz, N samples of the input), or 'random' (uniform [0,1), with a warning).")
 method_option = click.option("--method", type=click.Choice(sorted(METHODS)), default="minmax", show_default=True,
                              help="Calibration method (onnxruntime's calibrators).")
-rounding_option = click.option("--rounding", type=click.Choice(ROUNDING_MODES), default="double", show_default=True,
-                               help="Requantization rounding: TFLM/CMSIS-NN 'double' or LiteRT-reference 'single'.")
+rounding_option = click.option("--rounding", type=click.Choice(ROUNDING_MODES), default=None,
+                               help="Requantization rounding: 'double' (TFLM/CMSIS-NN), 'single' (TFLITE_SINGLE_ROUNDING), "
+                                    "'litert' (LiteRT's reference kernels: single in fully connected layers). "
+                                    "Default: double, or what an integer model records.")
 
 
 @cli.command()
@@ -181,7 +183,7 @@ rounding_option = click.option("--rounding", type=click.Choice(ROUNDING_MODES), 
 @rounding_option
 @input_shape_option
 @click.option("--dump-dir", type=click.Path(file_okay=False), help="Save the model after every pass here.")
-def quantize(model: str, calib: str | None, output: str, method: str, rounding: str,
+def quantize(model: str, calib: str | None, output: str, method: str, rounding: str | None,
              input_shapes: tuple[str, ...], dump_dir: str | None) -> None:
     """Quantize MODEL to an edgec int8 integer graph and write it to OUTPUT.
 
@@ -228,15 +230,13 @@ def _save_outputs(path: str, outputs: dict[str, np.ndarray]) -> None:
 @rounding_option
 @input_shape_option
 def run(model: str, input_path: str, output_path: str | None, raw: bool, calib: str | None, method: str,
-        rounding: str, input_shapes: tuple[str, ...]) -> None:
+        rounding: str | None, input_shapes: tuple[str, ...]) -> None:
     """Run MODEL on the host with the integer reference executor and print its outputs.
 
     MODEL is an integer graph (from 'edgec quantize'); a float model is quantized first,
     which needs --calib. Inputs hold N samples; outputs are stacked along the batch axis.
     """
-    loaded = api.load(model, input_shapes=parse_input_shapes(input_shapes))
-    if not ops.is_integer_model(loaded):
-        loaded = _quantize_with_progress(model, calib, method, rounding, input_shapes, None)
+    loaded = _quantize_with_progress(model, calib, method, rounding, input_shapes, None)
     samples = api.split_samples(api.load_arrays(input_path, "input data"), api.input_specs(loaded),
                                 "input data", allow_int8=True)
     executor = ReferenceExecutor(loaded)

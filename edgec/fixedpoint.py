@@ -13,6 +13,11 @@ Rounding modes (the only ambiguity in "int8", see DESIGN.md):
 * ``"single"``: LiteRT's ``TFLITE_SINGLE_ROUNDING``: ``(x*m + 2^(s-1)) >> s`` once, with
   ``s = 31 - shift``: round half up, one rounding.
 
+A model's rounding *mode* says which of the two each operator uses
+(:func:`operator_rounding`): ``"double"`` and ``"single"`` everywhere, or ``"litert"``,
+which reproduces LiteRT's reference interpreter (``BUILTIN_REF``): single rounding in
+FULLY_CONNECTED, double rounding in every other operator.
+
 A *quantized multiplier* is a pair ``(multiplier, shift)`` with ``multiplier`` in
 ``[2^30, 2^31)`` (or 0) standing for the real number ``multiplier * 2^(shift - 31)``.
 """
@@ -25,7 +30,16 @@ import numpy as np
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
-ROUNDING_MODES = ("double", "single")
+ROUNDING_MODES = ("double", "single", "litert")
+
+
+def operator_rounding(mode: str, op_type: str) -> str:
+    """The rounding (``"double"``/``"single"``) operator ``op_type`` uses under a model's ``mode``."""
+    if mode not in ROUNDING_MODES:
+        raise ValueError(f"unknown rounding mode {mode!r}; expected one of {ROUNDING_MODES}")
+    if mode == "litert":
+        return "single" if op_type == "FullyConnected" else "double"
+    return mode
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
@@ -127,7 +141,7 @@ def multiply_by_quantized_multiplier(
         total_shift = 31 - shift
         rounded = (x * multiplier + (np.int64(1) << (total_shift - 1))) >> total_shift
         return np.clip(rounded, INT32_MIN, INT32_MAX)
-    raise ValueError(f"unknown rounding mode {rounding!r}; expected one of {ROUNDING_MODES}")
+    raise ValueError(f"unknown rounding {rounding!r}; expected 'double' or 'single'")
 
 
 def round_half_away_from_zero(x: np.ndarray) -> np.ndarray:

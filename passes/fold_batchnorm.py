@@ -62,40 +62,28 @@ class FoldBatchNormPass(ir.passes.InPlacePass):
     def _into_conv(graph: ir.Graph, conv: ir.Node, a: np.ndarray, b: np.ndarray) -> bool:
         if conv.op_type != "Conv" or conv.domain != "":
             return False
-        weights = const_array(conv.inputs[1])
-        bias = const_array(conv.inputs[2]) if len(conv.inputs) > 2 else None
-        if weights is None or (len(conv.inputs) > 2 and conv.inputs[2] is not None and bias is None):
+        parameters = _constant_weight_and_bias(conv)
+        if parameters is None:
             return False
+        weights, bias = parameters
         bias = np.zeros(weights.shape[0]) if bias is None else bias.astype(np.float64)
         scale = a.reshape(-1, *([1] * (weights.ndim - 1)))
-        new_w = add_initializer(graph, f"{conv.inputs[1].name}_bnfolded", (weights * scale).astype(np.float32))
-        new_b = add_initializer(graph, f"{conv.name}_bias_bnfolded", (bias * a + b).astype(np.float32))
-        conv.replace_input_with(1, new_w)
-        if len(conv.inputs) > 2:
-            conv.replace_input_with(2, new_b)
-        else:
-            _append_input(conv, new_b)
+        _set_weight_and_bias(graph, conv, weights * scale, bias * a + b)
         return True
 
     @staticmethod
     def _into_gemm(graph: ir.Graph, gemm: ir.Node, a: np.ndarray, b: np.ndarray) -> bool:
         if gemm.op_type != "Gemm" or gemm.domain != "" or attribute(gemm, "transA", 0):
             return False
-        weights = const_array(gemm.inputs[1])
-        bias = const_array(gemm.inputs[2]) if len(gemm.inputs) > 2 and gemm.inputs[2] is not None else None
-        if weights is None or (len(gemm.inputs) > 2 and gemm.inputs[2] is not None and bias is None):
+        parameters = _constant_weight_and_bias(gemm)
+        if parameters is None:
             return False
+        weights, bias = parameters
         alpha, beta = float(attribute(gemm, "alpha", 1.0)), float(attribute(gemm, "beta", 1.0))
         w_kn = weights.T if attribute(gemm, "transB", 0) else weights
         n = w_kn.shape[1]
         c = np.broadcast_to(np.zeros(n) if bias is None else bias.astype(np.float64) * beta, (n,))
-        new_w = add_initializer(graph, f"{gemm.inputs[1].name}_bnfolded", (alpha * w_kn * a).T.astype(np.float32))
-        new_b = add_initializer(graph, f"{gemm.name}_bias_bnfolded", (c * a + b).astype(np.float32))
-        gemm.replace_input_with(1, new_w)
-        if len(gemm.inputs) > 2:
-            gemm.replace_input_with(2, new_b)
-        else:
-            _append_input(gemm, new_b)
+        _set_weight_and_bias(graph, gemm, (alpha * w_kn * a).T, c * a + b)
         for name, value in (("alpha", 1.0), ("beta", 1.0), ("transB", 1)):
             gemm.attributes[name] = ir.convenience.convert_attribute(name, value)
         return True
@@ -113,7 +101,21 @@ class FoldBatchNormPass(ir.passes.InPlacePass):
         replace_value(bn.outputs[0], add.outputs[0])
 
 
-def _append_input(node: ir.Node, value: ir.Value) -> None:
-    """Give a two-input Conv/Gemm its optional third (bias) input."""
-    node.resize_inputs(3)
-    node.replace_input_with(2, value)
+def _constant_weight_and_bias(node: ir.Node) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """Constant weights and (optional) bias of a Conv/Gemm, or ``None`` if either is computed."""
+    weights = const_array(node.inputs[1])
+    has_bias = len(node.inputs) > 2 and node.inputs[2] is not None
+    bias = const_array(node.inputs[2]) if has_bias else None
+    if weights is None or (has_bias and bias is None):
+        return None
+    return weights, bias
+
+
+def _set_weight_and_bias(graph: ir.Graph, node: ir.Node, weights: np.ndarray, bias: np.ndarray) -> None:
+    """Give a Conv/Gemm new float32 weight and bias initializers (adding the bias input if absent)."""
+    new_w = add_initializer(graph, f"{node.inputs[1].name}_bnfolded", weights.astype(np.float32))
+    new_b = add_initializer(graph, f"{node.name}_bias_bnfolded", bias.astype(np.float32))
+    node.replace_input_with(1, new_w)
+    if len(node.inputs) < 3:
+        node.resize_inputs(3)
+    node.replace_input_with(2, new_b)

@@ -92,3 +92,17 @@ def softmax_attributes(input_scale: float, beta: float = 1.0) -> dict:
     radius = math.floor(((1 << _SOFTMAX_INTEGER_BITS) - 1) * float(1 << (31 - _SOFTMAX_INTEGER_BITS))
                         / float(1 << left_shift))
     return {"input_multiplier": multiplier, "input_left_shift": left_shift, "diff_min": -radius}
+
+
+def mean_attributes(input_q: QParams, output_q: QParams, count: int) -> dict:
+    """MEAN over ``count`` elements: ``s_in / s_out`` with ``1/count`` folded into the multiplier.
+
+    As TFLM's QuantizedMeanOrSum: ``k = min(floor(log2 count), 32, 31 + shift)``,
+    ``multiplier' = (multiplier << k) // count``, ``shift' = shift - k``.
+    """
+    multiplier, shift = quantize_multiplier(input_q.scale / output_q.scale)
+    k = min(count.bit_length() - 1, 32, 31 + shift)
+    return {
+        "input_zero_point": input_q.zero_point, "output_zero_point": output_q.zero_point,
+        "output_multiplier": (multiplier << k) // count, "output_shift": shift - k,
+    }

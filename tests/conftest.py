@@ -20,21 +20,31 @@ SHARED_MODELS = {
 }
 
 
+TFLITE_MODELS = {
+    "kws": ("kws_dscnn_int8", 2_656_768),
+    "vww": ("vww_mobilenetv1_025_int8", 7_489_664),
+    "resnet8": ("ic_resnet8_int8", 12_501_632),
+    "ad": ("ad_autoencoder_int8", 264_192),
+}
+
+
+def shared_file(relative: str) -> Path:
+    """A file under the shared directory; the test is skipped, saying why, when it is absent."""
+    path = SHARED / relative
+    if not path.exists():
+        pytest.skip(f"shared file {path} is not available (set EDGEC_SHARED to the shared/ directory)")
+    return path
+
+
 def shared_model(key: str) -> Path:
     """Path of a shared ONNX model; the test is skipped, saying why, when it is absent."""
-    path = SHARED / "models" / SHARED_MODELS[key][0]
-    if not path.exists():
-        pytest.skip(f"shared model {path} is not available (set EDGEC_SHARED to the shared/ directory)")
-    return path
+    return shared_file(f"models/{SHARED_MODELS[key][0]}")
 
 
 def shared_samples(key: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(calibration, evaluation) inputs as the issue prescribes: uniform [0, 1] images; AD's 40 real windows."""
     if key == "ad":
-        path = SHARED / "models" / "ad_autoencoder_samples.npy"
-        if not path.exists():
-            pytest.skip(f"{path} is not available")
-        windows = np.load(path).astype(np.float32)
+        windows = np.load(shared_file("models/ad_autoencoder_samples.npy")).astype(np.float32)
         return windows[:20], windows[20:]
     shape = (3, 96, 96) if key == "vww" else (3, 32, 32)
     return rng.random((100, *shape), dtype=np.float32), rng.random((100, *shape), dtype=np.float32)

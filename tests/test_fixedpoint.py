@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from fractions import Fraction
 
 import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from exact_arith import mbqm, round_half_away, srdhm
 
 from edgec.fixedpoint import (
     INT32_MAX, INT32_MIN, divide_round_half_away, multiply_by_quantized_multiplier, quantize_multiplier,
@@ -19,56 +19,32 @@ multipliers = st.integers(1 << 30, INT32_MAX)
 shifts = st.integers(-31, 30)
 
 
-def exact_round_half_away(value: Fraction) -> int:
-    """Round a rational half away from zero, exactly."""
-    magnitude = abs(value)
-    floor = magnitude.numerator // magnitude.denominator
-    rounded = floor + (1 if magnitude - floor >= Fraction(1, 2) else 0)
-    return rounded if value >= 0 else -rounded
-
-
-def exact_round_half_up(value: Fraction) -> int:
-    return math.floor(value + Fraction(1, 2))
-
-
-def wrap32(value: int) -> int:
-    return (value + (1 << 31)) % (1 << 32) - (1 << 31)
-
-
-def exact_srdhm(a: int, b: int) -> int:
-    """SaturatingRoundingDoublingHighMul: a*b/2^31 rounded half up; INT32_MIN^2 saturates."""
-    return INT32_MAX if a == b == INT32_MIN else exact_round_half_up(Fraction(a * b, 1 << 31))
-
-
 @given(int32s, int32s)
 @example(-1, 1 << 30)
 @example(1, 1 << 30)
 @example(INT32_MIN, INT32_MIN)
 @example(-3, 1 << 30)
 def test_srdhm_is_exact_rounding_of_the_doubled_high_product(a, b):
-    expected = exact_srdhm(a, b)
+    expected = srdhm(a, b)
     assert int(saturating_rounding_doubling_high_mul(np.int64(a), np.int64(b))) == expected
 
 
 @given(int32s, st.integers(0, 31))
 def test_rounding_divide_by_pot_rounds_half_away_from_zero(x, exponent):
-    assert int(rounding_divide_by_pot(np.int64(x), exponent)) == exact_round_half_away(Fraction(x, 1 << exponent))
+    assert int(rounding_divide_by_pot(np.int64(x), exponent)) == round_half_away(Fraction(x, 1 << exponent))
 
 
 @given(int32s, multipliers, shifts)
 @example(-1, 1 << 30, 0)
 @example(-3, 1 << 30, -1)
 def test_double_rounding_multiplier_is_two_exact_roundings(x, multiplier, shift):
-    left, right = max(shift, 0), max(-shift, 0)
-    scaled = wrap32(x * (1 << left))
-    expected = exact_round_half_away(Fraction(exact_srdhm(scaled, multiplier), 1 << right))
+    expected = mbqm(x, multiplier, shift, "double")
     assert int(multiply_by_quantized_multiplier(np.int64(x), multiplier, shift, "double")) == expected
 
 
 @given(int32s, multipliers, shifts)
 def test_single_rounding_multiplier_is_one_exact_rounding(x, multiplier, shift):
-    exact = exact_round_half_up(Fraction(x * multiplier, 1 << (31 - shift)))
-    expected = min(max(exact, INT32_MIN), INT32_MAX)
+    expected = mbqm(x, multiplier, shift, "single")
     assert int(multiply_by_quantized_multiplier(np.int64(x), multiplier, shift, "single")) == expected
 
 
@@ -106,9 +82,9 @@ def test_quantize_multiplier_edge_cases():
 
 @given(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False).map(lambda v: float(np.float32(v))))
 def test_round_half_away_matches_c_round(value):
-    assert float(round_half_away_from_zero(np.float32(value))) == exact_round_half_away(Fraction(value))
+    assert float(round_half_away_from_zero(np.float32(value))) == round_half_away(Fraction(value))
 
 
 @given(st.integers(-(1 << 20), 1 << 20), st.integers(1, 1000))
 def test_average_divide_rounds_half_away(numerator, denominator):
-    assert int(divide_round_half_away(numerator, denominator)) == exact_round_half_away(Fraction(numerator, denominator))
+    assert int(divide_round_half_away(numerator, denominator)) == round_half_away(Fraction(numerator, denominator))

@@ -9,6 +9,7 @@ import onnx_ir as ir
 
 from edgec import ops
 from edgec.errors import InputDataError, UnsupportedModelError
+from edgec.fixedpoint import operator_rounding
 from edgec.reference import conv, elementwise, layout, pooling, softmax
 
 Kernel = Callable[..., np.ndarray]
@@ -26,6 +27,7 @@ KERNELS: dict[str, Kernel] = {
     "Dequantize": elementwise.dequantize,
     "AveragePool": pooling.average_pool,
     "MaxPool": pooling.max_pool,
+    "Mean": pooling.mean,
     "Softmax": softmax.softmax,
     "Concat": layout.concat,
     "Pad": layout.pad,
@@ -78,7 +80,8 @@ class ReferenceExecutor:
             value.name: value.const_value.numpy() for value in graph.initializers.values()
             if value.const_value is not None
         }
-        self._plan = [(node, KERNELS[node.op_type], node_attributes(node)) for node in graph]
+        self._plan = [(node, KERNELS[node.op_type], node_attributes(node), operator_rounding(self.rounding, node.op_type))
+                      for node in graph]
 
     @property
     def input_names(self) -> list[str]:
@@ -124,11 +127,11 @@ class ReferenceExecutor:
         """Run the graph; returns the graph outputs (and every tensor if ``keep_intermediates``)."""
         values: dict[str, np.ndarray] = dict(self._constants)
         values.update(self._bind_inputs(inputs))
-        for node, kernel, attrs in self._plan:
+        for node, kernel, attrs, rounding in self._plan:
             if all(output.name in values for output in node.outputs):
                 continue
             args = [values[v.name] if v is not None else None for v in node.inputs]
-            values[node.outputs[0].name] = kernel(attrs, self.rounding, *args)
+            values[node.outputs[0].name] = kernel(attrs, rounding, *args)
         if keep_intermediates:
             return {name: array for name, array in values.items() if name not in self._constants}
         return {name: values[name] for name in self.output_names}

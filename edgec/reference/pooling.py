@@ -1,14 +1,15 @@
-"""Pooling over NHWC int8 tensors (TFLite AVERAGE_POOL_2D / MAX_POOL_2D semantics).
+"""Pooling over int8 tensors: AVERAGE_POOL_2D / MAX_POOL_2D (NHWC) and MEAN (TFLite).
 
-Windows count only in-bounds elements: padding is neither summed nor counted, and never
-wins a maximum. Output quantization equals the input's.
+Pool windows count only in-bounds elements: padding is neither summed nor counted, and
+never wins a maximum; pool output quantization equals the input's. MEAN rescales.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from edgec.fixedpoint import divide_round_half_away
+from edgec.fixedpoint import divide_round_half_away, wrap_int32
+from edgec.reference.requant import requantize_to_int8
 from edgec.reference.windows import pad_spatial, spatial_windows
 
 
@@ -30,3 +31,17 @@ def max_pool(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
     padded = pad_spatial(x.astype(np.int16), attrs["pads"], np.iinfo(np.int16).min)
     maxima = spatial_windows(padded, attrs["kernel_shape"], attrs["strides"]).max(axis=(4, 5))
     return np.clip(maxima, attrs["activation_min"], attrs["activation_max"]).astype(np.int8)
+
+
+def mean(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
+    """TFLite MEAN (QuantizedMeanOrSum): ``MBQM(sum - zp_in * n, m', s') + zp_out``.
+
+    ``n`` is the number of reduced elements; ``(m', s')`` already include ``1/n`` (see
+    :func:`edgec.passes.multipliers.mean_attributes`). The sum wraps like int32.
+    """
+    axes = tuple(int(a) % x.ndim for a in attrs["axes"])
+    count = int(np.prod([x.shape[a] for a in axes]))
+    total = x.astype(np.int64).sum(axis=axes, keepdims=bool(attrs["keepdims"]))
+    centered = wrap_int32(total - int(attrs["input_zero_point"]) * count)
+    return requantize_to_int8(centered, attrs["output_multiplier"], attrs["output_shift"],
+                              attrs["output_zero_point"], -128, 127, rounding)

@@ -1,0 +1,205 @@
+"""TFLite frontend: an int8 ``.tflite`` model becomes an edgec integer graph, as it is.
+
+The flatbuffer is read with the schema bindings that ship with ``ai-edge-litert``. Every
+operator maps to the edgec operator with TFLM's semantics, keeping the model's own scales,
+zero points and per-channel quantization; layouts stay NHWC (no shuffles the model did not
+have). Integer attributes are derived exactly as TFLM's "prepare" steps derive them
+(:mod:`edgec.passes.multipliers`), so the reference executor reproduces TFLM bit for bit.
+
+Each int8 value keeps the TFLite tensor's name and records its tensor index as
+``metadata_props['edgec.tflite_tensor']`` (to compare with TFLM's intermediate tensors).
+Contract of :func:`read_tflite_model`: an integer ``onnx_ir.Model`` or an
+:class:`~edgec.errors.EdgecError` naming the file, the operator and its index.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx_ir as ir
+
+from edgec import ops
+from edgec.errors import ModelLoadError, UnsupportedModelError
+from edgec.frontend import tflite_ops
+from edgec.passes.qparams import QParams, set_channel_scales, set_qparams
+
+TFLITE_TENSOR_KEY = "edgec.tflite_tensor"
+
+_TENSOR_TYPES = {0: (np.float32, ir.DataType.FLOAT), 2: (np.int32, ir.DataType.INT32),
+                 4: (np.int64, ir.DataType.INT64), 9: (np.int8, ir.DataType.INT8)}
+
+
+def _schema():
+    try:
+        from ai_edge_litert import schema_py_generated
+    except ImportError:
+        raise ModelLoadError("reading .tflite files needs the ai-edge-litert package",
+                             "pip install ai-edge-litert") from None
+    return schema_py_generated
+
+
+class TfliteGraph:
+    """The state of one subgraph's conversion: tensors as ``onnx_ir`` values, nodes so far."""
+
+    def __init__(self, schema, model, source: str) -> None:
+        self.schema = schema
+        self.model = model
+        self.source = source
+        self.subgraph = model.subgraphs[0]
+        self.values: dict[int, ir.Value] = {}
+        self.nodes: list[ir.Node] = []
+        self.initializers: list[ir.Value] = []
+        self.operator_index = -1
+        self._names: set[str] = set()
+
+    # -- tensors ---------------------------------------------------------------------
+    def tensor(self, index: int):
+        return self.subgraph.tensors[index]
+
+    def shape(self, index: int) -> list[int]:
+        shape = self.tensor(index).shape
+        return [int(d) for d in shape] if shape is not None else []
+
+    def qparams(self, index: int) -> QParams:
+        """Per-tensor quantization of tensor ``index`` (an error if it has none)."""
+        q = self.tensor(index).quantization
+        if q is None or q.scale is None or len(q.scale) == 0:
+            raise self.unsupported(f"tensor {index} ('{self.name(index)}') is not quantized",
+                                   "edgec imports int8-quantized TFLite models")
+        return QParams(float(np.float32(q.scale[0])), int(q.zeroPoint[0]) if q.zeroPoint is not None else 0)
+
+    def channel_scales(self, index: int) -> np.ndarray:
+        return np.asarray(self.tensor(index).quantization.scale, dtype=np.float32)
+
+    def name(self, index: int) -> str:
+        raw = self.tensor(index).name
+        return raw.decode() if isinstance(raw, bytes) else str(raw or f"tensor_{index}")
+
+    def constant(self, index: int) -> np.ndarray | None:
+        """The data of a constant tensor (from its buffer), or ``None`` for activations."""
+        tensor = self.tensor(index)
+        buffer = self.model.buffers[tensor.buffer] if tensor.buffer < len(self.model.buffers) else None
+        if buffer is None or buffer.data is None or len(buffer.data) == 0:
+            return None
+        dtype = _TENSOR_TYPES.get(tensor.type)
+        if dtype is None:
+            raise self.unsupported(f"constant tensor {index} has TFLite type {tensor.type}", "use int8/int32 tensors")
+        return np.frombuffer(np.asarray(buffer.data, dtype=np.uint8).tobytes(), dtype=dtype[0]).reshape(
+            self.shape(index))
+
+    def _unique(self, name: str) -> str:
+        unique, counter = name, 1
+        while unique in self._names:
+            unique, counter = f"{name}_{counter}", counter + 1
+        self._names.add(unique)
+        return unique
+
+    def _new_value(self, index: int, dtype: ir.DataType, shape: list[int]) -> ir.Value:
+        value = ir.Value(name=self._unique(self.name(index)), shape=ir.Shape(shape), type=ir.TensorType(dtype))
+        value.metadata_props[TFLITE_TENSOR_KEY] = str(index)
+        if dtype == ir.DataType.INT8:
+            set_qparams(value, self.qparams(index))
+        return value
+
+    def graph_input(self, index: int) -> ir.Value:
+        tensor_type = _TENSOR_TYPES.get(self.tensor(index).type)
+        if tensor_type is None or tensor_type[1] not in (ir.DataType.INT8, ir.DataType.FLOAT):
+            raise UnsupportedModelError(f"'{self.source}': input tensor {index} has TFLite type "
+                                        f"{self.tensor(index).type}", "edgec imports int8 (or float) model inputs")
+        value = self._new_value(index, tensor_type[1], self.shape(index))
+        self.values[index] = value
+        return value
+
+    def value(self, index: int) -> ir.Value:
+        """The value of an activation tensor, or a new initializer for a constant one."""
+        if index in self.values:
+            return self.values[index]
+        data = self.constant(index)
+        if data is None:
+            raise self.unsupported(f"tensor {index} ('{self.name(index)}') is read before it is written",
+                                   "the model's operators must be in execution order")
+        value = self._new_value(index, _TENSOR_TYPES[self.tensor(index).type][1], list(data.shape))
+        value.const_value = ir.tensor(np.ascontiguousarray(data), name=value.name)
+        quantization = self.tensor(index).quantization
+        if quantization is not None and quantization.scale is not None and len(quantization.scale) > 1:
+            value.metadata_props.pop(ops.SCALE_KEY, None)
+            value.metadata_props.pop(ops.ZERO_POINT_KEY, None)
+            set_channel_scales(value, self.channel_scales(index), quantization.quantizedDimension)
+        self.initializers.append(value)
+        self.values[index] = value
+        return value
+
+    # -- building -------------------------------------------------------------------
+    def emit(self, op_type: str, inputs: list[ir.Value | None], attrs: dict, output: int,
+             dtype: ir.DataType = ir.DataType.INT8, shape: list[int] | None = None) -> ir.Value:
+        """Append an edgec node writing TFLite tensor ``output``."""
+        value = self._new_value(output, dtype, self.shape(output) if shape is None else shape)
+        node = ir.node(op_type, inputs, attrs, domain=ops.DOMAIN, outputs=[value],
+                       name=f"{op_type}_{self.operator_index}")
+        self.nodes.append(node)
+        self.values[output] = value
+        return value
+
+    def emit_internal(self, op_type: str, inputs: list[ir.Value | None], attrs: dict, qparams: QParams,
+                      shape: list[int], name: str) -> ir.Value:
+        """Append an edgec node whose int8 output is not a TFLite tensor (a reshape around FC, ...)."""
+        node = ir.node(op_type, inputs, attrs, domain=ops.DOMAIN, name=f"{op_type}_{self.operator_index}_{name}")
+        out = node.outputs[0]
+        out.name = self._unique(name)
+        out.shape = ir.Shape(shape)
+        out.type = ir.TensorType(ir.DataType.INT8)
+        set_qparams(out, qparams)
+        self.nodes.append(node)
+        return out
+
+    def unsupported(self, problem: str, hint: str) -> UnsupportedModelError:
+        where = f"operator {self.operator_index}" if self.operator_index >= 0 else "the model"
+        return UnsupportedModelError(f"'{self.source}' {where}: {problem}", hint)
+
+
+def _operator_name(schema, model, operator) -> str:
+    code = model.operatorCodes[operator.opcodeIndex]
+    number = max(code.builtinCode, code.deprecatedBuiltinCode)
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    return names.get(number, f"builtin {number}") if number != schema.BuiltinOperator.CUSTOM else (
+        f"custom '{code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode}'")
+
+
+def read_tflite_model(path: str | Path) -> ir.Model:
+    """Convert an int8 TFLite model file to an edgec integer graph (see the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"model file '{path}' does not exist", "check the path")
+    schema = _schema()
+    data = path.read_bytes()
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ModelLoadError(f"'{path}' is not a TFLite model (no TFL3 identifier)",
+                             "pass a complete .tflite flatbuffer; a truncated download fails this way")
+    try:
+        model = schema.ModelT.InitFromPackedBuf(data, 0)
+    except Exception as error:  # flatbuffers raises assorted errors on corrupt data
+        raise ModelLoadError(f"'{path}' is a corrupt TFLite flatbuffer ({type(error).__name__})",
+                             "re-export or re-download the model") from None
+    if not model.subgraphs:
+        raise ModelLoadError(f"'{path}' has no subgraph", "pass a complete .tflite model")
+    if len(model.subgraphs) > 1:
+        raise UnsupportedModelError(f"'{path}' has {len(model.subgraphs)} subgraphs (control flow)",
+                                    "edgec imports single-subgraph TFLite models")
+    graph = TfliteGraph(schema, model, str(path))
+    subgraph = graph.subgraph
+    inputs = [graph.graph_input(int(i)) for i in subgraph.inputs]
+    for index, operator in enumerate(subgraph.operators or []):
+        graph.operator_index = index
+        name = _operator_name(schema, model, operator)
+        lowering = tflite_ops.LOWERINGS.get(name)
+        if lowering is None:
+            raise graph.unsupported(f"TFLite operator {name} is not supported",
+                                    f"supported operators: {', '.join(sorted(tflite_ops.LOWERINGS))}")
+        lowering(graph, operator)
+    outputs = [graph.values[int(i)] for i in subgraph.outputs]
+    new_graph = ir.Graph(inputs, outputs, nodes=graph.nodes, initializers=graph.initializers,
+                         opset_imports={"": 13, ops.DOMAIN: ops.OPSET_VERSION}, name=path.stem)
+    integer_model = ir.Model(new_graph, ir_version=10, producer_name="edgec")
+    integer_model.metadata_props[ops.ROUNDING_KEY] = "double"
+    return integer_model

@@ -1,0 +1,246 @@
+"""Per-operator conversion of int8 TFLite operators to edgec operators.
+
+Each function takes the :class:`~edgec.frontend.tflite_frontend.TfliteGraph` and one
+TFLite operator (object API), and emits the edgec node(s) computing its output tensor with
+TFLM's semantics: padding from ``ComputePaddingHeightWidth``, activation ranges from
+``CalculateActivationRangeQuantized``, multipliers as the TFLM kernels' prepare steps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx_ir as ir
+
+from edgec.passes.multipliers import (
+    SOFTMAX_OUTPUT, add_attributes, channel_requant_attributes, mean_attributes, mul_attributes,
+    per_tensor_fc_attributes, requantize_attributes, softmax_attributes,
+)
+from edgec.passes.qparams import get_qparams
+
+_NONE, _RELU, _RELU_N1_TO_1, _RELU6 = 0, 1, 2, 3
+_SAME = 0
+
+
+def activation_range(graph, output: int, fused: int) -> dict:
+    """``activation_min``/``activation_max`` of a fused activation, in the output's quantization."""
+    if fused == _NONE:
+        return {"activation_min": -128, "activation_max": 127}
+    q = graph.qparams(output)
+    bounds = {_RELU: (0.0, None), _RELU6: (0.0, 6.0), _RELU_N1_TO_1: (-1.0, 1.0)}.get(fused)
+    if bounds is None:
+        raise graph.unsupported(f"fused activation {fused} is not supported", "use NONE, RELU, RELU6 or RELU_N1_TO_1")
+    low = max(-128, q.quantize_bound(bounds[0]))
+    high = 127 if bounds[1] is None else min(127, q.quantize_bound(bounds[1]))
+    return {"activation_min": low, "activation_max": high}
+
+
+def window_padding(graph, in_hw, kernel_hw, strides, dilations, padding: int, out_hw) -> list[int]:
+    """``[top, left, bottom, right]`` as TFLite's ComputePaddingHeightWidth places them."""
+    pads = []
+    for size, kernel, stride, dilation in zip(in_hw, kernel_hw, strides, dilations):
+        effective = (kernel - 1) * dilation + 1
+        out = (size + stride - 1) // stride if padding == _SAME else (size + stride - effective) // stride
+        total = max(0, (out - 1) * stride + effective - size)
+        pads.append((total // 2, total - total // 2))
+    result = [pads[0][0], pads[1][0], pads[0][1], pads[1][1]]
+    for axis in range(2):
+        effective = (kernel_hw[axis] - 1) * dilations[axis] + 1
+        computed = (in_hw[axis] + result[axis] + result[axis + 2] - effective) // strides[axis] + 1
+        if computed != out_hw[axis]:
+            raise graph.unsupported(f"output size {out_hw} disagrees with the window arithmetic", "re-export the model")
+    return result
+
+
+def _bias(graph, operator, position: int = 2) -> ir.Value | None:
+    inputs = list(operator.inputs)
+    return graph.value(int(inputs[position])) if len(inputs) > position and inputs[position] >= 0 else None
+
+
+def _weights(graph, index: int) -> np.ndarray:
+    data = graph.constant(index)
+    if data is None or data.dtype != np.int8:
+        raise graph.unsupported("weights are not a constant int8 tensor", "edgec imports int8 models with constant weights")
+    zero_points = graph.tensor(index).quantization.zeroPoint
+    if zero_points is not None and np.any(np.asarray(zero_points) != 0):
+        raise graph.unsupported("weights have a non-zero zero point", "quantize weights symmetrically")
+    return data
+
+
+def _channel_attributes(graph, x: int, w: int, out: int, channels: int) -> dict:
+    scales = graph.channel_scales(w)
+    scales = np.broadcast_to(scales, (channels,)) if scales.size == 1 else scales
+    return channel_requant_attributes(graph.qparams(x).scale, scales, graph.qparams(out).scale)
+
+
+def conv_2d(graph, operator, depthwise: bool = False) -> None:
+    x, w, out = int(operator.inputs[0]), int(operator.inputs[1]), int(operator.outputs[0])
+    options = operator.builtinOptions
+    weights = _weights(graph, w)
+    in_shape, out_shape = graph.shape(x), graph.shape(out)
+    strides, dilations = [options.strideH, options.strideW], [options.dilationHFactor, options.dilationWFactor]
+    channels = weights.shape[3] if depthwise else weights.shape[0]
+    if not depthwise and weights.shape[3] != in_shape[3]:
+        raise graph.unsupported("grouped CONV_2D is not supported", "use group 1 or DEPTHWISE_CONV_2D")
+    attrs = {
+        "input_zero_point": graph.qparams(x).zero_point, "output_zero_point": graph.qparams(out).zero_point,
+        **_channel_attributes(graph, x, w, out, channels),
+        **activation_range(graph, out, options.fusedActivationFunction),
+        "strides": strides, "dilations": dilations,
+        "pads": window_padding(graph, in_shape[1:3], weights.shape[1:3], strides, dilations, options.padding,
+                               out_shape[1:3]),
+    }
+    if depthwise:
+        attrs["depth_multiplier"] = channels // in_shape[3]
+    graph.emit("DepthwiseConv" if depthwise else "Conv", [graph.value(x), graph.value(w), _bias(graph, operator)],
+               attrs, out)
+
+
+def depthwise_conv_2d(graph, operator) -> None:
+    conv_2d(graph, operator, depthwise=True)
+
+
+def fully_connected(graph, operator) -> None:
+    x, w, out = int(operator.inputs[0]), int(operator.inputs[1]), int(operator.outputs[0])
+    weights = _weights(graph, w)
+    cout, depth = weights.shape
+    qx, qw, qo = graph.qparams(x), graph.qparams(w), graph.qparams(out)
+    if graph.channel_scales(w).size > 1:
+        requant = _channel_attributes(graph, x, w, out, cout)
+    else:
+        requant = per_tensor_fc_attributes(qx.scale, qw.scale, qo.scale)
+    attrs = {"input_zero_point": qx.zero_point, "output_zero_point": qo.zero_point, **requant,
+             **activation_range(graph, out, operator.builtinOptions.fusedActivationFunction)}
+    source = graph.value(x)
+    rows = math.prod(graph.shape(x)) // depth
+    if graph.shape(x)[-1] != depth:
+        source = graph.emit_internal("Reshape", [source], {"shape": [rows, depth]}, qx, [rows, depth],
+                                     f"{source.name}_rows")
+    inputs = [source, graph.value(w), _bias(graph, operator)]
+    fc_shape = list(source.shape.numpy())[:-1] + [cout]
+    if fc_shape == graph.shape(out):
+        graph.emit("FullyConnected", inputs, attrs, out)
+        return
+    result = graph.emit_internal("FullyConnected", inputs, attrs, qo, fc_shape, f"{graph.name(out)}_fc")
+    graph.emit("Reshape", [result], {"shape": graph.shape(out)}, out)
+
+
+def binary(op_type: str):
+    def lower(graph, operator) -> None:
+        a, b, out = int(operator.inputs[0]), int(operator.inputs[1]), int(operator.outputs[0])
+        qa, qb, qo = graph.qparams(a), graph.qparams(b), graph.qparams(out)
+        if op_type == "Mul":
+            attrs = mul_attributes(qa, qb, qo)
+        else:
+            attrs = add_attributes(qa, qb, qo, subtract=op_type == "Sub")
+        attrs.update(activation_range(graph, out, operator.builtinOptions.fusedActivationFunction))
+        graph.emit(op_type, [graph.value(a), graph.value(b)], attrs, out)
+    return lower
+
+
+def pool_2d(op_type: str):
+    def lower(graph, operator) -> None:
+        x, out = int(operator.inputs[0]), int(operator.outputs[0])
+        options = operator.builtinOptions
+        kernel, strides = [options.filterHeight, options.filterWidth], [options.strideH, options.strideW]
+        attrs = {"kernel_shape": kernel, "strides": strides,
+                 "pads": window_padding(graph, graph.shape(x)[1:3], kernel, strides, [1, 1], options.padding,
+                                        graph.shape(out)[1:3]),
+                 **activation_range(graph, out, options.fusedActivationFunction)}
+        graph.emit(op_type, [graph.value(x)], attrs, out)
+    return lower
+
+
+def mean(graph, operator) -> None:
+    x, axes_index, out = int(operator.inputs[0]), int(operator.inputs[1]), int(operator.outputs[0])
+    axes = graph.constant(axes_index)
+    if axes is None:
+        raise graph.unsupported("MEAN axes are computed at run time", "use constant axes")
+    shape = graph.shape(x)
+    axes = sorted({int(a) % len(shape) for a in np.ravel(axes)})
+    count = math.prod(shape[a] for a in axes)
+    attrs = {"axes": axes, "keepdims": int(bool(operator.builtinOptions.keepDims)),
+             **mean_attributes(graph.qparams(x), graph.qparams(out), count)}
+    graph.emit("Mean", [graph.value(x)], attrs, out)
+
+
+def softmax(graph, operator) -> None:
+    x, out = int(operator.inputs[0]), int(operator.outputs[0])
+    if graph.qparams(out) != SOFTMAX_OUTPUT:
+        raise graph.unsupported("SOFTMAX output is not quantized with scale 1/256 and zero point -128",
+                                "use the TFLite converter's int8 softmax output quantization")
+    attrs = softmax_attributes(graph.qparams(x).scale, float(operator.builtinOptions.beta))
+    graph.emit("Softmax", [graph.value(x)], attrs, out)
+
+
+def reshape(graph, operator) -> None:
+    x, out = int(operator.inputs[0]), int(operator.outputs[0])
+    graph.emit("Reshape", [graph.value(x)], {"shape": graph.shape(out)}, out)
+
+
+def pad(graph, operator) -> None:
+    x, paddings, out = int(operator.inputs[0]), int(operator.inputs[1]), int(operator.outputs[0])
+    widths = graph.constant(paddings)
+    if widths is None:
+        raise graph.unsupported("PAD paddings are computed at run time", "use constant paddings")
+    value = graph.qparams(out).zero_point
+    if len(operator.inputs) > 2 and operator.inputs[2] >= 0:
+        constant = graph.constant(int(operator.inputs[2]))
+        value = int(np.ravel(constant)[0]) if constant is not None else value
+    widths = np.asarray(widths).reshape(-1, 2)
+    graph.emit("Pad", [graph.value(x)], {"pads": [int(p) for p in widths[:, 0]] + [int(p) for p in widths[:, 1]],
+                                         "value": value}, out)
+
+
+def concatenation(graph, operator) -> None:
+    out = int(operator.outputs[0])
+    qo = graph.qparams(out)
+    parts = []
+    for position, index in enumerate(int(i) for i in operator.inputs):
+        value = graph.value(index)
+        q = get_qparams(value)
+        if q is not None and q != qo:
+            attrs = {**requantize_attributes(q, qo), "activation_min": -128, "activation_max": 127}
+            value = graph.emit_internal("Requantize", [value], attrs, qo, list(value.shape.numpy()),
+                                        f"{value.name}_to_concat{position}")
+        parts.append(value)
+    rank = len(graph.shape(out))
+    graph.emit("Concat", parts, {"axis": int(operator.builtinOptions.axis) % rank}, out)
+
+
+def quantize(graph, operator) -> None:
+    x, out = int(operator.inputs[0]), int(operator.outputs[0])
+    q = graph.qparams(out)
+    if graph.tensor(x).type == 0:  # float32 -> int8
+        graph.emit("Quantize", [graph.value(x)], {"scale": q.scale, "zero_point": q.zero_point}, out)
+        return
+    attrs = {**requantize_attributes(graph.qparams(x), q), "activation_min": -128, "activation_max": 127}
+    graph.emit("Requantize", [graph.value(x)], attrs, out)
+
+
+def dequantize(graph, operator) -> None:
+    x, out = int(operator.inputs[0]), int(operator.outputs[0])
+    q = graph.qparams(x)
+    graph.emit("Dequantize", [graph.value(x)], {"scale": q.scale, "zero_point": q.zero_point}, out,
+               dtype=ir.DataType.FLOAT)
+
+
+LOWERINGS = {
+    "CONV_2D": conv_2d,
+    "DEPTHWISE_CONV_2D": depthwise_conv_2d,
+    "FULLY_CONNECTED": fully_connected,
+    "ADD": binary("Add"),
+    "SUB": binary("Sub"),
+    "MUL": binary("Mul"),
+    "AVERAGE_POOL_2D": pool_2d("AveragePool"),
+    "MAX_POOL_2D": pool_2d("MaxPool"),
+    "MEAN": mean,
+    "SOFTMAX": softmax,
+    "RESHAPE": reshape,
+    "PAD": pad,
+    "PADV2": pad,
+    "CONCATENATION": concatenation,
+    "QUANTIZE": quantize,
+    "DEQUANTIZE": dequantize,
+}
