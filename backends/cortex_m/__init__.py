@@ -1,0 +1,138 @@
+"""Cortex-M backend: an integer graph becomes a self-contained C library, built and run on QEMU.
+
+* :func:`compile_project` plans memory, emits the C project (library, Makefile, CMakeLists,
+  QEMU harness, ``model.onnx`` and ``report.json``), builds the library with
+  arm-none-eabi-gcc and checks flash and RAM against the target's part.
+* :func:`run_project` builds the harness if needed and runs int8 samples on the target's QEMU
+  board (or on the host, under ASan/UBSan), returning outputs and instruction counts;
+  :func:`first_difference` compares a per-layer trace with the integer reference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import onnx_ir as ir
+
+from edgec import __version__
+from edgec.backends.cortex_m import emitter, qemu, toolchain
+from edgec.backends.cortex_m.network import Network, build_network
+from edgec.errors import EdgecError
+from edgec.reference import ReferenceExecutor
+from edgec.target import Target, get_target
+
+
+class SizeLimitError(EdgecError):
+    """The model does not fit the target part's flash or RAM."""
+
+
+def _manifest(network: Network, target: Target, sizes: toolchain.Sizes, stack: int, model_name: str) -> dict:
+    layers = []
+    for index, layer in enumerate(network.layers):
+        node = layer.node
+        layers.append({
+            "index": index, "name": node.name, "op": node.op_type, "output": node.outputs[0].name,
+            "output_bytes": math.prod(int(d) for d in node.outputs[0].shape.numpy()),
+            "macs": emitter.layer_macs(layer), "weight_bytes": sum(a.values.nbytes for a in layer.arrays),
+            "scratch_bytes": layer.scratch_bytes, "kernel": layer.call.split("(")[0] if layer.call else "alias",
+        })
+    return {
+        "generator": "edgec", "version": __version__, "model": model_name, "target": target.name,
+        "part": target.part.name, "rounding": network.rounding,
+        "input": {"shape": network.input.shape, "scale": network.input.qparams.scale,
+                  "zero_point": network.input.qparams.zero_point, "name": network.input.value.name},
+        "output": {"shape": network.output.shape, "scale": network.output.qparams.scale,
+                   "zero_point": network.output.qparams.zero_point, "name": network.output.value.name},
+        "macs": sum(layer["macs"] for layer in layers),
+        "flash": {"code": sizes.code, "weights_and_parameters": sizes.model_constants,
+                  "kernel_tables": sizes.kernel_constants, "data": sizes.data, "total": sizes.flash},
+        "ram": {"arena": network.plan.size, "arena_live_bound": network.live_bound,
+                "static_total": sizes.static_ram, "stack_bound": stack, "total": sizes.static_ram + stack},
+        "notes": ["flash and static RAM: the library built with arm-none-eabi-gcc (harness excluded)",
+                  "arena: every tensor (input and output included) and kernel scratch",
+                  "stack_bound: deepest edgec_invoke call chain from -fcallgraph-info, C library calls excluded"],
+        "layers": layers,
+    }
+
+
+def _check_limits(manifest: dict, target: Target) -> None:
+    flash, ram = manifest["flash"]["total"], manifest["ram"]["total"]
+    problems = []
+    if flash > target.part.flash_bytes:
+        problems.append(f"flash {flash:,} B > {target.part.flash_bytes:,} B")
+    if ram > target.part.ram_bytes:
+        problems.append(f"RAM {ram:,} B > {target.part.ram_bytes:,} B")
+    if problems:
+        raise SizeLimitError(f"the model does not fit {target.part.name} ({target.name}): {', '.join(problems)}",
+                             "choose a larger target, shrink the model, or pass --ignore-size-limits")
+
+
+def compile_project(model: ir.Model, target: Target, out_dir: Path, model_name: str = "model",
+                    ignore_size_limits: bool = False) -> dict:
+    """Emit, build and size-check the project for ``model``; returns the manifest (report.json)."""
+    if target.kind != "cortex-m":
+        raise EdgecError(f"target '{target.name}' is a {target.kind} target", "pick a Cortex-M target")
+    network = build_network(model, target.core.dsp)
+    files = emitter.render_sources(network, target, model_name)
+    with emitter.staged_project(Path(out_dir)) as staging:
+        emitter.write_files(staging, files, model)
+        toolchain.make(staging)
+        manifest = _manifest(network, target, toolchain.library_sizes(staging),
+                             toolchain.stack_bound(staging, "edgec_invoke"), model_name)
+        if not ignore_size_limits:
+            _check_limits(manifest, target)
+        emitter.write_manifest(staging, manifest)
+    return manifest
+
+
+def load_project(out_dir: Path) -> tuple[dict, Target, ir.Model]:
+    """Manifest, target and integer graph of a compiled project directory."""
+    manifest = emitter.read_manifest(Path(out_dir))
+    return manifest, get_target(manifest["target"]), ir.load(Path(out_dir) / "model.onnx")
+
+
+def run_project(out_dir: Path, samples: np.ndarray, host: bool = False, variant: str = "") -> qemu.RunResult:
+    """Build the harness (if needed) and run int8 ``samples`` (rows of the input size).
+
+    ``variant``: ``""``, ``"trace"`` (per-layer output dump) or ``"profile"`` (per-layer counts).
+    """
+    out_dir = Path(out_dir)
+    manifest, target, _ = load_project(out_dir)
+    goal = "host" if host else "qemu"
+    toolchain.make(out_dir, goal, variant=variant)
+    build = ("build-host" if host else "build") + (f"-{variant}" if variant else "")
+    executable = out_dir / build / ("edgec_host" if host else "edgec_app.elf")
+    output_size = math.prod(manifest["output"]["shape"])
+    return qemu.run(executable, None if host else target, samples, output_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerMismatch:
+    index: int
+    name: str
+    op: str
+    differing: int
+    elements: int
+
+
+def first_difference(model: ir.Model, manifest: dict, sample: np.ndarray, trace: bytes) -> LayerMismatch | None:
+    """The first layer whose traced output differs from the integer reference on ``sample``."""
+    executor = ReferenceExecutor(model)
+    reference = executor.run({executor.input_names[0]: _as_model_input(model, manifest, sample)},
+                             keep_intermediates=True)
+    for index, data in qemu.parse_trace(trace):
+        layer = manifest["layers"][index]
+        expected = reference[layer["output"]].ravel()
+        if data.size != expected.size or not np.array_equal(data, expected):
+            differing = int((data != expected).sum()) if data.size == expected.size else data.size
+            return LayerMismatch(index, layer["name"], layer["op"], differing, expected.size)
+    return None
+
+
+def _as_model_input(model: ir.Model, manifest: dict, sample: np.ndarray) -> np.ndarray:
+    """An int8 sample shaped as the graph input (the executor binds int8 to the Quantize output)."""
+    shape = [int(d) for d in model.graph.inputs[0].shape.numpy()]
+    return np.asarray(sample, dtype=np.int8).reshape(shape)

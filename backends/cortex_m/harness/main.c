@@ -1,0 +1,117 @@
+/* Test harness for the generated library: reads int8 samples from edgec_input.bin, runs the
+ * network on each, writes the outputs to edgec_output.bin. On the emulated core (semihosting)
+ * it also prints, per sample, the CMSDK timer ticks around edgec_invoke and the stack it used.
+ * Built for the host (EDGEC_HOST) it is a plain program, for sanitizer runs. */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "edgec_model.h"
+
+
+#ifdef EDGEC_TRACE
+static FILE *trace_file;
+
+void edgec_trace(uint32_t layer, const void *data, uint32_t bytes);
+void edgec_trace(uint32_t layer, const void *data, uint32_t bytes)
+{
+    if (trace_file == NULL) {
+        trace_file = fopen("edgec_trace.bin", "wb");
+    }
+    const uint32_t header[2] = {layer, bytes};
+    fwrite(header, sizeof header, 1, trace_file);
+    fwrite(data, 1, bytes, trace_file);
+}
+#endif
+
+#ifndef EDGEC_HOST
+#define TIMER ((volatile uint32_t *)EDGEC_TIMER_BASE)
+#define STACK_PATTERN 0xA5A5A5A5u
+extern uint32_t __stack_limit;
+
+static void timer_start(void)
+{
+    TIMER[0] = 0;
+    TIMER[2] = 0xFFFFFFFFu;
+    TIMER[1] = 0xFFFFFFFFu;
+    TIMER[0] = 1;
+}
+
+static uint32_t timer_ticks(void)
+{
+    return 0xFFFFFFFFu - TIMER[1];
+}
+
+#ifdef EDGEC_PROFILE
+#define EDGEC_MAX_LAYERS 1024
+static uint32_t layer_ticks[EDGEC_MAX_LAYERS];
+static uint32_t layer_count;
+
+void edgec_profile(uint32_t layer);
+void edgec_profile(uint32_t layer)
+{
+    if (layer < EDGEC_MAX_LAYERS) {
+        layer_ticks[layer] = timer_ticks();
+        layer_count = layer + 1;
+    }
+}
+#endif
+
+static uint32_t *stack_pointer(void)
+{
+    uint32_t *sp;
+    __asm__ volatile("mov %0, sp" : "=r"(sp));
+    return sp;
+}
+#endif
+
+int main(void)
+{
+    FILE *in = fopen("edgec_input.bin", "rb");
+    FILE *out = fopen("edgec_output.bin", "wb");
+    if (in == NULL || out == NULL) {
+        puts("edgec: cannot open edgec_input.bin or edgec_output.bin");
+        return 1;
+    }
+    unsigned long sample = 0;
+    while (fread(edgec_input(), 1, EDGEC_INPUT_SIZE, in) == EDGEC_INPUT_SIZE) {
+#ifndef EDGEC_HOST
+        uint32_t *const top = stack_pointer() - 16;
+        for (uint32_t *word = &__stack_limit; word < top; word++) {
+            *word = STACK_PATTERN;
+        }
+        timer_start();
+        const uint32_t start = timer_ticks();
+        edgec_invoke();
+        const uint32_t ticks = timer_ticks() - start;
+        const uint32_t *low = &__stack_limit;
+        while (low < top && *low == STACK_PATTERN) {
+            low++;
+        }
+        printf("edgec: sample %lu ticks %lu stack %lu\n", sample, (unsigned long)ticks,
+               (unsigned long)((uint32_t)(top - low) * 4u));
+#ifdef EDGEC_PROFILE
+        for (uint32_t layer = 0; layer < layer_count; layer++) {
+            if (layer_ticks[layer] != 0) {
+                printf("edgec: layer %lu ticks %lu\n", (unsigned long)layer,
+                       (unsigned long)(layer_ticks[layer] - start));
+                layer_ticks[layer] = 0;
+            }
+        }
+#endif
+#else
+        edgec_invoke();
+#endif
+        fwrite(edgec_output(), 1, EDGEC_OUTPUT_SIZE, out);
+        sample++;
+    }
+    fclose(in);
+    fclose(out);
+#ifdef EDGEC_TRACE
+    if (trace_file != NULL) {
+        fclose(trace_file);
+    }
+#endif
+    printf("edgec: done %lu\n", sample);
+    return 0;
+}

@@ -1,0 +1,217 @@
+/* Conv and FullyConnected: out[p][c] = requantize(bias[c] + sum_k col_p[k] * w[c][k]).
+ *
+ * Output pixels are taken two at a time. Their input columns (im2col, raw int8, padding taps
+ * holding the input zero point) are turned once into the form the inner loop wants, then
+ * every output channel is computed against them:
+ *
+ *  - DSP extension (M4, M7, M33): int16 lane pairs [x0,x2],[x1,x3] per group of four k,
+ *    matching SXTB16 of a weight word, so one SMLAD does two MACs (two pixels x two
+ *    channels: 8 SMLAD per four k).
+ *  - otherwise (M3, host): SIMD within a register. Both pixels' inputs share one int32,
+ *    x0 + x1 * 2^23, and one SMLAL multiply-accumulates it with a weight into a 64-bit sum
+ *    holding both pixels' sums 23 bits apart; a 23-bit lane holds 256 products exactly, so
+ *    sums are split every 256 k.
+ *
+ * A lone pixel (a fully connected layer, the last pixel of an odd count) uses a one-column
+ * loop over four channels at a time on its raw int8 column instead.
+ * Scratch: 4 * k_padded bytes for the prepared columns when there are two pixels or more,
+ * then, when windows must be gathered (not an unpadded 1x1 over a multiple of four
+ * channels), k_padded bytes per column.
+ */
+#include "edgec_kernels.h"
+#include "edgec_arith.h"
+#include "edgec_dot.h"
+
+#define EDGEC_LANE_BITS 23
+#define EDGEC_LANE_CHUNK 256
+
+/* Copies the taps kx = 0..k_w-1 of input row iy into dst (padding taps: the zero point). */
+static int8_t *gather_row(const edgec_conv_params *p, const int8_t *image, int iy, int ix0, int8_t *dst)
+{
+    const uint32_t in_c = p->in_c;
+    const int8_t pad = (int8_t)p->input_zero_point;
+    if (iy < 0 || iy >= p->in_h) {
+        memset(dst, pad, (size_t)p->k_w * in_c);
+        return dst + (size_t)p->k_w * in_c;
+    }
+    const int8_t *row = image + (size_t)iy * p->in_w * in_c;
+    if (p->dilation_w == 1 && ix0 >= 0 && ix0 + p->k_w <= p->in_w) {
+        memcpy(dst, row + (size_t)ix0 * in_c, (size_t)p->k_w * in_c);
+        return dst + (size_t)p->k_w * in_c;
+    }
+    for (int kx = 0; kx < p->k_w; kx++) {
+        const int ix = ix0 + kx * p->dilation_w;
+        if (ix < 0 || ix >= p->in_w) {
+            memset(dst, pad, in_c);
+        } else {
+            memcpy(dst, row + (size_t)ix * in_c, in_c);
+        }
+        dst += in_c;
+    }
+    return dst;
+}
+
+/* The int8 column of output pixel `pixel` (batch-major): a pointer into the input when the
+ * window is one contiguous, word-multiple run; otherwise gathered into `staging`. */
+static const int8_t *column(const edgec_conv_params *p, const int8_t *input, uint32_t pixel, int8_t *staging)
+{
+    const uint32_t per_image = (uint32_t)p->out_h * p->out_w;
+    const uint32_t b = pixel / per_image, rest = pixel % per_image;
+    const int oy = (int)(rest / p->out_w), ox = (int)(rest % p->out_w);
+    const int8_t *image = input + (size_t)b * p->in_h * p->in_w * p->in_c;
+    const int iy0 = oy * p->stride_h - p->pad_top, ix0 = ox * p->stride_w - p->pad_left;
+    if (p->k_h == 1 && p->k_w == 1 && (p->in_c & 3u) == 0 && iy0 >= 0 && ix0 >= 0 && iy0 < p->in_h && ix0 < p->in_w) {
+        return image + ((size_t)iy0 * p->in_w + (size_t)ix0) * p->in_c;
+    }
+    int8_t *dst = staging;
+    for (int ky = 0; ky < p->k_h; ky++) {
+        dst = gather_row(p, image, iy0 + ky * p->dilation_h, ix0, dst);
+    }
+    memset(dst, 0, (size_t)(staging + p->k_padded - dst));
+    return staging;
+}
+
+#if EDGEC_DSP
+
+/* Two columns as int16 lane pairs, interleaved per group of four k: x0[0,2] x0[1,3] x1[0,2] x1[1,3]. */
+static void prepare(const int8_t *col0, const int8_t *col1, uint32_t k_padded, uint32_t *out)
+{
+    for (uint32_t k = 0; k < k_padded; k += 4) {
+        const uint32_t a = edgec_load32(col0 + k), b = edgec_load32(col1 + k);
+        out[0] = edgec_sxtb16(a);
+        out[1] = edgec_sxtb16_ror8(a);
+        out[2] = edgec_sxtb16(b);
+        out[3] = edgec_sxtb16_ror8(b);
+        out += 4;
+    }
+}
+
+EDGEC_INLINE void pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *o, const uint32_t *cols,
+                             int8_t *restrict out0, int8_t *restrict out1, int single)
+{
+    const uint32_t kp = p->k_padded, out_c = p->out_c, groups = kp / 4u;
+    const int8_t *w = p->weights;
+    int32_t acc[4];
+    uint32_t c = 0;
+    for (; c + 1 < out_c; c += 2, w += 2 * kp) {
+        edgec_dot_2x2(w, w + kp, cols, groups, acc);
+        out0[c] = edgec_output_stage(o, acc[0], c, single);
+        out1[c] = edgec_output_stage(o, acc[1], c, single);
+        out0[c + 1] = edgec_output_stage(o, acc[2], c + 1, single);
+        out1[c + 1] = edgec_output_stage(o, acc[3], c + 1, single);
+    }
+    if (c < out_c) {
+        edgec_dot_2x2(w, w, cols, groups, acc);
+        out0[c] = edgec_output_stage(o, acc[0], c, single);
+        out1[c] = edgec_output_stage(o, acc[1], c, single);
+    }
+}
+
+EDGEC_INLINE void single_pixel(const edgec_conv_params *p, const edgec_outputs_t *o, const int8_t *col,
+                               int8_t *restrict out, int single)
+{
+    const uint32_t kp = p->k_padded, out_c = p->out_c, groups = kp / 4u;
+    int32_t acc[4];
+    uint32_t c = 0;
+    for (; c + 3 < out_c; c += 4) {
+        edgec_dot_1x4(p->weights + (size_t)c * kp, kp, col, groups, acc);
+        for (uint32_t i = 0; i < 4; i++) {
+            out[c + i] = edgec_output_stage(o, acc[i], c + i, single);
+        }
+    }
+    for (; c < out_c; c++) {
+        edgec_dot_1x4(p->weights + (size_t)c * kp, 0, col, groups, acc);
+        out[c] = edgec_output_stage(o, acc[0], c, single);
+    }
+}
+
+#else
+
+/* Two columns packed per k: x0 + x1 * 2^23 (exact in int32 for int8 values). */
+static void prepare(const int8_t *col0, const int8_t *col1, uint32_t k_padded, uint32_t *out)
+{
+    for (uint32_t k = 0; k < k_padded; k++) {
+        out[k] = (uint32_t)((int32_t)col0[k] + (int32_t)col1[k] * (1 << EDGEC_LANE_BITS));
+    }
+}
+
+/* Splits a two-lane sum into the pixel-0 and pixel-1 sums and adds them to acc0/acc1. */
+EDGEC_INLINE void split(int64_t sum, int32_t *acc0, int32_t *acc1)
+{
+    const int32_t low = (int32_t)((uint32_t)sum << (32 - EDGEC_LANE_BITS)) >> (32 - EDGEC_LANE_BITS);
+    *acc0 += low;
+    *acc1 += (int32_t)((sum - low) >> EDGEC_LANE_BITS);
+}
+
+EDGEC_INLINE void pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *o, const uint32_t *cols,
+                             int8_t *restrict out0, int8_t *restrict out1, int single)
+{
+    const uint32_t kp = p->k_padded, out_c = p->out_c;
+    for (uint32_t c = 0; c < out_c; c += 2) {
+        const int8_t *w0 = p->weights + (size_t)c * kp;
+        const int8_t *w1 = c + 1 < out_c ? w0 + kp : w0;
+        int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0; /* [channel][pixel] */
+        for (uint32_t start = 0; start < kp; start += EDGEC_LANE_CHUNK) {
+            const uint32_t count = kp - start < EDGEC_LANE_CHUNK ? kp - start : EDGEC_LANE_CHUNK;
+            int64_t s0, s1;
+            edgec_dot_packed_2x2(w0 + start, w1 + start, (const int32_t *)cols + start, count, &s0, &s1);
+            split(s0, &a00, &a01);
+            split(s1, &a10, &a11);
+        }
+        out0[c] = edgec_output_stage(o, a00, c, single);
+        out1[c] = edgec_output_stage(o, a01, c, single);
+        if (c + 1 < out_c) {
+            out0[c + 1] = edgec_output_stage(o, a10, c + 1, single);
+            out1[c + 1] = edgec_output_stage(o, a11, c + 1, single);
+        }
+    }
+}
+
+EDGEC_INLINE void single_pixel(const edgec_conv_params *p, const edgec_outputs_t *o, const int8_t *col,
+                               int8_t *restrict out, int single)
+{
+    const uint32_t kp = p->k_padded, out_c = p->out_c;
+    int32_t acc[4];
+    uint32_t c = 0;
+    for (; c + 3 < out_c; c += 4) {
+        edgec_dot_1x4_s8(p->weights + (size_t)c * kp, kp, col, kp, acc);
+        for (uint32_t i = 0; i < 4; i++) {
+            out[c + i] = edgec_output_stage(o, acc[i], c + i, single);
+        }
+    }
+    for (; c < out_c; c++) {
+        edgec_dot_1x4_s8(p->weights + (size_t)c * kp, 0, col, kp, acc);
+        out[c] = edgec_output_stage(o, acc[0], c, single);
+    }
+}
+
+#endif
+
+EDGEC_INLINE void convolve(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch, int single)
+{
+    const uint32_t pixels = (uint32_t)p->batches * p->out_h * p->out_w;
+    uint32_t *cols = (uint32_t *)scratch;
+    int8_t *staging0 = (int8_t *)scratch + (pixels > 1 ? 4u * p->k_padded : 0u), *staging1 = staging0 + p->k_padded;
+    const edgec_outputs_t o = {p->bias, p->requant, p->output_zero_point, p->activation_min, p->activation_max,
+                               p->per_channel};
+    uint32_t pixel = 0;
+    for (; pixel + 1 < pixels; pixel += 2) {
+        const int8_t *col0 = column(p, input, pixel, staging0);
+        const int8_t *col1 = column(p, input, pixel + 1, staging1);
+        prepare(col0, col1, p->k_padded, cols);
+        pixel_pair(p, &o, cols, output + (size_t)pixel * p->out_c, output + (size_t)(pixel + 1) * p->out_c, single);
+    }
+    if (pixel < pixels) {
+        single_pixel(p, &o, column(p, input, pixel, staging0), output + (size_t)pixel * p->out_c, single);
+    }
+}
+
+void edgec_conv(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch)
+{
+    convolve(p, input, output, scratch, EDGEC_SINGLE_ROUNDING);
+}
+
+void edgec_fully_connected(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch)
+{
+    convolve(p, input, output, scratch, EDGEC_FC_SINGLE_ROUNDING);
+}

@@ -1,0 +1,143 @@
+/* DepthwiseConv: out[p][oc] = requantize(bias[oc] + sum_t x[tap t of p][oc / M] * w[t][oc]).
+ *
+ * Biases are folded over all taps (bias - zp_in * sum_t w), so inputs are multiplied raw and
+ * every tap must read a value: a pixel whose window crosses the border is first copied into
+ * scratch with the input zero point in place of padding, and read from there.
+ *
+ * Depth multiplier 1: channels go four at a time and the weights are laid out for it (by the
+ * code generator): for each block of four channels, per tap, the four weights as two words
+ * of int16 lane pairs [w0,w2] [w1,w3] on DSP cores (ready for SMLABB/SMLATT against SXTB16
+ * of the inputs), or four int8 elsewhere; the channels after the last full block follow as
+ * [taps][rest]. Depth multiplier > 1: weights [taps][out_c], one channel at a time.
+ */
+#include "edgec_kernels.h"
+#include "edgec_arith.h"
+
+#if EDGEC_DSP
+#define BLOCK_WEIGHT_BYTES 8
+#else
+#define BLOCK_WEIGHT_BYTES 4
+#endif
+
+#define FINISH(o, acc, c) edgec_output_stage((o), (acc), (c), EDGEC_SINGLE_ROUNDING)
+
+/* acc0..3 += the four channels of one tap (inputs at x, the tap's block weights at w). */
+EDGEC_INLINE void tap_of_four(const int8_t *x, const int8_t *w, int32_t acc[4])
+{
+#if EDGEC_DSP
+    const uint32_t xv = edgec_load32(x), w02 = edgec_load32(w), w13 = edgec_load32(w + 4);
+    const uint32_t x02 = edgec_sxtb16(xv), x13 = edgec_sxtb16_ror8(xv);
+    acc[0] = edgec_smlabb(x02, w02, acc[0]);
+    acc[2] = edgec_smlatt(x02, w02, acc[2]);
+    acc[1] = edgec_smlabb(x13, w13, acc[1]);
+    acc[3] = edgec_smlatt(x13, w13, acc[3]);
+#else
+    acc[0] += x[0] * w[0];
+    acc[1] += x[1] * w[1];
+    acc[2] += x[2] * w[2];
+    acc[3] += x[3] * w[3];
+#endif
+}
+
+/* Four channels of one pixel; x points at the window's first tap, channel c. A 3x3 window is
+ * unrolled (the common case: no loop overhead per tap). */
+EDGEC_INLINE void block_of_four(const edgec_depthwise_params *p, const edgec_outputs_t *o, const int8_t *x,
+                                size_t row_step, size_t col_step, const int8_t *w, int8_t *restrict out, uint32_t c)
+{
+    int32_t acc[4] = {0, 0, 0, 0};
+    if (p->k_h == 3 && p->k_w == 3) {
+        for (int ky = 0; ky < 3; ky++, x += row_step, w += 3 * BLOCK_WEIGHT_BYTES) {
+            tap_of_four(x, w, acc);
+            tap_of_four(x + col_step, w + BLOCK_WEIGHT_BYTES, acc);
+            tap_of_four(x + 2 * col_step, w + 2 * BLOCK_WEIGHT_BYTES, acc);
+        }
+    } else {
+        for (int ky = 0; ky < p->k_h; ky++, x += row_step) {
+            const int8_t *tap = x;
+            for (int kx = 0; kx < p->k_w; kx++, tap += col_step, w += BLOCK_WEIGHT_BYTES) {
+                tap_of_four(tap, w, acc);
+            }
+        }
+    }
+    out[c] = FINISH(o, acc[0], c);
+    out[c + 1] = FINISH(o, acc[1], c + 1);
+    out[c + 2] = FINISH(o, acc[2], c + 2);
+    out[c + 3] = FINISH(o, acc[3], c + 3);
+}
+
+/* One output channel; x points at the window's first tap, channel 0; w at tap 0 of the
+ * channel in a [taps][stride] layout. */
+static void one_channel(const edgec_depthwise_params *p, const edgec_outputs_t *o, const int8_t *x, size_t row_step,
+                        size_t col_step, const int8_t *w, size_t stride, uint32_t c, uint32_t oc, int8_t *out)
+{
+    int32_t acc = 0;
+    for (int ky = 0; ky < p->k_h; ky++, x += row_step) {
+        const int8_t *tap = x + c;
+        for (int kx = 0; kx < p->k_w; kx++, tap += col_step, w += stride) {
+            acc += *tap * *w;
+        }
+    }
+    out[oc] = FINISH(o, acc, oc);
+}
+
+/* Copies the window at (iy0, ix0) into patch [k_h][k_w][in_c], the zero point outside. */
+static void border_patch(const edgec_depthwise_params *p, const int8_t *image, int iy0, int ix0, int8_t *patch)
+{
+    const size_t in_c = p->in_c;
+    for (int ky = 0; ky < p->k_h; ky++) {
+        const int iy = iy0 + ky * p->dilation_h;
+        for (int kx = 0; kx < p->k_w; kx++) {
+            const int ix = ix0 + kx * p->dilation_w;
+            if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
+                memset(patch, p->input_zero_point, in_c);
+            } else {
+                memcpy(patch, image + ((size_t)iy * p->in_w + (size_t)ix) * in_c, in_c);
+            }
+            patch += in_c;
+        }
+    }
+}
+
+static void pixel(const edgec_depthwise_params *p, const int8_t *x, size_t row_step, size_t col_step, int8_t *out)
+{
+    const edgec_outputs_t o = {p->bias, p->requant, p->output_zero_point, p->activation_min, p->activation_max, 1};
+    const uint32_t taps = (uint32_t)p->k_h * p->k_w;
+    if (p->depth_multiplier != 1) {
+        for (uint32_t oc = 0; oc < p->out_c; oc++) {
+            one_channel(p, &o, x, row_step, col_step, p->weights + oc, p->out_c, oc / p->depth_multiplier, oc, out);
+        }
+        return;
+    }
+    const uint32_t blocked = p->out_c & ~3u, rest = p->out_c - blocked;
+    const int8_t *w = p->weights;
+    uint32_t c = 0;
+    for (; c < blocked; c += 4, w += taps * BLOCK_WEIGHT_BYTES) {
+        block_of_four(p, &o, x + c, row_step, col_step, w, out, c);
+    }
+    for (uint32_t i = 0; i < rest; i++) {
+        one_channel(p, &o, x, row_step, col_step, w + i, rest, c + i, c + i, out);
+    }
+}
+
+void edgec_depthwise_conv(const edgec_depthwise_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
+{
+    const int span_h = (p->k_h - 1) * p->dilation_h, span_w = (p->k_w - 1) * p->dilation_w;
+    const size_t in_c = p->in_c;
+    for (uint32_t b = 0; b < p->batches; b++) {
+        const int8_t *image = input + (size_t)b * p->in_h * p->in_w * in_c;
+        for (int oy = 0; oy < p->out_h; oy++) {
+            const int iy0 = oy * p->stride_h - p->pad_top;
+            for (int ox = 0; ox < p->out_w; ox++) {
+                const int ix0 = ox * p->stride_w - p->pad_left;
+                int8_t *out = output + (((size_t)b * p->out_h + (size_t)oy) * p->out_w + (size_t)ox) * p->out_c;
+                if (iy0 >= 0 && ix0 >= 0 && iy0 + span_h < p->in_h && ix0 + span_w < p->in_w) {
+                    pixel(p, image + ((size_t)iy0 * p->in_w + (size_t)ix0) * in_c,
+                          (size_t)p->dilation_h * p->in_w * in_c, (size_t)p->dilation_w * in_c, out);
+                } else {
+                    border_patch(p, image, iy0, ix0, scratch);
+                    pixel(p, scratch, (size_t)p->k_w * in_c, in_c, out);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,63 @@
+/* Elementwise kernels: Add, Sub, Mul with 4-D broadcasting, and table lookup (Requantize,
+ * Clamp). Input and output may be the same buffer when shapes match (in place). */
+#include "edgec_kernels.h"
+#include "edgec_arith.h"
+
+enum { EDGEC_ADD, EDGEC_SUB, EDGEC_MUL };
+
+EDGEC_INLINE int8_t combine(const edgec_binary_params *p, int8_t a, int8_t b, int op)
+{
+    int32_t raw;
+    if (op == EDGEC_MUL) {
+        raw = (a - p->input1_zero_point) * (b - p->input2_zero_point);
+    } else {
+        const int32_t x = p->table1[(uint8_t)a], y = p->table2[(uint8_t)b];
+        raw = op == EDGEC_ADD ? x + y : x - y;
+    }
+    const int32_t scaled = edgec_mbqm(raw, p->output_multiplier, p->output_shift, EDGEC_SINGLE_ROUNDING);
+    return edgec_clamp_s8(scaled + p->output_zero_point, p->activation_min, p->activation_max);
+}
+
+EDGEC_INLINE void binary(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *out, int op)
+{
+    const uint32_t *n = p->shape, *s1 = p->strides1, *s2 = p->strides2;
+    for (uint32_t i0 = 0; i0 < n[0]; i0++) {
+        for (uint32_t i1 = 0; i1 < n[1]; i1++) {
+            for (uint32_t i2 = 0; i2 < n[2]; i2++) {
+                const int8_t *x = a + i0 * s1[0] + i1 * s1[1] + i2 * s1[2];
+                const int8_t *y = b + i0 * s2[0] + i1 * s2[1] + i2 * s2[2];
+                if (s1[3] == 1 && s2[3] == 1) {
+                    for (uint32_t i3 = 0; i3 < n[3]; i3++) {
+                        *out++ = combine(p, x[i3], y[i3], op);
+                    }
+                } else {
+                    for (uint32_t i3 = 0; i3 < n[3]; i3++) {
+                        *out++ = combine(p, x[i3 * s1[3]], y[i3 * s2[3]], op);
+                    }
+                }
+            }
+        }
+    }
+}
+
+void edgec_add(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *output)
+{
+    binary(p, a, b, output, EDGEC_ADD);
+}
+
+void edgec_sub(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *output)
+{
+    binary(p, a, b, output, EDGEC_SUB);
+}
+
+void edgec_mul(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *output)
+{
+    binary(p, a, b, output, EDGEC_MUL);
+}
+
+void edgec_lookup(uint32_t size, const int8_t *table, const int8_t *input, int8_t *output)
+{
+    for (uint32_t i = 0; i < size; i++) {
+        output[i] = table[(uint8_t)input[i]];
+    }
+}

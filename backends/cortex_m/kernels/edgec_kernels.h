@@ -1,0 +1,106 @@
+/* edgec int8 kernels for Arm Cortex-M: parameter blocks and entry points.
+ *
+ * Semantics are those of edgec's integer reference executor (TFLite/CMSIS-NN int8), bit for
+ * bit. Activations are int8 NHWC; every kernel reads its inputs and writes its output through
+ * pointers into buffers the caller owns (no allocation). Accumulating kernels take biases with
+ * the input zero point already folded in (bias[c] - input_zero_point * sum(weights of c)), so
+ * they multiply raw int8 inputs; padding taps therefore read the input zero point.
+ */
+#ifndef EDGEC_KERNELS_H
+#define EDGEC_KERNELS_H
+
+#include <stdint.h>
+
+#include "edgec_arith.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Conv and FullyConnected: weights [out_c][k_padded], k = k_h*k_w*in_c rounded up to a
+ * multiple of 4 with zero weights. Scratch: see edgec_conv.c. */
+typedef struct {
+    const int8_t *weights;
+    const int32_t *bias;              /* folded, see above */
+    const edgec_requant_t *requant;   /* per output channel (or one when per_channel == 0) */
+    int32_t output_zero_point, activation_min, activation_max, input_zero_point;
+    uint16_t batches, in_h, in_w, in_c, out_h, out_w, out_c;
+    uint16_t k_h, k_w, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left;
+    uint16_t k_padded, per_channel;
+} edgec_conv_params;
+
+/* DepthwiseConv: weights [k_h*k_w][out_c] (TFLite's layout). Scratch: k_h*k_w*in_c bytes
+ * (a border pixel's window with the zero point in place of padding). */
+typedef struct {
+    const int8_t *weights;
+    const int32_t *bias;
+    const edgec_requant_t *requant;   /* per output channel */
+    int32_t output_zero_point, activation_min, activation_max, input_zero_point;
+    uint16_t batches, in_h, in_w, in_c, out_h, out_w, out_c;
+    uint16_t k_h, k_w, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left;
+    uint16_t depth_multiplier;
+} edgec_depthwise_params;
+
+/* Add / Sub / Mul with broadcasting over 4-D shapes: strides are element strides of each
+ * input in the output's index space (0 along broadcast axes). Add and Sub read each input's
+ * rescaled value, MBQM((x - zero_point) << left_shift, m, s), from a 256-entry table indexed
+ * by the input byte (computed when the project was generated); Mul uses the zero points. */
+typedef struct {
+    const int32_t *table1, *table2;
+    int32_t input1_zero_point, input2_zero_point;
+    int32_t output_multiplier, output_shift, output_zero_point, activation_min, activation_max;
+    uint32_t shape[4], strides1[4], strides2[4];
+} edgec_binary_params;
+
+typedef struct {
+    uint16_t batches, in_h, in_w, channels, out_h, out_w;
+    uint16_t k_h, k_w, stride_h, stride_w, pad_top, pad_left;
+    int32_t activation_min, activation_max;
+} edgec_pool_params;
+
+/* Mean over a contiguous run of axes: the input is [outer][reduced][inner]. */
+typedef struct {
+    uint32_t outer, reduced, inner;
+    int32_t input_zero_point, output_zero_point, multiplier, shift;
+} edgec_mean_params;
+
+typedef struct {
+    uint32_t rows, depth;
+    int32_t input_multiplier, input_left_shift, diff_min;
+} edgec_softmax_params;
+
+/* Transpose and Pad over 4-D shapes (lower ranks padded with leading 1s). */
+typedef struct {
+    uint32_t out_shape[4], in_strides[4]; /* input element stride for each output axis */
+} edgec_transpose_params;
+
+typedef struct {
+    uint32_t in_shape[4], out_shape[4], before[4];
+    int8_t value;
+} edgec_pad_params;
+
+void edgec_conv(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch);
+void edgec_fully_connected(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch);
+void edgec_depthwise_conv(const edgec_depthwise_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+void edgec_add(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *output);
+void edgec_sub(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *output);
+void edgec_mul(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *output);
+/* Requantize and Clamp: out[i] = table[(uint8_t)in[i]] (a 256-entry table made at generation). */
+void edgec_lookup(uint32_t size, const int8_t *table, const int8_t *input, int8_t *output);
+/* sums: channels int32 of scratch. */
+void edgec_average_pool(const edgec_pool_params *p, const int8_t *input, int8_t *output, int32_t *sums);
+void edgec_max_pool(const edgec_pool_params *p, const int8_t *input, int8_t *output);
+void edgec_mean(const edgec_mean_params *p, const int8_t *input, int8_t *output);
+void edgec_softmax(const edgec_softmax_params *p, const int8_t *input, int8_t *output);
+void edgec_transpose(const edgec_transpose_params *p, const int8_t *input, int8_t *output);
+void edgec_pad(const edgec_pad_params *p, const int8_t *input, int8_t *output);
+void edgec_concat(uint32_t outer, uint32_t out_inner, uint32_t count, const int8_t *const *inputs,
+                  const uint32_t *in_inner, int8_t *output);
+void edgec_quantize(uint32_t size, float scale, int32_t zero_point, const float *input, int8_t *output);
+void edgec_dequantize(uint32_t size, float scale, int32_t zero_point, const int8_t *input, float *output);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EDGEC_KERNELS_H */

@@ -1,0 +1,67 @@
+/* Data movement: Transpose and Pad over 4-D shapes, Concat, and the model-boundary
+ * Quantize/Dequantize used by the float convenience wrapper. */
+#include "edgec_kernels.h"
+#include "edgec_arith.h"
+
+void edgec_transpose(const edgec_transpose_params *p, const int8_t *input, int8_t *output)
+{
+    const uint32_t *n = p->out_shape, *s = p->in_strides;
+    for (uint32_t i0 = 0; i0 < n[0]; i0++) {
+        for (uint32_t i1 = 0; i1 < n[1]; i1++) {
+            for (uint32_t i2 = 0; i2 < n[2]; i2++) {
+                const int8_t *row = input + i0 * s[0] + i1 * s[1] + i2 * s[2];
+                for (uint32_t i3 = 0; i3 < n[3]; i3++) {
+                    *output++ = row[i3 * s[3]];
+                }
+            }
+        }
+    }
+}
+
+void edgec_pad(const edgec_pad_params *p, const int8_t *input, int8_t *output)
+{
+    const uint32_t *in = p->in_shape, *out = p->out_shape, *before = p->before;
+    memset(output, p->value, (size_t)out[0] * out[1] * out[2] * out[3]);
+    for (uint32_t i0 = 0; i0 < in[0]; i0++) {
+        for (uint32_t i1 = 0; i1 < in[1]; i1++) {
+            for (uint32_t i2 = 0; i2 < in[2]; i2++) {
+                const size_t target = (((size_t)(i0 + before[0]) * out[1] + (i1 + before[1])) * out[2]
+                                       + (i2 + before[2])) * out[3] + before[3];
+                memcpy(output + target, input, in[3]);
+                input += in[3];
+            }
+        }
+    }
+}
+
+void edgec_concat(uint32_t outer, uint32_t out_inner, uint32_t count, const int8_t *const *inputs,
+                  const uint32_t *in_inner, int8_t *output)
+{
+    uint32_t offset = 0;
+    for (uint32_t k = 0; k < count; k++) {
+        for (uint32_t o = 0; o < outer; o++) {
+            memcpy(output + (size_t)o * out_inner + offset, inputs[k] + (size_t)o * in_inner[k], in_inner[k]);
+        }
+        offset += in_inner[k];
+    }
+}
+
+void edgec_quantize(uint32_t size, float scale, int32_t zero_point, const float *input, int8_t *output)
+{
+    for (uint32_t i = 0; i < size; i++) {
+        float q = input[i] / scale; /* float32 division, as TFLite */
+        q = q < -512.0f ? -512.0f : q > 512.0f ? 512.0f : q; /* saturates anyway; keeps the casts exact */
+        int32_t rounded = (int32_t)q;                         /* truncation, exact below 2^23 */
+        const float fraction = q - (float)rounded;
+        rounded += fraction >= 0.5f ? 1 : fraction <= -0.5f ? -1 : 0; /* round half away from zero */
+        const int32_t shifted = rounded + zero_point;
+        output[i] = (int8_t)(shifted < -128 ? -128 : shifted > 127 ? 127 : shifted);
+    }
+}
+
+void edgec_dequantize(uint32_t size, float scale, int32_t zero_point, const int8_t *input, float *output)
+{
+    for (uint32_t i = 0; i < size; i++) {
+        output[i] = (float)((double)scale * (double)(input[i] - zero_point));
+    }
+}

@@ -1,0 +1,321 @@
+"""One C kernel call per integer-graph node: parameter blocks, constant arrays, scratch.
+
+:func:`lower_node` turns an edgec node into a :class:`CLayer` for the kernels in
+``kernels/``. Everything derivable ahead of time is computed here, with the reference
+executor's own arithmetic so that the C matches it bit for bit:
+
+* Conv/FullyConnected weights become ``[out_c][k_padded]`` (rows zero-padded to a multiple
+  of four), DepthwiseConv weights are blocked by four channels; biases absorb the input zero point
+  (``b - zp_in * sum(w)``), so kernels multiply raw int8 inputs.
+* Add/Sub get each input's 256-entry rescaling table; Requantize and Clamp become a 256-entry
+  byte table (the whole operator, precomputed).
+
+Calls are C text with ``{in0}``, ``{in1}``, ... ``{out}`` and ``{scratch}`` placeholders for
+buffer pointers, filled in by the emitter once memory is planned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import onnx_ir as ir
+
+from edgec.errors import UnsupportedModelError
+from edgec.fixedpoint import multiply_by_quantized_multiplier, operator_rounding
+from edgec.reference import KERNELS
+from edgec.reference.executor import node_attributes
+
+
+@dataclasses.dataclass(frozen=True)
+class CArray:
+    """A constant array in flash: C name, element type and values."""
+
+    name: str
+    ctype: str
+    values: np.ndarray
+
+
+@dataclasses.dataclass
+class CLayer:
+    """The C for one node (``call`` is ``None`` for a zero-copy Reshape)."""
+
+    node: ir.Node
+    source: str | None                  # kernel source file the call needs
+    call: str | None
+    arrays: list[CArray] = dataclasses.field(default_factory=list)
+    params_type: str | None = None
+    params: dict[str, object] = dataclasses.field(default_factory=dict)
+    scratch_bytes: int = 0
+    in_place: bool = False              # the output may reuse input 0's buffer
+
+
+def shape_of(value: ir.Value) -> list[int]:
+    return [int(d) for d in value.shape.numpy()]
+
+
+def to_4d(shape: list[int], node: ir.Node) -> list[int]:
+    if len(shape) > 4:
+        raise UnsupportedModelError(f"node '{node.name}' ({node.op_type}) works on a rank-{len(shape)} tensor",
+                                    "the Cortex-M kernels handle tensors of rank 4 or less")
+    return [1] * (4 - len(shape)) + list(shape)
+
+
+def _padded_rows(weights: np.ndarray) -> tuple[np.ndarray, int]:
+    rows = weights.reshape(weights.shape[0], -1)
+    k = rows.shape[1]
+    k_padded = (k + 3) // 4 * 4
+    return np.pad(rows, ((0, 0), (0, k_padded - k))), k_padded
+
+
+def _folded_bias(node: ir.Node, weights_per_channel: np.ndarray, input_zero_point: int) -> np.ndarray:
+    bias = (node.inputs[2].const_value.numpy().astype(np.int64) if len(node.inputs) > 2 and node.inputs[2] is not None
+            else np.zeros(weights_per_channel.shape[0], dtype=np.int64))
+    folded = bias - input_zero_point * weights_per_channel.astype(np.int64).sum(axis=1)
+    if np.abs(folded).max(initial=0) >= 2**31:
+        raise UnsupportedModelError(f"node '{node.name}': the folded bias overflows int32",
+                                    "the model's bias or weights are out of the int8 specification's range")
+    return folded.astype(np.int32)
+
+
+def requant_table(name: str, multipliers, shifts, rounding: str, channels: int | None = None) -> CArray:
+    """``edgec_requant_t`` rows {multiplier, shift, nudge_lo, nudge_hi} (see edgec_arith.h).
+
+    For shift <= -1 (r = -shift) the nudge N is 2^30 + 2^(30+r) (double rounding) or 2^(30+r)
+    (single rounding); rows with shift >= 0 take the generic path and carry no nudge.
+    ``channels`` broadcasts a single multiplier to that many rows.
+    """
+    multipliers = np.asarray(multipliers, dtype=np.int64).ravel()
+    shifts = np.asarray(shifts, dtype=np.int64).ravel()
+    if channels is not None:
+        multipliers, shifts = np.broadcast_to(multipliers, (channels,)), np.broadcast_to(shifts, (channels,))
+    rows = []
+    for multiplier, shift in zip(multipliers.tolist(), shifts.tolist()):
+        nudge = 0
+        if shift <= -1:
+            nudge = (1 << (30 - shift)) + ((1 << 30) if rounding == "double" else 0)
+        rows.append([multiplier, shift, nudge & 0xFFFFFFFF, nudge >> 32])
+    return CArray(name, "edgec_requant_t", np.asarray(rows, dtype=np.int64))
+
+
+def conv_scratch_bytes(g: dict, k_padded: int) -> int:
+    """Scratch of edgec_conv/edgec_fully_connected (the rule stated in edgec_conv.c)."""
+    pixels = g["batches"] * g["out_h"] * g["out_w"]
+    direct = g["k_h"] == g["k_w"] == 1 and g["in_c"] % 4 == 0 and g["pad_top"] == g["pad_left"] == 0
+    gathered = 0 if direct else k_padded * (2 if pixels > 1 else 1)
+    return (4 * k_padded if pixels > 1 else 0) + gathered
+
+
+def _conv_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLayer:
+    x, y = shape_of(node.inputs[0]), shape_of(node.outputs[0])
+    weights = node.inputs[1].const_value.numpy()
+    fully_connected = node.op_type == "FullyConnected"
+    rows, k_padded = _padded_rows(weights)
+    if fully_connected:
+        k = x[-1]
+        geometry = dict(batches=math.prod(x[:-1]), in_h=1, in_w=1, in_c=k, out_h=1, out_w=1, out_c=y[-1],
+                        k_h=1, k_w=1, stride_h=1, stride_w=1, dilation_h=1, dilation_w=1, pad_top=0, pad_left=0)
+    else:
+        geometry = dict(batches=x[0], in_h=x[1], in_w=x[2], in_c=x[3], out_h=y[1], out_w=y[2], out_c=y[3],
+                        k_h=weights.shape[1], k_w=weights.shape[2], stride_h=attrs["strides"][0],
+                        stride_w=attrs["strides"][1], dilation_h=attrs["dilations"][0],
+                        dilation_w=attrs["dilations"][1], pad_top=attrs["pads"][0], pad_left=attrs["pads"][1])
+    arrays = [CArray(f"{prefix}_weights", "int8_t", rows),
+              CArray(f"{prefix}_bias", "int32_t", _folded_bias(node, rows, attrs["input_zero_point"])),
+              requant_table(f"{prefix}_requant", attrs["output_multiplier"], attrs["output_shift"], rounding)]
+    params = {"weights": f"{prefix}_weights", "bias": f"{prefix}_bias", "requant": f"{prefix}_requant",
+              "output_zero_point": attrs["output_zero_point"],
+              "activation_min": attrs["activation_min"], "activation_max": attrs["activation_max"],
+              "input_zero_point": attrs["input_zero_point"], **geometry, "k_padded": k_padded,
+              "per_channel": int(len(attrs["output_multiplier"]) > 1)}
+    function = "edgec_fully_connected" if fully_connected else "edgec_conv"
+    return CLayer(node, "edgec_conv.c", f"{function}(&{prefix}, {{in0}}, {{out}}, {{scratch}})", arrays,
+                  "edgec_conv_params", params, scratch_bytes=conv_scratch_bytes(geometry, k_padded))
+
+
+def depthwise_weights(weights: np.ndarray, multiplier: int, dsp: bool) -> np.ndarray:
+    """The DepthwiseConv weight bytes in the kernel's layout (see edgec_depthwise.c).
+
+    ``weights`` is ``[1, kh, kw, out_c]``. Depth multiplier 1: blocks of four channels, per
+    tap four weights (as int16 lane pairs [w0,w2] [w1,w3] on DSP cores), then the remaining
+    channels as ``[taps][rest]``. Otherwise ``[taps][out_c]``.
+    """
+    _, k_h, k_w, out_c = weights.shape
+    per_tap = weights.reshape(k_h * k_w, out_c).astype(np.int8)
+    if multiplier != 1:
+        return per_tap.ravel()
+    blocked = out_c // 4 * 4
+    blocks = per_tap[:, :blocked].reshape(k_h * k_w, blocked // 4, 4).transpose(1, 0, 2)
+    if dsp:
+        pairs = blocks[..., [0, 2, 1, 3]].astype("<i2")  # [block][tap][w0, w2, w1, w3] as int16
+        block_bytes = pairs.tobytes()
+    else:
+        block_bytes = np.ascontiguousarray(blocks).tobytes()
+    rest = np.ascontiguousarray(per_tap[:, blocked:]).tobytes()
+    return np.frombuffer(block_bytes + rest, dtype=np.int8)
+
+
+def _depthwise_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str, dsp: bool) -> CLayer:
+    x, y = shape_of(node.inputs[0]), shape_of(node.outputs[0])
+    weights = node.inputs[1].const_value.numpy()  # [1, kh, kw, out_c]
+    _, k_h, k_w, out_c = weights.shape
+    per_tap = weights.reshape(k_h * k_w, out_c)
+    arrays = [CArray(f"{prefix}_weights", "int8_t", depthwise_weights(weights, attrs["depth_multiplier"], dsp)),
+              CArray(f"{prefix}_bias", "int32_t", _folded_bias(node, per_tap.T, attrs["input_zero_point"])),
+              requant_table(f"{prefix}_requant", attrs["output_multiplier"], attrs["output_shift"], rounding, out_c)]
+    params = {"weights": f"{prefix}_weights", "bias": f"{prefix}_bias", "requant": f"{prefix}_requant",
+              "output_zero_point": attrs["output_zero_point"],
+              "activation_min": attrs["activation_min"], "activation_max": attrs["activation_max"],
+              "input_zero_point": attrs["input_zero_point"], "batches": x[0], "in_h": x[1], "in_w": x[2],
+              "in_c": x[3], "out_h": y[1], "out_w": y[2], "out_c": y[3], "k_h": k_h, "k_w": k_w,
+              "stride_h": attrs["strides"][0], "stride_w": attrs["strides"][1],
+              "dilation_h": attrs["dilations"][0], "dilation_w": attrs["dilations"][1],
+              "pad_top": attrs["pads"][0], "pad_left": attrs["pads"][1],
+              "depth_multiplier": attrs["depth_multiplier"]}
+    return CLayer(node, "edgec_depthwise.c", f"edgec_depthwise_conv(&{prefix}, {{in0}}, {{out}}, {{scratch}})",
+                  arrays, "edgec_depthwise_params", params, scratch_bytes=k_h * k_w * x[3])
+
+
+def _broadcast_strides(in_shape: list[int], out_shape: list[int]) -> list[int]:
+    strides, step = [0] * 4, 1
+    for axis in range(3, -1, -1):
+        strides[axis] = step if in_shape[axis] != 1 or out_shape[axis] == 1 else 0
+        step *= in_shape[axis]
+    return strides
+
+
+def _binary_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLayer:
+    out = to_4d(shape_of(node.outputs[0]), node)
+    params = {"output_multiplier": attrs["output_multiplier"], "output_shift": attrs["output_shift"],
+              "output_zero_point": attrs["output_zero_point"], "activation_min": attrs["activation_min"],
+              "activation_max": attrs["activation_max"], "input1_zero_point": attrs["input1_zero_point"],
+              "input2_zero_point": attrs["input2_zero_point"], "shape": out}
+    for index in (1, 2):
+        in_shape = to_4d(shape_of(node.inputs[index - 1]), node)
+        params[f"strides{index}"] = _broadcast_strides(in_shape, out)
+    arrays = []
+    if node.op_type != "Mul":
+        byte_values = np.arange(-128, 128, dtype=np.int64)
+        for index in (1, 2):
+            centered = (byte_values - attrs[f"input{index}_zero_point"]) << attrs["left_shift"]
+            table = multiply_by_quantized_multiplier(centered, attrs[f"input{index}_multiplier"],
+                                                     attrs[f"input{index}_shift"], rounding)
+            # index the table by the input byte read as uint8: 0..127 then -128..-1
+            arrays.append(CArray(f"{prefix}_table{index}", "int32_t", np.roll(table, -128).astype(np.int32)))
+            params[f"table{index}"] = f"{prefix}_table{index}"
+    function = {"Add": "edgec_add", "Sub": "edgec_sub", "Mul": "edgec_mul"}[node.op_type]
+    same_shape = shape_of(node.inputs[0]) == shape_of(node.outputs[0])
+    return CLayer(node, "edgec_elementwise.c", f"{function}(&{prefix}, {{in0}}, {{in1}}, {{out}})", arrays,
+                  "edgec_binary_params", params, in_place=same_shape)
+
+
+def _lookup_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLayer:
+    """Requantize and Clamp: the operator applied to every int8 value, as a table."""
+    byte_values = np.roll(np.arange(-128, 128, dtype=np.int8), -128)
+    table = KERNELS[node.op_type](attrs, rounding, byte_values)
+    size = math.prod(shape_of(node.outputs[0]))
+    return CLayer(node, "edgec_elementwise.c", f"edgec_lookup({size}u, {prefix}_table, {{in0}}, {{out}})",
+                  [CArray(f"{prefix}_table", "int8_t", table.astype(np.int8))], in_place=True)
+
+
+def _pool_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
+    x, y = shape_of(node.inputs[0]), shape_of(node.outputs[0])
+    params = {"batches": x[0], "in_h": x[1], "in_w": x[2], "channels": x[3], "out_h": y[1], "out_w": y[2],
+              "k_h": attrs["kernel_shape"][0], "k_w": attrs["kernel_shape"][1], "stride_h": attrs["strides"][0],
+              "stride_w": attrs["strides"][1], "pad_top": attrs["pads"][0], "pad_left": attrs["pads"][1],
+              "activation_min": attrs["activation_min"], "activation_max": attrs["activation_max"]}
+    if node.op_type == "MaxPool":
+        return CLayer(node, "edgec_pool.c", f"edgec_max_pool(&{prefix}, {{in0}}, {{out}})", [],
+                      "edgec_pool_params", params)
+    return CLayer(node, "edgec_pool.c", f"edgec_average_pool(&{prefix}, {{in0}}, {{out}}, (int32_t *){{scratch}})",
+                  [], "edgec_pool_params", params, scratch_bytes=4 * x[3])
+
+
+def _mean_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
+    shape = shape_of(node.inputs[0])
+    axes = sorted(int(a) % len(shape) for a in attrs["axes"])
+    if axes != list(range(axes[0], axes[-1] + 1)):
+        raise UnsupportedModelError(f"Mean node '{node.name}' reduces non-adjacent axes {axes}",
+                                    "reduce a contiguous run of axes (e.g. the spatial axes of NHWC)")
+    params = {"outer": math.prod(shape[:axes[0]]), "reduced": math.prod(shape[axes[0]:axes[-1] + 1]),
+              "inner": math.prod(shape[axes[-1] + 1:]), "input_zero_point": attrs["input_zero_point"],
+              "output_zero_point": attrs["output_zero_point"], "multiplier": attrs["output_multiplier"],
+              "shift": attrs["output_shift"]}
+    return CLayer(node, "edgec_pool.c", f"edgec_mean(&{prefix}, {{in0}}, {{out}})", [], "edgec_mean_params", params)
+
+
+def _softmax_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
+    shape = shape_of(node.inputs[0])
+    params = {"rows": math.prod(shape[:-1]), "depth": shape[-1], "input_multiplier": attrs["input_multiplier"],
+              "input_left_shift": attrs["input_left_shift"], "diff_min": attrs["diff_min"]}
+    return CLayer(node, "edgec_softmax.c", f"edgec_softmax(&{prefix}, {{in0}}, {{out}})", [],
+                  "edgec_softmax_params", params)
+
+
+def _transpose_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
+    in_shape = shape_of(node.inputs[0])
+    perm = [int(p) for p in attrs["perm"]]
+    rank = len(in_shape)
+    to_4d(in_shape, node)
+    contiguous = [math.prod(in_shape[axis + 1:]) for axis in range(rank)]
+    lead = 4 - rank
+    params = {"out_shape": [1] * lead + [in_shape[p] for p in perm],
+              "in_strides": [0] * lead + [contiguous[p] for p in perm]}
+    return CLayer(node, "edgec_layout.c", f"edgec_transpose(&{prefix}, {{in0}}, {{out}})", [],
+                  "edgec_transpose_params", params)
+
+
+def _pad_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
+    in_shape = shape_of(node.inputs[0])
+    rank = len(in_shape)
+    lead = [0] * (4 - rank)
+    params = {"in_shape": to_4d(in_shape, node), "out_shape": to_4d(shape_of(node.outputs[0]), node),
+              "before": lead + [int(p) for p in attrs["pads"][:rank]], "value": attrs["value"]}
+    return CLayer(node, "edgec_layout.c", f"edgec_pad(&{prefix}, {{in0}}, {{out}})", [], "edgec_pad_params", params)
+
+
+def _concat_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
+    out_shape = shape_of(node.outputs[0])
+    axis = int(attrs["axis"]) % len(out_shape)
+    inner = [math.prod(shape_of(v)[axis:]) for v in node.inputs]
+    inputs = ", ".join(f"{{in{i}}}" for i in range(len(node.inputs)))
+    arrays = [CArray(f"{prefix}_inner", "uint32_t", np.asarray(inner, dtype=np.uint32))]
+    call = (f"edgec_concat({math.prod(out_shape[:axis])}u, {math.prod(out_shape[axis:])}u, {len(inner)}u, "
+            f"(const int8_t *const[]){{{{{inputs}}}}}, {prefix}_inner, {{out}})")
+    return CLayer(node, "edgec_layout.c", call, arrays)
+
+
+def lower_node(node: ir.Node, index: int, rounding_mode: str, dsp: bool) -> CLayer:
+    """The C layer for integer node ``node`` (the ``index``-th of the network) on a core with
+    (``dsp``) or without the DSP extension."""
+    attrs = node_attributes(node)
+    prefix = f"layer{index}"
+    rounding = operator_rounding(rounding_mode, node.op_type)
+    op = node.op_type
+    if op in ("Conv", "FullyConnected"):
+        return _conv_layer(node, prefix, attrs, rounding)
+    if op == "DepthwiseConv":
+        return _depthwise_layer(node, prefix, attrs, rounding, dsp)
+    if op in ("Add", "Sub", "Mul"):
+        return _binary_layer(node, prefix, attrs, rounding)
+    if op in ("Requantize", "Clamp"):
+        return _lookup_layer(node, prefix, attrs, rounding)
+    if op in ("AveragePool", "MaxPool"):
+        return _pool_layer(node, prefix, attrs)
+    if op == "Mean":
+        return _mean_layer(node, prefix, attrs)
+    if op == "Softmax":
+        return _softmax_layer(node, prefix, attrs)
+    if op == "Transpose":
+        return _transpose_layer(node, prefix, attrs)
+    if op == "Pad":
+        return _pad_layer(node, prefix, attrs)
+    if op == "Concat":
+        return _concat_layer(node, prefix, attrs)
+    if op == "Reshape":
+        return CLayer(node, None, None)
+    raise UnsupportedModelError(
+        f"the Cortex-M backend has no kernel for {op} (node '{node.name}')",
+        "Quantize/Dequantize are supported only at the model's input and output",
+    )

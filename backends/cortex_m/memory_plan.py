@@ -1,0 +1,93 @@
+"""Arena planning: offsets for every intermediate buffer from its lifetime.
+
+A buffer is live from the step that first writes it to the last step that reads it
+(inclusive). Two buffers may share bytes only if their lifetimes do not intersect.
+
+Algorithm: greedy first-fit placement, as tflite-micro's GreedyMemoryPlanner: buffers are
+placed one by one, each at the lowest aligned offset at which it overlaps no already-placed
+buffer whose lifetime intersects its own. The result depends on the order, so four orders
+are tried — decreasing size (tflite-micro's), decreasing size x lifetime, increasing first
+step, decreasing last step (ties: name) — and the smallest arena wins (the first order on a
+tie). Deterministic for a given input.
+
+Limits: the problem (dynamic storage allocation) is NP-hard; greedy placement is not optimal
+in general. The arena is never smaller than :func:`live_bytes_bound`, the largest sum of
+sizes live at one step, and on chain-like networks it usually equals it. Aliasing (a Reshape
+viewing its input, an elementwise operator writing over an input that dies there) is decided
+before planning by merging such tensors into one buffer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+
+@dataclasses.dataclass(frozen=True)
+class Buffer:
+    """A block of the arena: ``size`` bytes live over steps ``first`` .. ``last``."""
+
+    name: str
+    size: int
+    first: int
+    last: int
+
+    def overlaps_in_time(self, other: "Buffer") -> bool:
+        return self.first <= other.last and other.first <= self.last
+
+
+@dataclasses.dataclass(frozen=True)
+class ArenaPlan:
+    """Byte offset of every buffer and the arena size (a multiple of the alignment)."""
+
+    offsets: dict[str, int]
+    size: int
+
+
+def _align(value: int, alignment: int) -> int:
+    return (value + alignment - 1) // alignment * alignment
+
+
+_ORDERS = (
+    lambda b: (-b.size, b.first, b.name),
+    lambda b: (-b.size * (b.last - b.first + 1), b.first, b.name),
+    lambda b: (b.first, -b.size, b.name),
+    lambda b: (-b.last, -b.size, b.name),
+)
+
+
+def _first_fit(order: Sequence[Buffer], alignment: int) -> dict[str, tuple[int, int]]:
+    placed: list[tuple[int, int, Buffer]] = []  # (offset, aligned size, buffer)
+    for buffer in order:
+        size = _align(max(buffer.size, 1), alignment)
+        busy = sorted((offset, offset + length) for offset, length, other in placed if other.overlaps_in_time(buffer))
+        offset = 0
+        for start, end in busy:
+            if offset + size <= start:
+                break
+            offset = max(offset, _align(end, alignment))
+        placed.append((offset, size, buffer))
+    return {buffer.name: (offset, size) for offset, size, buffer in placed}
+
+
+def plan_arena(buffers: Sequence[Buffer], alignment: int = 8) -> ArenaPlan:
+    """Place ``buffers`` (see the module docstring); sizes are rounded up to ``alignment``."""
+    names = [b.name for b in buffers]
+    if len(set(names)) != len(names):
+        raise ValueError("buffer names must be unique")
+    best: dict[str, tuple[int, int]] | None = None
+    best_size = 0
+    for key in _ORDERS:
+        placement = _first_fit(sorted(buffers, key=key), alignment)
+        size = max((offset + length for offset, length in placement.values()), default=0)
+        if best is None or size < best_size:
+            best, best_size = placement, size
+    return ArenaPlan(offsets={b.name: best[b.name][0] for b in buffers}, size=_align(best_size, alignment))
+
+
+def live_bytes_bound(buffers: Sequence[Buffer], alignment: int = 1) -> int:
+    """The largest total size of buffers live at one step: no plan can use less."""
+    if not buffers:
+        return 0
+    steps = range(min(b.first for b in buffers), max(b.last for b in buffers) + 1)
+    return max(sum(_align(b.size, alignment) for b in buffers if b.first <= step <= b.last) for step in steps)

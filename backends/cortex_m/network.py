@@ -1,0 +1,146 @@
+"""The network as the C code will run it: boundary, layers in order, buffers and their places.
+
+:func:`build_network` takes an integer graph and decides
+
+* the C interface: ``input`` is the int8 tensor the application fills (after the model's
+  float ``Quantize``, if any), ``output`` the int8 tensor it reads (before ``Dequantize``);
+  both live in the arena, like every other tensor;
+* one :class:`~backends.cortex_m.layers.CLayer` per remaining node, in graph order;
+* which tensors share storage: a Reshape views its input; an elementwise operator whose
+  input dies at it writes over that input (in place); tensors joined this way form one group;
+* where each group lives: an offset in the arena planned by
+  :mod:`backends.cortex_m.memory_plan` together with per-layer scratch. The input is live from
+  before the first layer, the output until after the last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import onnx_ir as ir
+
+from edgec import ops
+from edgec.backends.cortex_m.layers import CLayer, lower_node, shape_of
+from edgec.backends.cortex_m.memory_plan import ArenaPlan, Buffer, live_bytes_bound, plan_arena
+from edgec.errors import UnsupportedModelError
+from edgec.passes.qparams import QParams, get_qparams
+
+ARENA_ALIGNMENT = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class Boundary:
+    """One side of the C interface: the int8 tensor, its shape and quantization."""
+
+    value: ir.Value
+    shape: list[int]
+    qparams: QParams
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclasses.dataclass
+class Network:
+    layers: list[CLayer]
+    input: Boundary
+    output: Boundary
+    offsets: dict[str, int]          # value name -> arena offset
+    scratch_offsets: dict[int, int]  # layer index -> arena offset of its scratch
+    plan: ArenaPlan
+    live_bound: int                  # largest sum of tensor bytes live at one step (no scratch)
+    rounding: str
+
+    def pointer(self, value: ir.Value) -> str:
+        """The C expression addressing ``value``'s data."""
+        return f"(edgec_arena + {self.offsets[value.name]})"
+
+
+def _boundaries(model: ir.Model) -> tuple[ir.Value, ir.Value, list[ir.Node]]:
+    graph = model.graph
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise UnsupportedModelError(
+            f"the model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs",
+            "the Cortex-M backend compiles models with one input and one output",
+        )
+    nodes = list(graph)
+    first, last = graph.inputs[0], graph.outputs[0]
+    if first.dtype != ir.DataType.INT8:
+        consumers = first.consumers()
+        if len(consumers) != 1 or consumers[0].op_type != "Quantize":
+            raise UnsupportedModelError("the model's float input is not read by a single Quantize",
+                                        "quantize the model with edgec quantize")
+        nodes.remove(consumers[0])
+        first = consumers[0].outputs[0]
+    if last.dtype != ir.DataType.INT8:
+        producer = last.producer()
+        if producer is None or producer.op_type != "Dequantize":
+            raise UnsupportedModelError("the model's float output is not produced by Dequantize",
+                                        "quantize the model with edgec quantize")
+        nodes.remove(producer)
+        last = producer.inputs[0]
+    return first, last, nodes
+
+
+class _Groups:
+    """Union-find over value names (tensors sharing storage)."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, name: str) -> str:
+        self.parent.setdefault(name, name)
+        while self.parent[name] != name:
+            self.parent[name] = self.parent[self.parent[name]]
+            name = self.parent[name]
+        return name
+
+    def join(self, a: str, b: str) -> None:
+        self.parent[self.find(b)] = self.find(a)
+
+
+def build_network(model: ir.Model, dsp: bool) -> Network:
+    """Analyse ``model`` (an edgec integer graph) for a core with (``dsp``) or without the DSP
+    extension, as described in the module docstring."""
+    rounding = model.metadata_props.get(ops.ROUNDING_KEY, "double")
+    first, last, nodes = _boundaries(model)
+    layers = [lower_node(node, index, rounding, dsp) for index, node in enumerate(nodes)]
+    end = len(layers)
+    defined = {first.name: -1}
+    used = {first.name: -1, last.name: end}
+    for index, node in enumerate(nodes):
+        for value in node.inputs:
+            if value is not None and value.const_value is None:
+                used[value.name] = max(used.get(value.name, -1), index)
+        defined[node.outputs[0].name] = index
+    groups = _Groups()
+    for value_name in defined:
+        groups.find(value_name)
+    for index, layer in enumerate(layers):
+        source, result = layer.node.inputs[0], layer.node.outputs[0]
+        if layer.call is None:
+            groups.join(source.name, result.name)
+        elif layer.in_place:
+            root = groups.find(source.name)
+            last_use = max(used.get(name, defined[name]) for name in defined if groups.find(name) == root)
+            if last_use == index:
+                groups.join(source.name, result.name)
+    members: dict[str, list[str]] = {}
+    for value_name in defined:
+        members.setdefault(groups.find(value_name), []).append(value_name)
+    sizes = {v.name: math.prod(shape_of(v)) for node in nodes for v in node.outputs}
+    sizes[first.name] = math.prod(shape_of(first))
+    buffers = [Buffer(root, max(sizes[n] for n in names), min(defined[n] for n in names),
+                      max(used.get(n, defined[n]) for n in names)) for root, names in members.items()]
+    for index, layer in enumerate(layers):
+        if layer.scratch_bytes:
+            buffers.append(Buffer(f"scratch{index}", layer.scratch_bytes, index, index))
+    plan = plan_arena(buffers, ARENA_ALIGNMENT)
+    offsets = {name: plan.offsets[groups.find(name)] for name in defined}
+    scratch = {index: plan.offsets[f"scratch{index}"] for index, layer in enumerate(layers) if layer.scratch_bytes}
+    boundary = [Boundary(v, shape_of(v), get_qparams(v) or QParams(1.0, 0)) for v in (first, last)]
+    tensors = [b for b in buffers if not b.name.startswith("scratch")]
+    return Network(layers, boundary[0], boundary[1], offsets, scratch, plan,
+                   live_bytes_bound(tensors, 1), rounding)

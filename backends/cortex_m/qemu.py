@@ -1,0 +1,105 @@
+"""Running the harness on QEMU (or on the host) and reading back outputs and counts.
+
+The harness (``harness/main.c``) reads int8 samples from ``edgec_input.bin`` in the working
+directory through semihosting, runs the network on each and writes ``edgec_output.bin``; on
+the emulated core it prints the CMSDK APB timer ticks around ``edgec_run``. QEMU runs with
+``-icount shift=6``: every guest instruction advances virtual time by 2^6 ns, and the timer
+counts at ``timer_hz`` of virtual time, so
+
+    instructions = ticks * (1e9 / timer_hz) / 2^6
+
+(ticks / 1.6 at 25 MHz). The count is deterministic: same binary, same input, same count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgec.backends.cortex_m.toolchain import require
+from edgec.errors import ToolchainError
+from edgec.target import Target
+
+ICOUNT_SHIFT = 6
+_SAMPLE = re.compile(r"edgec: sample (\d+) ticks (\d+) stack (\d+)")
+_LAYER = re.compile(r"edgec: layer (\d+) ticks (\d+)")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """Outputs (int8, one row per sample), and per sample: instructions and stack bytes.
+
+    ``layer_instructions`` (profile builds): instructions of each layer of the first sample,
+    by layer index, in execution order.
+    """
+
+    outputs: np.ndarray
+    instructions: list[int]
+    stack_bytes: list[int]
+    trace: bytes = b""
+    layer_instructions: dict[int, int] = dataclasses.field(default_factory=dict)
+
+
+def ticks_to_instructions(ticks: int, timer_hz: int) -> int:
+    return round(ticks * (1e9 / timer_hz) / (1 << ICOUNT_SHIFT))
+
+
+def parse_trace(data: bytes) -> list[tuple[int, np.ndarray]]:
+    """(layer index, int8 output) records of an ``edgec_trace.bin`` dump, in execution order."""
+    records, position = [], 0
+    while position + 8 <= len(data):
+        layer, size = np.frombuffer(data[position:position + 8], dtype="<u4")
+        position += 8
+        records.append((int(layer), np.frombuffer(data[position:position + int(size)], dtype=np.int8).copy()))
+        position += int(size)
+    return records
+
+
+def run(executable: Path, target: Target | None, samples: np.ndarray, output_size: int,
+        timeout: int = 600) -> RunResult:
+    """Run ``executable`` on ``samples`` (int8, one row each): on QEMU for ``target``, or natively
+    when ``target`` is None (the host harness)."""
+    samples = np.ascontiguousarray(samples, dtype=np.int8)
+    with tempfile.TemporaryDirectory(prefix="edgec-run-") as tmp:
+        work = Path(tmp)
+        (work / "edgec_input.bin").write_bytes(samples.tobytes())
+        if target is None:
+            command = [str(executable)]
+        else:
+            command = [require("qemu-system-arm"), "-M", target.qemu.machine, "-nographic", "-monitor", "none",
+                       "-semihosting-config", "enable=on,target=native", "-icount", f"shift={ICOUNT_SHIFT}",
+                       "-kernel", str(executable)]
+        try:
+            result = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ToolchainError(f"{executable.name} did not finish within {timeout} s on "
+                                 f"{target.qemu.machine if target else 'the host'}",
+                                 "the program probably faulted; rebuild and rerun, or report the model") from None
+        if result.returncode != 0 or "edgec: done" not in result.stdout:
+            detail = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]
+            raise ToolchainError(f"{executable.name} failed (exit {result.returncode}): {detail}",
+                                 "check the build; sanitizer reports appear on stderr for the host harness")
+        data = (work / "edgec_output.bin").read_bytes()
+        trace_path = work / "edgec_trace.bin"
+        trace = trace_path.read_bytes() if trace_path.exists() else b""
+    outputs = np.frombuffer(data, dtype=np.int8).reshape(-1, output_size).copy()
+    if len(outputs) != len(samples):
+        raise ToolchainError(f"{executable.name} produced {len(outputs)} outputs for {len(samples)} samples",
+                             "report this as a bug")
+    instructions, stacks = [], []
+    for match in _SAMPLE.finditer(result.stdout):
+        instructions.append(ticks_to_instructions(int(match.group(2)), target.qemu.timer_hz))
+        stacks.append(int(match.group(3)))
+    layers, previous = {}, 0
+    first_sample = result.stdout.split("edgec: sample 1 ")[0]
+    for match in _LAYER.finditer(first_sample):
+        cumulative = int(match.group(2))
+        if cumulative:
+            layers[int(match.group(1))] = ticks_to_instructions(cumulative - previous, target.qemu.timer_hz)
+            previous = cumulative
+    return RunResult(outputs, instructions, stacks, trace, layers)
