@@ -28,7 +28,8 @@ from edgec.files import atomic_write
 from edgec.fixedpoint import ROUNDING_MODES
 from edgec.reference import ReferenceExecutor
 from edgec.summary import summarize
-from edgec.target import all_targets
+from edgec.backends import backend_for
+from edgec.target import all_targets, get_target
 
 #: Wide enough for layer tables when the output is a pipe or a CI log rather than a terminal.
 _PIPE_WIDTH = 160
@@ -220,22 +221,61 @@ def _save_outputs(path: str, outputs: dict[str, np.ndarray]) -> None:
 
 @cli.command()
 @click.argument("model")
-@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
-              help="Input samples (.npy/.npz): float, or int8 for the quantized input.")
-@click.option("--output", "output_path", type=click.Path(dir_okay=False),
-              help="Write the outputs (.npy for one output, .npz for several).")
-@click.option("--int8", "raw", is_flag=True, help="Output the int8 tensors instead of dequantized floats.")
+@click.option("--target", "-t", "target_name", required=True, help="Target to compile for (see 'edgec targets').")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Directory for the C project (created; replaced only if it is an edgec project).")
 @calib_option
 @method_option
 @rounding_option
 @input_shape_option
-def run(model: str, input_path: str, output_path: str | None, raw: bool, calib: str | None, method: str,
-        rounding: str | None, input_shapes: tuple[str, ...]) -> None:
-    """Run MODEL on the host with the integer reference executor and print its outputs.
+@click.option("--ignore-size-limits", is_flag=True, help="Emit even if the model exceeds the part's flash or RAM.")
+def compile(model: str, target_name: str, output: str, calib: str | None, method: str, rounding: str | None,
+            input_shapes: tuple[str, ...], ignore_size_limits: bool) -> None:
+    """Compile MODEL into a C library for TARGET, with build files and a QEMU harness.
 
-    MODEL is an integer graph (from 'edgec quantize'); a float model is quantized first,
-    which needs --calib. Inputs hold N samples; outputs are stacked along the batch axis.
+    A float model is quantized first (needs --calib). The project is built once with the
+    target's cross compiler to check it and measure flash and RAM (OUTPUT/report.json).
     """
+    target = get_target(target_name)
+    backend = backend_for(target.kind)
+    integer_model = _quantize_with_progress(model, calib, method, rounding, input_shapes, None)
+    with error_console.status(f"generating and building for {target.name} ..."):
+        manifest = backend.compile_project(integer_model, target, Path(output), Path(model).stem,
+                                           ignore_size_limits=ignore_size_limits)
+    flash, ram = manifest["flash"], manifest["ram"]
+    console.print(f"wrote {output}: {target.name} ({target.part.name}), {len(manifest['layers'])} layers, "
+                  f"{manifest['macs']:,} MACs")
+    console.print(f"  flash {flash['total']:,} B (weights and parameters {flash['weights_and_parameters']:,}, "
+                  f"code {flash['code']:,})   RAM {ram['total']:,} B (arena {ram['arena']:,}, stack {ram['stack_bound']:,})")
+    console.print(f"  build: make -C {output}   run on QEMU: edgec run {output} --input x.npy")
+
+
+def _int8_output_names(model: ir.Model) -> list[str]:
+    names = []
+    for value in model.graph.outputs:
+        producer = value.producer()
+        names.append(producer.inputs[0].name if producer is not None and producer.op_type == "Dequantize"
+                     else value.name)
+    return names
+
+
+def _save_outputs(path: str, outputs: dict[str, np.ndarray]) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            if len(outputs) == 1:
+                np.save(handle, next(iter(outputs.values())))
+            else:
+                np.savez(handle, **outputs)
+    atomic_write(path, write)
+
+
+def _print_outputs(outputs: dict[str, np.ndarray]) -> None:
+    for name, array in outputs.items():
+        console.print(f"[bold]{name}[/] {array.dtype} {list(array.shape)}")
+        console.print(np.array2string(array, threshold=64, precision=5, suppress_small=True), highlight=False)
+
+
+def _run_reference(model: str, input_path: str, raw: bool, calib, method, rounding, input_shapes) -> dict:
     loaded = _quantize_with_progress(model, calib, method, rounding, input_shapes, None)
     samples = api.split_samples(api.load_arrays(input_path, "input data"), api.input_specs(loaded),
                                 "input data", allow_int8=True)
@@ -245,10 +285,73 @@ def run(model: str, input_path: str, output_path: str | None, raw: bool, calib: 
     for sample in samples:
         values = executor.run(sample, keep_intermediates=raw)
         results.append({name: values[name] for name in names})
-    outputs = {name: np.concatenate([r[name] for r in results]) for name in names}
-    for name, array in outputs.items():
-        console.print(f"[bold]{name}[/] {array.dtype} {list(array.shape)}")
-        console.print(np.array2string(array, threshold=64, precision=5, suppress_small=True), highlight=False)
+    return {name: np.concatenate([r[name] for r in results]) for name in names}
+
+
+def _run_compiled(project: Path, input_path: str, raw: bool, check: bool, host: bool) -> dict:
+    from edgec.backends import cortex_m
+
+    manifest, target, model = cortex_m.load_project(project)
+    samples = api.split_samples(api.load_arrays(input_path, "input data"), api.input_specs(model),
+                                "input data", allow_int8=True)
+    inputs = cortex_m.int8_inputs(model, samples)
+    where = "the host (ASan/UBSan)" if host else f"QEMU {target.qemu.machine}"
+    with error_console.status(f"building and running on {where} ..."):
+        result = cortex_m.run_project(project, inputs, host=host)
+    if result.instructions:
+        counts = ", ".join(f"{n:,}" for n in result.instructions[:8])
+        more = " ..." if len(result.instructions) > 8 else ""
+        console.print(f"{target.name} ({target.qemu.machine}): instructions per inference {counts}{more}; "
+                      f"{result.instructions[0] / max(manifest['macs'], 1):.2f} per MAC; "
+                      f"stack {max(result.stack_bytes):,} B")
+    if check:
+        expected = cortex_m.reference_outputs(model, inputs)
+        bad = [i for i in range(len(inputs)) if not np.array_equal(result.outputs[i], expected[i])]
+        if bad:
+            traced = cortex_m.run_project(project, inputs[bad[0]:bad[0] + 1], host=host, variant="trace")
+            mismatch = cortex_m.first_difference(model, manifest, inputs[bad[0]], traced.trace)
+            where_bad = (f"layer {mismatch.index} ({mismatch.op} '{mismatch.name}'): {mismatch.differing} of "
+                         f"{mismatch.elements} values differ") if mismatch else "the final output"
+            raise EdgecError(f"{len(bad)} of {len(inputs)} samples differ from the integer reference; "
+                             f"first at sample {bad[0]}, {where_bad}", "report this with the model and input")
+        console.print(f"check: all {len(inputs)} outputs equal the integer reference bit for bit")
+    shape = [len(inputs), *manifest["output"]["shape"][1:]]
+    name = manifest["output"]["name"]
+    if raw:
+        return {name: result.outputs.reshape(shape)}
+    return {model.graph.outputs[0].name: cortex_m.float_outputs(model, result.outputs).reshape(shape)}
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
+              help="Input samples (.npy/.npz): float, or int8 for the quantized input.")
+@click.option("--output", "output_path", type=click.Path(dir_okay=False),
+              help="Write the outputs (.npy for one output, .npz for several).")
+@click.option("--int8", "raw", is_flag=True, help="Output the int8 tensors instead of dequantized floats.")
+@click.option("--check", is_flag=True, help="Compiled project: compare with the integer reference bit for bit.")
+@click.option("--host", is_flag=True, help="Compiled project: run the host build (gcc, ASan + UBSan), not QEMU.")
+@calib_option
+@method_option
+@rounding_option
+@input_shape_option
+def run(model: str, input_path: str, output_path: str | None, raw: bool, check: bool, host: bool,
+        calib: str | None, method: str, rounding: str | None, input_shapes: tuple[str, ...]) -> None:
+    """Run MODEL on its inputs and print the outputs.
+
+    MODEL is a compiled project directory (from 'edgec compile'): built if needed and run on
+    the target's QEMU board, printing instructions per inference. Otherwise MODEL is a model
+    file run with the integer reference executor on the host (a float model is quantized
+    first, which needs --calib). Inputs hold N samples; outputs are stacked.
+    """
+    if Path(model).is_dir():
+        outputs = _run_compiled(Path(model), input_path, raw, check, host)
+    else:
+        if check or host:
+            raise EdgecError("--check and --host apply to compiled projects",
+                             "compile first: edgec compile MODEL --target T -o DIR; then edgec run DIR --check")
+        outputs = _run_reference(model, input_path, raw, calib, method, rounding, input_shapes)
+    _print_outputs(outputs)
     if output_path:
         _save_outputs(output_path, outputs)
         console.print(f"wrote {output_path}")

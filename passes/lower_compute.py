@@ -18,7 +18,7 @@ from edgec.passes.multipliers import (
     SOFTMAX_OUTPUT, add_attributes, channel_requant_attributes, mul_attributes, softmax_attributes,
 )
 from edgec.passes.qparams import (
-    activation_qparams, get_channel_scales, quantize_bias, quantize_weights, weight_scales,
+    activation_qparams, bias_safe_scales, get_channel_scales, quantize_bias, quantize_weights, weight_scales,
 )
 
 
@@ -70,13 +70,16 @@ def bind_window_output(b: IntegerGraphBuilder, float_out: ir.Value, value: ir.Va
     b.bind(float_out, value, channels_last=True)
 
 
-def _weight_quantization(weights: np.ndarray, weight_value: ir.Value, channel_axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """int8 weights and per-channel scales, reusing QDQ scales recorded on the value."""
-    recorded = get_channel_scales(weight_value)
+def _weight_quantization(weights: np.ndarray, weight_value: ir.Value | None, channel_axis: int, bias: np.ndarray,
+                         input_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """int8 weights and per-channel scales, reusing QDQ scales recorded on the value, raised
+    where the int32 bias would otherwise overflow (:func:`passes.qparams.bias_safe_scales`)."""
+    recorded = get_channel_scales(weight_value) if weight_value is not None else None
     if recorded is not None and recorded[1] == channel_axis and recorded[0].size == weights.shape[channel_axis]:
         scales = recorded[0]
     else:
         scales = weight_scales(weights, channel_axis)
+    scales = bias_safe_scales(scales, bias, input_scale)
     return quantize_weights(weights, scales, channel_axis), scales
 
 
@@ -105,11 +108,9 @@ def lower_conv(b: IntegerGraphBuilder, node: ir.Node) -> None:
         )
     x = lift_to_4d(b, b.value_in_layout(x_f, channels_last=True), f"{x_f.name}_4d")
     qx, qy = b.qparams_of(x), b.desired_qparams(out_f)
-    w_q, scales = _weight_quantization(weights, node.inputs[1], channel_axis=0)
+    bias = constant_input(node, 2, "bias") if len(node.inputs) > 2 and node.inputs[2] is not None else np.zeros(cout)
+    w_q, scales = _weight_quantization(weights, node.inputs[1], 0, bias, qx.scale)
     w_q = w_q.reshape(cout, cin_per_group, *as_2d(kernel, 1))
-    bias = const_array(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] is not None else np.zeros(cout)
-    if bias is None:
-        constant_input(node, 2, "bias")
     w_layout = w_q.transpose(1, 2, 3, 0) if op_type == "DepthwiseConv" else w_q.transpose(0, 2, 3, 1)
     attrs = {
         "input_zero_point": qx.zero_point, "output_zero_point": qy.zero_point,
@@ -127,12 +128,17 @@ def lower_conv(b: IntegerGraphBuilder, node: ir.Node) -> None:
     bind_window_output(b, out_f, y)
 
 
-def _fully_connected(b: IntegerGraphBuilder, node: ir.Node, w_q: np.ndarray, scales: np.ndarray,
-                     bias: np.ndarray) -> None:
-    """Emit FullyConnected for ``node`` with int8 weights ``[N, K]`` and their per-row scales."""
+def _fully_connected(b: IntegerGraphBuilder, node: ir.Node, weights_nk: np.ndarray, channel_axis: int,
+                     bias: np.ndarray, as_stored: bool = True) -> None:
+    """Emit FullyConnected for ``node``; ``weights_nk`` is the float weight (output channels
+    along ``channel_axis``), ``bias`` the float bias ``[N]``; ``as_stored`` when the weight is
+    the node's own initializer, whose recorded QDQ scales then apply."""
     x_f, out_f = node.inputs[0], node.outputs[0]
     x = b.value_in_layout(x_f, channels_last=False)
     qx, qy = b.qparams_of(x), b.desired_qparams(out_f)
+    w_q, scales = _weight_quantization(weights_nk, node.inputs[1] if as_stored else None, channel_axis, bias,
+                                       qx.scale)
+    w_q = np.ascontiguousarray(w_q if channel_axis == 0 else w_q.T)
     attrs = {"input_zero_point": qx.zero_point, "output_zero_point": qy.zero_point,
              **channel_requant_attributes(qx.scale, scales, qy.scale)}
     y = b.emit("FullyConnected", [x, b.constant(f"{node.name}_weights", w_q, channel_scales=(scales, 0)),
@@ -158,12 +164,9 @@ def lower_gemm(b: IntegerGraphBuilder, node: ir.Node) -> None:
                                         "use a per-output bias of shape [N]")
         bias = np.broadcast_to(c.reshape(-1), (n,))
     if alpha == 1.0:
-        w_q, scales = _weight_quantization(raw, node.inputs[1], channel_axis=0 if trans_b else 1)
-        w_q = w_q if trans_b else w_q.T
+        _fully_connected(b, node, raw, 0 if trans_b else 1, bias)
     else:
-        scales = weight_scales(weights, 0)
-        w_q = quantize_weights(weights, scales, 0)
-    _fully_connected(b, node, np.ascontiguousarray(w_q), scales, bias)
+        _fully_connected(b, node, weights, 0, bias, as_stored=False)
 
 
 def lower_matmul(b: IntegerGraphBuilder, node: ir.Node) -> None:
@@ -173,8 +176,7 @@ def lower_matmul(b: IntegerGraphBuilder, node: ir.Node) -> None:
             f"MatMul node '{node.name}' multiplies two computed tensors or has a weight of rank != 2",
             "edgec supports MatMul with a constant 2-D weight (a Linear layer)",
         )
-    w_q, scales = _weight_quantization(raw.astype(np.float32), node.inputs[1], channel_axis=1)
-    _fully_connected(b, node, np.ascontiguousarray(w_q.T), scales, np.zeros(raw.shape[1]))
+    _fully_connected(b, node, raw.astype(np.float32), 1, np.zeros(raw.shape[1]))
 
 
 def _binary_operand(b: IntegerGraphBuilder, value: ir.Value, out_rank: int, channels_last: bool, name: str) -> ir.Value:

@@ -76,6 +76,19 @@ def weight_scales(weights: np.ndarray, axis: int) -> np.ndarray:
     return scales.astype(np.float32)
 
 
+#: Largest int32 bias magnitude the quantizer produces: half the int32 range, so that the
+#: accumulator (bias plus int8 x int8 products) and kernels' folded biases stay in int32.
+BIAS_LIMIT = 2**30
+
+
+def bias_safe_scales(scales: np.ndarray, bias: np.ndarray, input_scale: float) -> np.ndarray:
+    """Per-channel weight scales raised where needed so that every int32 bias stays below
+    :data:`BIAS_LIMIT` (channels with near-zero weights and a real bias would otherwise
+    saturate it)."""
+    needed = np.abs(bias.astype(np.float64)) / (np.float64(input_scale) * BIAS_LIMIT)
+    return np.maximum(scales.astype(np.float64), needed).astype(np.float32)
+
+
 def quantize_weights(weights: np.ndarray, scales: np.ndarray, axis: int) -> np.ndarray:
     """``round(w / scale[c])`` clamped to [-127, 127] as int8, ``scale`` broadcast on ``axis``."""
     shape = [1] * weights.ndim

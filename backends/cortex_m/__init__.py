@@ -21,7 +21,8 @@ from edgec import __version__
 from edgec.backends.cortex_m import emitter, qemu, toolchain
 from edgec.backends.cortex_m.network import Network, build_network
 from edgec.errors import EdgecError
-from edgec.reference import ReferenceExecutor
+from edgec.reference import KERNELS, ReferenceExecutor
+from edgec.reference.executor import node_attributes
 from edgec.target import Target, get_target
 
 
@@ -119,9 +120,11 @@ class LayerMismatch:
 
 
 def first_difference(model: ir.Model, manifest: dict, sample: np.ndarray, trace: bytes) -> LayerMismatch | None:
-    """The first layer whose traced output differs from the integer reference on ``sample``."""
+    """The first layer whose traced output differs from the integer reference on ``sample``
+    (an int8 row of the C input)."""
     executor = ReferenceExecutor(model)
-    reference = executor.run({executor.input_names[0]: _as_model_input(model, manifest, sample)},
+    shape = [int(d) for d in model.graph.inputs[0].shape.numpy()]
+    reference = executor.run({executor.input_names[0]: np.asarray(sample, dtype=np.int8).reshape(shape)},
                              keep_intermediates=True)
     for index, data in qemu.parse_trace(trace):
         layer = manifest["layers"][index]
@@ -132,7 +135,33 @@ def first_difference(model: ir.Model, manifest: dict, sample: np.ndarray, trace:
     return None
 
 
-def _as_model_input(model: ir.Model, manifest: dict, sample: np.ndarray) -> np.ndarray:
-    """An int8 sample shaped as the graph input (the executor binds int8 to the Quantize output)."""
+def int8_inputs(model: ir.Model, samples: list[dict[str, np.ndarray]]) -> np.ndarray:
+    """The C input (one int8 row per sample): float samples through the model's input Quantize."""
+    graph_input = model.graph.inputs[0]
+    quantize = next((n for n in graph_input.consumers() if n.op_type == "Quantize"), None)
+    rows = []
+    for sample in samples:
+        data = np.asarray(sample[graph_input.name])
+        if data.dtype != np.int8:
+            data = KERNELS["Quantize"](node_attributes(quantize), "double", data)
+        rows.append(data.ravel())
+    return np.stack(rows)
+
+
+def float_outputs(model: ir.Model, outputs: np.ndarray) -> np.ndarray:
+    """Dequantize int8 C outputs with the model's output Dequantize (unchanged if there is none)."""
+    producer = model.graph.outputs[0].producer()
+    if producer is None or producer.op_type != "Dequantize":
+        return outputs
+    return KERNELS["Dequantize"](node_attributes(producer), "double", outputs)
+
+
+def reference_outputs(model: ir.Model, inputs: np.ndarray) -> np.ndarray:
+    """The integer reference's int8 outputs for int8 C input rows (the bit-exact oracle)."""
+    executor = ReferenceExecutor(model)
     shape = [int(d) for d in model.graph.inputs[0].shape.numpy()]
-    return np.asarray(sample, dtype=np.int8).reshape(shape)
+    producer = model.graph.outputs[0].producer()
+    name = producer.inputs[0].name if producer is not None and producer.op_type == "Dequantize" else \
+        model.graph.outputs[0].name
+    return np.stack([executor.run({executor.input_names[0]: row.reshape(shape)}, keep_intermediates=True)[name].ravel()
+                     for row in inputs])
