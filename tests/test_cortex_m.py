@@ -1,0 +1,167 @@
+"""The Cortex-M backend: emitted C builds cleanly, runs bit-exact on QEMU for every core.
+
+Slow tests compile and run the shared models on all four cores; the fast ones use small
+models, the host build under ASan/UBSan and the QEMU board of one core.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import SHARED_MODELS, TFLITE_MODELS, shared_file, shared_model, small_conv_model
+
+import edgec
+from edgec.api import input_specs
+from edgec.backends import cortex_m
+from edgec.errors import EdgecError, ToolchainError
+from edgec.target import get_target
+
+CORES = ["cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33"]
+TFLM_ARENA = {"kws": 22_820, "vww": 100_708, "resnet8": 54_980, "ad": 2_580}
+LIVE_BOUND = {"kws": 16_000, "vww": 55_296, "resnet8": 49_152, "ad": 768}
+
+needs_toolchain = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                                     reason="arm-none-eabi-gcc and qemu-system-arm are needed "
+                                            "(sudo apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)")
+
+
+def compile_and_check(model, target, out, samples, host=False):
+    """Compile, run ``samples`` (dicts of model inputs) and return (manifest, run result, expected)."""
+    manifest = cortex_m.compile_project(model, get_target(target), out, "model")
+    inputs = cortex_m.int8_inputs(model, samples)
+    result = cortex_m.run_project(out, inputs, host=host)
+    return manifest, result, cortex_m.reference_outputs(model, inputs)
+
+
+def random_samples(model, count, rng):
+    spec = input_specs(model)[0]
+    if spec.dtype == np.int8:
+        return [{spec.name: rng.integers(-128, 128, spec.shape).astype(np.int8)} for _ in range(count)]
+    return [{spec.name: rng.random(spec.shape, dtype=np.float32)} for _ in range(count)]
+
+
+@pytest.fixture(scope="module")
+def small_integer_model():
+    rng = np.random.default_rng(5)
+    return edgec.quantize(small_conv_model(rng, batch=1), rng.random((16, 3, 8, 8), dtype=np.float32))
+
+
+@needs_toolchain
+@pytest.mark.slow
+@pytest.mark.parametrize("core", CORES)
+@pytest.mark.parametrize("key", sorted(TFLITE_MODELS))
+def test_tflite_models_reproduce_tflm_on_every_core(tmp_path, key, core):
+    model = edgec.load(shared_file(f"models/tflite/{TFLITE_MODELS[key][0]}.tflite"))
+    golden = np.load(shared_file(f"benchmarks/tflm_golden/{TFLITE_MODELS[key][0]}.npz"))
+    manifest = cortex_m.compile_project(model, get_target(core), tmp_path / "out", key)
+    inputs = np.stack([golden["input"].ravel(), np.zeros(golden["input"].size, np.int8)])
+    result = cortex_m.run_project(tmp_path / "out", inputs)
+    np.testing.assert_array_equal(result.outputs[0], golden["output"].ravel())
+    np.testing.assert_array_equal(result.outputs[1], golden["output_for_zeros"].ravel())
+    arena = manifest["ram"]["arena"]
+    print(f"{key} {core}: {result.instructions[0]:,} instructions, arena {arena:,} B "
+          f"(bound {LIVE_BOUND[key]:,}, TFLM {TFLM_ARENA[key]:,})")
+    assert arena <= 1.15 * LIVE_BOUND[key] and arena < TFLM_ARENA[key]
+
+
+@needs_toolchain
+@pytest.mark.slow
+@pytest.mark.parametrize("core", CORES)
+@pytest.mark.parametrize("key", sorted(SHARED_MODELS))
+def test_float_onnx_models_run_bit_exact_on_every_core(tmp_path, key, core):
+    rng = np.random.default_rng(11)
+    float_model = edgec.load(shared_model(key))
+    spec = input_specs(float_model)[0]
+    integer = edgec.quantize(float_model, rng.random((20, *spec.shape[1:]), dtype=np.float32))
+    _, result, expected = compile_and_check(integer, core, tmp_path / "out", random_samples(float_model, 10, rng))
+    np.testing.assert_array_equal(result.outputs, expected)
+
+
+@needs_toolchain
+def test_small_model_on_qemu_and_host_sanitizers(tmp_path, small_integer_model):
+    rng = np.random.default_rng(3)
+    samples = random_samples(small_integer_model, 10, rng)
+    for core in ("cortex-m3", "cortex-m4"):  # scalar and DSP code paths
+        manifest, result, expected = compile_and_check(small_integer_model, core, tmp_path / core, samples)
+        np.testing.assert_array_equal(result.outputs, expected)
+        assert len(result.instructions) == 10 and all(n > 0 for n in result.instructions)
+        host = cortex_m.run_project(tmp_path / core, cortex_m.int8_inputs(small_integer_model, samples), host=True)
+        np.testing.assert_array_equal(host.outputs, expected)
+
+
+@needs_toolchain
+def test_generation_is_deterministic_and_warning_free(tmp_path, small_integer_model):
+    first = cortex_m.compile_project(small_integer_model, get_target("cortex-m4"), tmp_path / "a", "model")
+    second = cortex_m.compile_project(small_integer_model, get_target("cortex-m4"), tmp_path / "b", "model")
+    assert first == second
+    for path in sorted((tmp_path / "a").rglob("*")):
+        relative = path.relative_to(tmp_path / "a")
+        if path.is_file() and relative.parts[0] not in ("build",):
+            assert path.read_bytes() == (tmp_path / "b" / relative).read_bytes(), relative
+    makefile = (tmp_path / "a" / "Makefile").read_text()
+    assert "-Wall -Wextra -Werror" in makefile and "-fsanitize=address,undefined" in makefile
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert report["flash"]["total"] > 0 and report["ram"]["arena"] > 0
+    assert sum(layer["macs"] for layer in report["layers"]) == report["macs"] > 0
+
+
+@needs_toolchain
+def test_check_names_the_first_differing_layer(tmp_path, small_integer_model):
+    out = tmp_path / "out"
+    cortex_m.compile_project(small_integer_model, get_target("cortex-m3"), out, "model")
+    source = out / "src" / "edgec_model.c"
+    text = source.read_text()
+    marker = "static const int8_t layer1_weights"
+    start = text.index(marker)
+    first_value = text.index("\n", start) + 5
+    end = text.index(",", first_value)
+    source.write_text(text[:first_value] + str((int(text[first_value:end]) + 77) % 127) + text[end:])
+    rng = np.random.default_rng(0)
+    inputs = cortex_m.int8_inputs(small_integer_model, random_samples(small_integer_model, 1, rng))
+    traced = cortex_m.run_project(out, inputs, variant="trace")
+    manifest = json.loads((out / "report.json").read_text())
+    mismatch = cortex_m.first_difference(small_integer_model, manifest, inputs[0], traced.trace)
+    assert mismatch is not None and mismatch.index == 1 and mismatch.op == "Conv"
+
+
+def test_a_missing_cross_compiler_names_the_install_command(tmp_path, small_integer_model, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ToolchainError) as raised:
+        cortex_m.compile_project(small_integer_model, get_target("cortex-m3"), tmp_path / "out", "model")
+    assert "apt-get install" in raised.value.one_line() and not (tmp_path / "out").exists()
+
+
+@needs_toolchain
+def test_a_model_too_large_for_the_part_is_refused_unless_overridden(tmp_path):
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch==2.13.0)")
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(1024, 1100), torch.nn.ReLU(), torch.nn.Linear(1100, 10))
+    rng = np.random.default_rng(0)
+    integer = edgec.quantize(module, rng.random((8, 1024), dtype=np.float32).reshape(8, 1, 1024),
+                             example_inputs=(torch.rand(1, 1024),))
+    with pytest.raises(cortex_m.SizeLimitError) as raised:
+        cortex_m.compile_project(integer, get_target("cortex-m3"), tmp_path / "big", "big")
+    assert "flash" in raised.value.one_line() and "--ignore-size-limits" in raised.value.one_line()
+    assert not (tmp_path / "big").exists()
+    manifest = cortex_m.compile_project(integer, get_target("cortex-m3"), tmp_path / "big", "big",
+                                        ignore_size_limits=True)
+    assert manifest["flash"]["total"] > get_target("cortex-m3").part.flash_bytes
+
+
+def test_a_kernel_the_backend_lacks_is_named(tmp_path):
+    from tflite_builder import TfliteBuilder, options, schema
+
+    b = TfliteBuilder()
+    x = b.tensor([1, 4, 4, 4], scale=0.1, zero_point=0)
+    axes = b.tensor([2], np.int32, data=np.array([1, 3], np.int32))
+    y = b.tensor([1, 1, 4, 1], scale=0.1, zero_point=0)
+    b.operator(schema.BuiltinOperator.MEAN, [x, axes], [y], schema.BuiltinOptions.ReducerOptions,
+               options(schema.ReducerOptionsT, keepDims=True))
+    path = tmp_path / "mean.tflite"
+    path.write_bytes(b.build([x], [y]))
+    with pytest.raises(EdgecError) as raised:
+        cortex_m.compile_project(edgec.load(path), get_target("cortex-m4"), tmp_path / "out", "mean")
+    assert "Mean" in raised.value.one_line() and "Mean_0" in raised.value.one_line()
