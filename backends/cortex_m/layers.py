@@ -62,6 +62,11 @@ def to_4d(shape: list[int], node: ir.Node) -> list[int]:
     return [1] * (4 - len(shape)) + list(shape)
 
 
+def needs_generic_requant(shifts) -> int:
+    """1 when some channel's shift is >= 0 (a multiplier of at least one), else 0."""
+    return int(np.any(np.asarray(shifts) >= 0))
+
+
 def _padded_rows(weights: np.ndarray) -> tuple[np.ndarray, int]:
     rows = weights.reshape(weights.shape[0], -1)
     k = rows.shape[1]
@@ -80,11 +85,12 @@ def _folded_bias(node: ir.Node, weights_per_channel: np.ndarray, input_zero_poin
 
 
 def requant_table(name: str, multipliers, shifts, rounding: str, channels: int | None = None) -> CArray:
-    """``edgec_requant_t`` rows {multiplier, shift, nudge_lo, nudge_hi} (see edgec_arith.h).
+    """``edgec_requant_t`` rows {multiplier, nudge_lo, nudge_hi, high_shift} (see edgec_arith.h).
 
     For shift <= -1 (r = -shift) the nudge N is 2^30 + 2^(30+r) (double rounding) or 2^(30+r)
-    (single rounding); rows with shift >= 0 take the generic path and carry no nudge.
-    ``channels`` broadcasts a single multiplier to that many rows.
+    (single rounding) and high_shift = r - 1; rows with shift >= 0 carry no nudge (the layer
+    takes the generic path, :func:`needs_generic_requant`). ``channels`` broadcasts a single
+    multiplier to that many rows.
     """
     multipliers = np.asarray(multipliers, dtype=np.int64).ravel()
     shifts = np.asarray(shifts, dtype=np.int64).ravel()
@@ -95,7 +101,7 @@ def requant_table(name: str, multipliers, shifts, rounding: str, channels: int |
         nudge = 0
         if shift <= -1:
             nudge = (1 << (30 - shift)) + ((1 << 30) if rounding == "double" else 0)
-        rows.append([multiplier, shift, nudge & 0xFFFFFFFF, nudge >> 32])
+        rows.append([multiplier, nudge & 0xFFFFFFFF, nudge >> 32, -shift - 1])
     return CArray(name, "edgec_requant_t", np.asarray(rows, dtype=np.int64))
 
 
@@ -128,7 +134,8 @@ def _conv_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLaye
               "output_zero_point": attrs["output_zero_point"],
               "activation_min": attrs["activation_min"], "activation_max": attrs["activation_max"],
               "input_zero_point": attrs["input_zero_point"], **geometry, "k_padded": k_padded,
-              "per_channel": int(len(attrs["output_multiplier"]) > 1)}
+              "per_channel": int(len(attrs["output_multiplier"]) > 1),
+              "generic": needs_generic_requant(attrs["output_shift"])}
     function = "edgec_fully_connected" if fully_connected else "edgec_conv"
     return CLayer(node, "edgec_conv.c", f"{function}(&{prefix}, {{in0}}, {{out}}, {{scratch}})", arrays,
                   "edgec_conv_params", params, scratch_bytes=conv_scratch_bytes(geometry, k_padded))
@@ -172,7 +179,7 @@ def _depthwise_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str, dsp
               "stride_h": attrs["strides"][0], "stride_w": attrs["strides"][1],
               "dilation_h": attrs["dilations"][0], "dilation_w": attrs["dilations"][1],
               "pad_top": attrs["pads"][0], "pad_left": attrs["pads"][1],
-              "depth_multiplier": attrs["depth_multiplier"]}
+              "depth_multiplier": attrs["depth_multiplier"], "generic": needs_generic_requant(attrs["output_shift"])}
     return CLayer(node, "edgec_depthwise.c", f"edgec_depthwise_conv(&{prefix}, {{in0}}, {{out}}, {{scratch}})",
                   arrays, "edgec_depthwise_params", params, scratch_bytes=k_h * k_w * x[3])
 

@@ -14,6 +14,10 @@
 
 #include "edgec_config.h"
 
+#if defined(__ARM_FEATURE_SAT) || defined(__ARM_FEATURE_DSP)
+#include <arm_acle.h>
+#endif
+
 #define EDGEC_INLINE static inline __attribute__((always_inline))
 
 /* Double rounding in one 64-bit step. With r = -shift >= 1 the two roundings
@@ -47,30 +51,34 @@ EDGEC_INLINE int32_t edgec_mbqm(int32_t x, int32_t multiplier, int32_t shift, in
     return single ? edgec_mbqm_single(x, multiplier, shift) : edgec_mbqm_double(x, multiplier, shift);
 }
 
-/* Per-channel requantization: the multiplier and shift, and for shift <= -1 the 64-bit
- * constant N added to acc * multiplier (double rounding: 2^30 + 2^(30+r); single: 2^(30+r)),
- * so that the result is the high word shifted right by r - 1 (see edgec_mbqm_double). */
+/* Per-channel requantization. For shift <= -1 (r = -shift) the result is the high word of
+ * acc * multiplier + N (double rounding: N = 2^30 + 2^(30+r), less 2^31 for a negative
+ * acc; single: N = 2^(30+r)) shifted right by high_shift = r - 1 (see edgec_mbqm_double).
+ * A layer with a channel of shift >= 0 takes the generic path (shift = -high_shift - 1). */
 typedef struct {
-    int32_t multiplier, shift;
+    int32_t multiplier;
     uint32_t nudge_lo;
     int32_t nudge_hi;
+    int32_t high_shift;
 } edgec_requant_t;
 
-EDGEC_INLINE int32_t edgec_requant(int32_t acc, const edgec_requant_t *q, int single)
-{
-    if (q->shift >= 0) {
-        return edgec_mbqm(acc, q->multiplier, q->shift, single);
-    }
-    int64_t total = (int64_t)(((uint64_t)(uint32_t)q->nudge_hi << 32) | q->nudge_lo) + (int64_t)acc * q->multiplier;
-    if (!single) {
-        total -= (int64_t)((uint32_t)acc & 0x80000000u);
-    }
-    return (int32_t)(total >> 32) >> (-q->shift - 1);
-}
+/* How a layer finishes its outputs (a compile-time constant in the kernels, which are
+ * instantiated once per mode): the fast requantization with a full int8 range (a single
+ * saturation) or a narrower activation range, or the generic requantization. */
+enum { EDGEC_STAGE_FULL_RANGE, EDGEC_STAGE_CLAMP, EDGEC_STAGE_GENERIC };
 
 EDGEC_INLINE int8_t edgec_clamp_s8(int32_t value, int32_t low, int32_t high)
 {
     return (int8_t)(value < low ? low : value > high ? high : value);
+}
+
+EDGEC_INLINE int8_t edgec_saturate_s8(int32_t value)
+{
+#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
+    return (int8_t)__ssat(value, 8);
+#else
+    return edgec_clamp_s8(value, -128, 127);
+#endif
 }
 
 /* The output stage of an accumulating kernel, its constants copied into locals once per call
@@ -82,10 +90,22 @@ typedef struct {
     uint32_t per_channel; /* 0: requant[0] serves every channel */
 } edgec_outputs_t;
 
-EDGEC_INLINE int8_t edgec_output_stage(const edgec_outputs_t *o, int32_t acc, uint32_t c, int single)
+EDGEC_INLINE int8_t edgec_output_stage(const edgec_outputs_t *o, int32_t acc, uint32_t c, int single, int stage)
 {
-    const int32_t scaled = edgec_requant(acc + o->bias[c], &o->requant[o->per_channel ? c : 0u], single);
-    return edgec_clamp_s8(scaled + o->zero_point, o->low, o->high);
+    const edgec_requant_t *q = &o->requant[o->per_channel ? c : 0u];
+    const int32_t x = acc + o->bias[c];
+    int32_t scaled;
+    if (stage == EDGEC_STAGE_GENERIC) {
+        scaled = edgec_mbqm(x, q->multiplier, -q->high_shift - 1, single);
+    } else {
+        int64_t total = (int64_t)(((uint64_t)(uint32_t)q->nudge_hi << 32) | q->nudge_lo) + (int64_t)x * q->multiplier;
+        if (!single) {
+            total -= (int64_t)((uint32_t)x & 0x80000000u);
+        }
+        scaled = (int32_t)(total >> 32) >> q->high_shift;
+    }
+    scaled += o->zero_point;
+    return stage == EDGEC_STAGE_FULL_RANGE ? edgec_saturate_s8(scaled) : edgec_clamp_s8(scaled, o->low, o->high);
 }
 
 EDGEC_INLINE uint32_t edgec_load32(const void *p)
@@ -95,13 +115,14 @@ EDGEC_INLINE uint32_t edgec_load32(const void *p)
     return v;
 }
 
-EDGEC_INLINE void edgec_store32(void *p, uint32_t v)
+/* The stage a layer needs (see the enum above). */
+EDGEC_INLINE int edgec_stage_of(const edgec_outputs_t *o, int generic)
 {
-    memcpy(p, &v, sizeof v);
+    return generic ? EDGEC_STAGE_GENERIC
+                   : (o->low == -128 && o->high == 127) ? EDGEC_STAGE_FULL_RANGE : EDGEC_STAGE_CLAMP;
 }
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-#include <arm_acle.h>
 #define EDGEC_DSP 1
 /* [b0, b2] and [b1, b3] of a word of four int8, sign-extended to int16 lanes. */
 EDGEC_INLINE uint32_t edgec_sxtb16(uint32_t x) { return (uint32_t)__sxtb16((int32_t)x); }

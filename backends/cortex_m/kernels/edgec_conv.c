@@ -87,7 +87,7 @@ static void prepare(const int8_t *col0, const int8_t *col1, uint32_t k_padded, u
 }
 
 EDGEC_INLINE void pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *o, const uint32_t *cols,
-                             int8_t *restrict out0, int8_t *restrict out1, int single)
+                             int8_t *restrict out0, int8_t *restrict out1, int single, int stage)
 {
     const uint32_t kp = p->k_padded, out_c = p->out_c, groups = kp / 4u;
     const int8_t *w = p->weights;
@@ -95,20 +95,20 @@ EDGEC_INLINE void pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *
     uint32_t c = 0;
     for (; c + 1 < out_c; c += 2, w += 2 * kp) {
         edgec_dot_2x2(w, w + kp, cols, groups, acc);
-        out0[c] = edgec_output_stage(o, acc[0], c, single);
-        out1[c] = edgec_output_stage(o, acc[1], c, single);
-        out0[c + 1] = edgec_output_stage(o, acc[2], c + 1, single);
-        out1[c + 1] = edgec_output_stage(o, acc[3], c + 1, single);
+        out0[c] = edgec_output_stage(o, acc[0], c, single, stage);
+        out1[c] = edgec_output_stage(o, acc[1], c, single, stage);
+        out0[c + 1] = edgec_output_stage(o, acc[2], c + 1, single, stage);
+        out1[c + 1] = edgec_output_stage(o, acc[3], c + 1, single, stage);
     }
     if (c < out_c) {
         edgec_dot_2x2(w, w, cols, groups, acc);
-        out0[c] = edgec_output_stage(o, acc[0], c, single);
-        out1[c] = edgec_output_stage(o, acc[1], c, single);
+        out0[c] = edgec_output_stage(o, acc[0], c, single, stage);
+        out1[c] = edgec_output_stage(o, acc[1], c, single, stage);
     }
 }
 
 EDGEC_INLINE void single_pixel(const edgec_conv_params *p, const edgec_outputs_t *o, const int8_t *col,
-                               int8_t *restrict out, int single)
+                               int8_t *restrict out, int single, int stage)
 {
     const uint32_t kp = p->k_padded, out_c = p->out_c, groups = kp / 4u;
     int32_t acc[4];
@@ -116,12 +116,12 @@ EDGEC_INLINE void single_pixel(const edgec_conv_params *p, const edgec_outputs_t
     for (; c + 3 < out_c; c += 4) {
         edgec_dot_1x4(p->weights + (size_t)c * kp, kp, col, groups, acc);
         for (uint32_t i = 0; i < 4; i++) {
-            out[c + i] = edgec_output_stage(o, acc[i], c + i, single);
+            out[c + i] = edgec_output_stage(o, acc[i], c + i, single, stage);
         }
     }
     for (; c < out_c; c++) {
         edgec_dot_1x4(p->weights + (size_t)c * kp, 0, col, groups, acc);
-        out[c] = edgec_output_stage(o, acc[0], c, single);
+        out[c] = edgec_output_stage(o, acc[0], c, single, stage);
     }
 }
 
@@ -144,7 +144,7 @@ EDGEC_INLINE void split(int64_t sum, int32_t *acc0, int32_t *acc1)
 }
 
 EDGEC_INLINE void pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *o, const uint32_t *cols,
-                             int8_t *restrict out0, int8_t *restrict out1, int single)
+                             int8_t *restrict out0, int8_t *restrict out1, int single, int stage)
 {
     const uint32_t kp = p->k_padded, out_c = p->out_c;
     for (uint32_t c = 0; c < out_c; c += 2) {
@@ -158,17 +158,17 @@ EDGEC_INLINE void pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *
             split(s0, &a00, &a01);
             split(s1, &a10, &a11);
         }
-        out0[c] = edgec_output_stage(o, a00, c, single);
-        out1[c] = edgec_output_stage(o, a01, c, single);
+        out0[c] = edgec_output_stage(o, a00, c, single, stage);
+        out1[c] = edgec_output_stage(o, a01, c, single, stage);
         if (c + 1 < out_c) {
-            out0[c + 1] = edgec_output_stage(o, a10, c + 1, single);
-            out1[c + 1] = edgec_output_stage(o, a11, c + 1, single);
+            out0[c + 1] = edgec_output_stage(o, a10, c + 1, single, stage);
+            out1[c + 1] = edgec_output_stage(o, a11, c + 1, single, stage);
         }
     }
 }
 
 EDGEC_INLINE void single_pixel(const edgec_conv_params *p, const edgec_outputs_t *o, const int8_t *col,
-                               int8_t *restrict out, int single)
+                               int8_t *restrict out, int single, int stage)
 {
     const uint32_t kp = p->k_padded, out_c = p->out_c;
     int32_t acc[4];
@@ -176,42 +176,60 @@ EDGEC_INLINE void single_pixel(const edgec_conv_params *p, const edgec_outputs_t
     for (; c + 3 < out_c; c += 4) {
         edgec_dot_1x4_s8(p->weights + (size_t)c * kp, kp, col, kp, acc);
         for (uint32_t i = 0; i < 4; i++) {
-            out[c + i] = edgec_output_stage(o, acc[i], c + i, single);
+            out[c + i] = edgec_output_stage(o, acc[i], c + i, single, stage);
         }
     }
     for (; c < out_c; c++) {
         edgec_dot_1x4_s8(p->weights + (size_t)c * kp, 0, col, kp, acc);
-        out[c] = edgec_output_stage(o, acc[0], c, single);
+        out[c] = edgec_output_stage(o, acc[0], c, single, stage);
     }
 }
 
 #endif
 
-EDGEC_INLINE void convolve(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch, int single)
+EDGEC_INLINE void convolve(const edgec_conv_params *p, const edgec_outputs_t *o, const int8_t *input, int8_t *output,
+                           void *scratch, int single, int stage)
 {
     const uint32_t pixels = (uint32_t)p->batches * p->out_h * p->out_w;
     uint32_t *cols = (uint32_t *)scratch;
     int8_t *staging0 = (int8_t *)scratch + (pixels > 1 ? 4u * p->k_padded : 0u), *staging1 = staging0 + p->k_padded;
-    const edgec_outputs_t o = {p->bias, p->requant, p->output_zero_point, p->activation_min, p->activation_max,
-                               p->per_channel};
     uint32_t pixel = 0;
     for (; pixel + 1 < pixels; pixel += 2) {
         const int8_t *col0 = column(p, input, pixel, staging0);
         const int8_t *col1 = column(p, input, pixel + 1, staging1);
         prepare(col0, col1, p->k_padded, cols);
-        pixel_pair(p, &o, cols, output + (size_t)pixel * p->out_c, output + (size_t)(pixel + 1) * p->out_c, single);
+        pixel_pair(p, o, cols, output + (size_t)pixel * p->out_c, output + (size_t)(pixel + 1) * p->out_c, single,
+                   stage);
     }
     if (pixel < pixels) {
-        single_pixel(p, &o, column(p, input, pixel, staging0), output + (size_t)pixel * p->out_c, single);
+        single_pixel(p, o, column(p, input, pixel, staging0), output + (size_t)pixel * p->out_c, single, stage);
+    }
+}
+
+/* One instance of the kernel per output stage (a constant inside each). */
+EDGEC_INLINE void dispatch(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch, int single)
+{
+    const edgec_outputs_t o = {p->bias, p->requant, p->output_zero_point, p->activation_min, p->activation_max,
+                               p->per_channel};
+    switch (edgec_stage_of(&o, p->generic)) {
+    case EDGEC_STAGE_FULL_RANGE:
+        convolve(p, &o, input, output, scratch, single, EDGEC_STAGE_FULL_RANGE);
+        break;
+    case EDGEC_STAGE_CLAMP:
+        convolve(p, &o, input, output, scratch, single, EDGEC_STAGE_CLAMP);
+        break;
+    default:
+        convolve(p, &o, input, output, scratch, single, EDGEC_STAGE_GENERIC);
+        break;
     }
 }
 
 void edgec_conv(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch)
 {
-    convolve(p, input, output, scratch, EDGEC_SINGLE_ROUNDING);
+    dispatch(p, input, output, scratch, EDGEC_SINGLE_ROUNDING);
 }
 
 void edgec_fully_connected(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch)
 {
-    convolve(p, input, output, scratch, EDGEC_FC_SINGLE_ROUNDING);
+    dispatch(p, input, output, scratch, EDGEC_FC_SINGLE_ROUNDING);
 }

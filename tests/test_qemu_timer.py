@@ -1,0 +1,59 @@
+"""The instruction counter: CMSDK timer ticks under QEMU -icount, calibrated on every board
+against loops of known length."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import jinja2
+import pytest
+
+from edgec.backends.cortex_m import emitter, qemu
+from edgec.target import get_target
+
+LOOP_PROGRAM = r"""
+#include <stdint.h>
+#include <stdio.h>
+#define TIMER ((volatile uint32_t *)TIMER_BASE)
+__attribute__((noinline)) static void spin(uint32_t n) { __asm__ volatile("1: subs %0, %0, #1\n bne 1b" : "+r"(n)); }
+static uint32_t measure(uint32_t n)
+{
+    TIMER[0] = 0; TIMER[2] = 0xFFFFFFFFu; TIMER[1] = 0xFFFFFFFFu; TIMER[0] = 1;
+    const uint32_t start = 0xFFFFFFFFu - TIMER[1];
+    spin(n);
+    return (0xFFFFFFFFu - TIMER[1]) - start;
+}
+int main(void)
+{
+    printf("ticks %lu %lu\n", (unsigned long)measure(500000), (unsigned long)measure(1000000));
+    return 0;
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                    reason="arm-none-eabi-gcc and qemu-system-arm are needed "
+                           "(sudo apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)")
+@pytest.mark.parametrize("name", ["cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33"])
+def test_ticks_convert_to_the_exact_instruction_count(tmp_path, name):
+    target = get_target(name)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(emitter.PACKAGE / "templates")),
+                             undefined=jinja2.StrictUndefined)
+    (tmp_path / "linker.ld").write_text(env.get_template("linker.ld.j2").render(
+        version="test", target=target, stack_bytes=emitter.STACK_RESERVE_BYTES))
+    (tmp_path / "loop.c").write_text(LOOP_PROGRAM)
+    subprocess.run(["arm-none-eabi-gcc", *target.compiler_flags, "-O2", f"-DTIMER_BASE={target.qemu.timer_base}u",
+                    str(tmp_path / "loop.c"), str(emitter.PACKAGE / "harness" / "startup.c"), "--specs=rdimon.specs",
+                    "-T", str(tmp_path / "linker.ld"), "-o", str(tmp_path / "loop.elf")], check=True,
+                   capture_output=True)
+    result = subprocess.run(["qemu-system-arm", "-M", target.qemu.machine, "-nographic", "-monitor", "none",
+                             "-semihosting-config", "enable=on,target=native", "-icount", f"shift={qemu.ICOUNT_SHIFT}",
+                             "-kernel", str(tmp_path / "loop.elf")], capture_output=True, text=True, timeout=60)
+    short, long = (int(t) for t in re.search(r"ticks (\d+) (\d+)", result.stdout).groups())
+    # two instructions per iteration, plus the call, return and timer read around the loop
+    short_count = qemu.ticks_to_instructions(short, target.qemu.timer_hz)
+    long_count = qemu.ticks_to_instructions(long, target.qemu.timer_hz)
+    assert long_count - short_count == 1_000_000
+    assert 1_000_000 <= short_count <= 1_000_010
