@@ -139,6 +139,24 @@ def quantize(source, calib=None, *, method: str = "minmax", rounding: str | None
     return run_passes(model, integer_passes(ranges, rounding or "double"), dump_dir, first_index=first)
 
 
+def compile_model(source, target: str, output: str | Path, calib=None, *, method: str = "minmax",
+                  rounding: str | None = None, example_inputs=None,
+                  input_shapes: Mapping[str, Sequence[int]] | None = None, ignore_size_limits: bool = False) -> dict:
+    """Quantize ``source`` (if needed) and compile it for ``target`` into the project ``output``.
+
+    Exported as ``edgec.compile``. Returns the project's report (``output/report.json``).
+    """
+    from edgec.backends import backend_for
+    from edgec.target import get_target
+
+    resolved = get_target(target)
+    integer_model = quantize(source, calib, method=method, rounding=rounding, example_inputs=example_inputs,
+                             input_shapes=input_shapes)
+    name = Path(source).stem if isinstance(source, str | Path) else type(source).__name__
+    return backend_for(resolved.kind).compile_project(integer_model, resolved, Path(output), name,
+                                                      ignore_size_limits=ignore_size_limits)
+
+
 def run(model: ir.Model, inputs, rounding: str | None = None) -> list[dict[str, np.ndarray]]:
     """Run an integer graph on ``inputs`` (array, dict, file path) sample by sample."""
     if not ops.is_integer_model(model):

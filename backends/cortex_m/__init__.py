@@ -100,7 +100,7 @@ def run_project(out_dir: Path, samples: np.ndarray, host: bool = False, variant:
 
     ``variant``: ``""``, ``"trace"`` (per-layer output dump) or ``"profile"`` (per-layer counts).
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()
     manifest, target, _ = load_project(out_dir)
     goal = "host" if host else "qemu"
     toolchain.make(out_dir, goal, variant=variant)
