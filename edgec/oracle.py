@@ -163,8 +163,12 @@ def qdq_twin(float_model: ir.Model, int_model: ir.Model) -> onnx.ModelProto:
 
 
 def _session(proto: onnx.ModelProto) -> ort.InferenceSession:
+    """A session that evaluates the QDQ graph as written: DequantizeLinear, the float operator,
+    QuantizeLinear. (With graph optimizations on, onnxruntime fuses QDQ groups into its own
+    int8 kernels, whose x86 int8 GEMM can saturate intermediate sums: not a faithful oracle.)"""
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
