@@ -21,8 +21,8 @@ from edgec.calibration import calibrate
 from edgec.data import InputSpec, load_arrays, random_samples, split_samples
 from edgec.errors import InputDataError, UnsupportedModelError
 from edgec.fixedpoint import ROUNDING_MODES
-from edgec.frontend.tflite_frontend import read_tflite_model
 from edgec.frontend.onnx_frontend import apply_input_shapes, read_onnx_model, read_proto, upgrade_opset
+from edgec.frontend.tflite_frontend import read_tflite_model
 from edgec.frontend.torch_frontend import example_inputs_for, export_module, is_module_spec, load_module_spec
 from edgec.passes.qparams import get_qparams
 from edgec.pipeline import canonical_passes, integer_passes, run_passes
@@ -91,6 +91,16 @@ def _needs_calibration(model: ir.Model) -> bool:
     A QDQ model missing a scale somewhere inside is reported by the quantizer, naming the tensor.
     """
     return any(get_qparams(v) is None for v in model.graph.inputs)
+
+
+def int8_output_names(model: ir.Model) -> list[str]:
+    """For each graph output, the int8 tensor it is dequantized from (the output itself if int8)."""
+    names = []
+    for value in model.graph.outputs:
+        producer = value.producer()
+        names.append(producer.inputs[0].name if producer is not None and producer.op_type == "Dequantize"
+                     else value.name)
+    return names
 
 
 def calibration_samples(model: ir.Model, calib) -> list[dict[str, np.ndarray]]:

@@ -22,13 +22,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edgec import __version__, api
+from edgec.backends import backend_for
 from edgec.calibration import METHODS
 from edgec.errors import EdgecError
 from edgec.files import atomic_write
 from edgec.fixedpoint import ROUNDING_MODES
 from edgec.reference import ReferenceExecutor
 from edgec.summary import summarize
-from edgec.backends import backend_for
 from edgec.target import all_targets, get_target
 
 #: Wide enough for layer tables when the output is a pipe or a CI log rather than a terminal.
@@ -200,25 +200,6 @@ def quantize(model: str, calib: str | None, output: str, method: str, rounding: 
                   f"{summary.total_param_bytes:,} bytes of weights, {summary.total_macs:,} MACs")
 
 
-def _int8_output_names(model: ir.Model) -> list[str]:
-    names = []
-    for value in model.graph.outputs:
-        producer = value.producer()
-        names.append(producer.inputs[0].name if producer is not None and producer.op_type == "Dequantize"
-                     else value.name)
-    return names
-
-
-def _save_outputs(path: str, outputs: dict[str, np.ndarray]) -> None:
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as handle:
-            if len(outputs) == 1:
-                np.save(handle, next(iter(outputs.values())))
-            else:
-                np.savez(handle, **outputs)
-    atomic_write(path, write)
-
-
 @cli.command()
 @click.argument("model")
 @click.option("--target", "-t", "target_name", required=True, help="Target to compile for (see 'edgec targets').")
@@ -250,15 +231,6 @@ def compile(model: str, target_name: str, output: str, calib: str | None, method
     console.print(f"  build: make -C {output}   run on QEMU: edgec run {output} --input x.npy")
 
 
-def _int8_output_names(model: ir.Model) -> list[str]:
-    names = []
-    for value in model.graph.outputs:
-        producer = value.producer()
-        names.append(producer.inputs[0].name if producer is not None and producer.op_type == "Dequantize"
-                     else value.name)
-    return names
-
-
 def _save_outputs(path: str, outputs: dict[str, np.ndarray]) -> None:
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
@@ -280,7 +252,7 @@ def _run_reference(model: str, input_path: str, raw: bool, calib, method, roundi
     samples = api.split_samples(api.load_arrays(input_path, "input data"), api.input_specs(loaded),
                                 "input data", allow_int8=True)
     executor = ReferenceExecutor(loaded)
-    names = _int8_output_names(loaded) if raw else executor.output_names
+    names = api.int8_output_names(loaded) if raw else executor.output_names
     results = []
     for sample in samples:
         values = executor.run(sample, keep_intermediates=raw)

@@ -100,9 +100,6 @@ OPS: dict[str, OpSpec] = {
     )
 }
 
-#: Operators whose output quantization always equals their (first) input's.
-SCALE_PRESERVING = frozenset({"AveragePool", "MaxPool", "Clamp", "Concat", "Pad", "Reshape", "Transpose"})
-
 #: Operators that carry ``activation_min``/``activation_max`` and can absorb a Clamp.
 CLAMPABLE = frozenset({"Conv", "DepthwiseConv", "FullyConnected", "Add", "Sub", "Mul",
                        "AveragePool", "MaxPool", "Requantize"})

@@ -1,8 +1,8 @@
 """From a PyTorch model to an int8 integer graph: train, quantize, compare.
 
-Trains a small CNN on scikit-learn's 8x8 digits (a few seconds on a CPU), quantizes it
-with edgec using 100 training images for calibration, and prints float and int8 test
-accuracy. Run from the repository root after ./scripts/setup.sh:
+Trains the small CNN of digits_model.py on scikit-learn's 8x8 digits (a few seconds on a
+CPU), quantizes it with edgec using 100 training images for calibration, and prints float
+and int8 test accuracy. Run from the repository root after ./scripts/setup.sh:
 
     .venv/bin/python examples/pytorch_digits.py [--output digits_int8.onnx]
 """
@@ -18,23 +18,7 @@ from sklearn.datasets import load_digits
 
 import edgec
 
-
-def train(images: np.ndarray, labels: np.ndarray) -> torch.nn.Module:
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
-        torch.nn.Conv2d(8, 16, 3, stride=2, padding=1), torch.nn.ReLU(),
-        torch.nn.Flatten(), torch.nn.Linear(16 * 4 * 4, 10),
-    )
-    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
-    x, y = torch.from_numpy(images), torch.from_numpy(labels)
-    for _ in range(40):
-        for start in range(0, len(x), 100):
-            optimizer.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(x[start:start + 100]), y[start:start + 100])
-            loss.backward()
-            optimizer.step()
-    return model.eval()
+from digits_model import build
 
 
 def main() -> None:
@@ -45,7 +29,7 @@ def main() -> None:
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float32)[:, None]
     labels = digits.target
-    model = train(images[:1200], labels[:1200])
+    model = build()  # trained on the first 1200 images
     test_x, test_y = images[1200:], labels[1200:]
     with torch.no_grad():
         float_accuracy = (model(torch.from_numpy(test_x)).argmax(1).numpy() == test_y).mean()

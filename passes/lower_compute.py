@@ -15,10 +15,19 @@ from edgec.errors import UnsupportedModelError
 from edgec.passes.graph_utils import attribute, const_array
 from edgec.passes.integer_builder import IntegerGraphBuilder, channels_last_perm, constant_input
 from edgec.passes.multipliers import (
-    SOFTMAX_OUTPUT, add_attributes, channel_requant_attributes, mul_attributes, softmax_attributes,
+    SOFTMAX_OUTPUT,
+    add_attributes,
+    channel_requant_attributes,
+    mul_attributes,
+    softmax_attributes,
 )
 from edgec.passes.qparams import (
-    activation_qparams, bias_safe_scales, get_channel_scales, quantize_bias, quantize_weights, weight_scales,
+    activation_qparams,
+    bias_safe_scales,
+    get_channel_scales,
+    quantize_bias,
+    quantize_weights,
+    weight_scales,
 )
 
 

@@ -35,6 +35,7 @@ from edgec.passes.integer_builder import IntegerGraphBuilder
 from edgec.passes.lower_ops import LOWERINGS
 from edgec.passes.qparams import get_qparams
 
+
 def _unsupported_nodes(graph: ir.Graph, supported) -> list[ir.Node]:
     return [node for node in graph if node.domain != "" or node.op_type not in supported]
 

@@ -9,11 +9,12 @@ import onnx
 import onnx_ir as ir
 import onnxruntime as ort
 import pytest
-from conftest import make_model, small_conv_model, tensor_info
 from onnx import helper
 
 import edgec
 from edgec.passes.qparams import get_qparams
+
+from conftest import make_model, small_conv_model, tensor_info
 
 
 def float_run(model, x: np.ndarray) -> np.ndarray:

@@ -8,10 +8,11 @@ import numpy as np
 import onnx
 import pytest
 from click.testing import CliRunner
-from conftest import small_conv_model
 
 import edgec
 from edgec.cli import cli
+
+from conftest import small_conv_model
 
 COMMANDS = ["targets", "inspect", "quantize", "run"]
 

@@ -11,13 +11,14 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import SHARED_MODELS, TFLITE_MODELS, shared_file, shared_model, small_conv_model
 
 import edgec
 from edgec.api import input_specs
 from edgec.backends import cortex_m
 from edgec.errors import EdgecError, ToolchainError
 from edgec.target import get_target
+
+from conftest import SHARED_MODELS, TFLITE_MODELS, shared_file, shared_model, small_conv_model
 
 CORES = ["cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33"]
 TFLM_ARENA = {"kws": 22_820, "vww": 100_708, "resnet8": 54_980, "ad": 2_580}

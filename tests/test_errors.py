@@ -10,10 +10,11 @@ import numpy as np
 import onnx
 import pytest
 from click.testing import CliRunner
-from conftest import small_conv_model
 from onnx import helper
 
 from edgec.cli import cli
+
+from conftest import small_conv_model
 
 
 def invoke(*args):

@@ -7,12 +7,19 @@ from fractions import Fraction
 import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from exact_arith import mbqm, round_half_away, srdhm
 
 from edgec.fixedpoint import (
-    INT32_MAX, INT32_MIN, divide_round_half_away, multiply_by_quantized_multiplier, quantize_multiplier,
-    round_half_away_from_zero, rounding_divide_by_pot, saturating_rounding_doubling_high_mul,
+    INT32_MAX,
+    INT32_MIN,
+    divide_round_half_away,
+    multiply_by_quantized_multiplier,
+    quantize_multiplier,
+    round_half_away_from_zero,
+    rounding_divide_by_pot,
+    saturating_rounding_doubling_high_mul,
 )
+
+from exact_arith import mbqm, round_half_away, srdhm
 
 int32s = st.integers(INT32_MIN, INT32_MAX)
 multipliers = st.integers(1 << 30, INT32_MAX)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import itertools
+from fractions import Fraction
 
 import numpy as np
 import pytest
-from exact_arith import clamp, mbqm, round_half_away
-from fractions import Fraction
 
-from edgec.reference import conv, elementwise, layout, pooling, softmax
 from edgec.passes.multipliers import add_attributes, mul_attributes, softmax_attributes
 from edgec.passes.qparams import QParams
+from edgec.reference import conv, elementwise, layout, pooling, softmax
+
+from exact_arith import clamp, mbqm, round_half_away
 
 
 def random_requant(rng, channels):

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import SHARED_MODELS, shared_model, shared_samples
 
 import edgec
 from edgec.accuracy import accuracy_report
 from edgec.cli import cli
 from edgec.oracle import compare_layers
+
+from conftest import SHARED_MODELS, shared_model, shared_samples
 
 
 @pytest.mark.parametrize("key", sorted(SHARED_MODELS))

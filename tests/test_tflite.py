@@ -12,12 +12,13 @@ import flatbuffers
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import TFLITE_MODELS, shared_file
 
 import edgec
 from edgec.cli import cli
 from edgec.frontend.tflite_frontend import TFLITE_TENSOR_KEY
 from edgec.reference import ReferenceExecutor
+
+from conftest import TFLITE_MODELS, shared_file
 
 
 def tflite_path(key):

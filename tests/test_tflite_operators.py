@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tflite_builder import TfliteBuilder, options, schema
 
 import edgec
 from edgec.reference import ReferenceExecutor
+
+from tflite_builder import TfliteBuilder, options, schema
 
 OP = schema.BuiltinOperator
 OPTIONS = schema.BuiltinOptions

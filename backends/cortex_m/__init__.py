@@ -18,6 +18,7 @@ import numpy as np
 import onnx_ir as ir
 
 from edgec import __version__
+from edgec.api import int8_output_names
 from edgec.backends.cortex_m import emitter, qemu, toolchain
 from edgec.backends.cortex_m.network import Network, build_network
 from edgec.errors import EdgecError
@@ -160,8 +161,6 @@ def reference_outputs(model: ir.Model, inputs: np.ndarray) -> np.ndarray:
     """The integer reference's int8 outputs for int8 C input rows (the bit-exact oracle)."""
     executor = ReferenceExecutor(model)
     shape = [int(d) for d in model.graph.inputs[0].shape.numpy()]
-    producer = model.graph.outputs[0].producer()
-    name = producer.inputs[0].name if producer is not None and producer.op_type == "Dequantize" else \
-        model.graph.outputs[0].name
+    name = int8_output_names(model)[0]
     return np.stack([executor.run({executor.input_names[0]: row.reshape(shape)}, keep_intermediates=True)[name].ravel()
                      for row in inputs])

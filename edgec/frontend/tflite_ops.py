@@ -14,8 +14,14 @@ import numpy as np
 import onnx_ir as ir
 
 from edgec.passes.multipliers import (
-    SOFTMAX_OUTPUT, add_attributes, channel_requant_attributes, mean_attributes, mul_attributes,
-    per_tensor_fc_attributes, requantize_attributes, softmax_attributes,
+    SOFTMAX_OUTPUT,
+    add_attributes,
+    channel_requant_attributes,
+    mean_attributes,
+    mul_attributes,
+    per_tensor_fc_attributes,
+    requantize_attributes,
+    softmax_attributes,
 )
 from edgec.passes.qparams import get_qparams
 

@@ -5,6 +5,6 @@ bit for bit. Kernels take ``(attrs, rounding, *inputs)`` where ``attrs`` holds e
 attribute of the node with the defaults of :data:`edgec.ops.OPS` filled in.
 """
 
-from edgec.reference.executor import KERNELS, ReferenceExecutor, run_model
+from edgec.reference.executor import KERNELS, ReferenceExecutor
 
-__all__ = ["KERNELS", "ReferenceExecutor", "run_model"]
+__all__ = ["KERNELS", "ReferenceExecutor"]

@@ -136,7 +136,3 @@ class ReferenceExecutor:
             return {name: array for name, array in values.items() if name not in self._constants}
         return {name: values[name] for name in self.output_names}
 
-
-def run_model(model: ir.Model, inputs: Mapping[str, np.ndarray], rounding: str | None = None) -> dict[str, np.ndarray]:
-    """Run ``model`` once on ``inputs`` (a convenience over :class:`ReferenceExecutor`)."""
-    return ReferenceExecutor(model, rounding).run(inputs)
