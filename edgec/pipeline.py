@@ -26,6 +26,7 @@ from edgec.passes.eliminate_noops import EliminateNoOpsPass
 from edgec.passes.fold_batchnorm import FoldBatchNormPass
 from edgec.passes.fold_constants import FoldConstantsPass
 from edgec.passes.fuse_activations import FuseActivationsPass
+from edgec.passes.infer_shapes import InferShapesPass
 from edgec.passes.normalize_reshapes import NormalizeReshapesPass
 from edgec.passes.quantize import QuantizePass
 
@@ -41,7 +42,7 @@ def canonical_passes() -> list[ir.passes.PassBase]:
         common.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0),
         common.RemoveInitializersFromInputsPass(),
         FoldConstantsPass(),
-        common.ShapeInferencePass(),
+        InferShapesPass(),
         ir.passes.PassManager(
             [EliminateNoOpsPass(), FoldBatchNormPass(), NormalizeReshapesPass(), FoldConstantsPass()],
             steps=8, early_stop=True,
@@ -49,7 +50,7 @@ def canonical_passes() -> list[ir.passes.PassBase]:
         common.RemoveUnusedNodesPass(),
         common.TopologicalSortPass(),
         common.NameFixPass(),
-        common.ShapeInferencePass(),
+        InferShapesPass(),
         CheckStaticShapesPass(),
     ]
 

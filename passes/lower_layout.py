@@ -1,12 +1,14 @@
 """Lowering of pooling and data-movement ONNX operators to edgec integer operators.
 
-Pools (AveragePool, MaxPool, their Global forms, ReduceMean over the spatial axes),
-Concat, Pad, Reshape (and Flatten/Squeeze/Unsqueeze) and Transpose. All keep their input's
+Pools (AveragePool, MaxPool, their Global forms), ReduceMean (as TFLite MEAN), Concat, Pad,
+Reshape (and Flatten/Squeeze/Unsqueeze) and Transpose. All but ReduceMean keep their input's
 quantization (Concat brings its inputs to the output's). Conventions are in
 :mod:`passes.quantize`.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import onnx_ir as ir
@@ -15,6 +17,7 @@ from edgec.errors import UnsupportedModelError
 from edgec.passes.graph_utils import attribute, const_array
 from edgec.passes.integer_builder import IntegerGraphBuilder, channels_first_perm, channels_last_perm, constant_input
 from edgec.passes.lower_compute import as_2d, as_2d_pads, bind_window_output, lift_to_4d, window_pads
+from edgec.passes.multipliers import mean_attributes
 
 
 def _pool(b: IntegerGraphBuilder, node: ir.Node, op_type: str, kernel, strides, pads) -> None:
@@ -65,25 +68,29 @@ def lower_global_pool(b: IntegerGraphBuilder, node: ir.Node) -> None:
 
 
 def lower_reduce_mean(b: IntegerGraphBuilder, node: ir.Node) -> None:
+    """ReduceMean becomes edgec Mean (TFLite MEAN: 1/n folded into the rescaling multiplier)."""
     x_f, out_f = node.inputs[0], node.outputs[0]
     rank = len(b.shape_of(x_f))
     axes = attribute(node, "axes")
     if axes is None and len(node.inputs) > 1 and node.inputs[1] is not None:
         axes = constant_input(node, 1, "axes").tolist()
-    if rank not in (3, 4) or axes is None or sorted(a % rank for a in axes) != list(range(2, rank)):
-        raise UnsupportedModelError(f"ReduceMean node '{node.name}' reduces axes {axes} of a rank-{rank} tensor",
-                                    "edgec supports ReduceMean over all spatial axes (global average pooling)")
-    spatial = b.shape_of(x_f)[2:]
-    if attribute(node, "keepdims", 1):
-        _pool(b, node, "AveragePool", spatial, [1] * len(spatial), [0] * (2 * len(spatial)))
-        return
-    x = lift_to_4d(b, b.value_in_layout(x_f, channels_last=True), f"{x_f.name}_4d")
-    n, c = b.shape_of(x_f)[:2]
-    attrs = {"kernel_shape": as_2d(list(spatial), 1), "strides": [1, 1], "pads": [0, 0, 0, 0]}
-    pooled = b.emit("AveragePool", [x], attrs, shape=[n, 1, 1, c], name=f"{out_f.name}_pooled",
-                    qparams=b.qparams_of(x))
-    y = b.emit("Reshape", [pooled], {"shape": [n, c]}, shape=[n, c], name=out_f.name, qparams=b.qparams_of(x))
-    b.finish_preserving(out_f, y, channels_last=False)
+    if axes is None:
+        axes = list(range(rank))  # ONNX: no axes reduces everything (noop_with_empty_axes aside)
+    x, channels_last = b.lookup(x_f)
+    perm = channels_last_perm(rank) if channels_last and rank >= 3 else list(range(rank))
+    int_axes = sorted(perm.index(a % rank) for a in axes)
+    keepdims = int(attribute(node, "keepdims", 1))
+    if not keepdims and channels_last and rank >= 3:
+        x, channels_last = b.value_in_layout(x_f, channels_last=False), False
+        int_axes = sorted(a % rank for a in axes)
+    qx, qy = b.qparams_of(x), b.desired_qparams(out_f)
+    in_shape = list(x.shape.numpy())
+    count = math.prod(in_shape[a] for a in int_axes)
+    out_shape = [1 if a in int_axes else d for a, d in enumerate(in_shape)] if keepdims else \
+        [d for a, d in enumerate(in_shape) if a not in int_axes]
+    attrs = {"axes": int_axes, "keepdims": keepdims, **mean_attributes(qx, qy, count)}
+    y = b.emit("Mean", [x], attrs, shape=out_shape, name=out_f.name, qparams=qy)
+    b.bind(out_f, y, channels_last)
 
 
 def lower_concat(b: IntegerGraphBuilder, node: ir.Node) -> None:

@@ -82,6 +82,26 @@ def test_float_onnx_models_run_bit_exact_on_every_core(tmp_path, key, core):
 
 
 @needs_toolchain
+@pytest.mark.slow
+@pytest.mark.parametrize("index", [0, 1])
+def test_awkward_models_run_bit_exact_on_every_core_and_under_sanitizers(tmp_path, index):
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch==2.13.0)")
+    from torch_models import AWKWARD_MODELS, awkward_module
+
+    factory, shape = AWKWARD_MODELS[index]
+    rng = np.random.default_rng(21)
+    calibration = rng.random((32, *shape[1:]), dtype=np.float32)
+    integer = edgec.quantize(awkward_module(factory), calibration, example_inputs=(torch.from_numpy(calibration[:1]),))
+    samples = random_samples(integer, 10, rng)
+    for core in CORES:
+        _, result, expected = compile_and_check(integer, core, tmp_path / core, samples)
+        np.testing.assert_array_equal(result.outputs, expected, err_msg=core)
+    for core in ("cortex-m3", "cortex-m4"):  # the scalar and the DSP code paths on the host
+        host = cortex_m.run_project(tmp_path / core, cortex_m.int8_inputs(integer, samples), host=True)
+        np.testing.assert_array_equal(host.outputs, expected)
+
+
+@needs_toolchain
 def test_small_model_on_qemu_and_host_sanitizers(tmp_path, small_integer_model):
     rng = np.random.default_rng(3)
     samples = random_samples(small_integer_model, 10, rng)
@@ -91,6 +111,43 @@ def test_small_model_on_qemu_and_host_sanitizers(tmp_path, small_integer_model):
         assert len(result.instructions) == 10 and all(n > 0 for n in result.instructions)
         host = cortex_m.run_project(tmp_path / core, cortex_m.int8_inputs(small_integer_model, samples), host=True)
         np.testing.assert_array_equal(host.outputs, expected)
+
+
+def layout_zoo(rng):
+    """Pad, MaxPool, Concat with a constant, Add/Mul with constants, Softmax over channels,
+    ReduceMean, Transpose, Sub: the data-movement and elementwise kernels from ONNX."""
+    from conftest import make_model, tensor_info
+    from onnx import helper
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[0, 1, 1, 0]),
+        helper.make_node("Pad", ["c", "pads"], ["p"], mode="constant"),
+        helper.make_node("MaxPool", ["p"], ["m"], kernel_shape=[2, 3], strides=[1, 2]),
+        helper.make_node("Concat", ["m", "extra"], ["cat"], axis=1),
+        helper.make_node("Add", ["cat", "shift"], ["a"]),
+        helper.make_node("Mul", ["a", "half"], ["h"]),
+        helper.make_node("Sub", ["h", "cat"], ["d"]),
+        helper.make_node("Softmax", ["d"], ["s"], axis=1),
+        helper.make_node("Transpose", ["s"], ["t"], perm=[0, 2, 3, 1]),
+        helper.make_node("ReduceMean", ["t", "axes"], ["y"], keepdims=0),
+    ]
+    inits = {"w": rng.normal(size=(5, 3, 2, 2)).astype(np.float32), "pads": np.array([0, 0, 1, 0, 0, 0, 0, 2]),
+             "extra": rng.normal(size=(1, 2, 5, 3)).astype(np.float32),
+             "shift": rng.normal(size=(1, 7, 1, 1)).astype(np.float32), "half": np.array(0.5, np.float32),
+             "axes": np.array([1], np.int64)}
+    return make_model(nodes, [tensor_info("x", [1, 3, 5, 6])], [tensor_info("y", [1, 3, 7])], inits, opset=18)
+
+
+@needs_toolchain
+@pytest.mark.parametrize("core", ["cortex-m3", "cortex-m4"])
+def test_layout_and_elementwise_kernels_run_bit_exact(tmp_path, core):
+    rng = np.random.default_rng(8)
+    integer = edgec.quantize(layout_zoo(rng), rng.normal(size=(16, 3, 5, 6)).astype(np.float32))
+    samples = [{"x": rng.normal(size=(1, 3, 5, 6)).astype(np.float32)} for _ in range(10)]
+    _, result, expected = compile_and_check(integer, core, tmp_path / "out", samples)
+    np.testing.assert_array_equal(result.outputs, expected)
+    host = cortex_m.run_project(tmp_path / "out", cortex_m.int8_inputs(integer, samples), host=True)
+    np.testing.assert_array_equal(host.outputs, expected)
 
 
 @needs_toolchain

@@ -184,6 +184,19 @@ def _depthwise_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str, dsp
                   arrays, "edgec_depthwise_params", params, scratch_bytes=k_h * k_w * x[3])
 
 
+def _operands(node: ir.Node, prefix: str, arrays: list[CArray]) -> list[str]:
+    """C pointers for the node's inputs: ``{inN}`` placeholders for tensors, and flash arrays
+    (appended to ``arrays``) for constant inputs."""
+    operands = []
+    for index, value in enumerate(node.inputs):
+        if value.const_value is None:
+            operands.append(f"{{in{index}}}")
+        else:
+            arrays.append(CArray(f"{prefix}_input{index}", "int8_t", value.const_value.numpy()))
+            operands.append(f"{prefix}_input{index}")
+    return operands
+
+
 def _broadcast_strides(in_shape: list[int], out_shape: list[int]) -> list[int]:
     strides, step = [0] * 4, 1
     for axis in range(3, -1, -1):
@@ -211,10 +224,11 @@ def _binary_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLa
             # index the table by the input byte read as uint8: 0..127 then -128..-1
             arrays.append(CArray(f"{prefix}_table{index}", "int32_t", np.roll(table, -128).astype(np.int32)))
             params[f"table{index}"] = f"{prefix}_table{index}"
+    operands = _operands(node, prefix, arrays)
     function = {"Add": "edgec_add", "Sub": "edgec_sub", "Mul": "edgec_mul"}[node.op_type]
-    same_shape = shape_of(node.inputs[0]) == shape_of(node.outputs[0])
-    return CLayer(node, "edgec_elementwise.c", f"{function}(&{prefix}, {{in0}}, {{in1}}, {{out}})", arrays,
-                  "edgec_binary_params", params, in_place=same_shape)
+    same_shape = node.inputs[0].const_value is None and shape_of(node.inputs[0]) == shape_of(node.outputs[0])
+    return CLayer(node, "edgec_elementwise.c", f"{function}(&{prefix}, {operands[0]}, {operands[1]}, {{out}})",
+                  arrays, "edgec_binary_params", params, in_place=same_shape)
 
 
 def _lookup_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLayer:
@@ -286,10 +300,10 @@ def _concat_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
     out_shape = shape_of(node.outputs[0])
     axis = int(attrs["axis"]) % len(out_shape)
     inner = [math.prod(shape_of(v)[axis:]) for v in node.inputs]
-    inputs = ", ".join(f"{{in{i}}}" for i in range(len(node.inputs)))
     arrays = [CArray(f"{prefix}_inner", "uint32_t", np.asarray(inner, dtype=np.uint32))]
+    operands = _operands(node, prefix, arrays)
     call = (f"edgec_concat({math.prod(out_shape[:axis])}u, {math.prod(out_shape[axis:])}u, {len(inner)}u, "
-            f"(const int8_t *const[]){{{{{inputs}}}}}, {prefix}_inner, {{out}})")
+            f"(const int8_t *const[]){{{{{', '.join(operands)}}}}}, {prefix}_inner, {{out}})")
     return CLayer(node, "edgec_layout.c", call, arrays)
 
 
