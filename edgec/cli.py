@@ -329,6 +329,90 @@ def run(model: str, input_path: str, output_path: str | None, raw: bool, check: 
         console.print(f"wrote {output_path}")
 
 
+def _print_profile(result) -> None:
+    from edgec.profiling import ESTIMATE_NOTE
+
+    for target in result.targets:
+        table = Table(title=f"{result.model} on {target.target} ({target.part} @ {target.clock_hz / 1e6:g} MHz)",
+                      show_footer=True)
+        columns = [("#", "", True), ("layer", "total", False), ("op", "", False),
+                   ("MACs", f"{target.macs:,}", True), ("instructions", f"{target.instructions:,}", True),
+                   ("instr/MAC", f"{target.instructions / max(target.macs, 1):.2f}", True),
+                   ("est. cycles", f"{target.estimated_cycles:,.0f}", True),
+                   ("est. ms", f"{target.estimated_ms:.2f}", True), ("weights B", "", True),
+                   ("live B", f"peak {target.arena_bytes:,}", True)]
+        for name, footer, right in columns:
+            table.add_column(name, footer=footer, justify="right" if right else "left",
+                             overflow="ellipsis", max_width=40 if name == "layer" else None, no_wrap=name == "layer")
+        for layer in target.layers:
+            per_mac = f"{layer.instructions_per_mac:.2f}" if layer.macs else ""
+            table.add_row(str(layer.index), layer.name, layer.op, f"{layer.macs:,}" if layer.macs else "",
+                          f"{layer.instructions:,}", per_mac, f"{layer.estimated_cycles:,.0f}",
+                          f"{layer.estimated_ms:.3f}", f"{layer.weight_bytes:,}" if layer.weight_bytes else "",
+                          f"{layer.live_bytes:,}")
+        console.print(table)
+        console.print(f"  whole model, uninstrumented: {target.uninstrumented_instructions:,} instructions "
+                      f"(per-layer sum differs by {target.instrumentation_error:.3%}); flash {target.flash_total:,} B; "
+                      f"cycle model: {target.cycle_model}")
+    if len(result.targets) > 1:
+        table = Table(title="comparison (est. ms per layer)")
+        table.add_column("layer")
+        for target in result.targets:
+            table.add_column(target.target, justify="right")
+        for number, layer in enumerate(result.targets[0].layers):
+            table.add_row(f"{layer.index} {layer.op}", *(f"{t.layers[number].estimated_ms:.3f}" for t in result.targets))
+        table.add_row("total instructions", *(f"{t.instructions:,}" for t in result.targets))
+        table.add_row("total est. ms", *(f"{t.estimated_ms:.2f}" for t in result.targets))
+        console.print(table)
+    console.print(f"[dim]{ESTIMATE_NOTE}; instructions are measured (QEMU -icount, CMSDK timer).[/]")
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--target", "-t", "targets", help="Targets, comma-separated (e.g. cortex-m3,cortex-m4); "
+              "not needed for a compiled project.")
+@click.option("--input", "input_path", type=click.Path(dir_okay=False),
+              help="Input sample (.npy/.npz; the first sample is used). Default: fixed random data.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the profile as JSON.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write the per-layer rows as CSV.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Also write a PNG: per-layer latency per target and the activation-memory timeline.")
+@calib_option
+@method_option
+@rounding_option
+@input_shape_option
+def profile(model: str, targets: str | None, input_path: str | None, json_path: str | None, csv_path: str | None,
+            plot_path: str | None, calib: str | None, method: str, rounding: str | None,
+            input_shapes: tuple[str, ...]) -> None:
+    """Profile MODEL layer by layer on the emulated cores of TARGETS (or a compiled project).
+
+    Per layer: MACs, instructions (measured on QEMU with a timer read around every layer),
+    estimated cycles and milliseconds at the part's clock (a per-core cycle model over the
+    instructions that ran), weight bytes and live activation bytes; totals, and a comparison
+    across targets.
+    """
+    from edgec.profiling import profile as run_profile
+
+    with Progress(TextColumn("{task.description}"), TimeElapsedColumn(), console=error_console,
+                  transient=True) as progress:
+        task = progress.add_task("preparing", total=None)
+        result = run_profile(model, targets, calib=calib, inputs=input_path, method=method, rounding=rounding,
+                             input_shapes=parse_input_shapes(input_shapes),
+                             advance=lambda what: progress.update(task, description=what))
+    _print_profile(result)
+    if json_path:
+        atomic_write(json_path, lambda tmp: tmp.write_text(result.to_json()))
+        console.print(f"wrote {json_path}")
+    if csv_path:
+        atomic_write(csv_path, lambda tmp: tmp.write_text(result.to_csv()))
+        console.print(f"wrote {csv_path}")
+    if plot_path:
+        from edgec.profile_plot import plot_profile
+
+        plot_profile(result, plot_path)
+        console.print(f"wrote {plot_path}")
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="edgec")

@@ -116,8 +116,9 @@ def test_small_model_on_qemu_and_host_sanitizers(tmp_path, small_integer_model):
 def layout_zoo(rng):
     """Pad, MaxPool, Concat with a constant, Add/Mul with constants, Softmax over channels,
     ReduceMean, Transpose, Sub: the data-movement and elementwise kernels from ONNX."""
-    from conftest import make_model, tensor_info
     from onnx import helper
+
+    from conftest import make_model, tensor_info
 
     nodes = [
         helper.make_node("Conv", ["x", "w"], ["c"], pads=[0, 1, 1, 0]),

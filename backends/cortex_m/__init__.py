@@ -40,6 +40,7 @@ def _manifest(network: Network, target: Target, sizes: toolchain.Sizes, stack: i
             "output_bytes": math.prod(int(d) for d in node.outputs[0].shape.numpy()),
             "macs": emitter.layer_macs(layer), "weight_bytes": sum(a.values.nbytes for a in layer.arrays),
             "scratch_bytes": layer.scratch_bytes, "kernel": layer.call.split("(")[0] if layer.call else "alias",
+            "live_bytes": network.live_bytes[index],
         })
     return {
         "generator": "edgec", "version": __version__, "model": model_name, "target": target.name,

@@ -52,6 +52,7 @@ class Network:
     plan: ArenaPlan
     live_bound: int                  # largest sum of tensor bytes live at one step (no scratch)
     rounding: str
+    live_bytes: list[int]            # per layer: tensor bytes live during it, plus its scratch
 
     def pointer(self, value: ir.Value) -> str:
         """The C expression addressing ``value``'s data."""
@@ -142,5 +143,7 @@ def build_network(model: ir.Model, dsp: bool) -> Network:
     scratch = {index: plan.offsets[f"scratch{index}"] for index, layer in enumerate(layers) if layer.scratch_bytes}
     boundary = [Boundary(v, shape_of(v), get_qparams(v) or QParams(1.0, 0)) for v in (first, last)]
     tensors = [b for b in buffers if not b.name.startswith("scratch")]
+    live = [sum(b.size for b in tensors if b.first <= index <= b.last) + layer.scratch_bytes
+            for index, layer in enumerate(layers)]
     return Network(layers, boundary[0], boundary[1], offsets, scratch, plan,
-                   live_bytes_bound(tensors, 1), rounding)
+                   live_bytes_bound(tensors, 1), rounding, live)
