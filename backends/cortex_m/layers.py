@@ -275,14 +275,17 @@ def _softmax_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
 
 
 def _transpose_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
-    in_shape = shape_of(node.inputs[0])
-    perm = [int(p) for p in attrs["perm"]]
-    rank = len(in_shape)
-    to_4d(in_shape, node)
-    contiguous = [math.prod(in_shape[axis + 1:]) for axis in range(rank)]
-    lead = 4 - rank
-    params = {"out_shape": [1] * lead + [in_shape[p] for p in perm],
-              "in_strides": [0] * lead + [contiguous[p] for p in perm]}
+    in_shape = to_4d(shape_of(node.inputs[0]), node)
+    lead = 4 - len(shape_of(node.inputs[0]))
+    perm = list(range(lead)) + [lead + int(p) for p in attrs["perm"]]
+    out_shape = [in_shape[p] for p in perm]
+    in_strides = [math.prod(in_shape[axis + 1:]) for axis in range(4)]
+    out_strides = [math.prod(out_shape[axis + 1:]) for axis in range(4)]
+    scatter = out_shape[3] < in_shape[3]  # walk the input when its rows are the longer runs
+    if scatter:
+        params = {"shape": in_shape, "strides": [out_strides[perm.index(axis)] for axis in range(4)], "scatter": 1}
+    else:
+        params = {"shape": out_shape, "strides": [in_strides[p] for p in perm], "scatter": 0}
     return CLayer(node, "edgec_layout.c", f"edgec_transpose(&{prefix}, {{in0}}, {{out}})", [],
                   "edgec_transpose_params", params)
 

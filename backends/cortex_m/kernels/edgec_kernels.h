@@ -69,9 +69,12 @@ typedef struct {
     int32_t input_multiplier, input_left_shift, diff_min;
 } edgec_softmax_params;
 
-/* Transpose and Pad over 4-D shapes (lower ranks padded with leading 1s). */
+/* Transpose and Pad over 4-D shapes (lower ranks padded with leading 1s). A transpose walks
+ * `shape` in order, reading contiguously and writing with `strides` (scatter), or writing
+ * contiguously and reading with `strides` (gather): whichever makes the innermost run long. */
 typedef struct {
-    uint32_t out_shape[4], in_strides[4]; /* input element stride for each output axis */
+    uint32_t shape[4], strides[4];
+    uint32_t scatter;
 } edgec_transpose_params;
 
 typedef struct {

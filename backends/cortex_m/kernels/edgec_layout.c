@@ -5,13 +5,21 @@
 
 void edgec_transpose(const edgec_transpose_params *p, const int8_t *input, int8_t *output)
 {
-    const uint32_t *n = p->out_shape, *s = p->in_strides;
+    const uint32_t *n = p->shape, *s = p->strides;
     for (uint32_t i0 = 0; i0 < n[0]; i0++) {
         for (uint32_t i1 = 0; i1 < n[1]; i1++) {
             for (uint32_t i2 = 0; i2 < n[2]; i2++) {
-                const int8_t *row = input + i0 * s[0] + i1 * s[1] + i2 * s[2];
-                for (uint32_t i3 = 0; i3 < n[3]; i3++) {
-                    *output++ = row[i3 * s[3]];
+                const size_t offset = i0 * s[0] + i1 * s[1] + i2 * s[2];
+                if (p->scatter) {
+                    int8_t *element = output + offset;
+                    for (uint32_t i3 = 0; i3 < n[3]; i3++, element += s[3]) {
+                        *element = *input++;
+                    }
+                } else {
+                    const int8_t *element = input + offset;
+                    for (uint32_t i3 = 0; i3 < n[3]; i3++, element += s[3]) {
+                        *output++ = *element;
+                    }
                 }
             }
         }
