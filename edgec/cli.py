@@ -170,6 +170,8 @@ calib_option = click.option(
     help="Calibration samples (.npy/.npz, N samples of the input), or 'random' (uniform [0,1), with a warning).")
 method_option = click.option("--method", type=click.Choice(sorted(METHODS)), default="minmax", show_default=True,
                              help="Calibration method (onnxruntime's calibrators).")
+ignore_size_limits_option = click.option(
+    "--ignore-size-limits", is_flag=True, help="Go on even if the model exceeds the part's flash or RAM.")
 rounding_option = click.option("--rounding", type=click.Choice(ROUNDING_MODES), default=None,
                                help="Requantization rounding: 'double' (TFLM/CMSIS-NN), 'single' (TFLITE_SINGLE_ROUNDING), "
                                     "'litert' (LiteRT's reference kernels: single in fully connected layers). "
@@ -209,7 +211,7 @@ def quantize(model: str, calib: str | None, output: str, method: str, rounding: 
 @method_option
 @rounding_option
 @input_shape_option
-@click.option("--ignore-size-limits", is_flag=True, help="Emit even if the model exceeds the part's flash or RAM.")
+@ignore_size_limits_option
 def compile(model: str, target_name: str, output: str, calib: str | None, method: str, rounding: str | None,
             input_shapes: tuple[str, ...], ignore_size_limits: bool) -> None:
     """Compile MODEL into a C library for TARGET, with build files and a QEMU harness.
@@ -381,9 +383,10 @@ def _print_profile(result) -> None:
 @method_option
 @rounding_option
 @input_shape_option
+@ignore_size_limits_option
 def profile(model: str, targets: str | None, input_path: str | None, json_path: str | None, csv_path: str | None,
             plot_path: str | None, calib: str | None, method: str, rounding: str | None,
-            input_shapes: tuple[str, ...]) -> None:
+            input_shapes: tuple[str, ...], ignore_size_limits: bool) -> None:
     """Profile MODEL layer by layer on the emulated cores of TARGETS (or a compiled project).
 
     Per layer: MACs, instructions (measured on QEMU with a timer read around every layer),
@@ -397,7 +400,7 @@ def profile(model: str, targets: str | None, input_path: str | None, json_path: 
                   transient=True) as progress:
         task = progress.add_task("preparing", total=None)
         result = run_profile(model, targets, calib=calib, inputs=input_path, method=method, rounding=rounding,
-                             input_shapes=parse_input_shapes(input_shapes),
+                             input_shapes=parse_input_shapes(input_shapes), ignore_size_limits=ignore_size_limits,
                              advance=lambda what: progress.update(task, description=what))
     _print_profile(result)
     if json_path:

@@ -161,13 +161,15 @@ def profile_project(project: Path, inputs=None, advance: Callable[[str], None] |
 
 
 def profile(source, targets: Sequence[str] | str | None = None, *, calib=None, inputs=None, method: str = "minmax",
-            rounding: str | None = None, example_inputs=None, input_shapes=None,
+            rounding: str | None = None, example_inputs=None, input_shapes=None, ignore_size_limits: bool = False,
             advance: Callable[[str], None] | None = None) -> Profile:
     """Profile ``source`` (a model, or a compiled project directory) on each of ``targets``.
 
     Exported as ``edgec.profile``. ``targets``: names or a comma-separated string (not
     needed for a project, which has its own). ``inputs``: the sample to run (default: fixed
-    random int8 data). ``advance(description)`` is called as each stage starts.
+    random int8 data). A model too large for a target's part raises
+    :class:`~backends.cortex_m.SizeLimitError` unless ``ignore_size_limits`` (the QEMU board
+    has room beyond the part). ``advance(description)`` is called as each stage starts.
     """
     names = targets.split(",") if isinstance(targets, str) else list(targets or [])
     if isinstance(source, str | Path) and Path(source).is_dir():
@@ -188,6 +190,6 @@ def profile(source, targets: Sequence[str] | str | None = None, *, calib=None, i
             if advance:
                 advance(f"{target.name}: compiling")
             out = Path(tmp) / target.name
-            cortex_m.compile_project(model, target, out, name)
+            cortex_m.compile_project(model, target, out, name, ignore_size_limits=ignore_size_limits)
             results.append(profile_project(out, inputs, advance and (lambda what, t=target: advance(f"{t.name}: {what}"))))
     return Profile(name, results)

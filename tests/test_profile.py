@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from onnx import helper
 
 import edgec
 from edgec.api import input_specs
@@ -16,7 +17,7 @@ from edgec.backends.cortex_m.trace import executions
 from edgec.cli import cli
 from edgec.errors import EdgecError
 
-from conftest import SHARED_MODELS, shared_model, small_conv_model
+from conftest import SHARED_MODELS, make_model, shared_model, small_conv_model, tensor_info
 
 needs_toolchain = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
                                      reason="arm-none-eabi-gcc and qemu-system-arm are needed "
@@ -111,6 +112,21 @@ def test_profile_errors(tmp_path, small_model, monkeypatch):
     with pytest.raises(EdgecError) as raised:
         edgec.profile(small_model, "cortex-m4")
     assert "apt-get install" in raised.value.one_line()
+
+
+@needs_toolchain
+def test_a_model_too_large_for_the_part_is_refused_unless_overridden(tmp_path):
+    rng = np.random.default_rng(5)
+    weights = rng.normal(size=(1024, 1100)).astype(np.float32)  # 1.1 MB of int8: over the M3 part's 1 MB
+    big = make_model([helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
+                     [tensor_info("x", [1, 1024])], [tensor_info("y", [1, 1100])], {"w": weights})
+    (tmp_path / "big.onnx").write_bytes(big.SerializeToString())
+    args = ["profile", str(tmp_path / "big.onnx"), "-t", "cortex-m3", "--calib", "random"]
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == 2 and "does not fit" in refused.stderr and "--ignore-size-limits" in refused.stderr
+    profiled = CliRunner().invoke(cli, [*args, "--ignore-size-limits"])
+    assert profiled.exit_code == 0, profiled.output
+    assert "1,126,400" in profiled.output  # the MACs of the one layer
 
 
 @needs_toolchain
