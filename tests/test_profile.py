@@ -101,6 +101,8 @@ def test_profile_cli_writes_json_csv_and_a_plot_and_takes_a_project(tmp_path, sm
                                     "-o", str(tmp_path / "m3")]).exit_code == 0
     result = CliRunner().invoke(cli, ["profile", str(tmp_path / "m3")])
     assert result.exit_code == 0 and "cortex-m3" in result.output
+    mismatch = CliRunner().invoke(cli, ["profile", str(tmp_path / "m3"), "-t", "cortex-m4"])
+    assert mismatch.exit_code == 2 and "compiled for cortex-m3" in mismatch.stderr
 
 
 def test_profile_errors(tmp_path, small_model, monkeypatch):
