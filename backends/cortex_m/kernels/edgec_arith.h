@@ -38,8 +38,14 @@ EDGEC_INLINE int32_t edgec_mbqm_double(int32_t x, int32_t multiplier, int32_t sh
     return (int32_t)((int32_t)(total >> 32) >> (right - 1));
 }
 
+/* Single rounding: (x*m + 2^(30-shift)) >> (31-shift), saturated to int32. With shift in
+ * [-31, -1] the sum is below 2^63 and the result within int32, so it is the high word
+ * shifted right by -shift - 1 (nested floors), with no 64-bit variable shift or saturation. */
 EDGEC_INLINE int32_t edgec_mbqm_single(int32_t x, int32_t multiplier, int32_t shift)
 {
+    if (shift <= -1) {
+        return (int32_t)(((int64_t)x * multiplier + ((int64_t)1 << (30 - shift))) >> 32) >> (-shift - 1);
+    }
     const int32_t total = 31 - shift;
     const int64_t rounded = ((int64_t)x * multiplier + ((int64_t)1 << (total - 1))) >> total;
     return rounded > INT32_MAX ? INT32_MAX : rounded < INT32_MIN ? INT32_MIN : (int32_t)rounded;

@@ -19,7 +19,6 @@
  * channels), k_padded bytes per column.
  */
 #include "edgec_kernels.h"
-#include "edgec_arith.h"
 #include "edgec_dot.h"
 
 #define EDGEC_LANE_BITS 23
@@ -107,22 +106,10 @@ EDGEC_INLINE void pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *
     }
 }
 
-EDGEC_INLINE void single_pixel(const edgec_conv_params *p, const edgec_outputs_t *o, const int8_t *col,
-                               int8_t *restrict out, int single, int stage)
+/* acc[i] = the raw int8 column col (kp bytes) dotted with weight row w + i * stride, i < 4. */
+EDGEC_INLINE void dot_1x4(const int8_t *w, uint32_t stride, const int8_t *col, uint32_t kp, int32_t acc[4])
 {
-    const uint32_t kp = p->k_padded, out_c = p->out_c, groups = kp / 4u;
-    int32_t acc[4];
-    uint32_t c = 0;
-    for (; c + 3 < out_c; c += 4) {
-        edgec_dot_1x4(p->weights + (size_t)c * kp, kp, col, groups, acc);
-        for (uint32_t i = 0; i < 4; i++) {
-            out[c + i] = edgec_output_stage(o, acc[i], c + i, single, stage);
-        }
-    }
-    for (; c < out_c; c++) {
-        edgec_dot_1x4(p->weights + (size_t)c * kp, 0, col, groups, acc);
-        out[c] = edgec_output_stage(o, acc[0], c, single, stage);
-    }
+    edgec_dot_1x4(w, stride, col, kp / 4u, acc);
 }
 
 #else
@@ -167,25 +154,47 @@ EDGEC_INLINE void pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *
     }
 }
 
+/* acc[i] = the raw int8 column col (kp bytes) dotted with weight row w + i * stride, i < 4. */
+EDGEC_INLINE void dot_1x4(const int8_t *w, uint32_t stride, const int8_t *col, uint32_t kp, int32_t acc[4])
+{
+    edgec_dot_1x4_s8(w, stride, col, kp, acc);
+}
+
+#endif
+
+/* Output channels c..c+3 of a lone pixel. */
+EDGEC_INLINE void four_channels(const edgec_conv_params *p, const edgec_outputs_t *o, const int8_t *col,
+                                int8_t *restrict out, uint32_t c, int single, int stage)
+{
+    const uint32_t kp = p->k_padded;
+    int32_t acc[4];
+    dot_1x4(p->weights + (size_t)c * kp, kp, col, kp, acc);
+    for (uint32_t i = 0; i < 4; i++) {
+        out[c + i] = edgec_output_stage(o, acc[i], c + i, single, stage);
+    }
+}
+
+/* A lone pixel, four channels at a time. With 1-3 channels left over and out_c >= 4, one
+ * more block at out_c - 4 overlaps the last full one and rewrites identical values (out is
+ * only written); with out_c < 4, each channel is a 4-row dot with stride 0. */
 EDGEC_INLINE void single_pixel(const edgec_conv_params *p, const edgec_outputs_t *o, const int8_t *col,
                                int8_t *restrict out, int single, int stage)
 {
     const uint32_t kp = p->k_padded, out_c = p->out_c;
-    int32_t acc[4];
     uint32_t c = 0;
-    for (; c + 3 < out_c; c += 4) {
-        edgec_dot_1x4_s8(p->weights + (size_t)c * kp, kp, col, kp, acc);
-        for (uint32_t i = 0; i < 4; i++) {
-            out[c + i] = edgec_output_stage(o, acc[i], c + i, single, stage);
-        }
+    for (; c + 4 <= out_c; c += 4) {
+        four_channels(p, o, col, out, c, single, stage);
+    }
+    if (c < out_c && out_c >= 4) {
+        four_channels(p, o, col, out, out_c - 4, single, stage);
+        return;
     }
     for (; c < out_c; c++) {
-        edgec_dot_1x4_s8(p->weights + (size_t)c * kp, 0, col, kp, acc);
+        int32_t acc[4];
+        dot_1x4(p->weights + (size_t)c * kp, 0, col, kp, acc);
         out[c] = edgec_output_stage(o, acc[0], c, single, stage);
     }
 }
-
-#endif
 
 EDGEC_INLINE void convolve(const edgec_conv_params *p, const edgec_outputs_t *o, const int8_t *input, int8_t *output,
                            void *scratch, int single, int stage)

@@ -11,7 +11,6 @@
  * [taps][rest]. Depth multiplier > 1: weights [taps][out_c], one channel at a time.
  */
 #include "edgec_kernels.h"
-#include "edgec_arith.h"
 
 #if EDGEC_DSP
 #define BLOCK_WEIGHT_BYTES 8

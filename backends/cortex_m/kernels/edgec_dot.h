@@ -9,6 +9,7 @@
  *   edgec_dot_packed_2x2: two channels x two pixels packed x0 + x1 * 2^23 per k, SMLAL into
  *                  two 64-bit two-lane sums; `count` k (<= 256 per call). 11 per 8 MACs.
  *   edgec_dot_1x4_s8: four channels x one pixel of raw int8. 20 per 8 MACs.
+ * The loops run at least once: `groups` >= 1, and `count` is a positive multiple of 4.
  */
 #ifndef EDGEC_DOT_H
 #define EDGEC_DOT_H
@@ -19,8 +20,8 @@
 
 EDGEC_INLINE void edgec_dot_2x2(const int8_t *w0, const int8_t *w1, const uint32_t *x, uint32_t groups, int32_t acc[4])
 {
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
     int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
     uint32_t wa, wb, x0, x1, x2, x3;
     __asm__ volatile(
         "1:\n\t"
@@ -47,12 +48,7 @@ EDGEC_INLINE void edgec_dot_2x2(const int8_t *w0, const int8_t *w1, const uint32
           [x2] "=&r"(x2), [x3] "=&r"(x3)
         :
         : "cc", "memory");
-    acc[0] = a00;
-    acc[1] = a01;
-    acc[2] = a10;
-    acc[3] = a11;
 #else
-    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
     for (uint32_t g = 0; g < groups; g++, x += 4, w0 += 4, w1 += 4) {
         const uint32_t wa = edgec_load32(w0), wb = edgec_load32(w1);
         a00 = edgec_smlad(edgec_sxtb16_ror8(wa), x[1], edgec_smlad(edgec_sxtb16(wa), x[0], a00));
@@ -60,18 +56,18 @@ EDGEC_INLINE void edgec_dot_2x2(const int8_t *w0, const int8_t *w1, const uint32
         a10 = edgec_smlad(edgec_sxtb16_ror8(wb), x[1], edgec_smlad(edgec_sxtb16(wb), x[0], a10));
         a11 = edgec_smlad(edgec_sxtb16_ror8(wb), x[3], edgec_smlad(edgec_sxtb16(wb), x[2], a11));
     }
+#endif
     acc[0] = a00;
     acc[1] = a01;
     acc[2] = a10;
     acc[3] = a11;
-#endif
 }
 
 EDGEC_INLINE void edgec_dot_1x4(const int8_t *w0, uint32_t stride, const int8_t *x, uint32_t groups, int32_t acc[4])
 {
     const int8_t *w1 = w0 + stride, *w2 = w1 + stride, *w3 = w2 + stride;
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
     uint32_t wa, wb, x02, x13;
     __asm__ volatile(
         "1:\n\t"
@@ -105,12 +101,7 @@ EDGEC_INLINE void edgec_dot_1x4(const int8_t *w0, uint32_t stride, const int8_t 
           [x02] "=&r"(x02), [x13] "=&r"(x13)
         :
         : "cc", "memory");
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
 #else
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     for (uint32_t g = 0; g < groups; g++, x += 4, w0 += 4, w1 += 4, w2 += 4, w3 += 4) {
         const uint32_t xv = edgec_load32(x), x02 = edgec_sxtb16(xv), x13 = edgec_sxtb16_ror8(xv);
         const uint32_t v0 = edgec_load32(w0), v1 = edgec_load32(w1), v2 = edgec_load32(w2), v3 = edgec_load32(w3);
@@ -119,58 +110,54 @@ EDGEC_INLINE void edgec_dot_1x4(const int8_t *w0, uint32_t stride, const int8_t 
         a2 = edgec_smlad(edgec_sxtb16_ror8(v2), x13, edgec_smlad(edgec_sxtb16(v2), x02, a2));
         a3 = edgec_smlad(edgec_sxtb16_ror8(v3), x13, edgec_smlad(edgec_sxtb16(v3), x02, a3));
     }
+#endif
     acc[0] = a0;
     acc[1] = a1;
     acc[2] = a2;
     acc[3] = a3;
-#endif
 }
 
 #else /* no DSP extension */
 
+/* *s0 = sum_k x[k] * w0[k], *s1 = sum_k x[k] * w1[k] over k < count. count is a positive
+ * multiple of 4 (k_padded is, and so is every chunk of it: edgec_conv.c). */
 EDGEC_INLINE void edgec_dot_packed_2x2(const int8_t *w0, const int8_t *w1, const int32_t *x, uint32_t count,
                                        int64_t *s0, int64_t *s1)
 {
 #if defined(__arm__) && defined(__thumb2__)
     uint32_t lo0 = 0, hi0 = 0, lo1 = 0, hi1 = 0, pairs = count >> 1;
     int32_t xa, xb, wa, wb;
-    if (pairs) {
-        __asm__ volatile(
-            "1:\n\t"
-            "ldrd %[xa], %[xb], [%[x]], #8\n\t"
-            "ldrsb %[wa], [%[w0]], #1\n\t"
-            "ldrsb %[wb], [%[w1]], #1\n\t"
-            "smlal %[lo0], %[hi0], %[xa], %[wa]\n\t"
-            "smlal %[lo1], %[hi1], %[xa], %[wb]\n\t"
-            "ldrsb %[wa], [%[w0]], #1\n\t"
-            "ldrsb %[wb], [%[w1]], #1\n\t"
-            "smlal %[lo0], %[hi0], %[xb], %[wa]\n\t"
-            "smlal %[lo1], %[hi1], %[xb], %[wb]\n\t"
-            "subs %[n], %[n], #1\n\t"
-            "bne 1b\n\t"
-            : [lo0] "+r"(lo0), [hi0] "+r"(hi0), [lo1] "+r"(lo1), [hi1] "+r"(hi1), [w0] "+r"(w0), [w1] "+r"(w1),
-              [x] "+r"(x), [n] "+r"(pairs), [xa] "=&r"(xa), [xb] "=&r"(xb), [wa] "=&r"(wa), [wb] "=&r"(wb)
-            :
-            : "cc", "memory");
-    }
-    int64_t t0 = (int64_t)(((uint64_t)hi0 << 32) | lo0), t1 = (int64_t)(((uint64_t)hi1 << 32) | lo1);
-    if (count & 1u) {
-        t0 += (int64_t)*x * *w0;
-        t1 += (int64_t)*x * *w1;
-    }
-    *s0 = t0;
-    *s1 = t1;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldrd %[xa], %[xb], [%[x]], #8\n\t"
+        "ldrsb %[wa], [%[w0]], #1\n\t"
+        "ldrsb %[wb], [%[w1]], #1\n\t"
+        "smlal %[lo0], %[hi0], %[xa], %[wa]\n\t"
+        "smlal %[lo1], %[hi1], %[xa], %[wb]\n\t"
+        "ldrsb %[wa], [%[w0]], #1\n\t"
+        "ldrsb %[wb], [%[w1]], #1\n\t"
+        "smlal %[lo0], %[hi0], %[xb], %[wa]\n\t"
+        "smlal %[lo1], %[hi1], %[xb], %[wb]\n\t"
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n\t"
+        : [lo0] "+r"(lo0), [hi0] "+r"(hi0), [lo1] "+r"(lo1), [hi1] "+r"(hi1), [w0] "+r"(w0), [w1] "+r"(w1),
+          [x] "+r"(x), [n] "+r"(pairs), [xa] "=&r"(xa), [xb] "=&r"(xb), [wa] "=&r"(wa), [wb] "=&r"(wb)
+        :
+        : "cc", "memory");
+    const int64_t t0 = (int64_t)(((uint64_t)hi0 << 32) | lo0), t1 = (int64_t)(((uint64_t)hi1 << 32) | lo1);
 #else
     int64_t t0 = 0, t1 = 0;
     for (uint32_t k = 0; k < count; k++) {
         t0 += (int64_t)x[k] * w0[k];
         t1 += (int64_t)x[k] * w1[k];
     }
+#endif
     *s0 = t0;
     *s1 = t1;
-#endif
 }
 
+/* acc[i] = sum_k x[k] * (w0 + i * stride)[k] over k < count, i < 4. count is a positive
+ * multiple of 4 (it is k_padded). */
 EDGEC_INLINE void edgec_dot_1x4_s8(const int8_t *w0, uint32_t stride, const int8_t *x, uint32_t count, int32_t acc[4])
 {
     const int8_t *w1 = w0 + stride, *w2 = w1 + stride, *w3 = w2 + stride;
@@ -178,40 +165,32 @@ EDGEC_INLINE void edgec_dot_1x4_s8(const int8_t *w0, uint32_t stride, const int8
 #if defined(__arm__) && defined(__thumb2__)
     uint32_t pairs = count >> 1;
     int32_t xv, t;
-    if (pairs) {
-        __asm__ volatile(
-            "1:\n\t"
-            "ldrsb %[xv], [%[x]], #1\n\t"
-            "ldrsb %[t], [%[w0]], #1\n\t"
-            "mla %[a0], %[xv], %[t], %[a0]\n\t"
-            "ldrsb %[t], [%[w1]], #1\n\t"
-            "mla %[a1], %[xv], %[t], %[a1]\n\t"
-            "ldrsb %[t], [%[w2]], #1\n\t"
-            "mla %[a2], %[xv], %[t], %[a2]\n\t"
-            "ldrsb %[t], [%[w3]], #1\n\t"
-            "mla %[a3], %[xv], %[t], %[a3]\n\t"
-            "ldrsb %[xv], [%[x]], #1\n\t"
-            "ldrsb %[t], [%[w0]], #1\n\t"
-            "mla %[a0], %[xv], %[t], %[a0]\n\t"
-            "ldrsb %[t], [%[w1]], #1\n\t"
-            "mla %[a1], %[xv], %[t], %[a1]\n\t"
-            "ldrsb %[t], [%[w2]], #1\n\t"
-            "mla %[a2], %[xv], %[t], %[a2]\n\t"
-            "ldrsb %[t], [%[w3]], #1\n\t"
-            "mla %[a3], %[xv], %[t], %[a3]\n\t"
-            "subs %[n], %[n], #1\n\t"
-            "bne 1b\n\t"
-            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w0] "+r"(w0), [w1] "+r"(w1),
-              [w2] "+r"(w2), [w3] "+r"(w3), [x] "+r"(x), [n] "+r"(pairs), [xv] "=&r"(xv), [t] "=&r"(t)
-            :
-            : "cc", "memory");
-    }
-    if (count & 1u) {
-        a0 += *x * *w0;
-        a1 += *x * *w1;
-        a2 += *x * *w2;
-        a3 += *x * *w3;
-    }
+    __asm__ volatile(
+        "1:\n\t"
+        "ldrsb %[xv], [%[x]], #1\n\t"
+        "ldrsb %[t], [%[w0]], #1\n\t"
+        "mla %[a0], %[xv], %[t], %[a0]\n\t"
+        "ldrsb %[t], [%[w1]], #1\n\t"
+        "mla %[a1], %[xv], %[t], %[a1]\n\t"
+        "ldrsb %[t], [%[w2]], #1\n\t"
+        "mla %[a2], %[xv], %[t], %[a2]\n\t"
+        "ldrsb %[t], [%[w3]], #1\n\t"
+        "mla %[a3], %[xv], %[t], %[a3]\n\t"
+        "ldrsb %[xv], [%[x]], #1\n\t"
+        "ldrsb %[t], [%[w0]], #1\n\t"
+        "mla %[a0], %[xv], %[t], %[a0]\n\t"
+        "ldrsb %[t], [%[w1]], #1\n\t"
+        "mla %[a1], %[xv], %[t], %[a1]\n\t"
+        "ldrsb %[t], [%[w2]], #1\n\t"
+        "mla %[a2], %[xv], %[t], %[a2]\n\t"
+        "ldrsb %[t], [%[w3]], #1\n\t"
+        "mla %[a3], %[xv], %[t], %[a3]\n\t"
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n\t"
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w0] "+r"(w0), [w1] "+r"(w1),
+          [w2] "+r"(w2), [w3] "+r"(w3), [x] "+r"(x), [n] "+r"(pairs), [xv] "=&r"(xv), [t] "=&r"(t)
+        :
+        : "cc", "memory");
 #else
     for (uint32_t k = 0; k < count; k++) {
         const int32_t v = x[k];

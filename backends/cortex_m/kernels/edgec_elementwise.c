@@ -1,7 +1,6 @@
 /* Elementwise kernels: Add, Sub, Mul with 4-D broadcasting, and table lookup (Requantize,
  * Clamp). Input and output may be the same buffer when shapes match (in place). */
 #include "edgec_kernels.h"
-#include "edgec_arith.h"
 
 enum { EDGEC_ADD, EDGEC_SUB, EDGEC_MUL };
 
@@ -18,8 +17,11 @@ EDGEC_INLINE int8_t combine(const edgec_binary_params *p, int8_t a, int8_t b, in
     return edgec_clamp_s8(scaled + p->output_zero_point, p->activation_min, p->activation_max);
 }
 
-EDGEC_INLINE void binary(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *out, int op)
+/* The parameters are copied to a local first: stores through the int8_t output may alias
+ * *params, and would otherwise force every parameter to be reloaded per element. */
+EDGEC_INLINE void binary(const edgec_binary_params *params, const int8_t *a, const int8_t *b, int8_t *out, int op)
 {
+    const edgec_binary_params local = *params, *p = &local;
     const uint32_t *n = p->shape, *s1 = p->strides1, *s2 = p->strides2;
     for (uint32_t i0 = 0; i0 < n[0]; i0++) {
         for (uint32_t i1 = 0; i1 < n[1]; i1++) {

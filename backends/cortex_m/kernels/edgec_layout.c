@@ -1,23 +1,25 @@
 /* Data movement: Transpose and Pad over 4-D shapes, Concat, and the model-boundary
  * Quantize/Dequantize used by the float convenience wrapper. */
 #include "edgec_kernels.h"
-#include "edgec_arith.h"
 
+/* The innermost extent and stride and the direction are read once into locals: stores
+ * through the int8_t output may alias *p and would otherwise force reloads per element. */
 void edgec_transpose(const edgec_transpose_params *p, const int8_t *input, int8_t *output)
 {
     const uint32_t *n = p->shape, *s = p->strides;
+    const uint32_t n3 = n[3], s3 = s[3], scatter = p->scatter;
     for (uint32_t i0 = 0; i0 < n[0]; i0++) {
         for (uint32_t i1 = 0; i1 < n[1]; i1++) {
             for (uint32_t i2 = 0; i2 < n[2]; i2++) {
                 const size_t offset = i0 * s[0] + i1 * s[1] + i2 * s[2];
-                if (p->scatter) {
+                if (scatter) {
                     int8_t *element = output + offset;
-                    for (uint32_t i3 = 0; i3 < n[3]; i3++, element += s[3]) {
+                    for (uint32_t i3 = 0; i3 < n3; i3++, element += s3) {
                         *element = *input++;
                     }
                 } else {
                     const int8_t *element = input + offset;
-                    for (uint32_t i3 = 0; i3 < n[3]; i3++, element += s[3]) {
+                    for (uint32_t i3 = 0; i3 < n3; i3++, element += s3) {
                         *output++ = *element;
                     }
                 }
@@ -63,13 +65,16 @@ void edgec_quantize(uint32_t size, float scale, int32_t zero_point, const float 
         const float fraction = q - (float)rounded;
         rounded += fraction >= 0.5f ? 1 : fraction <= -0.5f ? -1 : 0; /* round half away from zero */
         const int32_t shifted = rounded + zero_point;
-        output[i] = (int8_t)(shifted < -128 ? -128 : shifted > 127 ? 127 : shifted);
+        output[i] = edgec_saturate_s8(shifted);
     }
 }
 
+/* float(scale * (x - zero_point)) as TFLite computes it in double: x - zero_point is exact in
+ * float (|x - zero_point| < 2^24 for any int8 zero point) and the exact product fits a double,
+ * so both forms round the exact product to float once; single precision avoids soft double. */
 void edgec_dequantize(uint32_t size, float scale, int32_t zero_point, const int8_t *input, float *output)
 {
     for (uint32_t i = 0; i < size; i++) {
-        output[i] = (float)((double)scale * (double)(input[i] - zero_point));
+        output[i] = scale * (float)(input[i] - zero_point);
     }
 }

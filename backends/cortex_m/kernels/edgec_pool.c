@@ -1,7 +1,6 @@
 /* Pooling over NHWC int8: average and maximum over the in-bounds taps of each window, and
  * Mean (TFLite MEAN) over a contiguous run of axes. */
 #include "edgec_kernels.h"
-#include "edgec_arith.h"
 
 EDGEC_INLINE void window(const edgec_pool_params *p, int oy, int ox, int *y0, int *y1, int *x0, int *x1)
 {
@@ -78,7 +77,7 @@ void edgec_mean(const edgec_mean_params *p, const int8_t *input, int8_t *output)
             }
             const int32_t scaled = edgec_mbqm((int32_t)((uint32_t)sum - (uint32_t)offset), p->multiplier, p->shift,
                                               EDGEC_SINGLE_ROUNDING);
-            *output++ = edgec_clamp_s8(scaled + p->output_zero_point, -128, 127);
+            *output++ = edgec_saturate_s8(scaled + p->output_zero_point);
         }
     }
 }

@@ -1,7 +1,6 @@
 /* Softmax over the last axis (TFLite int8 SOFTMAX, gemmlowp fixed point); output scale
  * 1/256, zero point -128. Mirrors edgec/reference/softmax.py step for step. */
 #include "edgec_kernels.h"
-#include "edgec_arith.h"
 
 #define SCALED_DIFF_INTEGER_BITS 5
 #define ACCUMULATION_INTEGER_BITS 12
@@ -100,7 +99,7 @@ void edgec_softmax(const edgec_softmax_params *p, const int8_t *input, int8_t *o
                 const int32_t e = exp_on_negative_values(scaled);
                 out = rounding_divide_by_pot(srdhm(reciprocal, e), bits_over_unit + 31 - 8) - 128;
             }
-            y[i] = edgec_clamp_s8(out, -128, 127);
+            y[i] = edgec_saturate_s8(out);
         }
     }
 }
