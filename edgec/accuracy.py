@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnx_ir as ir
-import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+from edgec.api import int8_output_names
 from edgec.frontend.onnx_frontend import upgrade_opset
-from edgec.oracle import compare_layers, run_twin
+from edgec.oracle import compare_layers, ort_session, run_twin
 from edgec.reference import ReferenceExecutor
 
 
@@ -33,15 +33,9 @@ def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
     return float("inf") if noise == 0 else float(10 * np.log10(np.sum(reference**2) / noise))
 
 
-def _session(proto_bytes: bytes) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(proto_bytes, options, providers=["CPUExecutionProvider"])
-
-
 def float_outputs(model: ir.Model, samples: Sequence[dict[str, np.ndarray]]) -> np.ndarray:
     """First output of the float model for each sample, stacked on axis 0."""
-    session = _session(ir.to_proto(model).SerializeToString())
+    session = ort_session(ir.to_proto(model))
     return np.concatenate([session.run(None, sample)[0] for sample in samples])
 
 
@@ -63,7 +57,7 @@ def onnxruntime_qdq_outputs(model_path: str | Path, calibration: Sequence[dict[s
         quantize_static(str(float_path), str(qdq_path), _Reader(calibration), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax)
-        session = _session(qdq_path.read_bytes())
+        session = ort_session(qdq_path.read_bytes())
     return np.concatenate([session.run(None, sample)[0] for sample in samples])
 
 
@@ -94,13 +88,13 @@ def accuracy_report(name: str, model_path: str | Path, float_model: ir.Model, in
     Layer agreement aggregates all evaluation samples per layer; the twin is the QDQ model with edgec's own scales (:func:`edgec.oracle.qdq_twin`).
     """
     executor = ReferenceExecutor(int_model)
-    output = executor.output_names[0]
-    ours = np.concatenate([executor.run(s)[output] for s in samples])
+    output, int_output = executor.output_names[0], int8_output_names(int_model)[0]
+    runs = [executor.run(s, keep_intermediates=True) for s in samples]
+    ours = np.concatenate([run[output] for run in runs])
+    ours_int = np.concatenate([run[int_output] for run in runs])
     reference = float_outputs(float_model, samples)
     baseline = onnxruntime_qdq_outputs(model_path, calibration, samples)
-    int_output = int_model.graph.outputs[0].producer().inputs[0].name
-    ours_int = np.concatenate([executor.run(s, keep_intermediates=True)[int_output] for s in samples])
-    twin = np.concatenate([run_twin(float_model, int_model, s)[output] for s in samples])
+    twin = run_twin(float_model, int_model, list(samples))[output]
     layers = compare_layers(float_model, int_model, list(samples))
     return AccuracyReport(
         model=name,

@@ -93,6 +93,19 @@ def _needs_calibration(model: ir.Model) -> bool:
     return any(get_qparams(v) is None for v in model.graph.inputs)
 
 
+def input_samples(model: ir.Model, inputs) -> list[dict[str, np.ndarray]]:
+    """``inputs`` (a .npy/.npz path, an array or a dict of arrays, float or int8) as one
+    feed per sample for ``model``; an error names a wrong shape or dtype."""
+    if isinstance(inputs, str | Path):
+        inputs = load_arrays(inputs, "input data")
+    return split_samples(inputs, input_specs(model), "input data", allow_int8=True)
+
+
+def model_name(source) -> str:
+    """A name for what ``source`` holds: a file's stem, or a module's class name."""
+    return Path(source).stem if isinstance(source, str | Path) else type(source).__name__
+
+
 def int8_output_names(model: ir.Model) -> list[str]:
     """For each graph output, the int8 tensor it is dequantized from (the output itself if int8)."""
     names = []
@@ -137,7 +150,9 @@ def quantize(source, calib=None, *, method: str = "minmax", rounding: str | None
         if calib is not None:
             warnings.warn("the model is already quantized; the calibration data is not used", EdgecWarning,
                           stacklevel=2)
-        if rounding is not None:
+        if rounding is not None and model.metadata_props.get(ops.ROUNDING_KEY) != rounding:
+            if model is source:  # record the mode on a copy: the caller's model stays as it was
+                model = ir.from_proto(ir.to_proto(model))
             model.metadata_props[ops.ROUNDING_KEY] = rounding
         return model
     samples = calibration_samples(model, calib)
@@ -151,10 +166,12 @@ def quantize(source, calib=None, *, method: str = "minmax", rounding: str | None
 
 def compile_model(source, target: str, output: str | Path, calib=None, *, method: str = "minmax",
                   rounding: str | None = None, example_inputs=None,
-                  input_shapes: Mapping[str, Sequence[int]] | None = None, ignore_size_limits: bool = False) -> dict:
+                  input_shapes: Mapping[str, Sequence[int]] | None = None, ignore_size_limits: bool = False,
+                  name: str | None = None) -> dict:
     """Quantize ``source`` (if needed) and compile it for ``target`` into the project ``output``.
 
-    Exported as ``edgec.compile``. Returns the project's report (``output/report.json``).
+    Exported as ``edgec.compile``. ``name`` (default :func:`model_name`) names the model in the
+    project. Returns the project's report (``output/report.json``).
     """
     from edgec.backends import backend_for
     from edgec.target import get_target
@@ -162,8 +179,7 @@ def compile_model(source, target: str, output: str | Path, calib=None, *, method
     resolved = get_target(target)
     integer_model = quantize(source, calib, method=method, rounding=rounding, example_inputs=example_inputs,
                              input_shapes=input_shapes)
-    name = Path(source).stem if isinstance(source, str | Path) else type(source).__name__
-    return backend_for(resolved.kind).compile_project(integer_model, resolved, Path(output), name,
+    return backend_for(resolved.kind).compile_project(integer_model, resolved, Path(output), name or model_name(source),
                                                       ignore_size_limits=ignore_size_limits)
 
 
@@ -171,8 +187,6 @@ def run(model: ir.Model, inputs, rounding: str | None = None) -> list[dict[str, 
     """Run an integer graph on ``inputs`` (array, dict, file path) sample by sample."""
     if not ops.is_integer_model(model):
         raise UnsupportedModelError("the model is not quantized", "quantize it first (edgec.quantize or --calib)")
-    if isinstance(inputs, str | Path):
-        inputs = load_arrays(inputs, "input data")
-    samples = split_samples(inputs, input_specs(model), "input data", allow_int8=True)
+    samples = input_samples(model, inputs)
     executor = ReferenceExecutor(model, rounding)
     return [executor.run(sample) for sample in samples]

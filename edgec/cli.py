@@ -22,7 +22,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edgec import __version__, api
-from edgec.backends import backend_for
 from edgec.calibration import METHODS
 from edgec.errors import EdgecError
 from edgec.files import atomic_write
@@ -220,11 +219,10 @@ def compile(model: str, target_name: str, output: str, calib: str | None, method
     target's cross compiler to check it and measure flash and RAM (OUTPUT/report.json).
     """
     target = get_target(target_name)
-    backend = backend_for(target.kind)
     integer_model = _quantize_with_progress(model, calib, method, rounding, input_shapes, None)
     with error_console.status(f"generating and building for {target.name} ..."):
-        manifest = backend.compile_project(integer_model, target, Path(output), Path(model).stem,
-                                           ignore_size_limits=ignore_size_limits)
+        manifest = api.compile_model(integer_model, target.name, output, name=Path(model).stem,
+                                     ignore_size_limits=ignore_size_limits)
     flash, ram = manifest["flash"], manifest["ram"]
     console.print(f"wrote {output}: {target.name} ({target.part.name}), {len(manifest['layers'])} layers, "
                   f"{manifest['macs']:,} MACs")
@@ -251,8 +249,7 @@ def _print_outputs(outputs: dict[str, np.ndarray]) -> None:
 
 def _run_reference(model: str, input_path: str, raw: bool, calib, method, rounding, input_shapes) -> dict:
     loaded = _quantize_with_progress(model, calib, method, rounding, input_shapes, None)
-    samples = api.split_samples(api.load_arrays(input_path, "input data"), api.input_specs(loaded),
-                                "input data", allow_int8=True)
+    samples = api.input_samples(loaded, input_path)
     executor = ReferenceExecutor(loaded)
     names = api.int8_output_names(loaded) if raw else executor.output_names
     results = []
@@ -266,8 +263,7 @@ def _run_compiled(project: Path, input_path: str, raw: bool, check: bool, host: 
     from edgec.backends import cortex_m
 
     manifest, target, model = cortex_m.load_project(project)
-    samples = api.split_samples(api.load_arrays(input_path, "input data"), api.input_specs(model),
-                                "input data", allow_int8=True)
+    samples = api.input_samples(model, input_path)
     inputs = cortex_m.int8_inputs(model, samples)
     where = "the host (ASan/UBSan)" if host else f"QEMU {target.qemu.machine}"
     with error_console.status(f"building and running on {where} ..."):

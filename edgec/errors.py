@@ -45,3 +45,7 @@ class InputDataError(EdgecError):
 
 class ToolchainError(EdgecError):
     """An external tool (compiler, emulator) is missing or failed."""
+
+
+class SizeLimitError(EdgecError):
+    """The compiled model does not fit the target part's flash or RAM."""

@@ -22,7 +22,7 @@ import onnxruntime as ort
 from onnx_ir.passes import common
 
 from edgec import ops
-from edgec.passes.graph_utils import const_array
+from edgec.passes.graph_utils import add_initializer, const_array
 from edgec.passes.integer_builder import channels_first_perm
 from edgec.passes.qparams import get_channel_scales, get_qparams
 from edgec.reference import ReferenceExecutor
@@ -66,11 +66,7 @@ def to_float_layout(value: ir.Value, array: np.ndarray) -> np.ndarray:
 
 def _dq(graph: ir.Graph, node: ir.Node, array: np.ndarray, scale: np.ndarray, axis: int, name: str) -> ir.Value:
     def init(suffix: str, data: np.ndarray) -> ir.Value:
-        tensor = ir.tensor(np.ascontiguousarray(data), name=f"{name}_{suffix}")
-        value = ir.Value(name=tensor.name, shape=ir.Shape(data.shape), type=ir.TensorType(tensor.dtype),
-                         const_value=tensor)
-        graph.register_initializer(value)
-        return value
+        return add_initializer(graph, f"{name}_{suffix}", data)
 
     zero = np.zeros(scale.shape, dtype=array.dtype)
     attrs = {"axis": axis} if scale.size > 1 else {}
@@ -96,7 +92,7 @@ def _float_weights(float_node: ir.Node, int_node: ir.Node) -> tuple[np.ndarray, 
     return np.ascontiguousarray(w.T), 1  # MatMul: [K, N]
 
 
-def _use_integer_weights(graph: ir.Graph, float_node: ir.Node, int_node: ir.Node, input_scale: float) -> None:
+def _use_integer_weights(graph: ir.Graph, float_node: ir.Node, int_node: ir.Node) -> None:
     weights, axis = _float_weights(float_node, int_node)
     scales = get_channel_scales(int_node.inputs[1])[0]
     float_node.replace_input_with(1, _dq(graph, float_node, weights, scales, axis, f"{float_node.name}_w"))
@@ -105,13 +101,12 @@ def _use_integer_weights(graph: ir.Graph, float_node: ir.Node, int_node: ir.Node
             float_node.attributes[name] = ir.convenience.convert_attribute(name, value)
     bias = int_node.inputs[2].const_value.numpy() if len(int_node.inputs) > 2 and int_node.inputs[2] is not None else None
     if bias is not None and float_node.op_type in ("Conv", "Gemm"):
+        input_scale = get_qparams(int_node.inputs[0]).scale
         bias_scales = (np.float64(input_scale) * scales.astype(np.float64)).astype(np.float32)
         value = _dq(graph, float_node, bias, bias_scales, 0, f"{float_node.name}_b")
-        if len(float_node.inputs) > 2:
-            float_node.replace_input_with(2, value)
-        else:
+        if len(float_node.inputs) < 3:
             float_node.resize_inputs(3)
-            float_node.replace_input_with(2, value)
+        float_node.replace_input_with(2, value)
 
 
 def qdq_twin(float_model: ir.Model, int_model: ir.Model) -> onnx.ModelProto:
@@ -130,21 +125,15 @@ def qdq_twin(float_model: ir.Model, int_model: ir.Model) -> onnx.ModelProto:
         producer = held.producer() if held is not None else None
         if (producer is not None and producer.op_type in _WEIGHTED and node.op_type in ("Conv", "Gemm", "MatMul")
                 and const_array(node.inputs[1]) is not None):
-            input_scale = get_qparams(producer.inputs[0]).scale
-            _use_integer_weights(graph, node, producer, input_scale)
+            _use_integer_weights(graph, node, producer)
     values = list(graph.inputs) + [out for node in graph for out in node.outputs]
     for value in values:
         held = by_source.get(value.name)
         q = get_qparams(held) if held is not None else None
         if q is None:
             continue
-        scale = ir.tensor(np.array(q.scale, dtype=np.float32), name=f"{value.name}__scale")
-        zero = ir.tensor(np.array(q.zero_point, dtype=np.int8), name=f"{value.name}__zp")
-        inits = []
-        for tensor in (scale, zero):
-            v = ir.Value(name=tensor.name, shape=ir.Shape([]), type=ir.TensorType(tensor.dtype), const_value=tensor)
-            graph.register_initializer(v)
-            inits.append(v)
+        inits = [add_initializer(graph, f"{value.name}__scale", np.array(q.scale, dtype=np.float32)),
+                 add_initializer(graph, f"{value.name}__zp", np.array(q.zero_point, dtype=np.int8))]
         users = [(use.node, use.idx) for use in value.uses()]
         quantize = ir.node("QuantizeLinear", [value, *inits], name=f"{value.name}__quantize")
         quantize.outputs[0].name = value.name + QUANTIZED_SUFFIX
@@ -162,14 +151,17 @@ def qdq_twin(float_model: ir.Model, int_model: ir.Model) -> onnx.ModelProto:
     return onnx.shape_inference.infer_shapes(ir.to_proto(twin))
 
 
-def _session(proto: onnx.ModelProto) -> ort.InferenceSession:
-    """A session that evaluates the QDQ graph as written: DequantizeLinear, the float operator,
-    QuantizeLinear. (With graph optimizations on, onnxruntime fuses QDQ groups into its own
-    int8 kernels, whose x86 int8 GEMM can saturate intermediate sums: not a faithful oracle.)"""
+def ort_session(model: onnx.ModelProto | bytes, as_written: bool = False) -> ort.InferenceSession:
+    """An onnxruntime CPU session for ``model``. ``as_written`` turns graph optimizations off, so
+    that a QDQ graph is evaluated as written: DequantizeLinear, the float operator,
+    QuantizeLinear. (With them on, onnxruntime fuses QDQ groups into its own int8 kernels,
+    whose x86 int8 GEMM can saturate intermediate sums: not a faithful oracle.)"""
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    if as_written:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    data = model if isinstance(model, bytes) else model.SerializeToString()
+    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 
 def compare_layers(float_model: ir.Model, int_model: ir.Model,
@@ -197,7 +189,7 @@ def compare_layers(float_model: ir.Model, int_model: ir.Model,
                   if v is not None and v.const_value is None and v.name in by_source]
         if inputs:
             sub = extractor.extract_model([n + QUANTIZED_SUFFIX for n in inputs], [tensor + QUANTIZED_SUFFIX])
-            layers.append((tensor, value, inputs, _session(sub)))
+            layers.append((tensor, value, inputs, ort_session(sub, as_written=True)))
     executor = ReferenceExecutor(int_model)
     totals = {tensor: [0, 0, 0] for tensor, *_ in layers}
     for sample in samples:
@@ -213,9 +205,10 @@ def compare_layers(float_model: ir.Model, int_model: ir.Model,
     return [LayerComparison(tensor, value.producer().op_type, *totals[tensor]) for tensor, value, *_ in layers]
 
 
-def run_twin(float_model: ir.Model, int_model: ir.Model, sample: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Run the whole QDQ twin; returns ``{output name: int8 output}`` for the model's outputs."""
-    twin = qdq_twin(float_model, int_model)
+def run_twin(float_model: ir.Model, int_model: ir.Model, samples: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Run the whole QDQ twin on every sample; returns ``{output name: int8 outputs}`` for the
+    model's outputs, the samples' results concatenated on axis 0."""
+    session = ort_session(qdq_twin(float_model, int_model), as_written=True)
     names = [v.name + QUANTIZED_SUFFIX for v in float_model.graph.outputs]
-    results = _session(twin).run(names, sample)
-    return {v.name: r for v, r in zip(float_model.graph.outputs, results)}
+    results = [session.run(names, sample) for sample in samples]
+    return {v.name: np.concatenate([r[i] for r in results]) for i, v in enumerate(float_model.graph.outputs)}

@@ -20,6 +20,7 @@ import csv
 import dataclasses
 import io
 import json
+import math
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,8 +29,9 @@ import numpy as np
 
 from edgec import api
 from edgec.backends import cortex_m
+from edgec.backends.cortex_m import emitter
 from edgec.backends.cortex_m.cycle_model import MODELS
-from edgec.backends.cortex_m.trace import traced_layer_costs
+from edgec.backends.cortex_m.trace import traced_layer_cycles
 from edgec.errors import EdgecError
 from edgec.target import Target, get_target
 
@@ -122,14 +124,10 @@ class Profile:
 
 def _sample_row(model, inputs) -> np.ndarray:
     """One int8 input row: the first sample of ``inputs`` (path, array), or fixed random data."""
-    specs = api.input_specs(model)
     if inputs is None:
         rng = np.random.default_rng(0)
-        size = int(np.prod(model.graph.inputs[0].shape.numpy()))
-        return rng.integers(-128, 128, size).astype(np.int8)[None]
-    data = api.load_arrays(inputs, "input data") if isinstance(inputs, str | Path) else inputs
-    samples = api.split_samples(data, specs, "input data", allow_int8=True)
-    return cortex_m.int8_inputs(model, samples[:1])
+        return rng.integers(-128, 128, math.prod(api.input_specs(model)[0].shape)).astype(np.int8)[None]
+    return cortex_m.int8_inputs(model, api.input_samples(model, inputs)[:1])
 
 
 def profile_project(project: Path, inputs=None, advance: Callable[[str], None] | None = None) -> TargetProfile:
@@ -145,16 +143,14 @@ def profile_project(project: Path, inputs=None, advance: Callable[[str], None] |
     called = [layer["index"] for layer in manifest["layers"] if layer["kernel"] != "alias"]
     step("block-log run (cycle estimate)")
     model_cycles = MODELS[target.core.cpu]
-    costs = traced_layer_costs(project / "build-profile" / "edgec_app.elf", target, row.tobytes(), len(called),
-                               model_cycles)
-    estimated = dict(zip(called, (c.cycles for c in costs), strict=True))
+    cycles = traced_layer_cycles(cortex_m.executable_path(project, variant="profile"), target, row.tobytes(),
+                                 len(called), model_cycles)
     layers = []
-    for index in called:
+    for index, estimate in zip(called, cycles, strict=True):
         entry = manifest["layers"][index]
-        cycles = estimated[index]
         layers.append(LayerProfile(index, entry["name"], entry["op"], entry["macs"],
-                                   timed.layer_instructions.get(index, 0), cycles, cycles / target.part.clock_hz * 1e3,
-                                   entry["weight_bytes"], entry["live_bytes"]))
+                                   timed.layer_instructions.get(index, 0), estimate,
+                                   estimate / target.part.clock_hz * 1e3, entry["weight_bytes"], entry["live_bytes"]))
     return TargetProfile(target.name, target.part.name, target.part.clock_hz, target.part.ram_bytes,
                          manifest["flash"]["total"], manifest["ram"]["arena"], whole.instructions[0],
                          model_cycles.sources, layers)
@@ -168,14 +164,14 @@ def profile(source, targets: Sequence[str] | str | None = None, *, calib=None, i
     Exported as ``edgec.profile``. ``targets``: names or a comma-separated string (not
     needed for a project, which has its own). ``inputs``: the sample to run (default: fixed
     random int8 data). A model too large for a target's part raises
-    :class:`~backends.cortex_m.SizeLimitError` unless ``ignore_size_limits`` (the QEMU board
+    :class:`~edgec.errors.SizeLimitError` unless ``ignore_size_limits`` (the QEMU board
     has room beyond the part). ``advance(description)`` is called as each stage starts.
     """
     names = targets.split(",") if isinstance(targets, str) else list(targets or [])
     if isinstance(source, str | Path) and Path(source).is_dir():
-        manifest, target, _ = cortex_m.load_project(Path(source))
-        if names and names != [target.name]:
-            raise EdgecError(f"'{source}' is compiled for {target.name}, not {', '.join(names)}",
+        manifest = emitter.read_manifest(Path(source))
+        if names and names != [manifest["target"]]:
+            raise EdgecError(f"'{source}' is compiled for {manifest['target']}, not {', '.join(names)}",
                              "profile the model file for other targets, or omit --target")
         return Profile(manifest["model"], [profile_project(Path(source), inputs, advance)])
     if not names:
@@ -183,7 +179,7 @@ def profile(source, targets: Sequence[str] | str | None = None, *, calib=None, i
     resolved: list[Target] = [get_target(name) for name in names]
     model = api.quantize(source, calib, method=method, rounding=rounding, example_inputs=example_inputs,
                          input_shapes=input_shapes)
-    name = Path(source).stem if isinstance(source, str | Path) else type(source).__name__
+    name = api.model_name(source)
     results = []
     with tempfile.TemporaryDirectory(prefix="edgec-profile-") as tmp:
         for target in resolved:

@@ -30,8 +30,9 @@ def add_initializer(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
     unique, counter = name, 1
     while unique in taken:
         unique, counter = f"{name}_{counter}", counter + 1
-    tensor = ir.tensor(np.ascontiguousarray(array), name=unique)
-    value = ir.Value(name=unique, shape=ir.Shape(array.shape), type=ir.TensorType(tensor.dtype),
+    data = np.ascontiguousarray(array).reshape(np.shape(array))  # ascontiguousarray makes 0-d arrays 1-d
+    tensor = ir.tensor(data, name=unique)
+    value = ir.Value(name=unique, shape=ir.Shape(data.shape), type=ir.TensorType(tensor.dtype),
                      const_value=tensor)
     graph.register_initializer(value)
     return value

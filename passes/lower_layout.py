@@ -77,12 +77,11 @@ def lower_reduce_mean(b: IntegerGraphBuilder, node: ir.Node) -> None:
     if axes is None:
         axes = list(range(rank))  # ONNX: no axes reduces everything (noop_with_empty_axes aside)
     x, channels_last = b.lookup(x_f)
+    keepdims = int(attribute(node, "keepdims", 1))
+    if not keepdims and channels_last and rank >= 3:  # dropped axes: reduce in the float layout
+        x, channels_last = b.value_in_layout(x_f, channels_last=False), False
     perm = channels_last_perm(rank) if channels_last and rank >= 3 else list(range(rank))
     int_axes = sorted(perm.index(a % rank) for a in axes)
-    keepdims = int(attribute(node, "keepdims", 1))
-    if not keepdims and channels_last and rank >= 3:
-        x, channels_last = b.value_in_layout(x_f, channels_last=False), False
-        int_axes = sorted(a % rank for a in axes)
     qx, qy = b.qparams_of(x), b.desired_qparams(out_f)
     in_shape = list(x.shape.numpy())
     count = math.prod(in_shape[a] for a in int_axes)

@@ -20,15 +20,12 @@ import onnx_ir as ir
 from edgec import __version__
 from edgec.api import int8_output_names
 from edgec.backends.cortex_m import emitter, qemu, toolchain
+from edgec.backends.cortex_m.layers import shape_of
 from edgec.backends.cortex_m.network import Network, build_network
-from edgec.errors import EdgecError
+from edgec.errors import EdgecError, SizeLimitError
 from edgec.reference import KERNELS, ReferenceExecutor
 from edgec.reference.executor import node_attributes
 from edgec.target import Target, get_target
-
-
-class SizeLimitError(EdgecError):
-    """The model does not fit the target part's flash or RAM."""
 
 
 def _manifest(network: Network, target: Target, sizes: toolchain.Sizes, stack: int, model_name: str) -> dict:
@@ -37,7 +34,7 @@ def _manifest(network: Network, target: Target, sizes: toolchain.Sizes, stack: i
         node = layer.node
         layers.append({
             "index": index, "name": node.name, "op": node.op_type, "output": node.outputs[0].name,
-            "output_bytes": math.prod(int(d) for d in node.outputs[0].shape.numpy()),
+            "output_bytes": math.prod(shape_of(node.outputs[0])),
             "macs": emitter.layer_macs(layer), "weight_bytes": sum(a.values.nbytes for a in layer.arrays),
             "scratch_bytes": layer.scratch_bytes, "kernel": layer.call.split("(")[0] if layer.call else "alias",
             "live_bytes": network.live_bytes[index],
@@ -97,19 +94,22 @@ def load_project(out_dir: Path) -> tuple[dict, Target, ir.Model]:
     return manifest, get_target(manifest["target"]), ir.load(Path(out_dir) / "model.onnx")
 
 
+def executable_path(out_dir: Path, host: bool = False, variant: str = "") -> Path:
+    """Where the Makefile puts the harness: ``build[-host][-variant]/`` (see Makefile.j2)."""
+    build = ("build-host" if host else "build") + (f"-{variant}" if variant else "")
+    return Path(out_dir) / build / ("edgec_host" if host else "edgec_app.elf")
+
+
 def run_project(out_dir: Path, samples: np.ndarray, host: bool = False, variant: str = "") -> qemu.RunResult:
     """Build the harness (if needed) and run int8 ``samples`` (rows of the input size).
 
     ``variant``: ``""``, ``"trace"`` (per-layer output dump) or ``"profile"`` (per-layer counts).
     """
     out_dir = Path(out_dir).resolve()
-    manifest, target, _ = load_project(out_dir)
-    goal = "host" if host else "qemu"
-    toolchain.make(out_dir, goal, variant=variant)
-    build = ("build-host" if host else "build") + (f"-{variant}" if variant else "")
-    executable = out_dir / build / ("edgec_host" if host else "edgec_app.elf")
-    output_size = math.prod(manifest["output"]["shape"])
-    return qemu.run(executable, None if host else target, samples, output_size)
+    manifest = emitter.read_manifest(out_dir)
+    toolchain.make(out_dir, "host" if host else "qemu", variant=variant)
+    target = None if host else get_target(manifest["target"])
+    return qemu.run(executable_path(out_dir, host, variant), target, samples, math.prod(manifest["output"]["shape"]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,13 +125,13 @@ def first_difference(model: ir.Model, manifest: dict, sample: np.ndarray, trace:
     """The first layer whose traced output differs from the integer reference on ``sample``
     (an int8 row of the C input)."""
     executor = ReferenceExecutor(model)
-    shape = [int(d) for d in model.graph.inputs[0].shape.numpy()]
+    shape = shape_of(model.graph.inputs[0])
     reference = executor.run({executor.input_names[0]: np.asarray(sample, dtype=np.int8).reshape(shape)},
                              keep_intermediates=True)
     for index, data in qemu.parse_trace(trace):
         layer = manifest["layers"][index]
         expected = reference[layer["output"]].ravel()
-        if data.size != expected.size or not np.array_equal(data, expected):
+        if not np.array_equal(data, expected):
             differing = int((data != expected).sum()) if data.size == expected.size else data.size
             return LayerMismatch(index, layer["name"], layer["op"], differing, expected.size)
     return None
@@ -161,7 +161,7 @@ def float_outputs(model: ir.Model, outputs: np.ndarray) -> np.ndarray:
 def reference_outputs(model: ir.Model, inputs: np.ndarray) -> np.ndarray:
     """The integer reference's int8 outputs for int8 C input rows (the bit-exact oracle)."""
     executor = ReferenceExecutor(model)
-    shape = [int(d) for d in model.graph.inputs[0].shape.numpy()]
+    shape = shape_of(model.graph.inputs[0])
     name = int8_output_names(model)[0]
     return np.stack([executor.run({executor.input_names[0]: row.reshape(shape)}, keep_intermediates=True)[name].ravel()
                      for row in inputs])

@@ -20,9 +20,9 @@ import jinja2
 import onnx_ir as ir
 
 from edgec import __version__
-from edgec.backends.cortex_m.layers import CLayer
+from edgec.backends.cortex_m.layers import CLayer, shape_of
 from edgec.backends.cortex_m.network import Network
-from edgec.backends.cortex_m.printers import c_array, c_struct, c_struct_array
+from edgec.backends.cortex_m.printers import c_array, c_struct, c_struct_array, c_value
 from edgec.errors import EdgecError
 from edgec.fixedpoint import operator_rounding
 from edgec.target import Target
@@ -40,10 +40,6 @@ def _environment() -> jinja2.Environment:
                               trim_blocks=False, lstrip_blocks=False)
 
 
-def _c_float(value: float) -> str:
-    return f"{float(value)!r}f"
-
-
 def _layer_view(network: Network, index: int, layer: CLayer) -> dict:
     """What the model template needs of one layer: its constants and its filled-in call."""
     node = layer.node
@@ -57,7 +53,7 @@ def _layer_view(network: Network, index: int, layer: CLayer) -> dict:
     pointers["scratch"] = f"(edgec_arena + {network.scratch_offsets[index]})" if layer.scratch_bytes else "NULL"
     return {"index": index, "op": node.op_type, "name": node.name, "constants": constants,
             "call": layer.call.format(**pointers) if layer.call else None, "output": pointers["out"],
-            "output_bytes": math.prod(int(d) for d in out.shape.numpy())}
+            "output_bytes": math.prod(shape_of(out))}
 
 
 def render_sources(network: Network, target: Target, model_name: str) -> dict[str, str]:
@@ -69,8 +65,8 @@ def render_sources(network: Network, target: Target, model_name: str) -> dict[st
     common = {
         "version": __version__, "target": target, "model_name": model_name, "rounding": network.rounding,
         "prefix": "EDGEC", "function": "edgec_run", "header": "edgec_model.h", "input": network.input,
-        "output": network.output, "input_scale": _c_float(network.input.qparams.scale),
-        "output_scale": _c_float(network.output.qparams.scale), "arena_bytes": network.plan.size,
+        "output": network.output, "input_scale": c_value(float(network.input.qparams.scale)),
+        "output_scale": c_value(float(network.output.qparams.scale)), "arena_bytes": network.plan.size,
         "live_bound": network.live_bound, "macs": macs, "layers": layers,
         "input_pointer": network.pointer(network.input.value), "output_pointer": network.pointer(network.output.value),
         "sources": ["src/edgec_model.c", *(f"src/{s}" for s in sources)], "stack_bytes": STACK_RESERVE_BYTES,

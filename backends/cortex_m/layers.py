@@ -23,9 +23,14 @@ import numpy as np
 import onnx_ir as ir
 
 from edgec.errors import UnsupportedModelError
-from edgec.fixedpoint import multiply_by_quantized_multiplier, operator_rounding
+from edgec.fixedpoint import operator_rounding
 from edgec.reference import KERNELS
+from edgec.reference.elementwise import rescale_input
 from edgec.reference.executor import node_attributes
+
+# Every int8 value in the order a kernel indexes a 256-entry table: the byte read as uint8
+# (0..127, then -128..-1).
+_BYTES_IN_UINT8_ORDER = np.arange(256, dtype=np.uint8).view(np.int8)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +57,7 @@ class CLayer:
 
 
 def shape_of(value: ir.Value) -> list[int]:
+    """The shape of ``value``; static by contract (CheckStaticShapesPass ran on every model)."""
     return [int(d) for d in value.shape.numpy()]
 
 
@@ -105,10 +111,28 @@ def requant_table(name: str, multipliers, shifts, rounding: str, channels: int |
     return CArray(name, "edgec_requant_t", np.asarray(rows, dtype=np.int64))
 
 
+def _window_geometry(x: list[int], y: list[int], k_h: int, k_w: int, attrs: dict) -> dict:
+    """The NHWC window fields shared by the conv and depthwise parameter structs."""
+    return dict(batches=x[0], in_h=x[1], in_w=x[2], in_c=x[3], out_h=y[1], out_w=y[2], out_c=y[3],
+                k_h=k_h, k_w=k_w, stride_h=attrs["strides"][0], stride_w=attrs["strides"][1],
+                dilation_h=attrs["dilations"][0], dilation_w=attrs["dilations"][1],
+                pad_top=attrs["pads"][0], pad_left=attrs["pads"][1])
+
+
+def _accumulator_params(prefix: str, attrs: dict) -> dict:
+    """The fields of an int32-accumulating layer: its constants (named by ``prefix``), zero
+    points, activation range and output-stage choice."""
+    return {"weights": f"{prefix}_weights", "bias": f"{prefix}_bias", "requant": f"{prefix}_requant",
+            "input_zero_point": attrs["input_zero_point"], "output_zero_point": attrs["output_zero_point"],
+            "activation_min": attrs["activation_min"], "activation_max": attrs["activation_max"],
+            "generic": needs_generic_requant(attrs["output_shift"])}
+
+
 def conv_scratch_bytes(g: dict, k_padded: int) -> int:
     """Scratch of edgec_conv/edgec_fully_connected (the rule stated in edgec_conv.c)."""
     pixels = g["batches"] * g["out_h"] * g["out_w"]
-    direct = g["k_h"] == g["k_w"] == 1 and g["in_c"] % 4 == 0 and g["pad_top"] == g["pad_left"] == 0
+    inside = (g["out_h"] - 1) * g["stride_h"] < g["in_h"] and (g["out_w"] - 1) * g["stride_w"] < g["in_w"]
+    direct = g["k_h"] == g["k_w"] == 1 and g["in_c"] % 4 == 0 and g["pad_top"] == g["pad_left"] == 0 and inside
     gathered = 0 if direct else k_padded * (2 if pixels > 1 else 1)
     return (4 * k_padded if pixels > 1 else 0) + gathered
 
@@ -123,19 +147,12 @@ def _conv_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLaye
         geometry = dict(batches=math.prod(x[:-1]), in_h=1, in_w=1, in_c=k, out_h=1, out_w=1, out_c=y[-1],
                         k_h=1, k_w=1, stride_h=1, stride_w=1, dilation_h=1, dilation_w=1, pad_top=0, pad_left=0)
     else:
-        geometry = dict(batches=x[0], in_h=x[1], in_w=x[2], in_c=x[3], out_h=y[1], out_w=y[2], out_c=y[3],
-                        k_h=weights.shape[1], k_w=weights.shape[2], stride_h=attrs["strides"][0],
-                        stride_w=attrs["strides"][1], dilation_h=attrs["dilations"][0],
-                        dilation_w=attrs["dilations"][1], pad_top=attrs["pads"][0], pad_left=attrs["pads"][1])
+        geometry = _window_geometry(x, y, weights.shape[1], weights.shape[2], attrs)
     arrays = [CArray(f"{prefix}_weights", "int8_t", rows),
               CArray(f"{prefix}_bias", "int32_t", _folded_bias(node, rows, attrs["input_zero_point"])),
               requant_table(f"{prefix}_requant", attrs["output_multiplier"], attrs["output_shift"], rounding)]
-    params = {"weights": f"{prefix}_weights", "bias": f"{prefix}_bias", "requant": f"{prefix}_requant",
-              "output_zero_point": attrs["output_zero_point"],
-              "activation_min": attrs["activation_min"], "activation_max": attrs["activation_max"],
-              "input_zero_point": attrs["input_zero_point"], **geometry, "k_padded": k_padded,
-              "per_channel": int(len(attrs["output_multiplier"]) > 1),
-              "generic": needs_generic_requant(attrs["output_shift"])}
+    params = {**_accumulator_params(prefix, attrs), **geometry, "k_padded": k_padded,
+              "per_channel": int(len(attrs["output_multiplier"]) > 1)}
     function = "edgec_fully_connected" if fully_connected else "edgec_conv"
     return CLayer(node, "edgec_conv.c", f"{function}(&{prefix}, {{in0}}, {{out}}, {{scratch}})", arrays,
                   "edgec_conv_params", params, scratch_bytes=conv_scratch_bytes(geometry, k_padded))
@@ -171,15 +188,8 @@ def _depthwise_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str, dsp
     arrays = [CArray(f"{prefix}_weights", "int8_t", depthwise_weights(weights, attrs["depth_multiplier"], dsp)),
               CArray(f"{prefix}_bias", "int32_t", _folded_bias(node, per_tap.T, attrs["input_zero_point"])),
               requant_table(f"{prefix}_requant", attrs["output_multiplier"], attrs["output_shift"], rounding, out_c)]
-    params = {"weights": f"{prefix}_weights", "bias": f"{prefix}_bias", "requant": f"{prefix}_requant",
-              "output_zero_point": attrs["output_zero_point"],
-              "activation_min": attrs["activation_min"], "activation_max": attrs["activation_max"],
-              "input_zero_point": attrs["input_zero_point"], "batches": x[0], "in_h": x[1], "in_w": x[2],
-              "in_c": x[3], "out_h": y[1], "out_w": y[2], "out_c": y[3], "k_h": k_h, "k_w": k_w,
-              "stride_h": attrs["strides"][0], "stride_w": attrs["strides"][1],
-              "dilation_h": attrs["dilations"][0], "dilation_w": attrs["dilations"][1],
-              "pad_top": attrs["pads"][0], "pad_left": attrs["pads"][1],
-              "depth_multiplier": attrs["depth_multiplier"], "generic": needs_generic_requant(attrs["output_shift"])}
+    params = {**_accumulator_params(prefix, attrs), **_window_geometry(x, y, k_h, k_w, attrs),
+              "depth_multiplier": attrs["depth_multiplier"]}
     return CLayer(node, "edgec_depthwise.c", f"edgec_depthwise_conv(&{prefix}, {{in0}}, {{out}}, {{scratch}})",
                   arrays, "edgec_depthwise_params", params, scratch_bytes=k_h * k_w * x[3])
 
@@ -216,13 +226,9 @@ def _binary_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLa
         params[f"strides{index}"] = _broadcast_strides(in_shape, out)
     arrays = []
     if node.op_type != "Mul":
-        byte_values = np.arange(-128, 128, dtype=np.int64)
         for index in (1, 2):
-            centered = (byte_values - attrs[f"input{index}_zero_point"]) << attrs["left_shift"]
-            table = multiply_by_quantized_multiplier(centered, attrs[f"input{index}_multiplier"],
-                                                     attrs[f"input{index}_shift"], rounding)
-            # index the table by the input byte read as uint8: 0..127 then -128..-1
-            arrays.append(CArray(f"{prefix}_table{index}", "int32_t", np.roll(table, -128).astype(np.int32)))
+            table = rescale_input(attrs, rounding, index, _BYTES_IN_UINT8_ORDER)
+            arrays.append(CArray(f"{prefix}_table{index}", "int32_t", table.astype(np.int32)))
             params[f"table{index}"] = f"{prefix}_table{index}"
     operands = _operands(node, prefix, arrays)
     function = {"Add": "edgec_add", "Sub": "edgec_sub", "Mul": "edgec_mul"}[node.op_type]
@@ -233,8 +239,7 @@ def _binary_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLa
 
 def _lookup_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLayer:
     """Requantize and Clamp: the operator applied to every int8 value, as a table."""
-    byte_values = np.roll(np.arange(-128, 128, dtype=np.int8), -128)
-    table = KERNELS[node.op_type](attrs, rounding, byte_values)
+    table = KERNELS[node.op_type](attrs, rounding, _BYTES_IN_UINT8_ORDER)
     size = math.prod(shape_of(node.outputs[0]))
     return CLayer(node, "edgec_elementwise.c", f"edgec_lookup({size}u, {prefix}_table, {{in0}}, {{out}})",
                   [CArray(f"{prefix}_table", "int8_t", table.astype(np.int8))], in_place=True)

@@ -116,34 +116,30 @@ def build_network(model: ir.Model, dsp: bool) -> Network:
             if value is not None and value.const_value is None:
                 used[value.name] = max(used.get(value.name, -1), index)
         defined[node.outputs[0].name] = index
+    last_use = {name: used.get(name, index) for name, index in defined.items()}
     groups = _Groups()
-    for value_name in defined:
-        groups.find(value_name)
     for index, layer in enumerate(layers):
         source, result = layer.node.inputs[0], layer.node.outputs[0]
         if layer.call is None:
             groups.join(source.name, result.name)
         elif layer.in_place:
             root = groups.find(source.name)
-            last_use = max(used.get(name, defined[name]) for name in defined if groups.find(name) == root)
-            if last_use == index:
+            if max(last_use[name] for name in defined if groups.find(name) == root) == index:
                 groups.join(source.name, result.name)
     members: dict[str, list[str]] = {}
     for value_name in defined:
         members.setdefault(groups.find(value_name), []).append(value_name)
     sizes = {v.name: math.prod(shape_of(v)) for node in nodes for v in node.outputs}
     sizes[first.name] = math.prod(shape_of(first))
-    buffers = [Buffer(root, max(sizes[n] for n in names), min(defined[n] for n in names),
-                      max(used.get(n, defined[n]) for n in names)) for root, names in members.items()]
-    for index, layer in enumerate(layers):
-        if layer.scratch_bytes:
-            buffers.append(Buffer(f"scratch{index}", layer.scratch_bytes, index, index))
-    plan = plan_arena(buffers, ARENA_ALIGNMENT)
-    offsets = {name: plan.offsets[groups.find(name)] for name in defined}
-    scratch = {index: plan.offsets[f"scratch{index}"] for index, layer in enumerate(layers) if layer.scratch_bytes}
+    tensors = [Buffer(f"tensor:{root}", max(sizes[n] for n in names), min(defined[n] for n in names),
+                      max(last_use[n] for n in names)) for root, names in members.items()]
+    scratch = [Buffer(f"scratch:{index}", layer.scratch_bytes, index, index)
+               for index, layer in enumerate(layers) if layer.scratch_bytes]
+    plan = plan_arena(tensors + scratch, ARENA_ALIGNMENT)
+    offsets = {name: plan.offsets[f"tensor:{groups.find(name)}"] for name in defined}
+    scratch_offsets = {buffer.first: plan.offsets[buffer.name] for buffer in scratch}
     boundary = [Boundary(v, shape_of(v), get_qparams(v) or QParams(1.0, 0)) for v in (first, last)]
-    tensors = [b for b in buffers if not b.name.startswith("scratch")]
     live = [sum(b.size for b in tensors if b.first <= index <= b.last) + layer.scratch_bytes
             for index, layer in enumerate(layers)]
-    return Network(layers, boundary[0], boundary[1], offsets, scratch, plan,
+    return Network(layers, boundary[0], boundary[1], offsets, scratch_offsets, plan,
                    live_bytes_bound(tensors, 1), rounding, live)

@@ -60,6 +60,25 @@ def parse_trace(data: bytes) -> list[tuple[int, np.ndarray]]:
     return records
 
 
+def qemu_command(target: Target, executable: Path, *options: str) -> list[str]:
+    """The QEMU command line that runs ``executable`` on ``target``'s board with semihosting and
+    ``-icount``; ``options`` (e.g. logging) go before ``-kernel``."""
+    return [require("qemu-system-arm"), "-M", target.qemu.machine, "-nographic", "-monitor", "none",
+            "-semihosting-config", "enable=on,target=native", "-icount", f"shift={ICOUNT_SHIFT}",
+            *options, "-kernel", str(executable)]
+
+
+def execute(command: list[str], work: Path, samples: bytes, where: str, timeout: int) -> subprocess.CompletedProcess:
+    """Run ``command`` in ``work`` with ``samples`` as ``edgec_input.bin``; a run past ``timeout``
+    seconds is a :class:`ToolchainError` naming ``where`` it ran."""
+    (work / "edgec_input.bin").write_bytes(samples)
+    try:
+        return subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ToolchainError(f"{Path(command[-1]).name} did not finish within {timeout} s on {where}",
+                             "the program probably faulted; rebuild and rerun, or report the model") from None
+
+
 def run(executable: Path, target: Target | None, samples: np.ndarray, output_size: int,
         timeout: int = 600) -> RunResult:
     """Run ``executable`` on ``samples`` (int8, one row each): on QEMU for ``target``, or natively
@@ -67,19 +86,8 @@ def run(executable: Path, target: Target | None, samples: np.ndarray, output_siz
     samples = np.ascontiguousarray(samples, dtype=np.int8)
     with tempfile.TemporaryDirectory(prefix="edgec-run-") as tmp:
         work = Path(tmp)
-        (work / "edgec_input.bin").write_bytes(samples.tobytes())
-        if target is None:
-            command = [str(executable)]
-        else:
-            command = [require("qemu-system-arm"), "-M", target.qemu.machine, "-nographic", "-monitor", "none",
-                       "-semihosting-config", "enable=on,target=native", "-icount", f"shift={ICOUNT_SHIFT}",
-                       "-kernel", str(executable)]
-        try:
-            result = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise ToolchainError(f"{executable.name} did not finish within {timeout} s on "
-                                 f"{target.qemu.machine if target else 'the host'}",
-                                 "the program probably faulted; rebuild and rerun, or report the model") from None
+        command = [str(executable)] if target is None else qemu_command(target, executable)
+        result = execute(command, work, samples.tobytes(), target.qemu.machine if target else "the host", timeout)
         if result.returncode != 0 or "edgec: done" not in result.stdout:
             detail = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]
             raise ToolchainError(f"{executable.name} failed (exit {result.returncode}): {detail}",

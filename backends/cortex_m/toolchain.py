@@ -29,6 +29,9 @@ INSTALL = {
     "qemu-system-arm": "sudo apt-get install qemu-system-arm",
 }
 
+# What arm-none-eabi-gcc says without libnewlib-arm-none-eabi: no C headers, no specs files.
+_NEWLIB_MISSING = re.compile(r"(stdint|string|stdio)\.h: No such file|cannot read spec file '(rdimon|nosys|nano)\.specs'")
+
 
 def require(tool: str) -> str:
     """Absolute path of ``tool``, or a :class:`ToolchainError` with the install command."""
@@ -47,12 +50,13 @@ def make(project: Path, goal: str = "all", variant: str = "", timeout: int = 900
         command.append(f"{variant.upper()}=1")
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
-        lines = [line for line in (result.stderr + result.stdout).splitlines() if "error" in line.lower()]
+        output = result.stderr + result.stdout
+        if goal != "host" and _NEWLIB_MISSING.search(output):
+            raise ToolchainError("newlib for arm-none-eabi is missing", INSTALL["arm-none-eabi-gcc"])
+        lines = [line for line in output.splitlines() if "error" in line.lower()]
         detail = lines[0].strip() if lines else (result.stderr.strip().splitlines() or ["unknown failure"])[-1]
         raise ToolchainError(f"building {project} ({goal}) failed: {detail}",
                              f"rerun 'make -C {project} {goal}' to see the whole compiler output")
-    if goal == "host" and "libnewlib" in result.stderr:
-        raise ToolchainError("newlib is missing", INSTALL["arm-none-eabi-gcc"])
 
 
 @dataclasses.dataclass(frozen=True)

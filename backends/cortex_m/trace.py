@@ -9,7 +9,7 @@ Two maintained tools, one for each half:
 * capstone decodes each executed address from the ELF's bytes (read with pyelftools), giving
   the instruction class the cycle model prices (:mod:`backends.cortex_m.cycle_model`).
 
-:func:`layer_costs` walks the executions in order: from the entry of ``edgec_invoke``, every
+:func:`layer_cycles` walks the executions in order: from the entry of ``edgec_invoke``, every
 call of ``edgec_profile`` (after each layer, in the profile build) moves on to the next
 layer; a branch is taken when the next TB does not start right after it.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,8 +26,7 @@ from capstone import CS_ARCH_ARM, CS_MODE_MCLASS, CS_MODE_THUMB, Cs
 from elftools.elf.elffile import ELFFile
 
 from edgec.backends.cortex_m.cycle_model import CycleModel, classify, register_count
-from edgec.backends.cortex_m.qemu import ICOUNT_SHIFT
-from edgec.backends.cortex_m.toolchain import require
+from edgec.backends.cortex_m.qemu import execute, qemu_command
 from edgec.errors import ToolchainError
 from edgec.target import Target
 
@@ -117,25 +115,34 @@ def executions(log_path: Path) -> Iterator[tuple[list[int], int]]:
         yield last
 
 
-@dataclasses.dataclass
-class LayerCost:
-    instructions: int = 0
-    cycles: float = 0.0
+def block_cycles(program: Program, addresses: list[int], executed: int, model: CycleModel) -> float:
+    """Estimated cycles of the first ``executed`` instructions of a TB, assuming its last branch
+    is not taken; load/store pipelining is counted within the block only."""
+    cycles, memory_before = 0.0, False
+    for address in addresses[:executed]:
+        instruction = program.instruction(address)
+        kind = instruction.kind
+        cycles += model.pipelined_memory if kind in ("load", "store") and memory_before else model.costs[kind]
+        if kind == "multiple" or (kind == "branch" and instruction.registers):
+            cycles += model.per_register * instruction.registers
+        memory_before = kind in ("load", "store", "load_double", "multiple")
+    return cycles
 
 
-def layer_costs(program: Program, log_path: Path, layer_count: int, model: CycleModel) -> list[LayerCost]:
-    """Instructions and estimated cycles of each layer call of one ``edgec_invoke`` (see the
-    module docstring); ``layer_count`` is the number of layers that call a kernel."""
+def layer_cycles(program: Program, log_path: Path, layer_count: int, model: CycleModel) -> list[float]:
+    """Estimated cycles of each layer call of one ``edgec_invoke`` (see the module docstring);
+    ``layer_count`` is the number of layers that call a kernel."""
     invoke, profile = program.symbols["edgec_invoke"], program.symbols["edgec_profile"]
-    costs = [LayerCost() for _ in range(layer_count)]
+    cycles = [0.0] * layer_count
+    known: dict[tuple[int, int, int], float] = {}
     layer, active, previous = 0, False, None
     for addresses, executed in executions(log_path):
         start = addresses[0]
         if previous is not None:
-            previous_tail, cost = previous
+            previous_tail, previous_layer = previous
             branch = program.instruction(previous_tail)
             if branch.kind == "branch" and start != branch.address + branch.size:
-                cost.cycles += model.branch_taken - model.costs["branch"]
+                cycles[previous_layer] += model.branch_taken - model.costs["branch"]
         previous = None
         if start == invoke and not active:
             active, layer = True, 0
@@ -145,36 +152,23 @@ def layer_costs(program: Program, log_path: Path, layer_count: int, model: Cycle
                 active = False
         if not active:
             continue
-        cost = costs[layer]
-        memory_before = False
-        for address in addresses[:executed]:
-            instruction = program.instruction(address)
-            kind = instruction.kind
-            if kind in ("load", "store") and memory_before:
-                cycles = model.pipelined_memory
-            else:
-                cycles = model.costs[kind]
-            if kind == "multiple" or (kind == "branch" and instruction.registers):
-                cycles += model.per_register * instruction.registers
-            cost.cycles += cycles
-            cost.instructions += 1
-            memory_before = kind in ("load", "store", "load_double", "multiple")
+        key = (start, len(addresses), executed)
+        if key not in known:
+            known[key] = block_cycles(program, addresses, executed, model)
+        cycles[layer] += known[key]
         if executed == len(addresses):
-            previous = (addresses[-1], cost)
-    return costs
+            previous = (addresses[-1], layer)
+    return cycles
 
 
-def traced_layer_costs(executable: Path, target: Target, sample: bytes, layer_count: int,
-                       model: CycleModel, timeout: int = 600) -> list[LayerCost]:
-    """Run the profile build once under block logging and return :func:`layer_costs`."""
+def traced_layer_cycles(executable: Path, target: Target, sample: bytes, layer_count: int,
+                        model: CycleModel, timeout: int = 600) -> list[float]:
+    """Run the profile build once under block logging and return :func:`layer_cycles`."""
     with tempfile.TemporaryDirectory(prefix="edgec-trace-") as tmp:
         work = Path(tmp)
-        (work / "edgec_input.bin").write_bytes(sample)
-        command = [require("qemu-system-arm"), "-M", target.qemu.machine, "-nographic", "-monitor", "none",
-                   "-semihosting-config", "enable=on,target=native", "-icount", f"shift={ICOUNT_SHIFT}",
-                   "-d", "in_asm,exec,nochain", "-D", str(work / "qemu.log"), "-kernel", str(executable)]
-        result = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout)
+        command = qemu_command(target, executable, "-d", "in_asm,exec,nochain", "-D", str(work / "qemu.log"))
+        result = execute(command, work, sample, target.qemu.machine, timeout)
         if result.returncode != 0:
             raise ToolchainError(f"traced run of {executable.name} failed (exit {result.returncode})",
                                  "rerun edgec run on the project to see the failure")
-        return layer_costs(Program(executable), work / "qemu.log", layer_count, model)
+        return layer_cycles(Program(executable), work / "qemu.log", layer_count, model)

@@ -31,19 +31,16 @@ _TENSOR_TYPES = {0: (np.float32, ir.DataType.FLOAT), 2: (np.int32, ir.DataType.I
 
 
 def _schema():
-    try:
-        from ai_edge_litert import schema_py_generated
-    except ImportError:
-        raise ModelLoadError("reading .tflite files needs the ai-edge-litert package",
-                             "pip install ai-edge-litert") from None
+    """ai-edge-litert's generated flatbuffer schema (imported on first use: it is large)."""
+    from ai_edge_litert import schema_py_generated
+
     return schema_py_generated
 
 
 class TfliteGraph:
     """The state of one subgraph's conversion: tensors as ``onnx_ir`` values, nodes so far."""
 
-    def __init__(self, schema, model, source: str) -> None:
-        self.schema = schema
+    def __init__(self, model, source: str) -> None:
         self.model = model
         self.source = source
         self.subgraph = model.subgraphs[0]
@@ -132,9 +129,9 @@ class TfliteGraph:
 
     # -- building -------------------------------------------------------------------
     def emit(self, op_type: str, inputs: list[ir.Value | None], attrs: dict, output: int,
-             dtype: ir.DataType = ir.DataType.INT8, shape: list[int] | None = None) -> ir.Value:
+             dtype: ir.DataType = ir.DataType.INT8) -> ir.Value:
         """Append an edgec node writing TFLite tensor ``output``."""
-        value = self._new_value(output, dtype, self.shape(output) if shape is None else shape)
+        value = self._new_value(output, dtype, self.shape(output))
         node = ir.node(op_type, inputs, attrs, domain=ops.DOMAIN, outputs=[value],
                        name=f"{op_type}_{self.operator_index}")
         self.nodes.append(node)
@@ -158,10 +155,10 @@ class TfliteGraph:
         return UnsupportedModelError(f"'{self.source}' {where}: {problem}", hint)
 
 
-def _operator_name(schema, model, operator) -> str:
+def _operator_name(schema, names: dict[int, str], model, operator) -> str:
+    """The BUILTIN_OPERATOR name of ``operator`` (``names``: number -> name), or its custom code."""
     code = model.operatorCodes[operator.opcodeIndex]
     number = max(code.builtinCode, code.deprecatedBuiltinCode)
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     return names.get(number, f"builtin {number}") if number != schema.BuiltinOperator.CUSTOM else (
         f"custom '{code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode}'")
 
@@ -186,12 +183,13 @@ def read_tflite_model(path: str | Path) -> ir.Model:
     if len(model.subgraphs) > 1:
         raise UnsupportedModelError(f"'{path}' has {len(model.subgraphs)} subgraphs (control flow)",
                                     "edgec imports single-subgraph TFLite models")
-    graph = TfliteGraph(schema, model, str(path))
+    graph = TfliteGraph(model, str(path))
     subgraph = graph.subgraph
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     inputs = [graph.graph_input(int(i)) for i in subgraph.inputs]
     for index, operator in enumerate(subgraph.operators or []):
         graph.operator_index = index
-        name = _operator_name(schema, model, operator)
+        name = _operator_name(schema, names, model, operator)
         lowering = tflite_ops.LOWERINGS.get(name)
         if lowering is None:
             raise graph.unsupported(f"TFLite operator {name} is not supported",

@@ -37,8 +37,8 @@ def activation_range(graph, output: int, fused: int) -> dict:
     bounds = {_RELU: (0.0, None), _RELU6: (0.0, 6.0), _RELU_N1_TO_1: (-1.0, 1.0)}.get(fused)
     if bounds is None:
         raise graph.unsupported(f"fused activation {fused} is not supported", "use NONE, RELU, RELU6 or RELU_N1_TO_1")
-    low = max(-128, q.quantize_bound(bounds[0]))
-    high = 127 if bounds[1] is None else min(127, q.quantize_bound(bounds[1]))
+    low = q.quantize_bound(bounds[0])
+    high = 127 if bounds[1] is None else q.quantize_bound(bounds[1])
     return {"activation_min": low, "activation_max": high}
 
 
@@ -48,20 +48,17 @@ def window_padding(graph, in_hw, kernel_hw, strides, dilations, padding: int, ou
     for size, kernel, stride, dilation in zip(in_hw, kernel_hw, strides, dilations):
         effective = (kernel - 1) * dilation + 1
         out = (size + stride - 1) // stride if padding == _SAME else (size + stride - effective) // stride
+        if out != out_hw[len(pads)]:
+            raise graph.unsupported(f"output size {out_hw} disagrees with the window arithmetic", "re-export the model")
         total = max(0, (out - 1) * stride + effective - size)
         pads.append((total // 2, total - total // 2))
-    result = [pads[0][0], pads[1][0], pads[0][1], pads[1][1]]
-    for axis in range(2):
-        effective = (kernel_hw[axis] - 1) * dilations[axis] + 1
-        computed = (in_hw[axis] + result[axis] + result[axis + 2] - effective) // strides[axis] + 1
-        if computed != out_hw[axis]:
-            raise graph.unsupported(f"output size {out_hw} disagrees with the window arithmetic", "re-export the model")
-    return result
+    return [pads[0][0], pads[1][0], pads[0][1], pads[1][1]]
 
 
-def _bias(graph, operator, position: int = 2) -> ir.Value | None:
+def _bias(graph, operator) -> ir.Value | None:
+    """The optional third input (bias) of CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED."""
     inputs = list(operator.inputs)
-    return graph.value(int(inputs[position])) if len(inputs) > position and inputs[position] >= 0 else None
+    return graph.value(int(inputs[2])) if len(inputs) > 2 and inputs[2] >= 0 else None
 
 
 def _weights(graph, index: int) -> np.ndarray:

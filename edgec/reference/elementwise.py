@@ -14,13 +14,15 @@ from edgec.fixedpoint import multiply_by_quantized_multiplier, round_half_away_f
 from edgec.reference.requant import requantize_to_int8
 
 
+def rescale_input(attrs: dict, rounding: str, index: int, x: np.ndarray) -> np.ndarray:
+    """Operand ``index`` (1 or 2) of ADD/SUB on the common scale: ``MBQM((x - z) << left_shift)``."""
+    centered = (x.astype(np.int64) - int(attrs[f"input{index}_zero_point"])) << int(attrs["left_shift"])
+    return multiply_by_quantized_multiplier(centered, attrs[f"input{index}_multiplier"],
+                                            attrs[f"input{index}_shift"], rounding)
+
+
 def _rescaled_operands(attrs: dict, rounding: str, a: np.ndarray, b: np.ndarray):
-    shift = int(attrs["left_shift"])
-    a1 = (a.astype(np.int64) - int(attrs["input1_zero_point"])) << shift
-    b1 = (b.astype(np.int64) - int(attrs["input2_zero_point"])) << shift
-    a2 = multiply_by_quantized_multiplier(a1, attrs["input1_multiplier"], attrs["input1_shift"], rounding)
-    b2 = multiply_by_quantized_multiplier(b1, attrs["input2_multiplier"], attrs["input2_shift"], rounding)
-    return a2, b2
+    return rescale_input(attrs, rounding, 1, a), rescale_input(attrs, rounding, 2, b)
 
 
 def _output(attrs: dict, rounding: str, raw: np.ndarray) -> np.ndarray:

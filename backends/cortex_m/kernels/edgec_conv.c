@@ -15,8 +15,8 @@
  * A lone pixel (a fully connected layer, the last pixel of an odd count) uses a one-column
  * loop over four channels at a time on its raw int8 column instead.
  * Scratch: 4 * k_padded bytes for the prepared columns when there are two pixels or more,
- * then, when windows must be gathered (not an unpadded 1x1 over a multiple of four
- * channels), k_padded bytes per column.
+ * then, when windows must be gathered (not a 1x1 over a multiple of four channels whose
+ * every window lies inside the input), k_padded bytes per column.
  */
 #include "edgec_kernels.h"
 #include "edgec_dot.h"
