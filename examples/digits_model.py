@@ -13,14 +13,15 @@ import torch
 from sklearn.datasets import load_digits
 
 
-def _images() -> tuple[np.ndarray, np.ndarray]:
+def images() -> tuple[np.ndarray, np.ndarray]:
+    """All 1797 images (float32 in [0, 1], shape [N, 1, 8, 8]) and their labels."""
     digits = load_digits()
     return (digits.images / 16.0).astype(np.float32)[:, None], digits.target
 
 
 def build() -> torch.nn.Module:
     """The trained model (train split: the first 1200 images)."""
-    images, labels = _images()
+    pixels, labels = images()
     torch.manual_seed(0)
     model = torch.nn.Sequential(
         torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
@@ -28,7 +29,7 @@ def build() -> torch.nn.Module:
         torch.nn.Flatten(), torch.nn.Linear(16 * 4 * 4, 10),
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
-    x, y = torch.from_numpy(images[:1200]), torch.from_numpy(labels[:1200])
+    x, y = torch.from_numpy(pixels[:1200]), torch.from_numpy(labels[:1200])
     for _ in range(40):
         for start in range(0, len(x), 100):
             optimizer.zero_grad()
@@ -38,8 +39,8 @@ def build() -> torch.nn.Module:
 
 
 if __name__ == "__main__":
-    images, labels = _images()
-    np.save("digits_calib.npy", images[:100])
-    np.save("digits_test.npy", images[1200:1210])
+    pixels, labels = images()
+    np.save("digits_calib.npy", pixels[:100])
+    np.save("digits_test.npy", pixels[1200:1210])
     np.save("digits_labels.npy", labels[1200:1210])
     print("wrote digits_calib.npy (100 images), digits_test.npy and digits_labels.npy (10 images)")

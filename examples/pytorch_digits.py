@@ -14,11 +14,10 @@ import argparse
 import numpy as np
 import onnx_ir as ir
 import torch
-from sklearn.datasets import load_digits
 
 import edgec
 
-from digits_model import build
+from digits_model import build, images
 
 
 def main() -> None:
@@ -26,15 +25,13 @@ def main() -> None:
     parser.add_argument("--output", help="also save the integer graph here (.onnx)")
     args = parser.parse_args()
 
-    digits = load_digits()
-    images = (digits.images / 16.0).astype(np.float32)[:, None]
-    labels = digits.target
+    x, labels = images()
     model = build()  # trained on the first 1200 images
-    test_x, test_y = images[1200:], labels[1200:]
+    test_x, test_y = x[1200:], labels[1200:]
     with torch.no_grad():
         float_accuracy = (model(torch.from_numpy(test_x)).argmax(1).numpy() == test_y).mean()
 
-    integer_model = edgec.quantize(model, images[:100], example_inputs=(torch.from_numpy(images[:1]),))
+    integer_model = edgec.quantize(model, x[:100], example_inputs=(torch.from_numpy(x[:1]),))
     predictions = [next(iter(outputs.values())).argmax() for outputs in edgec.run(integer_model, test_x)]
     int8_accuracy = (np.array(predictions) == test_y).mean()
 

@@ -13,7 +13,12 @@ PYTHON=${PYTHON:-python}
 "$EDGEC" compile digits_int8.onnx --target cortex-m4 -o digits_m4
 "$EDGEC" run digits_m4 --input digits_test.npy --check --output digits_m4.npy
 "$PYTHON" - <<'PY'
+import sys
+
 import numpy as np
-qemu, labels = np.load("digits_m4.npy"), np.load("digits_labels.npy")
-print("predicted:", qemu.argmax(axis=1), " labels:", labels)
+qemu, reference = np.load("digits_m4.npy"), np.load("digits_reference.npy")
+if not np.array_equal(qemu, reference):
+    sys.exit("the QEMU outputs differ from the integer reference's")
+labels = np.load("digits_labels.npy")
+print("QEMU outputs equal digits_reference.npy; predicted:", qemu.argmax(axis=1), " labels:", labels)
 PY

@@ -1,16 +1,27 @@
-"""Shared fixtures: where the shared MLPerf Tiny models live, and small model builders."""
+"""Shared fixtures and helpers: where the shared MLPerf Tiny models live, small model
+builders, the command line, and skip markers for optional tools."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 import pytest
+from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
+import edgec
+from edgec.api import input_specs
+from edgec.cli import cli
+
 REPO = Path(__file__).resolve().parents[1]
+#: The examples are importable (``from digits_model import build``) from the tests.
+sys.path.insert(0, str(REPO / "examples"))
 #: The workplace's shared data (models, goldens); override with EDGEC_SHARED.
 SHARED = Path(os.environ.get("EDGEC_SHARED", REPO.parent / "shared"))
 SHARED_MODELS = {
@@ -41,6 +52,24 @@ def shared_model(key: str) -> Path:
     return shared_file(f"models/{SHARED_MODELS[key][0]}")
 
 
+def quantized_shared_model(key: str, seed: int) -> ir.Model:
+    """A shared ONNX model quantized on 20 uniform [0, 1) samples drawn with ``seed``."""
+    float_model = edgec.load(shared_model(key))
+    shape = input_specs(float_model)[0].shape
+    calibration = np.random.default_rng(seed).random((20, *shape[1:]), dtype=np.float32)
+    return edgec.quantize(float_model, calibration)
+
+
+def tflite_model_path(key: str) -> Path:
+    """Path of a shared int8 TFLite model; skipped, saying why, when it is absent."""
+    return shared_file(f"models/tflite/{TFLITE_MODELS[key][0]}.tflite")
+
+
+def tflm_golden(key: str) -> np.lib.npyio.NpzFile:
+    """TFLM + CMSIS-NN's input, outputs and intermediate tensors for a shared TFLite model."""
+    return np.load(shared_file(f"benchmarks/tflm_golden/{TFLITE_MODELS[key][0]}.npz"))
+
+
 def shared_samples(key: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(calibration, evaluation) inputs as the issue prescribes: uniform [0, 1] images; AD's 40 real windows."""
     if key == "ad":
@@ -66,9 +95,48 @@ def tensor_info(name: str, shape, dtype=TensorProto.FLOAT):
     return helper.make_tensor_value_info(name, dtype, shape)
 
 
+needs_toolchain = pytest.mark.skipif(
+    shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+    reason="arm-none-eabi-gcc and qemu-system-arm are needed "
+           "(sudo apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)")
+
+
+def require_torch():
+    """The torch module; the test is skipped, saying how to install it, when it is absent."""
+    return pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch==2.13.0)")
+
+
+def invoke(*args):
+    """Run the ``edgec`` command line in-process on ``args`` (paths and numbers as strings)."""
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def model_path(tmp_path, rng) -> Path:
+    """:func:`small_conv_model` with batch 1, saved as ``model.onnx``."""
+    path = tmp_path / "model.onnx"
+    onnx.save(small_conv_model(rng, batch=1), path)
+    return path
+
+
+@pytest.fixture
+def calib_path(tmp_path, rng) -> Path:
+    """16 calibration samples for :func:`small_conv_model`, saved as ``calib.npy``."""
+    path = tmp_path / "calib.npy"
+    np.save(path, rng.random((16, 3, 8, 8), dtype=np.float32))
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_integer_model() -> ir.Model:
+    """:func:`small_conv_model` with batch 1, quantized (shared by every test; do not modify)."""
+    rng = np.random.default_rng(5)
+    return edgec.quantize(small_conv_model(rng, batch=1), rng.random((16, 3, 8, 8), dtype=np.float32))
 
 
 def small_conv_model(rng: np.random.Generator, batch="N", extra_nodes=(), opset: int = 13) -> onnx.ModelProto:
@@ -85,3 +153,10 @@ def small_conv_model(rng: np.random.Generator, batch="N", extra_nodes=(), opset:
     inits = {"w": rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "b": rng.normal(size=4).astype(np.float32),
              "fw": rng.normal(size=(2, 4)).astype(np.float32), "fb": rng.normal(size=2).astype(np.float32)}
     return make_model(nodes, [tensor_info("x", [batch, 3, 8, 8])], [tensor_info(out, [batch, 2])], inits, opset)
+
+
+def big_fc_model() -> onnx.ModelProto:
+    """x[1,1024] -> MatMul (1100 outputs) -> y: 1.1 MB of int8 weights, over the Cortex-M3 part's 1 MB flash."""
+    weights = np.random.default_rng(5).normal(size=(1024, 1100)).astype(np.float32)
+    return make_model([helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
+                      [tensor_info("x", [1, 1024])], [tensor_info("y", [1, 1100])], {"w": weights})

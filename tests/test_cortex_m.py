@@ -7,47 +7,43 @@ models, the host build under ASan/UBSan and the QEMU board of one core.
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
+from onnx import helper
 
 import edgec
 from edgec.api import input_specs
 from edgec.backends import cortex_m
+from edgec.data import random_samples
 from edgec.errors import EdgecError, ToolchainError
 from edgec.target import get_target
 
-from conftest import SHARED_MODELS, TFLITE_MODELS, shared_file, shared_model, small_conv_model
+from conftest import (
+    SHARED_MODELS,
+    TFLITE_MODELS,
+    big_fc_model,
+    make_model,
+    needs_toolchain,
+    quantized_shared_model,
+    require_torch,
+    tensor_info,
+    tflite_model_path,
+    tflm_golden,
+)
+from tflite_builder import TfliteBuilder, options, schema
 
 CORES = ["cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33"]
 TFLM_ARENA = {"kws": 22_820, "vww": 100_708, "resnet8": 54_980, "ad": 2_580}
 LIVE_BOUND = {"kws": 16_000, "vww": 55_296, "resnet8": 49_152, "ad": 768}
 
-needs_toolchain = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
-                                     reason="arm-none-eabi-gcc and qemu-system-arm are needed "
-                                            "(sudo apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)")
 
-
-def compile_and_check(model, target, out, samples, host=False):
-    """Compile, run ``samples`` (dicts of model inputs) and return (manifest, run result, expected)."""
-    manifest = cortex_m.compile_project(model, get_target(target), out, "model")
+def compile_and_check(model, target, out, samples):
+    """Compile, run ``samples`` (dicts of model inputs) on QEMU and return (run result, expected outputs)."""
+    cortex_m.compile_project(model, get_target(target), out, "model")
     inputs = cortex_m.int8_inputs(model, samples)
-    result = cortex_m.run_project(out, inputs, host=host)
-    return manifest, result, cortex_m.reference_outputs(model, inputs)
-
-
-def random_samples(model, count, rng):
-    spec = input_specs(model)[0]
-    if spec.dtype == np.int8:
-        return [{spec.name: rng.integers(-128, 128, spec.shape).astype(np.int8)} for _ in range(count)]
-    return [{spec.name: rng.random(spec.shape, dtype=np.float32)} for _ in range(count)]
-
-
-@pytest.fixture(scope="module")
-def small_integer_model():
-    rng = np.random.default_rng(5)
-    return edgec.quantize(small_conv_model(rng, batch=1), rng.random((16, 3, 8, 8), dtype=np.float32))
+    result = cortex_m.run_project(out, inputs)
+    return result, cortex_m.reference_outputs(model, inputs)
 
 
 @needs_toolchain
@@ -55,8 +51,8 @@ def small_integer_model():
 @pytest.mark.parametrize("core", CORES)
 @pytest.mark.parametrize("key", sorted(TFLITE_MODELS))
 def test_tflite_models_reproduce_tflm_on_every_core(tmp_path, key, core):
-    model = edgec.load(shared_file(f"models/tflite/{TFLITE_MODELS[key][0]}.tflite"))
-    golden = np.load(shared_file(f"benchmarks/tflm_golden/{TFLITE_MODELS[key][0]}.npz"))
+    model = edgec.load(tflite_model_path(key))
+    golden = tflm_golden(key)
     manifest = cortex_m.compile_project(model, get_target(core), tmp_path / "out", key)
     inputs = np.stack([golden["input"].ravel(), np.zeros(golden["input"].size, np.int8)])
     result = cortex_m.run_project(tmp_path / "out", inputs)
@@ -65,6 +61,7 @@ def test_tflite_models_reproduce_tflm_on_every_core(tmp_path, key, core):
     arena = manifest["ram"]["arena"]
     print(f"{key} {core}: {result.instructions[0]:,} instructions, arena {arena:,} B "
           f"(bound {LIVE_BOUND[key]:,}, TFLM {TFLM_ARENA[key]:,})")
+    assert manifest["ram"]["arena_live_bound"] == LIVE_BOUND[key]
     assert arena <= 1.15 * LIVE_BOUND[key] and arena < TFLM_ARENA[key]
 
 
@@ -73,11 +70,9 @@ def test_tflite_models_reproduce_tflm_on_every_core(tmp_path, key, core):
 @pytest.mark.parametrize("core", CORES)
 @pytest.mark.parametrize("key", sorted(SHARED_MODELS))
 def test_float_onnx_models_run_bit_exact_on_every_core(tmp_path, key, core):
-    rng = np.random.default_rng(11)
-    float_model = edgec.load(shared_model(key))
-    spec = input_specs(float_model)[0]
-    integer = edgec.quantize(float_model, rng.random((20, *spec.shape[1:]), dtype=np.float32))
-    _, result, expected = compile_and_check(integer, core, tmp_path / "out", random_samples(float_model, 10, rng))
+    integer = quantized_shared_model(key, seed=11)
+    samples = random_samples(input_specs(integer), 10, seed=12)
+    result, expected = compile_and_check(integer, core, tmp_path / "out", samples)
     np.testing.assert_array_equal(result.outputs, expected)
 
 
@@ -85,16 +80,16 @@ def test_float_onnx_models_run_bit_exact_on_every_core(tmp_path, key, core):
 @pytest.mark.slow
 @pytest.mark.parametrize("index", [0, 1])
 def test_awkward_models_run_bit_exact_on_every_core_and_under_sanitizers(tmp_path, index):
-    torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch==2.13.0)")
+    torch = require_torch()
     from torch_models import AWKWARD_MODELS, awkward_module
 
     factory, shape = AWKWARD_MODELS[index]
     rng = np.random.default_rng(21)
     calibration = rng.random((32, *shape[1:]), dtype=np.float32)
     integer = edgec.quantize(awkward_module(factory), calibration, example_inputs=(torch.from_numpy(calibration[:1]),))
-    samples = random_samples(integer, 10, rng)
+    samples = random_samples(input_specs(integer), 10, seed=22)
     for core in CORES:
-        _, result, expected = compile_and_check(integer, core, tmp_path / core, samples)
+        result, expected = compile_and_check(integer, core, tmp_path / core, samples)
         np.testing.assert_array_equal(result.outputs, expected, err_msg=core)
     for core in ("cortex-m3", "cortex-m4"):  # the scalar and the DSP code paths on the host
         host = cortex_m.run_project(tmp_path / core, cortex_m.int8_inputs(integer, samples), host=True)
@@ -103,10 +98,9 @@ def test_awkward_models_run_bit_exact_on_every_core_and_under_sanitizers(tmp_pat
 
 @needs_toolchain
 def test_small_model_on_qemu_and_host_sanitizers(tmp_path, small_integer_model):
-    rng = np.random.default_rng(3)
-    samples = random_samples(small_integer_model, 10, rng)
+    samples = random_samples(input_specs(small_integer_model), 10, seed=3)
     for core in ("cortex-m3", "cortex-m4"):  # scalar and DSP code paths
-        manifest, result, expected = compile_and_check(small_integer_model, core, tmp_path / core, samples)
+        result, expected = compile_and_check(small_integer_model, core, tmp_path / core, samples)
         np.testing.assert_array_equal(result.outputs, expected)
         assert len(result.instructions) == 10 and all(n > 0 for n in result.instructions)
         host = cortex_m.run_project(tmp_path / core, cortex_m.int8_inputs(small_integer_model, samples), host=True)
@@ -116,10 +110,6 @@ def test_small_model_on_qemu_and_host_sanitizers(tmp_path, small_integer_model):
 def layout_zoo(rng):
     """Pad, MaxPool, Concat with a constant, Add/Mul with constants, Softmax over channels,
     ReduceMean, Transpose, Sub: the data-movement and elementwise kernels from ONNX."""
-    from onnx import helper
-
-    from conftest import make_model, tensor_info
-
     nodes = [
         helper.make_node("Conv", ["x", "w"], ["c"], pads=[0, 1, 1, 0]),
         helper.make_node("Pad", ["c", "pads"], ["p"], mode="constant"),
@@ -145,10 +135,29 @@ def test_layout_and_elementwise_kernels_run_bit_exact(tmp_path, core):
     rng = np.random.default_rng(8)
     integer = edgec.quantize(layout_zoo(rng), rng.normal(size=(16, 3, 5, 6)).astype(np.float32))
     samples = [{"x": rng.normal(size=(1, 3, 5, 6)).astype(np.float32)} for _ in range(10)]
-    _, result, expected = compile_and_check(integer, core, tmp_path / "out", samples)
+    result, expected = compile_and_check(integer, core, tmp_path / "out", samples)
     np.testing.assert_array_equal(result.outputs, expected)
     host = cortex_m.run_project(tmp_path / "out", cortex_m.int8_inputs(integer, samples), host=True)
     np.testing.assert_array_equal(host.outputs, expected)
+
+
+@needs_toolchain
+def test_pointwise_conv_with_only_bottom_right_padding_stays_in_its_scratch(tmp_path):
+    """A 1x1 conv reads the input in place except where its window falls in the bottom/right
+    padding; those pixels are gathered, so the layer reserves staging scratch: 4 * k_padded
+    for the prepared pixel pair plus k_padded per gathered column (k_padded = 4 here)."""
+    rng = np.random.default_rng(9)
+    model = make_model([helper.make_node("Conv", ["x", "w"], ["y"], pads=[0, 0, 1, 1])],
+                       [tensor_info("x", [1, 4, 2, 3])], [tensor_info("y", [1, 8, 3, 4])],
+                       {"w": rng.normal(size=(8, 4, 1, 1)).astype(np.float32)})
+    integer = edgec.quantize(model, rng.normal(size=(16, 4, 2, 3)).astype(np.float32))
+    samples = [{"x": rng.normal(size=(1, 4, 2, 3)).astype(np.float32)} for _ in range(4)]
+    result, expected = compile_and_check(integer, "cortex-m4", tmp_path / "out", samples)
+    np.testing.assert_array_equal(result.outputs, expected)
+    host = cortex_m.run_project(tmp_path / "out", cortex_m.int8_inputs(integer, samples), host=True)
+    np.testing.assert_array_equal(host.outputs, expected)
+    conv = next(layer for layer in cortex_m.load_project(tmp_path / "out")[0]["layers"] if layer["op"] == "Conv")
+    assert conv["scratch_bytes"] == 4 * 4 + 2 * 4
 
 
 @needs_toolchain
@@ -164,7 +173,8 @@ def test_generation_is_deterministic_and_warning_free(tmp_path, small_integer_mo
     assert "-Wall -Wextra -Werror" in makefile and "-fsanitize=address,undefined" in makefile
     report = json.loads((tmp_path / "a" / "report.json").read_text())
     assert report["flash"]["total"] > 0 and report["ram"]["arena"] > 0
-    assert sum(layer["macs"] for layer in report["layers"]) == report["macs"] > 0
+    macs = edgec.summarize(small_integer_model).total_macs
+    assert sum(layer["macs"] for layer in report["layers"]) == report["macs"] == macs > 0
 
 
 @needs_toolchain
@@ -178,8 +188,7 @@ def test_check_names_the_first_differing_layer(tmp_path, small_integer_model):
     first_value = text.index("\n", start) + 5
     end = text.index(",", first_value)
     source.write_text(text[:first_value] + str((int(text[first_value:end]) + 77) % 127) + text[end:])
-    rng = np.random.default_rng(0)
-    inputs = cortex_m.int8_inputs(small_integer_model, random_samples(small_integer_model, 1, rng))
+    inputs = cortex_m.int8_inputs(small_integer_model, random_samples(input_specs(small_integer_model), 1, seed=0))
     traced = cortex_m.run_project(out, inputs, variant="trace")
     manifest = json.loads((out / "report.json").read_text())
     mismatch = cortex_m.first_difference(small_integer_model, manifest, inputs[0], traced.trace)
@@ -195,12 +204,7 @@ def test_a_missing_cross_compiler_names_the_install_command(tmp_path, small_inte
 
 @needs_toolchain
 def test_a_model_too_large_for_the_part_is_refused_unless_overridden(tmp_path):
-    torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch==2.13.0)")
-    torch.manual_seed(0)
-    module = torch.nn.Sequential(torch.nn.Linear(1024, 1100), torch.nn.ReLU(), torch.nn.Linear(1100, 10))
-    rng = np.random.default_rng(0)
-    integer = edgec.quantize(module, rng.random((8, 1024), dtype=np.float32).reshape(8, 1, 1024),
-                             example_inputs=(torch.rand(1, 1024),))
+    integer = edgec.quantize(big_fc_model(), np.random.default_rng(0).random((8, 1024), dtype=np.float32))
     with pytest.raises(cortex_m.SizeLimitError) as raised:
         cortex_m.compile_project(integer, get_target("cortex-m3"), tmp_path / "big", "big")
     assert "flash" in raised.value.one_line() and "--ignore-size-limits" in raised.value.one_line()
@@ -211,8 +215,6 @@ def test_a_model_too_large_for_the_part_is_refused_unless_overridden(tmp_path):
 
 
 def test_a_kernel_the_backend_lacks_is_named(tmp_path):
-    from tflite_builder import TfliteBuilder, options, schema
-
     b = TfliteBuilder()
     x = b.tensor([1, 4, 4, 4], scale=0.1, zero_point=0)
     axes = b.tensor([2], np.int32, data=np.array([1, 3], np.int32))

@@ -9,16 +9,9 @@ import sys
 import numpy as np
 import onnx
 import pytest
-from click.testing import CliRunner
 from onnx import helper
 
-from edgec.cli import cli
-
-from conftest import small_conv_model
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
+from conftest import invoke, small_conv_model
 
 
 def assert_one_line_error(result, *fragments):
@@ -28,20 +21,6 @@ def assert_one_line_error(result, *fragments):
     assert lines[0].startswith("error: ") and "Traceback" not in result.output
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
-
-
-@pytest.fixture
-def model_path(tmp_path, rng):
-    path = tmp_path / "model.onnx"
-    onnx.save(small_conv_model(rng, batch=1), path)
-    return path
-
-
-@pytest.fixture
-def calib_path(tmp_path, rng):
-    path = tmp_path / "calib.npy"
-    np.save(path, rng.random((8, 3, 8, 8), dtype=np.float32))
-    return path
 
 
 def test_a_file_that_is_not_onnx(tmp_path, calib_path):

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+from conftest import REPO, needs_toolchain
+
+EXAMPLES = REPO / "examples"
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
-                    reason="arm-none-eabi-gcc and qemu-system-arm are needed "
-                           "(sudo apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)")
+@needs_toolchain
 def test_the_pytorch_to_qemu_walkthrough(tmp_path):
     for name in ("digits_model.py", "walkthrough.sh"):
         shutil.copy(EXAMPLES / name, tmp_path / name)
@@ -28,7 +28,7 @@ def test_the_pytorch_to_qemu_walkthrough(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "equal the integer reference bit for bit" in result.stdout
     assert "instructions per inference" in result.stdout
-    assert "predicted:" in result.stdout
+    assert "QEMU outputs equal digits_reference.npy; predicted:" in result.stdout
 
 
 @pytest.mark.slow

@@ -56,5 +56,6 @@ def test_plans_never_overlap_live_buffers_and_respect_the_bound(specs):
         if a.overlaps_in_time(b):
             a0, b0 = plan.offsets[a.name], plan.offsets[b.name]
             assert a0 + a.size <= b0 or b0 + b.size <= a0
+    assert all(plan.offsets[b.name] + b.size <= plan.size for b in buffers)
     assert plan.size >= live_bytes_bound(buffers, alignment=4)
     assert all(offset % 4 == 0 for offset in plan.offsets.values())

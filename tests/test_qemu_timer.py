@@ -4,7 +4,6 @@ against loops of known length."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 import jinja2
@@ -12,6 +11,8 @@ import pytest
 
 from edgec.backends.cortex_m import emitter, qemu
 from edgec.target import get_target
+
+from conftest import needs_toolchain
 
 LOOP_PROGRAM = r"""
 #include <stdint.h>
@@ -33,9 +34,7 @@ int main(void)
 """
 
 
-@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
-                    reason="arm-none-eabi-gcc and qemu-system-arm are needed "
-                           "(sudo apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)")
+@needs_toolchain
 @pytest.mark.parametrize("name", ["cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33"])
 def test_ticks_convert_to_the_exact_instruction_count(tmp_path, name):
     target = get_target(name)
@@ -51,7 +50,10 @@ def test_ticks_convert_to_the_exact_instruction_count(tmp_path, name):
     result = subprocess.run(["qemu-system-arm", "-M", target.qemu.machine, "-nographic", "-monitor", "none",
                              "-semihosting-config", "enable=on,target=native", "-icount", f"shift={qemu.ICOUNT_SHIFT}",
                              "-kernel", str(tmp_path / "loop.elf")], capture_output=True, text=True, timeout=60)
-    short, long = (int(t) for t in re.search(r"ticks (\d+) (\d+)", result.stdout).groups())
+    assert result.returncode == 0, result.stderr
+    ticks = re.search(r"ticks (\d+) (\d+)", result.stdout)
+    assert ticks is not None, result.stdout
+    short, long = (int(t) for t in ticks.groups())
     # two instructions per iteration, plus the call, return and timer read around the loop
     short_count = qemu.ticks_to_instructions(short, target.qemu.timer_hz)
     long_count = qemu.ticks_to_instructions(long, target.qemu.timer_hz)

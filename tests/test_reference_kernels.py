@@ -168,3 +168,4 @@ def test_layout_kernels(rng):
     padded = layout.pad({"pads": [0, 1, 0, 0, 0, 0, 2, 0], "value": -5}, "double", x)
     assert padded.shape == (1, 3, 5, 4) and padded.dtype == np.int8
     assert (padded[0, 0] == -5).all() and (padded[0, :, 3:] == -5).all()
+    np.testing.assert_array_equal(padded, np.pad(x, [(0, 0), (1, 0), (0, 2), (0, 0)], constant_values=-5))

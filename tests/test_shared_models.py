@@ -26,7 +26,7 @@ def test_inspect_reports_the_mlperf_mac_counts(key):
     macs = json.loads(result.output)["total_macs"]
     expected = SHARED_MODELS[key][1]
     print(f"{key}: {macs:,} MACs (MLPerf Tiny: {expected:,})")
-    assert abs(macs - expected) <= 0.001 * expected
+    assert macs == expected
 
 
 def _quantized(key, rng, rounding="double"):

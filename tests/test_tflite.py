@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-import flatbuffers
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -18,11 +17,8 @@ from edgec.cli import cli
 from edgec.frontend.tflite_frontend import TFLITE_TENSOR_KEY
 from edgec.reference import ReferenceExecutor
 
-from conftest import TFLITE_MODELS, shared_file
-
-
-def tflite_path(key):
-    return shared_file(f"models/tflite/{TFLITE_MODELS[key][0]}.tflite")
+from conftest import TFLITE_MODELS, tflite_model_path, tflm_golden
+from tflite_builder import pack, reference_interpreter, schema
 
 
 def by_tensor_index(model) -> dict[int, str]:
@@ -32,8 +28,8 @@ def by_tensor_index(model) -> dict[int, str]:
 
 @pytest.mark.parametrize("key", sorted(TFLITE_MODELS))
 def test_reference_reproduces_tflm_outputs_and_every_intermediate_tensor(key):
-    model = edgec.load(tflite_path(key))
-    golden = np.load(shared_file(f"benchmarks/tflm_golden/{TFLITE_MODELS[key][0]}.npz"))
+    model = edgec.load(tflite_model_path(key))
+    golden = tflm_golden(key)
     executor = ReferenceExecutor(model)
     name = executor.input_names[0]
     values = executor.run({name: golden["input"]}, keep_intermediates=True)
@@ -49,15 +45,6 @@ def test_reference_reproduces_tflm_outputs_and_every_intermediate_tensor(key):
     np.testing.assert_array_equal(values[output], golden["output"])
     np.testing.assert_array_equal(executor.run({name: np.zeros_like(golden["input"])})[output],
                                   golden["output_for_zeros"])
-
-
-def litert_reference(path):
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    interpreter = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
-                              experimental_preserve_all_tensors=True)
-    interpreter.allocate_tensors()
-    return interpreter
 
 
 def first_difference(model, values, interpreter):
@@ -78,8 +65,8 @@ def test_reference_equals_litert_reference_kernels_on_random_inputs(key):
     it except where an FC output lands on a double-rounding boundary: the first difference
     is then always a FullyConnected output, by 1 LSB (later layers may amplify it).
     """
-    path = tflite_path(key)
-    interpreter = litert_reference(path)
+    path = tflite_model_path(key)
+    interpreter = reference_interpreter(path)
     input_detail, output_detail = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     model = edgec.load(path)
     executors = {mode: ReferenceExecutor(model, rounding=mode) for mode in ("double", "single", "litert")}
@@ -106,16 +93,16 @@ def test_reference_equals_litert_reference_kernels_on_random_inputs(key):
 
 @pytest.mark.parametrize("key", sorted(TFLITE_MODELS))
 def test_inspect_reports_the_mlperf_macs(key):
-    result = CliRunner().invoke(cli, ["inspect", str(tflite_path(key)), "--json"])
+    result = CliRunner().invoke(cli, ["inspect", str(tflite_model_path(key)), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["total_macs"] == TFLITE_MODELS[key][1]
 
 
 def test_quantize_converts_a_tflite_model_to_an_integer_graph(tmp_path):
     out = tmp_path / "kws.onnx"
-    result = CliRunner().invoke(cli, ["quantize", str(tflite_path("kws")), "-o", str(out)])
+    result = CliRunner().invoke(cli, ["quantize", str(tflite_model_path("kws")), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    golden = np.load(shared_file(f"benchmarks/tflm_golden/{TFLITE_MODELS['kws'][0]}.npz"))
+    golden = tflm_golden("kws")
     np.save(tmp_path / "x.npy", golden["input"])
     result = CliRunner().invoke(cli, ["run", str(out), "--input", str(tmp_path / "x.npy"),
                                       "--output", str(tmp_path / "y.npy")])
@@ -124,22 +111,16 @@ def test_quantize_converts_a_tflite_model_to_an_integer_graph(tmp_path):
 
 
 def _with_operator_replaced(path, tmp_path, builtin: int):
-    from ai_edge_litert import schema_py_generated as schema
-
     model = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
     code = model.operatorCodes[model.subgraphs[0].operators[-1].opcodeIndex]
     code.builtinCode = code.deprecatedBuiltinCode = builtin
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     out = tmp_path / "edited.tflite"
-    out.write_bytes(bytes(builder.Output()))
+    out.write_bytes(pack(model))
     return out, len(model.subgraphs[0].operators) - 1
 
 
 def test_an_unsupported_tflite_operator_is_named_with_its_index(tmp_path):
-    from ai_edge_litert import schema_py_generated as schema
-
-    edited, index = _with_operator_replaced(tflite_path("kws"), tmp_path, schema.BuiltinOperator.TANH)
+    edited, index = _with_operator_replaced(tflite_model_path("kws"), tmp_path, schema.BuiltinOperator.TANH)
     result = CliRunner().invoke(cli, ["inspect", str(edited)])
     assert result.exit_code == 2
     assert "TANH" in result.stderr and f"operator {index}" in result.stderr and "CONV_2D" in result.stderr
@@ -147,7 +128,7 @@ def test_an_unsupported_tflite_operator_is_named_with_its_index(tmp_path):
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])
 def test_a_damaged_tflite_file(tmp_path, damage):
-    data = tflite_path("kws").read_bytes()
+    data = tflite_model_path("kws").read_bytes()
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(data[: len(data) // 3] if damage == "truncate" else b"\x00" * 64)
     result = CliRunner().invoke(cli, ["inspect", str(bad)])

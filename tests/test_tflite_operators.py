@@ -13,19 +13,16 @@ import pytest
 import edgec
 from edgec.reference import ReferenceExecutor
 
-from tflite_builder import TfliteBuilder, options, schema
+from tflite_builder import TfliteBuilder, options, reference_interpreter, schema
 
 OP = schema.BuiltinOperator
 OPTIONS = schema.BuiltinOptions
 
 
 def run_both(tmp_path, data: bytes, inputs: list[np.ndarray], rounding="double"):
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
     path = tmp_path / "op.tflite"
     path.write_bytes(data)
-    interpreter = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-    interpreter.allocate_tensors()
+    interpreter = reference_interpreter(path)
     for detail, x in zip(interpreter.get_input_details(), inputs):
         interpreter.set_tensor(detail["index"], x)
     interpreter.invoke()

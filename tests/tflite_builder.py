@@ -1,10 +1,14 @@
-"""Build small int8 TFLite models operator by operator (for tests), with the schema's object API."""
+"""Build small int8 TFLite models operator by operator (for tests), with the schema's object API;
+run them with LiteRT's reference kernels."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 _TYPES = {np.dtype(np.int8): schema.TensorType.INT8, np.dtype(np.int32): schema.TensorType.INT32,
           np.dtype(np.float32): schema.TensorType.FLOAT32}
@@ -65,9 +69,23 @@ class TfliteBuilder:
             code.version = 1
             codes.append(code)
         model.operatorCodes = codes
-        builder = flatbuffers.Builder(1024)
-        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-        return bytes(builder.Output())
+        return pack(model)
+
+
+def pack(model: schema.ModelT) -> bytes:
+    """The ``.tflite`` flatbuffer of ``model``."""
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def reference_interpreter(path: Path) -> Interpreter:
+    """LiteRT's interpreter with its reference kernels (BUILTIN_REF) on ``path``, tensors
+    allocated and every intermediate tensor kept for inspection."""
+    interpreter = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+                              experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    return interpreter
 
 
 def options(cls, **fields):
@@ -77,4 +95,4 @@ def options(cls, **fields):
     return instance
 
 
-__all__ = ["TfliteBuilder", "options", "schema"]
+__all__ = ["TfliteBuilder", "options", "pack", "reference_interpreter", "schema"]
