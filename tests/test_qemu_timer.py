@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import subprocess
 
-import jinja2
 import pytest
 
 from edgec.backends.cortex_m import emitter, qemu
@@ -38,18 +37,15 @@ int main(void)
 @pytest.mark.parametrize("name", ["cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33"])
 def test_ticks_convert_to_the_exact_instruction_count(tmp_path, name):
     target = get_target(name)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(emitter.PACKAGE / "templates")),
-                             undefined=jinja2.StrictUndefined)
-    (tmp_path / "linker.ld").write_text(env.get_template("linker.ld.j2").render(
+    (tmp_path / "linker.ld").write_text(emitter.template_environment().get_template("linker.ld.j2").render(
         version="test", target=target, stack_bytes=emitter.STACK_RESERVE_BYTES))
     (tmp_path / "loop.c").write_text(LOOP_PROGRAM)
     subprocess.run(["arm-none-eabi-gcc", *target.compiler_flags, "-O2", f"-DTIMER_BASE={target.qemu.timer_base}u",
                     str(tmp_path / "loop.c"), str(emitter.PACKAGE / "harness" / "startup.c"), "--specs=rdimon.specs",
                     "-T", str(tmp_path / "linker.ld"), "-o", str(tmp_path / "loop.elf")], check=True,
                    capture_output=True)
-    result = subprocess.run(["qemu-system-arm", "-M", target.qemu.machine, "-nographic", "-monitor", "none",
-                             "-semihosting-config", "enable=on,target=native", "-icount", f"shift={qemu.ICOUNT_SHIFT}",
-                             "-kernel", str(tmp_path / "loop.elf")], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(qemu.qemu_command(target, tmp_path / "loop.elf"), capture_output=True, text=True,
+                            timeout=60)
     assert result.returncode == 0, result.stderr
     ticks = re.search(r"ticks (\d+) (\d+)", result.stdout)
     assert ticks is not None, result.stdout

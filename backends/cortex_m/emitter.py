@@ -34,7 +34,8 @@ MANIFEST = "report.json"
 STACK_RESERVE_BYTES = 16384
 
 
-def _environment() -> jinja2.Environment:
+def template_environment() -> jinja2.Environment:
+    """The Jinja2 environment of the project templates (``templates/*.j2``)."""
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(PACKAGE / "templates")),
                               undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                               trim_blocks=False, lstrip_blocks=False)
@@ -58,7 +59,7 @@ def _layer_view(network: Network, index: int, layer: CLayer) -> dict:
 
 def render_sources(network: Network, target: Target, model_name: str) -> dict[str, str]:
     """Every generated text file of the project, by relative path."""
-    env = _environment()
+    env = template_environment()
     layers = [_layer_view(network, i, layer) for i, layer in enumerate(network.layers)]
     sources = sorted({layer.source for layer in network.layers if layer.source} | set(ALWAYS_NEEDED))
     macs = sum(layer_macs(layer) for layer in network.layers)
