@@ -12,6 +12,7 @@ import pytest
 from onnx import helper
 
 import edgec
+from edgec.oracle import compare_layers
 from edgec.passes.qparams import get_qparams
 
 from conftest import make_model, small_conv_model, tensor_info
@@ -58,6 +59,8 @@ def test_batchnorm_folds_into_conv_and_gemm_and_standalone_becomes_mul_add(rng):
     counts = op_counts(canonical)
     assert counts["BatchNormalization"] == 0
     assert counts["Mul"] == 1 and counts["Add"] == 1  # only the BN after the Relu
+    # Float against float: folding rescales weights (w * gamma / sqrt(var + eps)) and so rounds
+    # them anew; outputs of magnitude ~10 then move by a few hundred ulps at most, far below 1e-4.
     np.testing.assert_allclose(float_run(canonical, x), float_run(proto, x), rtol=1e-4, atol=1e-4)
 
 
@@ -80,6 +83,8 @@ def test_noops_and_shape_spellings_are_normalized(rng):
     canonical = edgec.load(proto)
     assert op_counts(canonical) == {"Conv": 1, "GlobalAveragePool": 1, "Reshape": 1}
     x = rng.normal(size=(1, 3, 5, 5)).astype(np.float32)
+    # Float against float: the rewrites only drop no-ops, but onnxruntime may pick another
+    # summation order for the reshaped graph; a few ulps, far below 1e-5.
     np.testing.assert_allclose(float_run(canonical, x), float_run(proto, x), rtol=1e-5, atol=1e-5)
 
 
@@ -128,7 +133,13 @@ def test_a_qdq_model_keeps_onnxruntime_scales_and_weights(tmp_path, rng):
     conv = next(node for node in integer.graph if node.op_type == "Conv")
     ort_weights = next(a for name, a in initializers.items() if a.dtype == np.int8 and a.shape == (4, 3, 3, 3))
     np.testing.assert_array_equal(conv.inputs[1].const_value.numpy(), ort_weights.transpose(0, 2, 3, 1))
-    expected = float_run(qdq, samples[0]["x"])
-    got = edgec.run(integer, samples[0]["x"])[0]
-    scale = get_qparams(next(n for n in integer.graph if n.op_type == "Dequantize").inputs[0]).scale
-    assert np.abs(got[integer.graph.outputs[0].name] - expected).max() <= 2 * scale
+    # Outputs are compared in integer steps, layer by layer, never end to end in float: one
+    # layer's output that rounds the other way (edgec's fixed-point requantization against
+    # onnxruntime's float QuantizeLinear, both exact to their documented arithmetic) may move
+    # the next layer by many steps, and a float bound of k*scale is missed by float hairs.
+    # Every layer is fed the same int8 input, so each may differ by at most that one rounding
+    # step: 1 LSB.
+    float_model = edgec.load(qdq_path)
+    layers = compare_layers(float_model, integer, samples)
+    assert {layer.op for layer in layers} >= {"Conv", "AveragePool", "FullyConnected"}
+    assert all(layer.max_abs_diff <= 1 for layer in layers), layers
