@@ -1,9 +1,10 @@
 """edgec's Python API: load, quantize, run and summarize models.
 
-Every entry point accepts a *model source*: a path to an ``.onnx`` file, a
-``package.module:factory`` spec, a ``torch.nn.Module`` (with ``example_inputs``), an
-``onnx.ModelProto`` or an ``onnx_ir.Model``. Errors caused by the input are raised as
-:class:`~edgec.errors.EdgecError` subclasses with a one-line message.
+Every entry point accepts a *model source*: a path to an ``.onnx`` or ``.tflite`` file, a
+compiled project directory (its integer graph, ``model.onnx``), a ``package.module:factory``
+spec, a ``torch.nn.Module`` (with ``example_inputs``), an ``onnx.ModelProto`` or an
+``onnx_ir.Model``; :func:`run` takes the integer ones. Errors caused by the input are raised
+as :class:`~edgec.errors.EdgecError` subclasses with a one-line message.
 """
 
 from __future__ import annotations
@@ -18,21 +19,20 @@ import onnx_ir as ir
 
 from edgec import ops
 from edgec.calibration import calibrate
-from edgec.data import InputSpec, load_arrays, random_samples, split_samples
-from edgec.errors import InputDataError, UnsupportedModelError
+from edgec.data import InputSpec, load_arrays, random_samples, split_calibration, split_samples
+from edgec.errors import EdgecWarning, InputDataError, ModelLoadError, UnsupportedModelError
 from edgec.fixedpoint import ROUNDING_MODES
-from edgec.frontend.onnx_frontend import apply_input_shapes, read_onnx_model, read_proto, upgrade_opset
+from edgec.frontend.onnx_frontend import import_proto, read_onnx_model, read_proto
 from edgec.frontend.tflite_frontend import read_tflite_model
 from edgec.frontend.torch_frontend import example_inputs_for, export_module, is_module_spec, load_module_spec
+from edgec.passes.input_layout import InputLayoutPass
 from edgec.passes.qparams import get_qparams
 from edgec.pipeline import canonical_passes, integer_passes, run_passes
 from edgec.reference import ReferenceExecutor
 
 RANDOM_CALIBRATION = "random"
-
-
-class EdgecWarning(UserWarning):
-    """Something the user asked for that works but deserves attention (e.g. random calibration)."""
+#: The file of a compiled project that holds its integer graph (written by every backend).
+PROJECT_MODEL = "model.onnx"
 
 
 def _is_torch_module(obj) -> bool:
@@ -47,9 +47,7 @@ def _import(source, example_inputs=None, input_shapes: Mapping[str, Sequence[int
     if isinstance(source, ir.Model):
         return source
     if isinstance(source, onnx.ModelProto):
-        model = ir.serde.deserialize_model(upgrade_opset(source, "model"))
-        apply_input_shapes(model, input_shapes, "model")
-        return model
+        return import_proto(source, "model", input_shapes)
     if _is_torch_module(source) or (isinstance(source, str) and is_module_spec(source)):
         module = load_module_spec(source) if isinstance(source, str) else source
         if example_inputs is None:
@@ -59,7 +57,7 @@ def _import(source, example_inputs=None, input_shapes: Mapping[str, Sequence[int
             example_inputs = example_inputs_for(list(input_shapes.values()))
         return export_module(module, example_inputs)
     if isinstance(source, str | Path):
-        path = Path(source)
+        path = project_model_path(source) if Path(source).is_dir() else Path(source)
         if path.suffix.lower() == ".tflite":
             return read_tflite_model(path)
         proto = read_proto(path)
@@ -68,6 +66,15 @@ def _import(source, example_inputs=None, input_shapes: Mapping[str, Sequence[int
         return read_onnx_model(path, input_shapes)
     raise UnsupportedModelError(f"cannot load a model from a {type(source).__name__}",
                                 "pass a path, a torch.nn.Module, an onnx.ModelProto or an onnx_ir.Model")
+
+
+def project_model_path(directory: str | Path) -> Path:
+    """The integer graph of a compiled project (``DIR/model.onnx``, what its C code was generated from)."""
+    path = Path(directory) / PROJECT_MODEL
+    if not path.is_file():
+        raise ModelLoadError(f"'{directory}' is a directory but not a compiled edgec project (no {PROJECT_MODEL})",
+                             "pass a model file (.onnx, .tflite) or a directory written by edgec compile")
+    return path
 
 
 def load(source, *, example_inputs=None, input_shapes: Mapping[str, Sequence[int]] | None = None,
@@ -80,8 +87,9 @@ def load(source, *, example_inputs=None, input_shapes: Mapping[str, Sequence[int
 
 
 def input_specs(model: ir.Model) -> list[InputSpec]:
-    """Name, shape and dtype of each graph input."""
-    return [InputSpec(v.name, tuple(int(d) for d in v.shape.numpy()), np.dtype(v.dtype.numpy()))
+    """Name, shape, dtype and (int8 inputs) quantization of each graph input."""
+    return [InputSpec(v.name, tuple(int(d) for d in v.shape.numpy()), np.dtype(v.dtype.numpy()),
+                      get_qparams(v) if v.dtype == ir.DataType.INT8 else None)
             for v in model.graph.inputs]
 
 
@@ -126,22 +134,24 @@ def calibration_samples(model: ir.Model, calib) -> list[dict[str, np.ndarray]]:
                       "give representative samples with --calib FILE", EdgecWarning, stacklevel=3)
         return random_samples(specs)
     if isinstance(calib, str | Path):
-        return split_samples(load_arrays(calib, "calibration data"), specs, "calibration data")
-    if isinstance(calib, list | tuple) and calib and isinstance(calib[0], dict):
-        return [s for sample in calib for s in split_samples(sample, specs, "calibration data")]
-    return split_samples(calib, specs, "calibration data")
+        calib = load_arrays(calib, "calibration data")
+    return split_calibration(calib, specs)
 
 
 def quantize(source, calib=None, *, method: str = "minmax", rounding: str | None = None, example_inputs=None,
              input_shapes: Mapping[str, Sequence[int]] | None = None, dump_dir: str | Path | None = None,
-             advance: Callable[[], None] | None = None) -> ir.Model:
+             advance: Callable[[], None] | None = None, input_layout: str | None = None) -> ir.Model:
     """Quantize ``source`` to an edgec integer graph.
 
     ``calib``: calibration data (see :func:`calibration_samples`); required unless the
     model is a QDQ model carrying every scale. ``method``: ``minmax``, ``percentile`` or
     ``entropy``. ``rounding``: a mode of :data:`edgec.fixedpoint.ROUNDING_MODES` (default
     ``double``, TFLM/CMSIS-NN). A model that is already integer (an int8 TFLite model, an
-    edgec graph) is returned as is, with ``rounding`` recorded if given.
+    edgec graph) is returned as is, with ``rounding`` recorded if given. ``input_layout``
+    (``"nhwc"`` or ``"nchw"``; default: the model's own, NCHW for ONNX and PyTorch, NHWC for
+    TFLite) is the layout of the integer graph's 3-D/4-D input
+    (:class:`~edgec.passes.input_layout.InputLayoutPass`); ``calib`` stays in the layout of
+    ``source``'s input.
     """
     if rounding is not None and rounding not in ROUNDING_MODES:
         raise InputDataError(f"unknown rounding mode '{rounding}'", f"use one of {list(ROUNDING_MODES)}")
@@ -154,39 +164,71 @@ def quantize(source, calib=None, *, method: str = "minmax", rounding: str | None
             if model is source:  # record the mode on a copy: the caller's model stays as it was
                 model = ir.from_proto(ir.to_proto(model))
             model.metadata_props[ops.ROUNDING_KEY] = rounding
-        return model
+        return _with_input_layout(model, input_layout)
     samples = calibration_samples(model, calib)
     if not samples and _needs_calibration(model):
         raise InputDataError("quantization needs calibration data",
                              "give --calib FILE (.npy/.npz with N input samples), or --calib random to accept poor accuracy")
     ranges = calibrate(model, samples, method, advance) if samples else {}
     first = len(canonical_passes()) if dump_dir is not None else 0
-    return run_passes(model, integer_passes(ranges, rounding or "double"), dump_dir, first_index=first)
+    return _with_input_layout(run_passes(model, integer_passes(ranges, rounding or "double"), dump_dir,
+                                         first_index=first), input_layout)
 
 
-def compile_model(source, target: str, output: str | Path, calib=None, *, method: str = "minmax",
+def _with_input_layout(model: ir.Model, input_layout: str | None) -> ir.Model:
+    """``model`` with its input in ``input_layout`` (``None``: as it is; never modified in place)."""
+    return model if input_layout is None else run_passes(model, [InputLayoutPass(input_layout)])
+
+
+def compile_model(source, target, output: str | Path, calib=None, *, method: str = "minmax",
                   rounding: str | None = None, example_inputs=None,
                   input_shapes: Mapping[str, Sequence[int]] | None = None, ignore_size_limits: bool = False,
-                  name: str | None = None) -> dict:
+                  name: str | None = None, input_layout: str | None = None, emit_only: bool = False,
+                  separate_io: bool = True) -> dict:
     """Quantize ``source`` (if needed) and compile it for ``target`` into the project ``output``.
 
+    ``target``: a packaged target's name, the path of a target TOML file, or a
+    :class:`~edgec.target.Target` (resolved by :func:`edgec.target.get_target`).
+
     Exported as ``edgec.compile``. ``name`` (default :func:`model_name`) names the model in the
-    project. Returns the project's report (``output/report.json``).
+    project; ``input_layout`` is as for :func:`quantize`. ``emit_only`` writes the project
+    without building it (no cross compiler needed; flash and stack are then not measured);
+    ``separate_io=False`` lets the C input and output share arena bytes. Returns the
+    project's report (``output/report.json``).
     """
     from edgec.backends import backend_for
     from edgec.target import get_target
 
     resolved = get_target(target)
     integer_model = quantize(source, calib, method=method, rounding=rounding, example_inputs=example_inputs,
-                             input_shapes=input_shapes)
+                             input_shapes=input_shapes, input_layout=input_layout)
     return backend_for(resolved.kind).compile_project(integer_model, resolved, Path(output), name or model_name(source),
-                                                      ignore_size_limits=ignore_size_limits)
+                                                      ignore_size_limits=ignore_size_limits, emit_only=emit_only,
+                                                      separate_io=separate_io)
 
 
-def run(model: ir.Model, inputs, rounding: str | None = None) -> list[dict[str, np.ndarray]]:
-    """Run an integer graph on ``inputs`` (array, dict, file path) sample by sample."""
-    if not ops.is_integer_model(model):
-        raise UnsupportedModelError("the model is not quantized", "quantize it first (edgec.quantize or --calib)")
-    samples = input_samples(model, inputs)
-    executor = ReferenceExecutor(model, rounding)
+def run(model, inputs, rounding: str | None = None) -> list[dict[str, np.ndarray]]:
+    """Run an edgec integer graph on ``inputs`` (array, dict of arrays, .npy/.npz path) sample by
+    sample with the integer reference executor, on the host.
+
+    ``model``: an ``onnx_ir.Model`` or ``onnx.ModelProto`` (e.g. from :func:`quantize`), an
+    integer ``.onnx`` or int8 ``.tflite`` file, or a compiled project directory, whose
+    ``model.onnx`` (the integer graph its C code was generated from) is run here; to run the
+    C code itself on the target's QEMU board, use ``edgec run DIR`` on the command line. A
+    float model is an error: quantize it first. ``rounding`` overrides the model's recorded mode.
+    """
+    takes = ("pass an integer graph: an onnx_ir.Model or onnx.ModelProto from edgec.quantize, an .onnx or "
+             ".tflite file, or a compiled project directory")
+    spec = isinstance(model, str) and is_module_spec(model)
+    if spec or _is_torch_module(model) or not isinstance(model, ir.Model | onnx.ModelProto | str | Path):
+        what = f"the PyTorch spec '{model}'" if spec else f"an object of type {type(model).__name__}"
+        raise UnsupportedModelError(f"edgec.run cannot run {what}",
+                                    f"{takes}; quantize a float or PyTorch model first: "
+                                    "edgec.run(edgec.quantize(model, calib), inputs)")
+    integer = _import(model)
+    if not ops.is_integer_model(integer):
+        raise UnsupportedModelError("the model is not quantized",
+                                    "quantize it first: edgec.run(edgec.quantize(model, calib), inputs)")
+    samples = input_samples(integer, inputs)
+    executor = ReferenceExecutor(integer, rounding)
     return [executor.run(sample) for sample in samples]

@@ -26,9 +26,10 @@ from edgec.calibration import METHODS
 from edgec.errors import EdgecError
 from edgec.files import atomic_write
 from edgec.fixedpoint import ROUNDING_MODES
+from edgec.passes.input_layout import LAYOUTS
 from edgec.reference import ReferenceExecutor
 from edgec.summary import summarize
-from edgec.target import all_targets, get_target
+from edgec.target import all_targets, get_target, load_target_file, target_toml
 
 #: Wide enough for layer tables when the output is a pipe or a CI log rather than a terminal.
 _PIPE_WIDTH = 160
@@ -81,10 +82,10 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 @click.option("--debug", is_flag=True, help="Show the traceback of internal errors.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """edgec: compile trained ONNX/PyTorch models to bit-exact int8 code for edge targets.
+    """edgec: compile trained ONNX, TFLite and PyTorch models to bit-exact int8 code for edge targets.
 
-    MODEL arguments accept an .onnx file (float, QDQ, or an edgec integer graph) or a
-    PyTorch 'package.module:factory' spec (with --input-shape).
+    MODEL arguments accept an .onnx file (float, QDQ, or an edgec integer graph), an int8
+    .tflite file, or a PyTorch 'package.module:factory' spec (with --input-shape).
     """
     ctx.ensure_object(dict)["debug"] = debug
     warnings.showwarning = _show_warning
@@ -95,13 +96,45 @@ input_shape_option = click.option(
     help="Static shape of an input (repeat per input); needed for dynamic shapes and PyTorch specs.")
 
 
+class PathParam(click.ParamType):
+    """A file path (``kind="file"``) or directory path (``"directory"``). One that exists as
+    the other kind is the one-line error of every input problem, where ``click.Path``'s
+    check would print a usage block."""
+
+    name = "path"
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def convert(self, value, param, ctx):
+        path = Path(value)
+        option = param.opts[-1] if param is not None and param.opts else "path"
+        if self.kind == "file" and path.is_dir():
+            raise EdgecError(f"{option} '{value}' is a directory", "give a file name")
+        if self.kind == "directory" and path.exists() and not path.is_dir():
+            raise EdgecError(f"{option} '{value}' is a file, not a directory", "give a directory name")
+        return value
+
+
 @cli.command()
-def targets() -> None:
-    """List the targets edgec knows, with their core, typical part and emulator."""
+@click.argument("files", nargs=-1, metavar="[FILE.toml]...")
+@click.option("--show", metavar="TARGET", help="Print the TOML of TARGET (a name or a file) and exit.")
+def targets(files: tuple[str, ...], show: str | None) -> None:
+    """List the targets edgec knows, with their core, typical part and emulator.
+
+    Your own part: start from the packaged target with its core (edgec targets --show
+    cortex-m4 > my_board.toml), change the name and [part] (name, clock_hz, flash_bytes,
+    ram_bytes; [compiler] flags if needed), and pass the file's path wherever a target is
+    taken (--target my_board.toml). Given FILEs, this validates them (an error names the
+    file and the key) and lists them with the packaged targets.
+    """
+    if show is not None:
+        click.echo(target_toml(get_target(show)), nl=False)
+        return
     table = Table(title="edgec targets")
     for column in ("target", "core", "DSP", "typical part", "clock", "flash", "RAM", "QEMU machine"):
         table.add_column(column)
-    for target in all_targets().values():
+    for target in [*all_targets().values(), *(load_target_file(path) for path in files)]:
         part = target.part
         table.add_row(target.name, target.core.arch, "yes" if target.core.dsp else "no", part.name,
                       f"{part.clock_hz / 1e6:g} MHz", f"{part.flash_bytes // 1024} KiB", f"{part.ram_bytes // 1024} KiB",
@@ -121,12 +154,20 @@ def inspect(model: str, input_shapes: tuple[str, ...], as_json: bool) -> None:
     """Show every layer of MODEL: operator, shapes, parameters and MACs, with totals.
 
     A float model is shown after canonicalization (BatchNorm folded, no-ops removed).
+    Operators edgec cannot compile are marked ✗ and named in a final warning.
     """
     summary = summarize(api.load(model, input_shapes=parse_input_shapes(input_shapes)))
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2))
-        return
-    table = Table(title=f"{Path(model).name} ({summary.kind} graph)", show_footer=True)
+    else:
+        _print_summary(Path(model).name, summary)
+    if summary.unsupported:
+        warnings.warn(summary.unsupported_warning(), api.EdgecWarning, stacklevel=1)
+
+
+def _print_summary(title: str, summary) -> None:
+    caption = "✗ edgec does not support this operator" if summary.unsupported else None
+    table = Table(title=f"{title} ({summary.kind} graph)", caption=caption, show_footer=True)
     table.add_column("#", justify="right", footer="")
     table.add_column("layer", footer="total", overflow="ellipsis", max_width=48, no_wrap=True)
     table.add_column("op")
@@ -135,7 +176,8 @@ def inspect(model: str, input_shapes: tuple[str, ...], as_json: bool) -> None:
     table.add_column("params", justify="right", footer=f"{summary.total_params:,}")
     table.add_column("MACs", justify="right", footer=f"{summary.total_macs:,}")
     for index, layer in enumerate(summary.layers):
-        table.add_row(str(index), layer.name, layer.op, _shape(layer.input_shape), _shape(layer.output_shape),
+        table.add_row(str(index), layer.name, f"{layer.op} ✗" if layer.unsupported else layer.op,
+                      _shape(layer.input_shape), _shape(layer.output_shape),
                       f"{layer.params:,}" if layer.params else "", f"{layer.macs:,}" if layer.macs else "")
     console.print(table)
     console.print(f"parameters: {summary.total_params:,} ({summary.total_param_bytes:,} bytes)   "
@@ -143,7 +185,7 @@ def inspect(model: str, input_shapes: tuple[str, ...], as_json: bool) -> None:
 
 
 def _quantize_with_progress(model: str, calib: str | None, method: str, rounding: str | None, input_shapes,
-                            dump_dir: str | None) -> ir.Model:
+                            dump_dir: str | None, input_layout: str | None = None) -> ir.Model:
     """Quantize, showing a progress bar (on stderr) once calibration starts."""
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=error_console, transient=True)
@@ -158,7 +200,8 @@ def _quantize_with_progress(model: str, calib: str | None, method: str, rounding
 
     try:
         return api.quantize(model, calib, method=method, rounding=rounding,
-                            input_shapes=parse_input_shapes(input_shapes), dump_dir=dump_dir, advance=advance)
+                            input_shapes=parse_input_shapes(input_shapes), dump_dir=dump_dir, advance=advance,
+                            input_layout=input_layout)
     finally:
         if task is not None:
             progress.stop()
@@ -169,6 +212,10 @@ calib_option = click.option(
     help="Calibration samples (.npy/.npz, N samples of the input), or 'random' (uniform [0,1), with a warning).")
 method_option = click.option("--method", type=click.Choice(sorted(METHODS)), default="minmax", show_default=True,
                              help="Calibration method (onnxruntime's calibrators).")
+input_layout_option = click.option(
+    "--input-layout", type=click.Choice(LAYOUTS), default=None,
+    help="Layout of the integer graph's 3-D/4-D input (and of data given to 'edgec run'); default: the model's "
+         "(ONNX/PyTorch nchw, TFLite nhwc). nhwc saves the input transpose; --calib stays in the model's layout.")
 ignore_size_limits_option = click.option(
     "--ignore-size-limits", is_flag=True, help="Go on even if the model exceeds the part's flash or RAM.")
 rounding_option = click.option("--rounding", type=click.Choice(ROUNDING_MODES), default=None,
@@ -180,19 +227,20 @@ rounding_option = click.option("--rounding", type=click.Choice(ROUNDING_MODES), 
 @cli.command()
 @click.argument("model")
 @calib_option
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Integer graph to write (.onnx).")
+@click.option("-o", "--output", required=True, type=PathParam("file"), help="Integer graph to write (.onnx).")
 @method_option
 @rounding_option
 @input_shape_option
-@click.option("--dump-dir", type=click.Path(file_okay=False), help="Save the model after every pass here.")
+@input_layout_option
+@click.option("--dump-dir", type=PathParam("directory"), help="Save the model after every pass here.")
 def quantize(model: str, calib: str | None, output: str, method: str, rounding: str | None,
-             input_shapes: tuple[str, ...], dump_dir: str | None) -> None:
+             input_shapes: tuple[str, ...], input_layout: str | None, dump_dir: str | None) -> None:
     """Quantize MODEL to an edgec int8 integer graph and write it to OUTPUT.
 
     Weights become int8 per output channel, activations int8 per tensor, biases int32;
     requantization follows the TFLite/CMSIS-NN int8 specification.
     """
-    integer_model = _quantize_with_progress(model, calib, method, rounding, input_shapes, dump_dir)
+    integer_model = _quantize_with_progress(model, calib, method, rounding, input_shapes, dump_dir, input_layout)
     proto = ir.to_proto(integer_model)
     onnx.checker.check_model(proto)
     atomic_write(output, lambda tmp: onnx.save(proto, str(tmp)))
@@ -203,32 +251,52 @@ def quantize(model: str, calib: str | None, output: str, method: str, rounding: 
 
 @cli.command()
 @click.argument("model")
-@click.option("--target", "-t", "target_name", required=True, help="Target to compile for (see 'edgec targets').")
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
-              help="Directory for the C project (created; replaced only if it is an edgec project).")
+@click.option("--target", "-t", "target_name", required=True,
+              help="Target to compile for: a name from 'edgec targets', or the path of your own target .toml file.")
+@click.option("-o", "--output", required=True, type=PathParam("directory"),
+              help="Directory for the C project (created; an edgec project there is replaced, keeping files "
+                   "you added).")
 @calib_option
 @method_option
 @rounding_option
 @input_shape_option
+@input_layout_option
+@click.option("--emit-only", is_flag=True,
+              help="Write the C project without building it (for IAR, Keil or your own build): flash and stack "
+                   "are then not measured.")
+@click.option("--overlap-io", is_flag=True,
+              help="Let the C input and output share arena bytes (saves report.json's ram.io_separation_bytes; "
+                   "read the output before writing the next input).")
 @ignore_size_limits_option
 def compile(model: str, target_name: str, output: str, calib: str | None, method: str, rounding: str | None,
-            input_shapes: tuple[str, ...], ignore_size_limits: bool) -> None:
+            input_shapes: tuple[str, ...], input_layout: str | None, emit_only: bool, overlap_io: bool,
+            ignore_size_limits: bool) -> None:
     """Compile MODEL into a C library for TARGET, with build files and a QEMU harness.
 
     A float model is quantized first (needs --calib). The project is built once with the
-    target's cross compiler to check it and measure flash and RAM (OUTPUT/report.json).
+    target's cross compiler to check it and measure flash and RAM (OUTPUT/report.json),
+    unless --emit-only.
     """
     target = get_target(target_name)
-    integer_model = _quantize_with_progress(model, calib, method, rounding, input_shapes, None)
-    with error_console.status(f"generating and building for {target.name} ..."):
-        manifest = api.compile_model(integer_model, target.name, output, name=Path(model).stem,
-                                     ignore_size_limits=ignore_size_limits)
+    integer_model = _quantize_with_progress(model, calib, method, rounding, input_shapes, None, input_layout)
+    with error_console.status(f"generating {'' if emit_only else 'and building '}for {target.name} ..."):
+        manifest = api.compile_model(integer_model, target, output, name=Path(model).stem,
+                                     ignore_size_limits=ignore_size_limits, emit_only=emit_only,
+                                     separate_io=not overlap_io)
     flash, ram = manifest["flash"], manifest["ram"]
     console.print(f"wrote {output}: {target.name} ({target.part.name}), {len(manifest['layers'])} layers, "
-                  f"{manifest['macs']:,} MACs")
-    console.print(f"  flash {flash['total']:,} B (weights and parameters {flash['weights_and_parameters']:,}, "
-                  f"code {flash['code']:,})   RAM {ram['total']:,} B (arena {ram['arena']:,}, stack {ram['stack_bound']:,})")
-    console.print(f"  build: make -C {output}   run on QEMU: edgec run {output} --input x.npy")
+                  f"{manifest['macs']:,} MACs, input {manifest['input']['layout'] or 'row-major'} "
+                  f"{manifest['input']['shape']}")
+    if manifest["built"]:
+        console.print(f"  flash {flash['total']:,} B (weights and parameters {flash['weights_and_parameters']:,}, "
+                      f"code {flash['code']:,})   RAM {ram['total']:,} B (arena {ram['arena']:,}, "
+                      f"stack {ram['stack_bound']:,})")
+        console.print(f"  build: make -C {output}   run on QEMU: edgec run {output} --input x.npy")
+    else:
+        console.print(f"  not built: weights {flash['weights']:,} B, arena {ram['arena']:,} B; flash and stack "
+                      f"not measured")
+        console.print(f"  build: add {output}/CMakeLists.txt or the sources in {output}/src to your project "
+                      f"(or make -C {output})")
 
 
 def _save_outputs(path: str, outputs: dict[str, np.ndarray]) -> None:
@@ -294,9 +362,9 @@ def _run_compiled(project: Path, input_path: str, raw: bool, check: bool, host: 
 
 @cli.command()
 @click.argument("model")
-@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
+@click.option("--input", "input_path", required=True, type=PathParam("file"),
               help="Input samples (.npy/.npz): float, or int8 for the quantized input.")
-@click.option("--output", "output_path", type=click.Path(dir_okay=False),
+@click.option("--output", "output_path", type=PathParam("file"),
               help="Write the outputs (.npy for one output, .npz for several).")
 @click.option("--int8", "raw", is_flag=True, help="Output the int8 tensors instead of dequantized floats.")
 @click.option("--check", is_flag=True, help="Compiled project: compare with the integer reference bit for bit.")
@@ -367,13 +435,13 @@ def _print_profile(result) -> None:
 
 @cli.command()
 @click.argument("model")
-@click.option("--target", "-t", "targets", help="Targets, comma-separated (e.g. cortex-m3,cortex-m4); "
+@click.option("--target", "-t", "targets", help="Targets, comma-separated (e.g. cortex-m3,cortex-m4,my_board.toml); "
               "not needed for a compiled project.")
-@click.option("--input", "input_path", type=click.Path(dir_okay=False),
+@click.option("--input", "input_path", type=PathParam("file"),
               help="Input sample (.npy/.npz; the first sample is used). Default: fixed random data.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the profile as JSON.")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write the per-layer rows as CSV.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+@click.option("--json", "json_path", type=PathParam("file"), help="Also write the profile as JSON.")
+@click.option("--csv", "csv_path", type=PathParam("file"), help="Also write the per-layer rows as CSV.")
+@click.option("--plot", "plot_path", type=PathParam("file"),
               help="Also write a PNG: per-layer latency per target and the activation-memory timeline.")
 @calib_option
 @method_option

@@ -49,3 +49,8 @@ class ToolchainError(EdgecError):
 
 class SizeLimitError(EdgecError):
     """The compiled model does not fit the target part's flash or RAM."""
+
+
+class EdgecWarning(UserWarning):
+    """Something the user asked for that works but deserves attention (random calibration,
+    very few calibration samples, float64 data converted); the CLI prints it as ``warning: ...``."""

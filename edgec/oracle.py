@@ -29,6 +29,8 @@ from edgec.reference import ReferenceExecutor
 
 QUANTIZED_SUFFIX = "__q"
 _WEIGHTED = {"Conv", "DepthwiseConv", "FullyConnected"}
+#: onnxruntime's log severity in edgec's sessions: errors only (no ``[W:onnxruntime ...]`` lines).
+ORT_LOG_SEVERITY = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +159,7 @@ def ort_session(model: onnx.ModelProto | bytes, as_written: bool = False) -> ort
     QuantizeLinear. (With them on, onnxruntime fuses QDQ groups into its own int8 kernels,
     whose x86 int8 GEMM can saturate intermediate sums: not a faithful oracle.)"""
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = ORT_LOG_SEVERITY
     if as_written:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     data = model if isinstance(model, bytes) else model.SerializeToString()

@@ -32,7 +32,8 @@ from edgec.passes.quantize import QuantizePass
 
 
 class PassFailure(RuntimeError):
-    """An unexpected failure inside a pass (a bug in edgec or an unforeseen model)."""
+    """An unexpected failure inside a pass: a bug in edgec. (A malformed model is an error on
+    import, :mod:`edgec.frontend.validate`, before any pass runs.)"""
 
 
 def canonical_passes() -> list[ir.passes.PassBase]:

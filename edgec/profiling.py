@@ -170,7 +170,7 @@ def profile(source, targets: Sequence[str] | str | None = None, *, calib=None, i
     names = targets.split(",") if isinstance(targets, str) else list(targets or [])
     if isinstance(source, str | Path) and Path(source).is_dir():
         manifest = emitter.read_manifest(Path(source))
-        if names and names != [manifest["target"]]:
+        if names and [get_target(name).name for name in names] != [manifest["target"]]:
             raise EdgecError(f"'{source}' is compiled for {manifest['target']}, not {', '.join(names)}",
                              "profile the model file for other targets, or omit --target")
         return Profile(manifest["model"], [profile_project(Path(source), inputs, advance)])

@@ -3,7 +3,13 @@
 MACs count multiply-accumulates of the layers that have weights, the convention of the
 MLPerf Tiny figures: Conv ``N*Cout*prod(out_spatial)*(Cin/group)*prod(kernel)``, Gemm/MatMul
 and FullyConnected ``prod(output)*K``, depthwise ``N*prod(out_spatial)*Cout*prod(kernel)``.
-Other operators count 0. Parameters are the elements of a layer's constant inputs.
+Other operators count 0. Parameters are the elements of the constant inputs of the layers
+that have weights (:data:`PARAMETER_OPS` and every edgec operator, whose configuration is
+in attributes); the constant inputs of other operators (a Reshape's shape, a Pad's pads, a
+ReduceMean's axes, a Clip's bounds) configure them and count 0.
+
+A layer is marked ``unsupported`` when edgec cannot compile its operator
+(:func:`edgec.support.is_supported`).
 """
 
 from __future__ import annotations
@@ -16,11 +22,18 @@ import onnx_ir as ir
 
 from edgec import ops
 from edgec.passes.graph_utils import attribute, static_shape
+from edgec.support import is_supported, unsupported_warning
+
+#: Float operators whose constant inputs are parameters: weights, biases, and the per-channel
+#: scale and shift of a BatchNorm that could not be folded into a convolution (a Mul and an Add).
+PARAMETER_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Sub", "Mul",
+                           "BatchNormalization", "PRelu"})
 
 
 @dataclasses.dataclass(frozen=True)
 class Layer:
-    """One node: name, operator, activation input/output shapes, parameter count and bytes, MACs."""
+    """One node: name, operator, activation input/output shapes, parameter count and bytes, MACs,
+    and whether edgec cannot compile its operator."""
 
     name: str
     op: str
@@ -29,6 +42,7 @@ class Layer:
     params: int
     param_bytes: int
     macs: int
+    unsupported: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +66,17 @@ class ModelSummary:
     def total_param_bytes(self) -> int:
         return sum(layer.param_bytes for layer in self.layers)
 
+    @property
+    def unsupported(self) -> list[Layer]:
+        """The layers whose operator edgec cannot compile."""
+        return [layer for layer in self.layers if layer.unsupported]
+
+    def unsupported_warning(self) -> str | None:
+        """A sentence naming the unsupported layers and what will fail; ``None`` when there are none."""
+        if not self.unsupported:
+            return None
+        return unsupported_warning([(layer.op, layer.name) for layer in self.unsupported], self.kind == "integer")
+
     def to_dict(self) -> dict:
         return {
             "kind": self.kind,
@@ -61,6 +86,7 @@ class ModelSummary:
             "total_macs": self.total_macs,
             "total_params": self.total_params,
             "total_param_bytes": self.total_param_bytes,
+            "unsupported": [{"name": layer.name, "op": layer.op} for layer in self.unsupported],
         }
 
 
@@ -84,24 +110,31 @@ def _macs(node: ir.Node, out_shape: tuple[int, ...] | None, weight: np.ndarray |
     return 0
 
 
+def _parameters(node: ir.Node) -> list[ir.Value]:
+    """The constant inputs of ``node`` that are parameters (see the module docstring)."""
+    if node.domain != ops.DOMAIN and not (node.domain == "" and node.op_type in PARAMETER_OPS):
+        return []
+    return [v for v in node.inputs if v is not None and v.const_value is not None]
+
+
 def summarize(model: ir.Model) -> ModelSummary:
     """Summarize a canonical float model or an integer graph."""
+    integer = ops.is_integer_model(model)
     layers = []
     for node in model.graph:
-        constants = [v for v in node.inputs if v is not None and v.const_value is not None]
         activations = [v for v in node.inputs if v is not None and v.const_value is None]
-        weight = constants[0].const_value.numpy() if constants and node.op_type not in ("Reshape", "Pad") else None
+        constants = _parameters(node)
+        weight = constants[0].const_value.numpy() if constants else None
         out_shape = static_shape(node.outputs[0])
-        params = sum(math.prod(v.shape.numpy()) for v in constants if v.shape is not None)
-        param_bytes = sum(v.const_value.nbytes for v in constants)
         layers.append(Layer(
             name=node.name or node.outputs[0].name, op=node.op_type,
-            input_shape=static_shape(activations[0]) if activations else None,
-            output_shape=out_shape, params=params if weight is not None else 0,
-            param_bytes=param_bytes if weight is not None else 0, macs=_macs(node, out_shape, weight),
+            input_shape=static_shape(activations[0]) if activations else None, output_shape=out_shape,
+            params=sum(math.prod(v.shape.numpy()) for v in constants if v.shape is not None),
+            param_bytes=sum(v.const_value.nbytes for v in constants), macs=_macs(node, out_shape, weight),
+            unsupported=not is_supported(node, integer),
         ))
     return ModelSummary(
-        kind="integer" if ops.is_integer_model(model) else "float",
+        kind="integer" if integer else "float",
         inputs={v.name: static_shape(v) for v in model.graph.inputs},
         outputs={v.name: static_shape(v) for v in model.graph.outputs},
         layers=layers,

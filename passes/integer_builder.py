@@ -52,15 +52,21 @@ class IntegerGraphBuilder:
         graph = float_model.graph
         self._interface = {v.name for v in graph.inputs} | {v.name for v in graph.outputs}
         self._names: set[str] = set(self._interface)
+        #: Float value name -> name of the float node computing it: the integer node emitted
+        #: for that value takes the float node's name (the layer name users see).
+        self._layer_names = {out.name: node.name for node in graph for out in node.outputs if node.name}
+        self._node_names: set[str] = set()
 
     # -- names and shapes ------------------------------------------------------------
-    def unique_name(self, base: str) -> str:
-        """A value name not yet used in the integer graph (``base`` itself when free)."""
+    def unique_name(self, base: str, taken: set[str] | None = None) -> str:
+        """A name not yet in ``taken`` (default: the integer graph's value names), added to it;
+        ``base`` itself when free."""
+        taken = self._names if taken is None else taken
         base = base or "t"
         name, counter = base, 1
-        while name in self._names:
+        while name in taken:
             name, counter = f"{base}_{counter}", counter + 1
-        self._names.add(name)
+        taken.add(name)
         return name
 
     @staticmethod
@@ -120,7 +126,8 @@ class IntegerGraphBuilder:
              qparams: QParams | None, dtype: ir.DataType = ir.DataType.INT8) -> ir.Value:
         """Append an edgec node; returns its (single) output value."""
         value_name = self.unique_name(f"{name}_int8" if name in self._interface else name)
-        node = ir.node(op_type, inputs, attrs, domain=ops.DOMAIN, name=value_name)
+        node_name = self.unique_name(self._layer_names.get(name, value_name), self._node_names)
+        node = ir.node(op_type, inputs, attrs, domain=ops.DOMAIN, name=node_name)
         out = node.outputs[0]
         out.name = value_name
         out.shape = ir.Shape(list(shape))

@@ -20,6 +20,14 @@ SOFTMAX_OUTPUT = QParams(1.0 / 256.0, -128)
 _SOFTMAX_INTEGER_BITS = 5
 
 
+class MultiplierRangeError(ValueError):
+    """The scales around an operator give a multiplier its int8 kernel cannot take.
+
+    A model problem (scales or calibrated ranges that differ by many orders of magnitude),
+    which the callers report naming the operator.
+    """
+
+
 def channel_requant_attributes(input_scale: float, weight_scales: np.ndarray, output_scale: float) -> dict:
     """Per-channel multipliers of Conv/DepthwiseConv/per-channel FullyConnected.
 
@@ -39,7 +47,7 @@ def per_tensor_fc_attributes(input_scale: float, weight_scale: float, output_sca
 
 def _smaller_than_one(real: float, what: str) -> tuple[int, int]:
     if not 0.0 < real < 1.0:
-        raise ValueError(f"{what} multiplier {real} is outside (0, 1)")
+        raise MultiplierRangeError(f"{what} multiplier {real} is outside (0, 1)")
     return quantize_multiplier(real)
 
 
@@ -87,7 +95,7 @@ def softmax_attributes(input_scale: float, beta: float = 1.0) -> dict:
     """SOFTMAX: input rescaled to Q5.26 (``beta * s_in * 2^26``) and the exp underflow radius."""
     real = min(beta * input_scale * float(1 << (31 - _SOFTMAX_INTEGER_BITS)), float((1 << 31) - 1))
     if real <= 1.0:
-        raise ValueError(f"softmax input scale {input_scale} is too small (beta*scale*2^26 = {real} <= 1)")
+        raise MultiplierRangeError(f"softmax input scale {input_scale} is too small (beta*scale*2^26 = {real} <= 1)")
     multiplier, left_shift = quantize_multiplier(real)
     radius = math.floor(((1 << _SOFTMAX_INTEGER_BITS) - 1) * float(1 << (31 - _SOFTMAX_INTEGER_BITS))
                         / float(1 << left_shift))

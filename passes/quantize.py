@@ -33,11 +33,9 @@ from edgec import ops
 from edgec.errors import UnsupportedModelError
 from edgec.passes.integer_builder import IntegerGraphBuilder
 from edgec.passes.lower_ops import LOWERINGS
+from edgec.passes.multipliers import MultiplierRangeError
 from edgec.passes.qparams import get_qparams
-
-
-def _unsupported_nodes(graph: ir.Graph, supported) -> list[ir.Node]:
-    return [node for node in graph if node.domain != "" or node.op_type not in supported]
+from edgec.support import supported_operators, unsupported_nodes
 
 
 class QuantizePass(ir.passes.FunctionalPass):
@@ -49,7 +47,7 @@ class QuantizePass(ir.passes.FunctionalPass):
         self.rounding = rounding
 
     def requires(self, model: ir.Model) -> None:
-        unsupported = _unsupported_nodes(model.graph, LOWERINGS)
+        unsupported = unsupported_nodes(model.graph)
         if unsupported:
             node = unsupported[0]
             others = len({(n.domain, n.op_type) for n in unsupported}) - 1
@@ -57,7 +55,7 @@ class QuantizePass(ir.passes.FunctionalPass):
             raise UnsupportedModelError(
                 f"operator {node.domain + '::' if node.domain else ''}{node.op_type} (node '{node.name}') "
                 f"is not supported{more}",
-                f"supported operators: {', '.join(sorted(LOWERINGS))}",
+                f"supported operators: {', '.join(supported_operators())}",
             )
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
@@ -77,7 +75,13 @@ class QuantizePass(ir.passes.FunctionalPass):
                                      shape=shape, name=value.name, qparams=q)
             builder.bind(value, quantized, channels_last=False)
         for node in graph:
-            LOWERINGS[node.op_type](builder, node)
+            try:
+                LOWERINGS[node.op_type](builder, node)
+            except MultiplierRangeError as error:
+                raise UnsupportedModelError(
+                    f"{node.op_type} node '{node.name}' cannot be requantized in int8: {error}",
+                    "the ranges of its inputs and output differ by too many orders of magnitude; check its "
+                    "weights and the calibration data") from None
         outputs = []
         for value in graph.outputs:
             quantized = builder.value_in_layout(value, channels_last=False)

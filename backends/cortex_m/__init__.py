@@ -2,7 +2,7 @@
 
 * :func:`compile_project` plans memory, emits the C project (library, Makefile, CMakeLists,
   QEMU harness, ``model.onnx`` and ``report.json``), builds the library with
-  arm-none-eabi-gcc and checks flash and RAM against the target's part.
+  arm-none-eabi-gcc (unless ``emit_only``) and checks flash and RAM against the target's part.
 * :func:`run_project` builds the harness if needed and runs int8 samples on the target's QEMU
   board (or on the host, under ASan/UBSan), returning outputs and instruction counts;
   :func:`first_difference` compares a per-layer trace with the integer reference.
@@ -12,86 +12,62 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
 import onnx_ir as ir
 
-from edgec import __version__
 from edgec.api import int8_output_names
-from edgec.backends.cortex_m import emitter, qemu, toolchain
+from edgec.backends.cortex_m import emitter, project_dir, qemu, report, toolchain
 from edgec.backends.cortex_m.layers import shape_of
-from edgec.backends.cortex_m.network import Network, build_network
-from edgec.errors import EdgecError, SizeLimitError
+from edgec.backends.cortex_m.network import build_network
+from edgec.data import quantize_float
+from edgec.errors import EdgecError, InputDataError
+from edgec.passes.qparams import QParams, get_qparams
 from edgec.reference import KERNELS, ReferenceExecutor
 from edgec.reference.executor import node_attributes
-from edgec.target import Target, get_target
-
-
-def _manifest(network: Network, target: Target, sizes: toolchain.Sizes, stack: int, model_name: str) -> dict:
-    layers = []
-    for index, layer in enumerate(network.layers):
-        node = layer.node
-        layers.append({
-            "index": index, "name": node.name, "op": node.op_type, "output": node.outputs[0].name,
-            "output_bytes": math.prod(shape_of(node.outputs[0])),
-            "macs": emitter.layer_macs(layer), "weight_bytes": sum(a.values.nbytes for a in layer.arrays),
-            "scratch_bytes": layer.scratch_bytes, "kernel": layer.call.split("(")[0] if layer.call else "alias",
-            "live_bytes": network.live_bytes[index],
-        })
-    return {
-        "generator": "edgec", "version": __version__, "model": model_name, "target": target.name,
-        "part": target.part.name, "rounding": network.rounding,
-        "input": {"shape": network.input.shape, "scale": network.input.qparams.scale,
-                  "zero_point": network.input.qparams.zero_point, "name": network.input.value.name},
-        "output": {"shape": network.output.shape, "scale": network.output.qparams.scale,
-                   "zero_point": network.output.qparams.zero_point, "name": network.output.value.name},
-        "macs": sum(layer["macs"] for layer in layers),
-        "flash": {"code": sizes.code, "weights_and_parameters": sizes.model_constants,
-                  "kernel_tables": sizes.kernel_constants, "data": sizes.data, "total": sizes.flash},
-        "ram": {"arena": network.plan.size, "arena_live_bound": network.live_bound,
-                "static_total": sizes.static_ram, "stack_bound": stack, "total": sizes.static_ram + stack},
-        "notes": ["flash and static RAM: the library built with arm-none-eabi-gcc (harness excluded)",
-                  "arena: every tensor (input and output included) and kernel scratch",
-                  "stack_bound: deepest edgec_invoke call chain from -fcallgraph-info, C library calls excluded"],
-        "layers": layers,
-    }
-
-
-def _check_limits(manifest: dict, target: Target) -> None:
-    flash, ram = manifest["flash"]["total"], manifest["ram"]["total"]
-    problems = []
-    if flash > target.part.flash_bytes:
-        problems.append(f"flash {flash:,} B > {target.part.flash_bytes:,} B")
-    if ram > target.part.ram_bytes:
-        problems.append(f"RAM {ram:,} B > {target.part.ram_bytes:,} B")
-    if problems:
-        raise SizeLimitError(f"the model does not fit {target.part.name} ({target.name}): {', '.join(problems)}",
-                             "choose a larger target, shrink the model, or pass --ignore-size-limits")
+from edgec.target import Target, project_target
 
 
 def compile_project(model: ir.Model, target: Target, out_dir: Path, model_name: str = "model",
-                    ignore_size_limits: bool = False) -> dict:
-    """Emit, build and size-check the project for ``model``; returns the manifest (report.json)."""
+                    ignore_size_limits: bool = False, emit_only: bool = False, separate_io: bool = True) -> dict:
+    """Emit, build and size-check the project for ``model``; returns the manifest (report.json).
+
+    ``emit_only``: write the project without building it (no cross compiler needed; the
+    report's flash, static RAM and stack are then ``null``). ``separate_io``: the C input and
+    output never share arena bytes (see :mod:`backends.cortex_m.network`). Files a user added
+    to an existing project in ``out_dir`` are kept (:mod:`backends.cortex_m.project_dir`).
+    """
     if target.kind != "cortex-m":
         raise EdgecError(f"target '{target.name}' is a {target.kind} target", "pick a Cortex-M target")
-    network = build_network(model, target.core.dsp)
+    network = build_network(model, target.core.dsp, separate_io)
     files = emitter.render_sources(network, target, model_name)
-    with emitter.staged_project(Path(out_dir)) as staging:
+    written = emitter.written_files(files)
+    manifest = report.planned_report(network, target, model_name, written)
+    with project_dir.staged_project(Path(out_dir), written) as staging:
         emitter.write_files(staging, files, model)
-        toolchain.make(staging)
-        manifest = _manifest(network, target, toolchain.library_sizes(staging),
-                             toolchain.stack_bound(staging, "edgec_invoke"), model_name)
+        if not emit_only:
+            toolchain.make(staging)
+            manifest = report.measured_report(manifest, staging)
         if not ignore_size_limits:
-            _check_limits(manifest, target)
+            report.check_limits(manifest, target)
         emitter.write_manifest(staging, manifest)
     return manifest
 
 
 def load_project(out_dir: Path) -> tuple[dict, Target, ir.Model]:
-    """Manifest, target and integer graph of a compiled project directory."""
+    """Manifest, target and integer graph of a compiled project directory.
+
+    A project compiled with ``emit_only`` is built and measured first (its report.json
+    completed) when arm-none-eabi-gcc is installed; otherwise its report stays unmeasured.
+    """
     manifest = emitter.read_manifest(Path(out_dir))
-    return manifest, get_target(manifest["target"]), ir.load(Path(out_dir) / "model.onnx")
+    if not manifest.get("built", True) and shutil.which(toolchain.CROSS_COMPILER):
+        toolchain.make(Path(out_dir))
+        manifest = report.measured_report(manifest, Path(out_dir))
+        emitter.write_manifest(Path(out_dir), manifest)
+    return manifest, project_target(out_dir, manifest["target"]), ir.load(Path(out_dir) / "model.onnx")
 
 
 def executable_path(out_dir: Path, host: bool = False, variant: str = "") -> Path:
@@ -108,7 +84,7 @@ def run_project(out_dir: Path, samples: np.ndarray, host: bool = False, variant:
     out_dir = Path(out_dir).resolve()
     manifest = emitter.read_manifest(out_dir)
     toolchain.make(out_dir, "host" if host else "qemu", variant=variant)
-    target = None if host else get_target(manifest["target"])
+    target = None if host else project_target(out_dir, manifest["target"])
     return qemu.run(executable_path(out_dir, host, variant), target, samples, math.prod(manifest["output"]["shape"]))
 
 
@@ -138,14 +114,24 @@ def first_difference(model: ir.Model, manifest: dict, sample: np.ndarray, trace:
 
 
 def int8_inputs(model: ir.Model, samples: list[dict[str, np.ndarray]]) -> np.ndarray:
-    """The C input (one int8 row per sample): float samples through the model's input Quantize."""
+    """The C input (one int8 row per sample): int8 samples as they are, float samples quantized
+    as the model's input Quantize does (an int8 graph input, a TFLite model's: with its own
+    scale and zero point)."""
     graph_input = model.graph.inputs[0]
     quantize = next((n for n in graph_input.consumers() if n.op_type == "Quantize"), None)
+    if quantize is not None:
+        attrs = node_attributes(quantize)
+        qparams = QParams(attrs["scale"], attrs["zero_point"])
+    else:
+        qparams = get_qparams(graph_input)
     rows = []
     for sample in samples:
         data = np.asarray(sample[graph_input.name])
         if data.dtype != np.int8:
-            data = KERNELS["Quantize"](node_attributes(quantize), "double", data)
+            if qparams is None:
+                raise InputDataError(f"input '{graph_input.name}' takes int8 data and records no scale to "
+                                     f"quantize {data.dtype} data with", "pass int8 data")
+            data = quantize_float(data, qparams)
         rows.append(data.ravel())
     return np.stack(rows)
 

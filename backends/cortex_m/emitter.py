@@ -2,18 +2,21 @@
 
 :func:`render_sources` renders the Jinja2 templates (``StrictUndefined``: a missing value
 fails) and adds the kernel sources the network calls. Output is deterministic: the same
-model and target give byte-identical files. :func:`staged_project` gives a fresh directory
-next to the output that replaces it only when everything (rendering, building, size checks)
-succeeded.
+model and target give byte-identical files. The project directory itself is replaced by
+:mod:`backends.cortex_m.project_dir`; the manifest (``report.json``) is read and written here.
+
+Contracts the templates state in ``edgec_model.h``: the input layout (from the integer
+graph, :func:`edgec.passes.input_layout.input_layout`), what inference overwrites (the
+input; the output never shares bytes with it unless compiled with ``separate_io=False``),
+``edgec_invoke()``'s return value (always 0), and the placement macros
+``EDGEC_ARENA_SECTION`` (on the arena) and ``EDGEC_WEIGHTS_SECTION`` (on every constant in
+``edgec_model.c``), empty unless defined on the compiler's command line.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import shutil
-import tempfile
 from pathlib import Path
 
 import jinja2
@@ -25,12 +28,16 @@ from edgec.backends.cortex_m.network import Network
 from edgec.backends.cortex_m.printers import c_array, c_struct, c_struct_array, c_value
 from edgec.errors import EdgecError
 from edgec.fixedpoint import operator_rounding
-from edgec.target import Target
+from edgec.passes.input_layout import input_layout, layout_name
+from edgec.target import PROJECT_FILE, Target, target_toml
 
 PACKAGE = Path(__file__).resolve().parent
 KERNEL_HEADERS = ("edgec_kernels.h", "edgec_arith.h", "edgec_dot.h")
 ALWAYS_NEEDED = ("edgec_layout.c",)  # Quantize/Dequantize of the float wrapper
 MANIFEST = "report.json"
+#: The Makefile's build directories (``make clean`` removes them).
+BUILD_DIRS = ("build", "build-trace", "build-profile", "build-host", "build-host-trace", "build-host-profile")
+WEIGHTS_SECTION = "EDGEC_WEIGHTS_SECTION"
 STACK_RESERVE_BYTES = 16384
 
 
@@ -41,18 +48,24 @@ def template_environment() -> jinja2.Environment:
                               trim_blocks=False, lstrip_blocks=False)
 
 
+def comment_text(text: str) -> str:
+    """``text`` made safe inside a C block comment: no ``/*`` or ``*/`` (an error under
+    ``-Werror``, or the comment's end), no line breaks."""
+    return " ".join(text.replace("*/", "* /").replace("/*", "/ *").split())
+
+
 def _layer_view(network: Network, index: int, layer: CLayer) -> dict:
     """What the model template needs of one layer: its constants and its filled-in call."""
     node = layer.node
-    constants = [c_struct_array(a.ctype, a.name, a.values) if a.ctype.startswith("edgec_")
-                 else c_array(a.ctype, a.name, a.values) for a in layer.arrays]
+    constants = [c_struct_array(a.ctype, a.name, a.values, section=WEIGHTS_SECTION) if a.ctype.startswith("edgec_")
+                 else c_array(a.ctype, a.name, a.values, section=WEIGHTS_SECTION) for a in layer.arrays]
     if layer.params_type is not None:
-        constants.append(c_struct(layer.params_type, f"layer{index}", layer.params))
+        constants.append(c_struct(layer.params_type, f"layer{index}", layer.params, section=WEIGHTS_SECTION))
     pointers = {f"in{i}": network.pointer(v) for i, v in enumerate(node.inputs) if v is not None and v.const_value is None}
     out = node.outputs[0]
     pointers["out"] = network.pointer(out)
     pointers["scratch"] = f"(edgec_arena + {network.scratch_offsets[index]})" if layer.scratch_bytes else "NULL"
-    return {"index": index, "op": node.op_type, "name": node.name, "constants": constants,
+    return {"index": index, "op": node.op_type, "name": comment_text(node.name), "constants": constants,
             "call": layer.call.format(**pointers) if layer.call else None, "output": pointers["out"],
             "output_bytes": math.prod(shape_of(out))}
 
@@ -71,8 +84,8 @@ def render_sources(network: Network, target: Target, model_name: str) -> dict[st
         "live_bound": network.live_bound, "macs": macs, "layers": layers,
         "input_pointer": network.pointer(network.input.value), "output_pointer": network.pointer(network.output.value),
         "sources": ["src/edgec_model.c", *(f"src/{s}" for s in sources)], "stack_bytes": STACK_RESERVE_BYTES,
-        "input_layout": "NCHW as the model's input" if len(network.input.shape) == 4 and
-                        network.input.value.metadata_props.get("edgec.layout") != "nhwc" else "the model's layout",
+        "input_layout": input_description(network), "separate_io": network.separate_io,
+        "io_separation_bytes": network.io_separation_bytes, "build_dirs": BUILD_DIRS,
         "guard": "EDGEC_MODEL_H",
         "single": int(operator_rounding(network.rounding, "Conv") == "single"),
         "fc_single": int(operator_rounding(network.rounding, "FullyConnected") == "single"),
@@ -84,12 +97,19 @@ def render_sources(network: Network, target: Target, model_name: str) -> dict[st
         "Makefile": env.get_template("Makefile.j2").render(common),
         "CMakeLists.txt": env.get_template("CMakeLists.txt.j2").render(common),
         "harness/linker.ld": env.get_template("linker.ld.j2").render(common),
+        PROJECT_FILE: target_toml(target),
     }
     for name in (*KERNEL_HEADERS, *sources):
         files[f"src/{name}"] = (PACKAGE / "kernels" / name).read_text(encoding="utf-8")
     for name in ("main.c", "startup.c"):
         files[f"harness/{name}"] = (PACKAGE / "harness" / name).read_text(encoding="utf-8")
     return files
+
+
+def input_description(network: Network) -> str:
+    """The input's element order as the header states it, e.g. ``NHWC, as EDGEC_INPUT_SHAPE``."""
+    name = layout_name(input_layout(network.input.value), len(network.input.shape))
+    return f"{name}, as EDGEC_INPUT_SHAPE" if name else "row-major, as EDGEC_INPUT_SHAPE"
 
 
 def layer_macs(layer: CLayer) -> int:
@@ -102,7 +122,8 @@ def layer_macs(layer: CLayer) -> int:
     return 0
 
 
-def _is_edgec_project(path: Path) -> bool:
+def is_edgec_project(path: Path) -> bool:
+    """True when ``path`` holds a manifest written by edgec."""
     manifest = path / MANIFEST
     if not manifest.is_file():
         return False
@@ -110,29 +131,6 @@ def _is_edgec_project(path: Path) -> bool:
         return json.loads(manifest.read_text()).get("generator") == "edgec"
     except (OSError, ValueError):
         return False
-
-
-@contextlib.contextmanager
-def staged_project(out_dir: Path):
-    """A fresh directory next to ``out_dir`` that replaces it when the block succeeds.
-
-    Nothing is left behind if the block raises. An existing ``out_dir`` is replaced only if
-    it is empty or an edgec project.
-    """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not _is_edgec_project(out_dir))):
-        raise EdgecError(f"output '{out_dir}' exists and is not an edgec project",
-                         "choose a new directory (edgec only replaces projects it generated)")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        yield staging
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
 
 
 def write_files(directory: Path, files: dict[str, str], model: ir.Model) -> None:
@@ -144,13 +142,18 @@ def write_files(directory: Path, files: dict[str, str], model: ir.Model) -> None
     ir.save(model, directory / "model.onnx")
 
 
+def written_files(files: dict[str, str]) -> list[str]:
+    """Relative paths of everything :func:`write_files` and :func:`write_manifest` write."""
+    return sorted([*files, "model.onnx", MANIFEST])
+
+
 def write_manifest(directory: Path, manifest: dict) -> None:
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def read_manifest(directory: Path) -> dict:
     """The manifest of a compiled project; an error if ``directory`` is not one."""
-    if not _is_edgec_project(Path(directory)):
+    if not is_edgec_project(Path(directory)):
         raise EdgecError(f"'{directory}' is not a compiled edgec project (no {MANIFEST})",
                          "compile one with: edgec compile MODEL --target TARGET -o DIR")
     return json.loads((Path(directory) / MANIFEST).read_text())

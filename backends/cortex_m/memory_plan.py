@@ -10,6 +10,13 @@ are tried — decreasing size (tflite-micro's), decreasing size x lifetime, incr
 step, decreasing last step (ties: name) — and the smallest arena wins (the first order on a
 tie). Deterministic for a given input.
 
+Buffers named together in ``apart`` never share a byte, whatever their lifetimes (the
+Cortex-M backend keeps the model's input and output apart this way). Two candidates are
+compared: first fit with that constraint (the same four orders), and the unconstrained plan
+with the smaller buffer of each clashing pair moved to a fresh region at the end; the smaller
+arena wins. So the constraint costs at most the aligned size of the smaller buffer of each
+pair; :attr:`ArenaPlan.apart_cost` says what it cost.
+
 Limits: the problem (dynamic storage allocation) is NP-hard; greedy placement is not optimal
 in general. The arena is never smaller than :func:`live_bytes_bound`, the largest sum of
 sizes live at one step, and on chain-like networks it usually equals it. Aliasing (a Reshape
@@ -38,10 +45,14 @@ class Buffer:
 
 @dataclasses.dataclass(frozen=True)
 class ArenaPlan:
-    """Byte offset of every buffer and the arena size (a multiple of the alignment)."""
+    """Byte offset of every buffer and the arena size (a multiple of the alignment).
+
+    ``apart_cost``: bytes the ``apart`` constraint added over the unconstrained plan.
+    """
 
     offsets: dict[str, int]
     size: int
+    apart_cost: int = 0
 
 
 def _align(value: int, alignment: int) -> int:
@@ -56,11 +67,15 @@ _ORDERS = (
 )
 
 
-def _first_fit(order: Sequence[Buffer], alignment: int) -> dict[str, tuple[int, int]]:
+Placement = dict[str, tuple[int, int]]  # buffer name -> (offset, aligned size)
+
+
+def _first_fit(order: Sequence[Buffer], alignment: int, apart: frozenset[frozenset[str]]) -> Placement:
     placed: list[tuple[int, int, Buffer]] = []  # (offset, aligned size, buffer)
     for buffer in order:
         size = _align(max(buffer.size, 1), alignment)
-        busy = sorted((offset, offset + length) for offset, length, other in placed if other.overlaps_in_time(buffer))
+        busy = sorted((offset, offset + length) for offset, length, other in placed
+                      if other.overlaps_in_time(buffer) or frozenset((buffer.name, other.name)) in apart)
         offset = 0
         for start, end in busy:
             if offset + size <= start:
@@ -70,19 +85,50 @@ def _first_fit(order: Sequence[Buffer], alignment: int) -> dict[str, tuple[int, 
     return {buffer.name: (offset, size) for offset, size, buffer in placed}
 
 
-def plan_arena(buffers: Sequence[Buffer], alignment: int = 8) -> ArenaPlan:
-    """Place ``buffers`` (see the module docstring); sizes are rounded up to ``alignment``."""
+def _extent(placement: Placement) -> int:
+    return max((offset + length for offset, length in placement.values()), default=0)
+
+
+def _best_first_fit(buffers: Sequence[Buffer], alignment: int, apart: frozenset[frozenset[str]]) -> Placement:
+    best: Placement | None = None
+    for key in _ORDERS:
+        placement = _first_fit(sorted(buffers, key=key), alignment, apart)
+        if best is None or _extent(placement) < _extent(best):
+            best = placement
+    return best
+
+
+def _moved_apart(placement: Placement, pairs: Sequence[tuple[str, str]]) -> Placement:
+    """``placement`` with the smaller buffer of each pair sharing bytes moved past the end."""
+    moved = dict(placement)
+    for a, b in pairs:
+        (a_offset, a_size), (b_offset, b_size) = moved[a], moved[b]
+        if a_offset < b_offset + b_size and b_offset < a_offset + a_size:
+            smaller = a if a_size <= b_size else b
+            moved[smaller] = (_extent(moved), moved[smaller][1])
+    return moved
+
+
+def plan_arena(buffers: Sequence[Buffer], alignment: int = 8, apart: Sequence[tuple[str, str]] = ()) -> ArenaPlan:
+    """Place ``buffers`` (see the module docstring); sizes are rounded up to ``alignment``.
+
+    ``apart``: pairs of buffer names that must not share bytes even when their lifetimes
+    do not intersect.
+    """
     names = [b.name for b in buffers]
     if len(set(names)) != len(names):
         raise ValueError("buffer names must be unique")
-    best: dict[str, tuple[int, int]] | None = None
-    best_size = 0
-    for key in _ORDERS:
-        placement = _first_fit(sorted(buffers, key=key), alignment)
-        size = max((offset + length for offset, length in placement.values()), default=0)
-        if best is None or size < best_size:
-            best, best_size = placement, size
-    return ArenaPlan(offsets={b.name: best[b.name][0] for b in buffers}, size=_align(best_size, alignment))
+    if any(a not in names or b not in names or a == b for a, b in apart):
+        raise ValueError("apart pairs must name two different buffers")
+    shared = _best_first_fit(buffers, alignment, frozenset())
+    best = shared
+    if apart:
+        constrained = _best_first_fit(buffers, alignment, frozenset(frozenset(pair) for pair in apart))
+        moved = _moved_apart(shared, apart)
+        best = constrained if _extent(constrained) <= _extent(moved) else moved
+    size = _align(_extent(best), alignment)
+    return ArenaPlan(offsets={b.name: best[b.name][0] for b in buffers}, size=size,
+                     apart_cost=size - _align(_extent(shared), alignment))
 
 
 def live_bytes_bound(buffers: Sequence[Buffer], alignment: int = 1) -> int:

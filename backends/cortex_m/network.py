@@ -4,7 +4,11 @@
 
 * the C interface: ``input`` is the int8 tensor the application fills (after the model's
   float ``Quantize``, if any), ``output`` the int8 tensor it reads (before ``Dequantize``);
-  both live in the arena, like every other tensor;
+  both live in the arena, like every other tensor. With ``separate_io`` (the default) they
+  never share a byte, so the next input can be written while the last output is read: the
+  planner keeps them apart (:attr:`ArenaPlan.apart_cost` bytes), the last layer does not
+  write over the input in place, and a Reshape from the input straight to the output
+  becomes a copy;
 * one :class:`~backends.cortex_m.layers.CLayer` per remaining node, in graph order;
 * which tensors share storage: a Reshape views its input; an elementwise operator whose
   input dies at it writes over that input (in place); tensors joined this way form one group;
@@ -53,6 +57,12 @@ class Network:
     live_bound: int                  # largest sum of tensor bytes live at one step (no scratch)
     rounding: str
     live_bytes: list[int]            # per layer: tensor bytes live during it, plus its scratch
+    separate_io: bool                # input and output never share arena bytes
+
+    @property
+    def io_separation_bytes(self) -> int:
+        """Arena bytes spent keeping the input and output apart (0 when they may share)."""
+        return self.plan.apart_cost
 
     def pointer(self, value: ir.Value) -> str:
         """The C expression addressing ``value``'s data."""
@@ -102,11 +112,20 @@ class _Groups:
         self.parent[self.find(b)] = self.find(a)
 
 
-def build_network(model: ir.Model, dsp: bool) -> Network:
+def _copy_layer(layer: CLayer) -> CLayer:
+    """A zero-copy Reshape made a copy (its input and output then have buffers of their own)."""
+    size = math.prod(shape_of(layer.node.outputs[0]))
+    return dataclasses.replace(layer, call=f"memcpy({{out}}, {{in0}}, {size}u)")
+
+
+def build_network(model: ir.Model, dsp: bool, separate_io: bool = True) -> Network:
     """Analyse ``model`` (an edgec integer graph) for a core with (``dsp``) or without the DSP
     extension, as described in the module docstring."""
     rounding = model.metadata_props.get(ops.ROUNDING_KEY, "double")
     first, last, nodes = _boundaries(model)
+    if separate_io and first is last:
+        raise UnsupportedModelError("the model's output is its input: it computes nothing",
+                                    "compile a model with at least one operator between input and output")
     layers = [lower_node(node, index, rounding, dsp) for index, node in enumerate(nodes)]
     end = len(layers)
     defined = {first.name: -1}
@@ -120,7 +139,10 @@ def build_network(model: ir.Model, dsp: bool) -> Network:
     groups = _Groups()
     for index, layer in enumerate(layers):
         source, result = layer.node.inputs[0], layer.node.outputs[0]
-        if layer.call is None:
+        if separate_io and result is last and groups.find(source.name) == groups.find(first.name):
+            if layer.call is None:
+                layers[index] = _copy_layer(layer)
+        elif layer.call is None:
             groups.join(source.name, result.name)
         elif layer.in_place:
             root = groups.find(source.name)
@@ -135,11 +157,12 @@ def build_network(model: ir.Model, dsp: bool) -> Network:
                       max(last_use[n] for n in names)) for root, names in members.items()]
     scratch = [Buffer(f"scratch:{index}", layer.scratch_bytes, index, index)
                for index, layer in enumerate(layers) if layer.scratch_bytes]
-    plan = plan_arena(tensors + scratch, ARENA_ALIGNMENT)
+    apart = [(f"tensor:{groups.find(first.name)}", f"tensor:{groups.find(last.name)}")] if separate_io else []
+    plan = plan_arena(tensors + scratch, ARENA_ALIGNMENT, apart)
     offsets = {name: plan.offsets[f"tensor:{groups.find(name)}"] for name in defined}
     scratch_offsets = {buffer.first: plan.offsets[buffer.name] for buffer in scratch}
     boundary = [Boundary(v, shape_of(v), get_qparams(v) or QParams(1.0, 0)) for v in (first, last)]
     live = [sum(b.size for b in tensors if b.first <= index <= b.last) + layer.scratch_bytes
             for index, layer in enumerate(layers)]
     return Network(layers, boundary[0], boundary[1], offsets, scratch_offsets, plan,
-                   live_bytes_bound(tensors, 1), rounding, live)
+                   live_bytes_bound(tensors, 1), rounding, live, separate_io)

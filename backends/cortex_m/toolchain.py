@@ -21,6 +21,7 @@ from pathlib import Path
 
 from edgec.errors import ToolchainError
 
+CROSS_COMPILER = "arm-none-eabi-gcc"
 INSTALL = {
     "arm-none-eabi-gcc": "sudo apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi",
     "arm-none-eabi-size": "sudo apt-get install binutils-arm-none-eabi",
@@ -44,7 +45,7 @@ def require(tool: str) -> str:
 def make(project: Path, goal: str = "all", variant: str = "", timeout: int = 900) -> None:
     """Run ``make goal`` in ``project``; ``variant`` ``trace``/``profile`` sets TRACE=1/PROFILE=1."""
     require("make")
-    require("gcc" if goal == "host" else "arm-none-eabi-gcc")
+    require("gcc" if goal == "host" else CROSS_COMPILER)
     command = ["make", "-C", str(project), f"-j{os.cpu_count() or 2}", goal]
     if variant:
         command.append(f"{variant.upper()}=1")

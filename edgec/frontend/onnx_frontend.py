@@ -1,8 +1,10 @@
 """Reading ONNX files: validation, opset conversion and input-shape overrides.
 
-Contract of :func:`read_onnx_model`: returns an ``onnx_ir.Model`` whose default-domain
+Contract of :func:`read_onnx_model` and :func:`import_proto`: return an ``onnx_ir.Model``
+that passed :mod:`edgec.frontend.validate` (structure, dtypes, initializers, strict shape
+inference and per-operator shape rules with the final input shapes), whose default-domain
 opset is at least :data:`CANONICAL_MIN_OPSET` and whose graph inputs all have static
-shapes; otherwise raises :class:`~edgec.errors.ModelLoadError` or
+shapes; otherwise raise :class:`~edgec.errors.ModelLoadError` or
 :class:`~edgec.errors.UnsupportedModelError` with a one-line reason and fix.
 """
 
@@ -16,11 +18,7 @@ import onnx_ir as ir
 from google.protobuf.message import DecodeError
 
 from edgec.errors import ModelLoadError, UnsupportedModelError
-
-MIN_OPSET = 11
-#: Models below this opset are converted up (onnxruntime's per-channel quantizer and
-#: edgec's lowering both assume opset-13 operator forms).
-CANONICAL_MIN_OPSET = 13
+from edgec.frontend.validate import CANONICAL_MIN_OPSET, check_opset, validate_proto, validate_shapes
 
 
 def _first_line(error: Exception) -> str:
@@ -29,7 +27,7 @@ def _first_line(error: Exception) -> str:
 
 
 def read_proto(path: str | Path) -> onnx.ModelProto:
-    """Parse and check an ONNX file."""
+    """Parse an ONNX file and check it with :func:`~edgec.frontend.validate.validate_proto`."""
     path = Path(path)
     if not path.exists():
         raise ModelLoadError(f"model file '{path}' does not exist", "check the path")
@@ -39,7 +37,7 @@ def read_proto(path: str | Path) -> onnx.ModelProto:
         raise ModelLoadError(f"model file '{path}' is empty", "re-export or re-download the model")
     try:
         proto = onnx.load(str(path))
-    except (DecodeError, RuntimeError, ValueError, OSError) as error:
+    except (DecodeError, RuntimeError, ValueError, OSError, onnx.checker.ValidationError) as error:
         raise ModelLoadError(
             f"'{path}' is not an ONNX model ({_first_line(error)})",
             "pass a complete .onnx file; a truncated or corrupted download fails this way",
@@ -49,28 +47,14 @@ def read_proto(path: str | Path) -> onnx.ModelProto:
             f"'{path}' holds no ONNX graph (no nodes or no opset)",
             "pass a complete .onnx file; a truncated or corrupted download fails this way",
         )
-    try:
-        onnx.checker.check_model(proto)
-    except onnx.checker.ValidationError as error:
-        raise ModelLoadError(
-            f"'{path}' is not a valid ONNX model: {_first_line(error)}",
-            "re-export the model; a truncated file fails this way",
-        ) from None
+    validate_proto(proto, str(path))
     return proto
 
 
-def default_opset(proto: onnx.ModelProto) -> int:
-    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
-
-
 def upgrade_opset(proto: onnx.ModelProto, source: str) -> onnx.ModelProto:
-    """Convert models older than :data:`CANONICAL_MIN_OPSET` with onnx's version converter."""
-    version = default_opset(proto)
-    if version < MIN_OPSET:
-        raise UnsupportedModelError(
-            f"'{source}' uses ONNX opset {version}; edgec needs opset {MIN_OPSET} or newer",
-            f"re-export with opset_version>={CANONICAL_MIN_OPSET}",
-        )
+    """Convert models older than :data:`CANONICAL_MIN_OPSET` with onnx's version converter
+    (an error for opsets edgec cannot read, see :func:`~edgec.frontend.validate.check_opset`)."""
+    version = check_opset(proto, source)
     if version >= CANONICAL_MIN_OPSET:
         return proto
     try:
@@ -80,6 +64,11 @@ def upgrade_opset(proto: onnx.ModelProto, source: str) -> onnx.ModelProto:
             f"'{source}' could not be converted from opset {version} to {CANONICAL_MIN_OPSET}: {_first_line(error)}",
             f"re-export with opset_version>={CANONICAL_MIN_OPSET}",
         ) from None
+
+
+def _dim_text(dim: int | ir.SymbolicDim) -> str:
+    """A dimension as a user reads it: ``3``, ``N``, or ``?`` when it has no name."""
+    return str(dim) if isinstance(dim, int) or dim.value is not None else "?"
 
 
 def apply_input_shapes(model: ir.Model, input_shapes: Mapping[str, Sequence[int]] | None, source: str) -> None:
@@ -112,7 +101,7 @@ def apply_input_shapes(model: ir.Model, input_shapes: Mapping[str, Sequence[int]
                 )
             value.shape = ir.Shape(shape)
         if value.shape is None or not value.shape.is_static():
-            dims = "unknown" if value.shape is None else list(value.shape)
+            dims = "unknown" if value.shape is None else f"[{', '.join(_dim_text(d) for d in value.shape)}]"
             example = ",".join(str(d) if isinstance(d, int) else "1" for d in (value.shape or [1]))
             raise UnsupportedModelError(
                 f"input '{value.name}' of '{source}' has a dynamic shape {dims}",
@@ -120,9 +109,25 @@ def apply_input_shapes(model: ir.Model, input_shapes: Mapping[str, Sequence[int]
             )
 
 
+def _import_checked(proto: onnx.ModelProto, source: str, input_shapes: Mapping[str, Sequence[int]] | None) -> ir.Model:
+    """Upgrade a validated ``proto``, set its input shapes and check its shapes."""
+    model = ir.serde.deserialize_model(upgrade_opset(proto, source))
+    inputs = [v for v in model.graph.inputs if not v.is_initializer()]
+    declared = {v.name: list(v.shape) for v in inputs if v.shape is not None}
+    apply_input_shapes(model, input_shapes, source)
+    named = set(input_shapes or {})
+    given = {v.name: list(v.shape) for v in inputs if v.name in named or "" in named}
+    validate_shapes(ir.to_proto(model), source, given, declared)
+    return model
+
+
+def import_proto(proto: onnx.ModelProto, source: str,
+                 input_shapes: Mapping[str, Sequence[int]] | None = None) -> ir.Model:
+    """An in-memory ``onnx.ModelProto`` as :func:`read_onnx_model` reads a file (``source`` names it)."""
+    validate_proto(proto, source)
+    return _import_checked(proto, source, input_shapes)
+
+
 def read_onnx_model(path: str | Path, input_shapes: Mapping[str, Sequence[int]] | None = None) -> ir.Model:
     """Read, check and upgrade an ONNX file (see the module contract)."""
-    proto = upgrade_opset(read_proto(path), str(path))
-    model = ir.serde.deserialize_model(proto)
-    apply_input_shapes(model, input_shapes, str(path))
-    return model
+    return _import_checked(read_proto(path), str(path), input_shapes)

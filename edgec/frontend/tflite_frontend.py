@@ -9,11 +9,16 @@ have). Integer attributes are derived exactly as TFLM's "prepare" steps derive t
 Each int8 value keeps the TFLite tensor's name and records its tensor index as
 ``metadata_props['edgec.tflite_tensor']`` (to compare with TFLM's intermediate tensors).
 Contract of :func:`read_tflite_model`: an integer ``onnx_ir.Model`` or an
-:class:`~edgec.errors.EdgecError` naming the file, the operator and its index.
+:class:`~edgec.errors.EdgecError` naming the file, the operator and its index. A corrupt
+file (a flatbuffer that does not parse, names that are not UTF-8, indices of tensors,
+buffers or operator codes out of range, buffers whose size disagrees with their tensor's
+shape, non-positive or non-finite scales) is a :class:`~edgec.errors.ModelLoadError`
+raised before any operator is converted (:func:`check_structure`).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +27,17 @@ import onnx_ir as ir
 from edgec import ops
 from edgec.errors import ModelLoadError, UnsupportedModelError
 from edgec.frontend import tflite_ops
+from edgec.passes.multipliers import MultiplierRangeError
 from edgec.passes.qparams import QParams, set_channel_scales, set_qparams
 
 TFLITE_TENSOR_KEY = "edgec.tflite_tensor"
 
 _TENSOR_TYPES = {0: (np.float32, ir.DataType.FLOAT), 2: (np.int32, ir.DataType.INT32),
                  4: (np.int64, ir.DataType.INT64), 9: (np.int8, ir.DataType.INT8)}
+#: Bytes per element of the TFLite tensor types a model may hold (TensorType numbers).
+_TYPE_SIZES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 9: 1, 10: 8, 12: 8, 15: 4, 16: 2}
+_INT8 = 9
+CORRUPT_FIX = "pass an uncorrupted .tflite file (re-download or re-export it)"
 
 
 def _schema():
@@ -70,8 +80,7 @@ class TfliteGraph:
         return np.asarray(self.tensor(index).quantization.scale, dtype=np.float32)
 
     def name(self, index: int) -> str:
-        raw = self.tensor(index).name
-        return raw.decode() if isinstance(raw, bytes) else str(raw or f"tensor_{index}")
+        return _text(self.tensor(index).name, f"tensor {index}", self.source) or f"tensor_{index}"
 
     def constant(self, index: int) -> np.ndarray | None:
         """The data of a constant tensor (from its buffer), or ``None`` for activations."""
@@ -154,6 +163,80 @@ class TfliteGraph:
         where = f"operator {self.operator_index}" if self.operator_index >= 0 else "the model"
         return UnsupportedModelError(f"'{self.source}' {where}: {problem}", hint)
 
+    def corrupt(self, problem: str) -> ModelLoadError:
+        where = f"operator {self.operator_index}" if self.operator_index >= 0 else "the model"
+        return ModelLoadError(f"'{self.source}' {where}: {problem}", CORRUPT_FIX)
+
+
+def _text(raw, what: str, source: str) -> str:
+    """A flatbuffer string as text; a corrupt name is an error."""
+    try:
+        return raw.decode() if isinstance(raw, bytes) else str(raw or "")
+    except UnicodeDecodeError:
+        raise ModelLoadError(f"'{source}' is corrupt: the name of {what} is not valid UTF-8 ({raw[:40]!r})",
+                             CORRUPT_FIX) from None
+
+
+def _check_quantization(label: str, tensor, shape: list[int], source: str) -> None:
+    q = tensor.quantization
+    if q is None or q.scale is None or len(q.scale) == 0:
+        return
+    scales = np.asarray(q.scale, dtype=np.float64)
+    if not np.all(np.isfinite(scales)) or np.any(scales <= 0):
+        raise ModelLoadError(f"'{source}': {label} has quantization scales that are not finite and positive",
+                             CORRUPT_FIX)
+    zero_points = np.asarray(q.zeroPoint if q.zeroPoint is not None else [0] * len(scales), dtype=np.int64)
+    if len(zero_points) != len(scales) or (tensor.type == _INT8 and np.any((zero_points < -128) | (zero_points > 127))):
+        raise ModelLoadError(f"'{source}': {label} has zero points {zero_points.tolist()[:8]} for "
+                             f"{len(scales)} scales", CORRUPT_FIX)
+    if len(scales) > 1 and not (0 <= q.quantizedDimension < len(shape) and shape[q.quantizedDimension] == len(scales)):
+        raise ModelLoadError(f"'{source}': {label} of shape {shape} has {len(scales)} scales along axis "
+                             f"{q.quantizedDimension}", CORRUPT_FIX)
+
+
+def _check_tensor(index: int, tensor, buffers: list, source: str) -> None:
+    label = f"tensor {index} ('{_text(tensor.name, f'tensor {index}', source)}')"
+    shape = [int(d) for d in tensor.shape] if tensor.shape is not None else []
+    if tensor.type not in _TYPE_SIZES:
+        raise ModelLoadError(f"'{source}': {label} has TFLite type {tensor.type}", CORRUPT_FIX)
+    if any(d < 1 for d in shape):
+        raise ModelLoadError(f"'{source}': {label} has shape {shape}", CORRUPT_FIX)
+    if not 0 <= tensor.buffer < len(buffers):
+        raise ModelLoadError(f"'{source}': {label} refers to buffer {tensor.buffer}; the model has {len(buffers)}",
+                             CORRUPT_FIX)
+    data = buffers[tensor.buffer].data
+    size = math.prod(shape) * _TYPE_SIZES[tensor.type]
+    if data is not None and len(data) not in (0, size):
+        raise ModelLoadError(f"'{source}': {label} has shape {shape} ({size} bytes) but its buffer holds "
+                             f"{len(data)} bytes", CORRUPT_FIX)
+    _check_quantization(label, tensor, shape, source)
+
+
+def _check_indices(indices, what: str, count: int, source: str, optional: bool = False) -> None:
+    for index in indices if indices is not None else []:
+        if not (-1 if optional else 0) <= index < count:
+            raise ModelLoadError(f"'{source}': {what} refers to tensor {index}; the model has {count}", CORRUPT_FIX)
+
+
+def check_structure(model, source: str) -> None:
+    """Every name, index, buffer size and scale of the (single) subgraph is consistent."""
+    subgraph, buffers, codes = model.subgraphs[0], model.buffers or [], model.operatorCodes or []
+    for index, code in enumerate(codes):
+        _text(code.customCode, f"operator code {index}", source)
+    tensors = subgraph.tensors or []
+    for index, tensor in enumerate(tensors):
+        _check_tensor(index, tensor, buffers, source)
+    for what, indices in (("the model's inputs", subgraph.inputs), ("the model's outputs", subgraph.outputs)):
+        if indices is None or len(indices) == 0:
+            raise ModelLoadError(f"'{source}': {what} are missing", CORRUPT_FIX)
+        _check_indices(indices, what, len(tensors), source)
+    for index, operator in enumerate(subgraph.operators or []):
+        if not 0 <= operator.opcodeIndex < len(codes):
+            raise ModelLoadError(f"'{source}': operator {index} has operator code {operator.opcodeIndex}; the model "
+                                 f"has {len(codes)}", CORRUPT_FIX)
+        _check_indices(operator.inputs, f"operator {index}'s input", len(tensors), source, optional=True)
+        _check_indices(operator.outputs, f"operator {index}'s output", len(tensors), source)
+
 
 def _operator_name(schema, names: dict[int, str], model, operator) -> str:
     """The BUILTIN_OPERATOR name of ``operator`` (``names``: number -> name), or its custom code."""
@@ -183,6 +266,7 @@ def read_tflite_model(path: str | Path) -> ir.Model:
     if len(model.subgraphs) > 1:
         raise UnsupportedModelError(f"'{path}' has {len(model.subgraphs)} subgraphs (control flow)",
                                     "edgec imports single-subgraph TFLite models")
+    check_structure(model, str(path))
     graph = TfliteGraph(model, str(path))
     subgraph = graph.subgraph
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
@@ -194,7 +278,12 @@ def read_tflite_model(path: str | Path) -> ir.Model:
         if lowering is None:
             raise graph.unsupported(f"TFLite operator {name} is not supported",
                                     f"supported operators: {', '.join(sorted(tflite_ops.LOWERINGS))}")
-        lowering(graph, operator)
+        tflite_ops.check_operator(graph, name, operator)
+        try:
+            lowering(graph, operator)
+        except MultiplierRangeError as error:
+            raise graph.unsupported(f"{name} cannot be requantized in int8: {error}",
+                                    "the model's scales around this operator are out of range; re-export it") from None
     outputs = [graph.values[int(i)] for i in subgraph.outputs]
     new_graph = ir.Graph(inputs, outputs, nodes=graph.nodes, initializers=graph.initializers,
                          opset_imports={"": 13, ops.DOMAIN: ops.OPSET_VERSION}, name=path.stem)

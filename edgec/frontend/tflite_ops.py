@@ -26,7 +26,7 @@ from edgec.passes.multipliers import (
 from edgec.passes.qparams import get_qparams
 
 _NONE, _RELU, _RELU_N1_TO_1, _RELU6 = 0, 1, 2, 3
-_SAME = 0
+_SAME, _VALID = 0, 1
 
 
 def activation_range(graph, output: int, fused: int) -> dict:
@@ -65,6 +65,7 @@ def _weights(graph, index: int) -> np.ndarray:
     data = graph.constant(index)
     if data is None or data.dtype != np.int8:
         raise graph.unsupported("weights are not a constant int8 tensor", "edgec imports int8 models with constant weights")
+    graph.qparams(index)  # an error unless the weights carry scales
     zero_points = graph.tensor(index).quantization.zeroPoint
     if zero_points is not None and np.any(np.asarray(zero_points) != 0):
         raise graph.unsupported("weights have a non-zero zero point", "quantize weights symmetrically")
@@ -227,6 +228,48 @@ def dequantize(graph, operator) -> None:
     q = graph.qparams(x)
     graph.emit("Dequantize", [graph.value(x)], {"scale": q.scale, "zero_point": q.zero_point}, out,
                dtype=ir.DataType.FLOAT)
+
+
+#: Per operator: the class of the builtin options its lowering reads (``None``: none) and how
+#: many inputs it needs at least.
+OPERANDS = {
+    "CONV_2D": ("Conv2DOptionsT", 2),
+    "DEPTHWISE_CONV_2D": ("DepthwiseConv2DOptionsT", 2),
+    "FULLY_CONNECTED": ("FullyConnectedOptionsT", 2),
+    "ADD": ("AddOptionsT", 2),
+    "SUB": ("SubOptionsT", 2),
+    "MUL": ("MulOptionsT", 2),
+    "AVERAGE_POOL_2D": ("Pool2DOptionsT", 1),
+    "MAX_POOL_2D": ("Pool2DOptionsT", 1),
+    "MEAN": ("ReducerOptionsT", 2),
+    "SOFTMAX": ("SoftmaxOptionsT", 1),
+    "RESHAPE": (None, 1),
+    "PAD": (None, 2),
+    "PADV2": (None, 2),
+    "CONCATENATION": ("ConcatenationOptionsT", 1),
+    "QUANTIZE": (None, 1),
+    "DEQUANTIZE": (None, 1),
+}
+#: Window options that must be at least 1.
+_POSITIVE_OPTIONS = ("strideH", "strideW", "dilationHFactor", "dilationWFactor", "filterHeight", "filterWidth")
+
+
+def check_operator(graph, name: str, operator) -> None:
+    """The operands and options of ``operator`` (a supported ``name``) are what its lowering reads."""
+    options_class, needed = OPERANDS[name]
+    inputs = [int(i) for i in operator.inputs] if operator.inputs is not None else []
+    outputs = [int(i) for i in operator.outputs] if operator.outputs is not None else []
+    if len(inputs) < needed or any(i < 0 for i in inputs[:needed]) or len(outputs) != 1:
+        raise graph.corrupt(f"{name} has inputs {inputs} and outputs {outputs}; it takes {needed} inputs and 1 output")
+    options = operator.builtinOptions
+    if options_class is not None and type(options).__name__ != options_class:
+        found = "no options" if options is None else f"options {type(options).__name__[:-1]}"
+        raise graph.corrupt(f"{name} has {found}, not {options_class[:-1]}")
+    for field in _POSITIVE_OPTIONS:
+        if getattr(options, field, 1) < 1:
+            raise graph.corrupt(f"{name} has {field}={getattr(options, field)}")
+    if getattr(options, "padding", _SAME) not in (_SAME, _VALID):
+        raise graph.corrupt(f"{name} has padding {options.padding} (TFLite knows SAME=0 and VALID=1)")
 
 
 LOWERINGS = {

@@ -1,24 +1,38 @@
 """PyTorch frontend: ``torch.nn.Module`` -> ``onnx_ir.Model`` via ``torch.onnx.export``.
 
 The module is exported in eval mode (its training flag is restored afterwards) with the
-dynamo-based exporter, whose result is already an ``onnx_ir.Model``. ``package.module:factory``
-specs name a module or a zero-argument callable returning one, importable from the current
-directory or ``sys.path``.
+dynamo-based exporter, whose result is already an ``onnx_ir.Model``; the exporter's log lines
+and prints are kept from the terminal. ``package.module:factory`` specs name a module or a
+zero-argument callable returning one, importable from the current directory or ``sys.path``.
+
+Nodes are named after the module that computes them (:func:`name_nodes_after_modules`), so
+every layer name edgec shows (inspect, profile, report.json, the C comments) is a path the
+user knows: ``features.0.0``, ``fc``. When the export fails, the module is run once on the
+example inputs with plain PyTorch: an input it does not accept is reported as such, with the
+shape its first layer takes.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import importlib
 import io
 import logging
+import re
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import onnx_ir as ir
 
-from edgec.errors import EdgecError, ModelLoadError, UnsupportedModelError
+from edgec.errors import EdgecError, InputDataError, ModelLoadError, UnsupportedModelError
+
+#: Node metadata where the exporter records the module scopes of a node, outermost first,
+#: ending with the operation itself: ``['', 'features', 'features.0', 'features.0.0', 'conv2d']``.
+NAME_SCOPES_KEY = "pkg.torch.onnx.name_scopes"
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def _torch():
@@ -63,8 +77,114 @@ def example_inputs_for(shapes: Sequence[Sequence[int]]) -> tuple:
     return tuple(torch.rand(*shape, generator=generator) for shape in shapes)
 
 
+def _first_line(error: BaseException) -> str:
+    """The first line of ``error``'s message, without terminal colour codes."""
+    text = _ANSI_ESCAPE.sub("", str(error)).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """The innermost exception ``error`` was raised from (the exporter wraps the real one)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+def _first_layer(module):
+    """``(path, layer)`` of the first convolution or linear layer of ``module`` (registration order)."""
+    torch = _torch()
+    layers = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)
+    return next(((path, layer) for path, layer in module.named_modules() if isinstance(layer, layers)), (None, None))
+
+
+def _input_shape_hint(module, shape: list[int]) -> str:
+    """What to give instead of ``shape``: the shape the first conv/linear layer takes, when it does
+    not take ``shape``."""
+    torch = _torch()
+    path, layer = _first_layer(module)
+    if layer is None:
+        return "give the input shape the module's forward takes (--input-shape; Python: example_inputs)"
+    if isinstance(layer, torch.nn.Linear):
+        takes = f"[..., {layer.in_features}]"
+        fixed = [*shape[:-1], layer.in_features]
+    else:
+        spatial = {1: ["L"], 2: ["H", "W"], 3: ["D", "H", "W"]}[len(layer.kernel_size)]
+        takes = f"[N, {layer.in_channels}, {', '.join(spatial)}]"
+        fixed = ([shape[0], layer.in_channels, *shape[2:]] if len(shape) == len(spatial) + 2
+                 else [1, layer.in_channels, *spatial])
+    where = f"{f'its first layer {path!r}' if path else 'the module'} ({type(layer).__name__}) takes {takes}"
+    if fixed == shape:
+        return f"{where}, which this shape fits: a later layer needs another size (check the spatial size)"
+    return f"{where}: give --input-shape {','.join(map(str, fixed))} (Python: example_inputs of that shape)"
+
+
+def _check_accepts(module, example_inputs: tuple) -> None:
+    """Run ``module`` on ``example_inputs``; an input it does not accept is an :class:`InputDataError`."""
+    torch = _torch()
+    try:
+        with torch.no_grad():
+            module(*example_inputs)
+    except Exception as error:
+        shapes = ", ".join(str(list(t.shape)) if isinstance(t, torch.Tensor) else type(t).__name__
+                           for t in example_inputs)
+        first = example_inputs[0]
+        shape = list(first.shape) if isinstance(first, torch.Tensor) else []
+        raise InputDataError(f"the module does not accept input shape {shapes}: {_first_line(error)}",
+                             _input_shape_hint(module, shape) if shape else "check the example inputs") from None
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """Keep the exporter's log records (``E1202 ...`` lines), prints and warnings from the terminal."""
+    disabled = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        with (warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()),
+              contextlib.redirect_stderr(io.StringIO())):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(disabled)
+
+
+def _module_path(node: ir.Node) -> str | None:
+    """The path of the module that computes ``node``, or ``None`` (see :func:`name_nodes_after_modules`)."""
+    for value in node.inputs:
+        if value is not None and value.is_initializer() and "." in value.name:
+            return value.name.rpartition(".")[0]
+    try:
+        scopes = ast.literal_eval(node.metadata_props.get(NAME_SCOPES_KEY, "[]"))
+    except (ValueError, SyntaxError):
+        return None
+    modules = [scope for scope in scopes[:-1] if isinstance(scope, str) and scope]
+    return modules[-1] if modules else None
+
+
+def name_nodes_after_modules(model: ir.Model) -> None:
+    """Rename each node of an exported model after the module that computes it.
+
+    A node reading a parameter (an initializer named ``path.weight``, ``path.bias`` ...) takes
+    the path of the module owning it, so a Conv the exporter fused with its BatchNorm keeps
+    the convolution's path; any other node takes the innermost module of its name scopes
+    (:data:`NAME_SCOPES_KEY`). Names are unique: the second node of one module is
+    ``path_1``, and so on. A node outside every submodule (a function applied in the top
+    module's ``forward``) keeps the exporter's name.
+    """
+    paths = [(node, _module_path(node)) for node in model.graph]
+    taken = {node.name for node, path in paths if path is None}
+    for node, path in paths:
+        if path is None:
+            continue
+        name, count = path, 0
+        while name in taken:
+            count += 1
+            name = f"{path}_{count}"
+        taken.add(name)
+        node.name = name
+
+
 def export_module(module, example_inputs) -> ir.Model:
-    """Export ``module`` called on ``example_inputs`` (a tensor or tuple of tensors)."""
+    """Export ``module`` called on ``example_inputs`` (a tensor or tuple of tensors); see the module docstring."""
     torch = _torch()
     if not isinstance(module, torch.nn.Module):
         raise ModelLoadError(f"expected a torch.nn.Module, got {type(module).__name__}", "pass the model object")
@@ -76,17 +196,14 @@ def export_module(module, example_inputs) -> ir.Model:
                                     "pass example_inputs (Python) or --input-shape (CLI)")
     was_training = module.training
     module.eval()
-    exporter_log = logging.getLogger("torch.onnx")
-    log_level = exporter_log.level
-    exporter_log.setLevel(logging.ERROR)
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        with _quiet_exporter():
             program = torch.onnx.export(module, example_inputs, dynamo=True, verbose=False, optimize=True)
     except Exception as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UnsupportedModelError(f"torch.onnx.export failed: {first}",
+        _check_accepts(module, example_inputs)
+        raise UnsupportedModelError(f"torch.onnx.export failed: {_first_line(_root_cause(error))}",
                                     "make the module exportable (see the torch.onnx troubleshooting docs)") from None
     finally:
         module.train(was_training)
-        exporter_log.setLevel(log_level)
+    name_nodes_after_modules(program.model)
     return program.model
