@@ -188,7 +188,7 @@ def _quantize_with_progress(model: str, calib: str | None, method: str, rounding
                             dump_dir: str | None, input_layout: str | None = None) -> ir.Model:
     """Quantize, showing a progress bar (on stderr) once calibration starts."""
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=error_console, transient=True)
+                        console=error_console, transient=True, disable=not error_console.is_terminal)
     task = None
 
     def advance() -> None:

@@ -16,8 +16,11 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
 import edgec
-from edgec.api import input_specs
+from edgec.api import input_specs, int8_output_names
 from edgec.cli import cli
+from edgec.reference import ReferenceExecutor
+
+from tflite_builder import TfliteBuilder, options, schema
 
 REPO = Path(__file__).resolve().parents[1]
 #: The examples are importable (``from digits_model import build``) from the tests.
@@ -160,3 +163,42 @@ def big_fc_model() -> onnx.ModelProto:
     weights = np.random.default_rng(5).normal(size=(1024, 1100)).astype(np.float32)
     return make_model([helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
                       [tensor_info("x", [1, 1024])], [tensor_info("y", [1, 1100])], {"w": weights})
+
+
+needs_host_compiler = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("make") is None,
+                                         reason="gcc and make are needed (sudo apt-get install gcc make)")
+
+
+def emit_project(model: ir.Model, out: Path, **kwargs) -> dict:
+    """Write (without building) the cortex-m4 C project of an integer graph; its report."""
+    from edgec.backends import cortex_m
+    from edgec.target import get_target
+
+    return cortex_m.compile_project(model, get_target("cortex-m4"), out, "model", emit_only=True, **kwargs)
+
+
+def reference_int8_output(model, feed: dict) -> np.ndarray:
+    """The reference executor's int8 output for one feed."""
+    return ReferenceExecutor(model).run(feed, keep_intermediates=True)[int8_output_names(model)[0]]
+
+
+def small_tflite_model(tmp_path):
+    """An int8 TFLite model: x[1,5,5,2] -> depthwise conv -> fully connected -> y[1,6]."""
+    rng = np.random.default_rng(3)
+    b = TfliteBuilder()
+    x = b.tensor([1, 5, 5, 2], scale=0.05, zero_point=1)
+    w = b.tensor([1, 3, 3, 4], scale=[0.01, 0.02, 0.015, 0.03], zero_point=0, axis=3,
+                 data=rng.integers(-127, 128, (1, 3, 3, 4)).astype(np.int8))
+    bias = b.tensor([4], np.int32, data=rng.integers(-500, 500, 4).astype(np.int32))
+    hidden = b.tensor([1, 3, 3, 4], scale=0.04, zero_point=-2)
+    b.operator(schema.BuiltinOperator.DEPTHWISE_CONV_2D, [x, w, bias], [hidden],
+               schema.BuiltinOptions.DepthwiseConv2DOptions,
+               options(schema.DepthwiseConv2DOptionsT, padding=1, strideW=1, strideH=1, depthMultiplier=2,
+                       dilationWFactor=1, dilationHFactor=1, fusedActivationFunction=1))
+    fc_w = b.tensor([6, 36], scale=0.02, zero_point=0, data=rng.integers(-127, 128, (6, 36)).astype(np.int8))
+    y = b.tensor([1, 6], scale=0.2, zero_point=3)
+    b.operator(schema.BuiltinOperator.FULLY_CONNECTED, [hidden, fc_w, -1], [y],
+               schema.BuiltinOptions.FullyConnectedOptions, schema.FullyConnectedOptionsT())
+    path = tmp_path / "dw.tflite"
+    path.write_bytes(b.build([x], [y]))
+    return edgec.load(path)

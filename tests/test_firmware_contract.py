@@ -5,7 +5,6 @@
 * the header states the input layout and what edgec_invoke() returns;
 * the optimisation level is an overridable default and the arena and weights can be placed in
   named sections;
-* ``--input-layout nhwc`` drops the input transpose and stays bit-exact;
 * recompiling keeps the user's files, cleans stale staging directories, and path problems are
   one-line errors;
 * ``--emit-only`` writes the project without any toolchain.
@@ -29,67 +28,32 @@ from hypothesis import strategies as st
 from onnx import helper
 
 import edgec
-from edgec.api import input_specs, int8_output_names
+from edgec.api import input_specs
 from edgec.backends import cortex_m
 from edgec.backends.cortex_m import emitter, project_dir
 from edgec.backends.cortex_m.memory_plan import Buffer, plan_arena
 from edgec.backends.cortex_m.network import build_network
 from edgec.data import random_samples
-from edgec.errors import EdgecError, EdgecWarning, SizeLimitError, UnsupportedModelError
-from edgec.passes.input_layout import InputLayoutPass
-from edgec.reference import ReferenceExecutor
+from edgec.errors import EdgecError, EdgecWarning, SizeLimitError
 from edgec.target import get_target
 
 from conftest import (
     big_fc_model,
+    emit_project,
     invoke,
     make_model,
+    needs_host_compiler,
     needs_toolchain,
     quantized_shared_model,
     small_conv_model,
+    small_tflite_model,
     tensor_info,
 )
-from tflite_builder import TfliteBuilder, options, schema
-
-needs_host_compiler = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("make") is None,
-                                         reason="gcc and make are needed (sudo apt-get install gcc make)")
-M4 = get_target("cortex-m4")
-
-
-def emit(model, out, **kwargs) -> dict:
-    return cortex_m.compile_project(model, M4, out, "model", emit_only=True, **kwargs)
 
 
 def io_ranges(network) -> tuple[range, range]:
     start_in, start_out = network.offsets[network.input.value.name], network.offsets[network.output.value.name]
     return range(start_in, start_in + network.input.size), range(start_out, start_out + network.output.size)
-
-
-def int8_outputs(model, feed: dict) -> np.ndarray:
-    """The reference executor's int8 output for one feed."""
-    return ReferenceExecutor(model).run(feed, keep_intermediates=True)[int8_output_names(model)[0]]
-
-
-def tflite_model(tmp_path):
-    """An int8 TFLite model: x[1,5,5,2] -> depthwise conv -> fully connected -> y[1,6]."""
-    rng = np.random.default_rng(3)
-    b = TfliteBuilder()
-    x = b.tensor([1, 5, 5, 2], scale=0.05, zero_point=1)
-    w = b.tensor([1, 3, 3, 4], scale=[0.01, 0.02, 0.015, 0.03], zero_point=0, axis=3,
-                 data=rng.integers(-127, 128, (1, 3, 3, 4)).astype(np.int8))
-    bias = b.tensor([4], np.int32, data=rng.integers(-500, 500, 4).astype(np.int32))
-    hidden = b.tensor([1, 3, 3, 4], scale=0.04, zero_point=-2)
-    b.operator(schema.BuiltinOperator.DEPTHWISE_CONV_2D, [x, w, bias], [hidden],
-               schema.BuiltinOptions.DepthwiseConv2DOptions,
-               options(schema.DepthwiseConv2DOptionsT, padding=1, strideW=1, strideH=1, depthMultiplier=2,
-                       dilationWFactor=1, dilationHFactor=1, fusedActivationFunction=1))
-    fc_w = b.tensor([6, 36], scale=0.02, zero_point=0, data=rng.integers(-127, 128, (6, 36)).astype(np.int8))
-    y = b.tensor([1, 6], scale=0.2, zero_point=3)
-    b.operator(schema.BuiltinOperator.FULLY_CONNECTED, [hidden, fc_w, -1], [y],
-               schema.BuiltinOptions.FullyConnectedOptions, schema.FullyConnectedOptionsT())
-    path = tmp_path / "dw.tflite"
-    path.write_bytes(b.build([x], [y]))
-    return edgec.load(path)
 
 
 # -- 1. input and output apart -------------------------------------------------------------
@@ -168,18 +132,18 @@ def test_the_next_input_may_be_written_while_the_last_output_is_read(tmp_path, s
     output k: bit-exact with apart buffers; with shared ones every output but the last is lost."""
     inputs = cortex_m.int8_inputs(small_integer_model, random_samples(input_specs(small_integer_model), 6, seed=4))
     expected = cortex_m.reference_outputs(small_integer_model, inputs)
-    report = emit(small_integer_model, tmp_path / "apart")
+    report = emit_project(small_integer_model, tmp_path / "apart")
     assert report["ram"]["io_separation_bytes"] == 0
     np.testing.assert_array_equal(cortex_m.run_project(tmp_path / "apart", inputs, host=True).outputs, expected)
-    emit(small_integer_model, tmp_path / "shared", separate_io=False)
+    emit_project(small_integer_model, tmp_path / "shared", separate_io=False)
     overwritten = cortex_m.run_project(tmp_path / "shared", inputs, host=True).outputs
     assert all(not np.array_equal(overwritten[i], expected[i]) for i in range(5))
     np.testing.assert_array_equal(overwritten[5], expected[5])
 
 
 def test_the_header_states_the_contract_of_each_plan(tmp_path, small_integer_model):
-    emit(small_integer_model, tmp_path / "apart")
-    emit(small_integer_model, tmp_path / "shared", separate_io=False)
+    emit_project(small_integer_model, tmp_path / "apart")
+    emit_project(small_integer_model, tmp_path / "shared", separate_io=False)
     apart = (tmp_path / "apart" / "include" / "edgec_model.h").read_text()
     shared = (tmp_path / "shared" / "include" / "edgec_model.h").read_text()
     assert "edgec_invoke() may overwrite the input" in apart
@@ -193,8 +157,8 @@ def test_the_header_states_the_contract_of_each_plan(tmp_path, small_integer_mod
 # -- 2. header comments ------------------------------------------------------------------------
 
 def test_the_header_names_the_input_layout_of_onnx_and_tflite_models(tmp_path, small_integer_model):
-    emit(small_integer_model, tmp_path / "onnx")
-    emit(tflite_model(tmp_path), tmp_path / "tflite")
+    emit_project(small_integer_model, tmp_path / "onnx")
+    emit_project(small_tflite_model(tmp_path), tmp_path / "tflite")
     onnx_header = (tmp_path / "onnx" / "include" / "edgec_model.h").read_text()
     tflite_header = (tmp_path / "tflite" / "include" / "edgec_model.h").read_text()
     assert "(NCHW, as EDGEC_INPUT_SHAPE)" in onnx_header and "EDGEC_INPUT_SHAPE { 1, 3, 8, 8 }" in onnx_header
@@ -204,7 +168,7 @@ def test_the_header_names_the_input_layout_of_onnx_and_tflite_models(tmp_path, s
 
 
 def test_edgec_invoke_returns_the_zero_the_header_documents(tmp_path, small_integer_model):
-    emit(small_integer_model, tmp_path / "out")
+    emit_project(small_integer_model, tmp_path / "out")
     header = (tmp_path / "out" / "include" / "edgec_model.h").read_text()
     source = (tmp_path / "out" / "src" / "edgec_model.c").read_text()
     assert re.search(r"Returns 0[^/]*\*/\nint edgec_invoke\(void\);", header)
@@ -231,7 +195,7 @@ PLACEMENT = ['-DEDGEC_ARENA_SECTION=__attribute__((section(".myram")))',
 @pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("objdump") is None, reason="needs gcc and objdump")
 @pytest.mark.parametrize("placement", [False, True])
 def test_the_placement_macros_put_the_arena_and_weights_in_named_sections(tmp_path, small_integer_model, placement):
-    emit(small_integer_model, tmp_path / "out")
+    emit_project(small_integer_model, tmp_path / "out")
     obj = tmp_path / "model.o"
     subprocess.run(["gcc", "-std=c99", "-O2", "-fno-pic", "-Wall", "-Wextra", "-Werror", "-c", "-Iinclude", "-Isrc",
                     *(PLACEMENT if placement else []), "src/edgec_model.c", "-o", str(obj)],
@@ -257,7 +221,7 @@ def cmake_command(project, build, *definitions) -> str:
 @pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("gcc") is None, reason="needs cmake and gcc")
 def test_cmake_optimisation_and_placement_are_overridable(tmp_path, small_integer_model):
     project = tmp_path / "out"
-    emit(small_integer_model, project)
+    emit_project(small_integer_model, project)
     assert " -O2 " in cmake_command(project, tmp_path / "default")
     custom = cmake_command(project, tmp_path / "os", "-DEDGEC_OPT_FLAGS=-Os -g")
     assert " -Os -g " in custom and "-O2" not in custom
@@ -272,112 +236,11 @@ def test_cmake_optimisation_and_placement_are_overridable(tmp_path, small_intege
     assert {s for name, s in sections.items() if name.startswith("layer")} == {".myflash"}
 
 
-# -- 4. NHWC input -------------------------------------------------------------------------------
-
-def test_nhwc_input_drops_the_transpose_and_is_bit_exact(small_integer_model):
-    nhwc = InputLayoutPass("nhwc")(small_integer_model).model
-    assert [n.op_type for n in small_integer_model.graph][:2] == ["Quantize", "Transpose"]
-    assert [n.op_type for n in nhwc.graph][:2] == ["Quantize", "Conv"]
-    assert list(nhwc.graph.inputs[0].shape) == [1, 8, 8, 3]
-    assert list(small_integer_model.graph.inputs[0].shape) == [1, 3, 8, 8]  # the original is untouched
-    rng = np.random.default_rng(9)
-    for _ in range(5):
-        x = rng.random((1, 3, 8, 8), dtype=np.float32)
-        np.testing.assert_array_equal(int8_outputs(nhwc, {"x": x.transpose(0, 2, 3, 1)}),
-                                      int8_outputs(small_integer_model, {"x": x}))
-    back = InputLayoutPass("nchw")(nhwc).model
-    assert [n.op_type for n in back.graph] == [n.op_type for n in small_integer_model.graph]
-
-
-@pytest.mark.parametrize("channels, first_ops", [(3, ["Quantize", "Transpose", "Reshape"]),
-                                                   (1, ["Quantize", "Reshape", "Reshape"])])
-def test_nhwc_input_read_in_nchw_order_gets_one_conversion(channels, first_ops):
-    """x -> Flatten -> Gemm reads the input in NCHW order: a conversion back is inserted
-    (zero-copy when there is one channel)."""
-    rng = np.random.default_rng(2)
-    model = make_model([helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("Gemm", ["f", "w"], ["y"])],
-                       [tensor_info("x", [1, channels, 4, 4])], [tensor_info("y", [1, 3])],
-                       {"w": rng.normal(size=(16 * channels, 3)).astype(np.float32)})
-    calibration = rng.random((16, channels, 4, 4), dtype=np.float32)
-    nchw = edgec.quantize(model, calibration)
-    nhwc = edgec.quantize(model, calibration, input_layout="nhwc")
-    assert [n.op_type for n in nhwc.graph][:3] == first_ops
-    for _ in range(5):
-        x = rng.random((1, channels, 4, 4), dtype=np.float32)
-        np.testing.assert_array_equal(int8_outputs(nhwc, {"x": x.transpose(0, 2, 3, 1)}), int8_outputs(nchw, {"x": x}))
-
-
-def test_a_tflite_model_is_already_nhwc_and_can_take_nchw(tmp_path):
-    model = tflite_model(tmp_path)
-    assert not InputLayoutPass("nhwc")(model).modified
-    nchw = InputLayoutPass("nchw")(model).model
-    assert list(nchw.graph.inputs[0].shape) == [1, 2, 5, 5]
-    x = np.random.default_rng(4).integers(-128, 128, (1, 5, 5, 2)).astype(np.int8)
-    name = model.graph.inputs[0].name
-    np.testing.assert_array_equal(int8_outputs(nchw, {name: x.transpose(0, 3, 1, 2)}), int8_outputs(model, {name: x}))
-
-
-def test_an_input_without_channels_cannot_change_layout():
-    model = edgec.quantize(big_fc_model(), np.random.default_rng(0).random((16, 1024), dtype=np.float32))
-    with pytest.raises(UnsupportedModelError) as raised:
-        InputLayoutPass("nhwc")(model)
-    assert "--input-layout" in raised.value.one_line() and "[1, 1024]" in raised.value.one_line()
-
-
-def test_the_cli_quantizes_and_compiles_with_nhwc_input(tmp_path, model_path, calib_path, rng):
-    x = rng.random((3, 3, 8, 8), dtype=np.float32)
-    np.save(tmp_path / "x.npy", x)
-    np.save(tmp_path / "x_nhwc.npy", x.transpose(0, 2, 3, 1))
-    assert invoke("quantize", model_path, "--calib", calib_path, "-o", tmp_path / "q.onnx").exit_code == 0
-    result = invoke("quantize", model_path, "--calib", calib_path, "-o", tmp_path / "q_nhwc.onnx", "--input-layout", "nhwc")
-    assert result.exit_code == 0, result.output
-    invoke("run", tmp_path / "q.onnx", "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy")
-    invoke("run", tmp_path / "q_nhwc.onnx", "--input", tmp_path / "x_nhwc.npy", "--output", tmp_path / "y_nhwc.npy")
-    np.testing.assert_array_equal(np.load(tmp_path / "y_nhwc.npy"), np.load(tmp_path / "y.npy"))
-    result = invoke("compile", model_path, "--calib", calib_path, "-t", "cortex-m4", "-o", tmp_path / "p",
-                    "--input-layout", "nhwc", "--emit-only")
-    assert result.exit_code == 0, result.output
-    assert "input NHWC [1, 8, 8, 3]" in result.output
-    assert "(NHWC, as EDGEC_INPUT_SHAPE)" in (tmp_path / "p" / "include" / "edgec_model.h").read_text()
-    assert json.loads((tmp_path / "p" / "report.json").read_text())["input"]["layout"] == "NHWC"
-    result = invoke("compile", tmp_path / "q_nhwc.onnx", "-t", "cortex-m4", "-o", tmp_path / "p2", "--emit-only")
-    assert result.exit_code == 0 and "input NHWC [1, 8, 8, 3]" in result.output  # the layout is saved in the file
-
-
-@needs_host_compiler
-def test_an_nhwc_project_runs_bit_exact_on_the_host(tmp_path, small_integer_model):
-    nhwc = InputLayoutPass("nhwc")(small_integer_model).model
-    emit(nhwc, tmp_path / "out")
-    x = np.random.default_rng(6).random((4, 3, 8, 8), dtype=np.float32)
-    inputs = cortex_m.int8_inputs(nhwc, [{"x": sample[None].transpose(0, 2, 3, 1)} for sample in x])
-    host = cortex_m.run_project(tmp_path / "out", inputs, host=True)
-    nchw_inputs = cortex_m.int8_inputs(small_integer_model, [{"x": sample[None]} for sample in x])
-    np.testing.assert_array_equal(host.outputs, cortex_m.reference_outputs(small_integer_model, nchw_inputs))
-
-
-@needs_toolchain
-@pytest.mark.slow
-def test_vww_with_nhwc_input_saves_its_input_transpose_on_qemu(tmp_path):
-    nchw = quantized_shared_model("vww", seed=11)
-    nhwc = InputLayoutPass("nhwc")(nchw).model
-    x = np.random.default_rng(7).random((1, 3, 96, 96), dtype=np.float32)
-    runs = {}
-    for name, model, data in (("nchw", nchw, x), ("nhwc", nhwc, x.transpose(0, 2, 3, 1))):
-        cortex_m.compile_project(model, M4, tmp_path / name, "vww")
-        inputs = cortex_m.int8_inputs(model, [{model.graph.inputs[0].name: data}])
-        runs[name] = cortex_m.run_project(tmp_path / name, inputs)
-        np.testing.assert_array_equal(runs[name].outputs, cortex_m.reference_outputs(model, inputs))
-    np.testing.assert_array_equal(runs["nhwc"].outputs, runs["nchw"].outputs)
-    saved = runs["nchw"].instructions[0] - runs["nhwc"].instructions[0]
-    print(f"vww on cortex-m4: {saved:,} instructions saved by NHWC input")
-    assert saved > 100_000
-
-
-# -- 5. the project directory ----------------------------------------------------------------------
+# -- 4. the project directory ----------------------------------------------------------------------
 
 def test_recompiling_keeps_the_files_a_user_added(tmp_path, small_integer_model):
     out = tmp_path / "out"
-    first = emit(small_integer_model, out)
+    first = emit_project(small_integer_model, out)
     assert "src/edgec_model.c" in first["files"] and "report.json" in first["files"]
     (out / "my_main.c").write_text("int main(void) { return 0; }\n")
     (out / "app").mkdir()
@@ -386,7 +249,7 @@ def test_recompiling_keeps_the_files_a_user_added(tmp_path, small_integer_model)
     (out / "build" / "stale.o").write_text("old build output")
     (out / "src" / "edgec_model.c").write_text("edited by hand")
     with pytest.warns(EdgecWarning, match=r"kept 2 files edgec did not write in .*: app/board.h, my_main.c"):
-        second = emit(small_integer_model, out)
+        second = emit_project(small_integer_model, out)
     assert (out / "my_main.c").read_text() == "int main(void) { return 0; }\n"
     assert (out / "app" / "board.h").read_text() == "#define BOARD 1\n"
     assert not (out / "build").exists()
@@ -397,13 +260,13 @@ def test_recompiling_keeps_the_files_a_user_added(tmp_path, small_integer_model)
 
 def test_a_user_file_where_the_new_project_writes_is_refused(tmp_path, small_integer_model, rng):
     out = tmp_path / "out"
-    emit(small_integer_model, out)
+    emit_project(small_integer_model, out)
     (out / "src" / "edgec_softmax.c").write_text("my softmax")
     softmax = small_conv_model(rng, batch=1, extra_nodes=[helper.make_node("Softmax", ["g"], ["s"], axis=1)])
     integer = edgec.quantize(softmax, rng.random((16, 3, 8, 8), dtype=np.float32))
     before = (out / "report.json").read_text()
     with pytest.raises(EdgecError) as raised:
-        emit(integer, out)
+        emit_project(integer, out)
     assert "src/edgec_softmax.c' was not written by edgec" in raised.value.one_line()
     assert (out / "src" / "edgec_softmax.c").read_text() == "my softmax"
     assert (out / "report.json").read_text() == before
@@ -423,12 +286,12 @@ def test_a_compile_killed_by_sigkill_leaves_staging_that_the_next_compile_remove
     assert len(stale) == 1 and (stale[0] / "half.c").exists()
     in_use = tmp_path / f".out.edgec-{os.getpid()}-running"
     in_use.mkdir()
-    emit(small_integer_model, out)
+    emit_project(small_integer_model, out)
     assert sorted(p.name for p in tmp_path.iterdir()) == [in_use.name, "out"]
 
 
 def test_an_old_project_renamed_aside_by_a_killed_compile_comes_back(tmp_path, small_integer_model):
-    emit(small_integer_model, tmp_path / "elsewhere")
+    emit_project(small_integer_model, tmp_path / "elsewhere")
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     aside = tmp_path / f".out.edgec-{dead.stdout.strip()}-abc-old"
     (tmp_path / "elsewhere").rename(aside)
@@ -460,7 +323,7 @@ def test_path_options_report_one_line_errors(tmp_path, model_path, calib_path):
                                                                  calib_path.name])
 
 
-# -- 6. --emit-only ------------------------------------------------------------------------------
+# -- 5. --emit-only ------------------------------------------------------------------------------
 
 def test_emit_only_needs_no_toolchain(tmp_path, model_path, calib_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))
@@ -492,7 +355,7 @@ def test_emit_only_still_refuses_weights_beyond_the_part(tmp_path, monkeypatch):
 
 @needs_toolchain
 def test_an_emitted_project_is_built_and_measured_when_first_run(tmp_path, small_integer_model):
-    emit(small_integer_model, tmp_path / "out")
+    emit_project(small_integer_model, tmp_path / "out")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         report, _, model = cortex_m.load_project(tmp_path / "out")
