@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -176,7 +177,7 @@ def _print_summary(title: str, summary) -> None:
     table.add_column("params", justify="right", footer=f"{summary.total_params:,}")
     table.add_column("MACs", justify="right", footer=f"{summary.total_macs:,}")
     for index, layer in enumerate(summary.layers):
-        table.add_row(str(index), layer.name, f"{layer.op} ✗" if layer.unsupported else layer.op,
+        table.add_row(str(index), escape(layer.name), f"{layer.op} ✗" if layer.unsupported else layer.op,
                       _shape(layer.input_shape), _shape(layer.output_shape),
                       f"{layer.params:,}" if layer.params else "", f"{layer.macs:,}" if layer.macs else "")
     console.print(table)
@@ -412,7 +413,7 @@ def _print_profile(result) -> None:
                              overflow="ellipsis", max_width=40 if name == "layer" else None, no_wrap=name == "layer")
         for layer in target.layers:
             per_mac = f"{layer.instructions_per_mac:.2f}" if layer.macs else ""
-            table.add_row(str(layer.index), layer.name, layer.op, f"{layer.macs:,}" if layer.macs else "",
+            table.add_row(str(layer.index), escape(layer.name), layer.op, f"{layer.macs:,}" if layer.macs else "",
                           f"{layer.instructions:,}", per_mac, f"{layer.estimated_cycles:,.0f}",
                           f"{layer.estimated_ms:.3f}", f"{layer.weight_bytes:,}" if layer.weight_bytes else "",
                           f"{layer.live_bytes:,}")

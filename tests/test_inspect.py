@@ -136,3 +136,13 @@ def test_edgec_run_says_what_it_takes(tmp_path, rng):
     assert "edgec.quantize" in error.value.hint
     with pytest.raises(EdgecError, match="not a compiled edgec project"):
         edgec.run(tmp_path, x)
+
+
+def test_layer_names_are_shown_as_written_not_as_terminal_markup(tmp_path, rng):
+    model = small_conv_model(rng, batch=1)
+    model.graph.node[0].name = "[bold]stem[/bold]"
+    path = tmp_path / "markup.onnx"
+    onnx.save(model, path)
+    result = invoke("inspect", path)
+    assert result.exit_code == 0, result.output
+    assert "[bold]stem[/bold]" in result.stdout
