@@ -11,6 +11,7 @@ calibration keeps onnxruntime's prints and log lines off the terminal.
 from __future__ import annotations
 
 import collections
+import json
 import math
 
 import numpy as np
@@ -99,6 +100,22 @@ def test_a_wrong_input_shape_names_the_first_layer_and_the_shape_to_use(tmp_path
     line = _error_line(invoke("inspect", path, "--input-shape", "1,4,8,8"))
     assert "input 'x' has shape [1, 4, 8, 8] but node 'conv' (Conv) takes C=3" in line
     assert "(fix: use --input-shape x=1,3,8,8)" in line and "re-export" not in line
+
+
+def test_channels_given_last_are_moved_in_front_in_the_shape_to_use(tmp_path, rng):
+    path = _saved(tmp_path, small_conv_model(rng, batch=1))
+    line = _error_line(invoke("inspect", path, "--input-shape", "2,8,8,3"))
+    assert "input 'x' has shape [2, 8, 8, 3]" in line and "(fix: use --input-shape x=2,3,8,8)" in line
+
+
+def test_another_batch_size_replaces_the_shapes_the_file_declares_for_its_values(tmp_path, rng):
+    """A file that declares every value's shape for batch 1 (value_info, outputs) still takes batch 2."""
+    proto = onnx.shape_inference.infer_shapes(small_conv_model(rng, batch=1))
+    assert proto.graph.value_info
+    result = invoke("inspect", _saved(tmp_path, proto), "--input-shape", "2,3,8,8", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["outputs"] == {"g": [2, 2]} and summary["layers"][0]["output_shape"] == [2, 4, 8, 8]
 
 
 def test_a_wrong_spatial_input_shape_points_back_to_the_declared_one(tmp_path):

@@ -109,6 +109,15 @@ def apply_input_shapes(model: ir.Model, input_shapes: Mapping[str, Sequence[int]
             )
 
 
+def _forget_derived_shapes(model: ir.Model) -> None:
+    """Drop the shapes a file declares for the values its nodes compute (``value_info``, the
+    outputs'): they held for the declared input shapes; for inputs of other shapes (another
+    batch size) they are inferred anew."""
+    for node in ir.traversal.RecursiveGraphIterator(model.graph):
+        for value in node.outputs:
+            value.shape = None
+
+
 def _import_checked(proto: onnx.ModelProto, source: str, input_shapes: Mapping[str, Sequence[int]] | None) -> ir.Model:
     """Upgrade a validated ``proto``, set its input shapes and check its shapes."""
     model = ir.serde.deserialize_model(upgrade_opset(proto, source))
@@ -117,6 +126,8 @@ def _import_checked(proto: onnx.ModelProto, source: str, input_shapes: Mapping[s
     apply_input_shapes(model, input_shapes, source)
     named = set(input_shapes or {})
     given = {v.name: list(v.shape) for v in inputs if v.name in named or "" in named}
+    if any(shape != declared.get(name) for name, shape in given.items()):
+        _forget_derived_shapes(model)
     validate_shapes(ir.to_proto(model), source, given, declared)
     return model
 

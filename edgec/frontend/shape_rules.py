@@ -74,9 +74,13 @@ def _known(*dims) -> bool:
 
 
 def _wrong_dim(node: onnx.NodeProto, shape: list, axis: int, wanted: int, text: str) -> ShapeProblem:
-    """Input 0 of ``node`` needs ``wanted`` at ``axis``."""
-    expected = list(shape)
-    expected[axis] = wanted
+    """Input 0 of ``node`` needs ``wanted`` at ``axis``; the shape to suggest moves the channels
+    in front of the spatial dims when they were given last (NHWC for a channels-first model)."""
+    if axis == 1 and len(shape) > 2 and shape[-1] == wanted:
+        expected = [shape[0], wanted, *shape[1:-1]]
+    else:
+        expected = list(shape)
+        expected[axis] = wanted
     return ShapeProblem(text, node.input[0], list(shape), expected)
 
 
