@@ -15,7 +15,8 @@ Cortex-M backend keeps the model's input and output apart this way). Two candida
 compared: first fit with that constraint (the same four orders), and the unconstrained plan
 with the smaller buffer of each clashing pair moved to a fresh region at the end; the smaller
 arena wins. So the constraint costs at most the aligned size of the smaller buffer of each
-pair; :attr:`ArenaPlan.apart_cost` says what it cost.
+pair; :attr:`ArenaPlan.apart_cost` says what it cost (0 when, greedy placement being no
+optimum, the constrained plan comes out smaller than the unconstrained one).
 
 Limits: the problem (dynamic storage allocation) is NP-hard; greedy placement is not optimal
 in general. The arena is never smaller than :func:`live_bytes_bound`, the largest sum of
@@ -128,7 +129,7 @@ def plan_arena(buffers: Sequence[Buffer], alignment: int = 8, apart: Sequence[tu
         best = constrained if _extent(constrained) <= _extent(moved) else moved
     size = _align(_extent(best), alignment)
     return ArenaPlan(offsets={b.name: best[b.name][0] for b in buffers}, size=size,
-                     apart_cost=size - _align(_extent(shared), alignment))
+                     apart_cost=max(0, size - _align(_extent(shared), alignment)))
 
 
 def live_bytes_bound(buffers: Sequence[Buffer], alignment: int = 1) -> int:

@@ -1,7 +1,9 @@
 /* Test harness for the generated library: reads int8 samples from edgec_input.bin, runs the
  * network on each, writes the outputs to edgec_output.bin. It reads each next sample into
  * edgec_input() before it writes out the previous output, as edgec_model.h allows, so an
- * output overwritten by the next input shows as a difference from the reference. On the
+ * output overwritten by the next input shows as a difference from the reference (a project
+ * compiled with the input and output overlapping, EDGEC_SEPARATE_IO 0, writes first; a test
+ * may force the read-ahead with -DEDGEC_HARNESS_READ_AHEAD=1 to show what such a project loses). On the
  * emulated core (semihosting) it also prints, per sample, the CMSDK timer ticks around
  * edgec_invoke and the stack it used. Built for the host (EDGEC_HOST) it is a plain program,
  * for sanitizer runs. */
@@ -10,6 +12,10 @@
 #include <string.h>
 
 #include "edgec_model.h"
+
+#ifndef EDGEC_HARNESS_READ_AHEAD
+#define EDGEC_HARNESS_READ_AHEAD EDGEC_SEPARATE_IO
+#endif
 
 
 #ifdef EDGEC_TRACE
@@ -106,8 +112,13 @@ int main(void)
 #else
         edgec_invoke();
 #endif
+#if EDGEC_HARNESS_READ_AHEAD
         more = fread(edgec_input(), 1, EDGEC_INPUT_SIZE, in) == EDGEC_INPUT_SIZE;
         fwrite(edgec_output(), 1, EDGEC_OUTPUT_SIZE, out);
+#else
+        fwrite(edgec_output(), 1, EDGEC_OUTPUT_SIZE, out);
+        more = fread(edgec_input(), 1, EDGEC_INPUT_SIZE, in) == EDGEC_INPUT_SIZE;
+#endif
         sample++;
     }
     fclose(in);
