@@ -22,7 +22,7 @@ from edgec.calibration import calibrate
 from edgec.data import InputSpec, load_arrays, random_samples, split_calibration, split_samples
 from edgec.errors import EdgecWarning, InputDataError, ModelLoadError, UnsupportedModelError
 from edgec.fixedpoint import ROUNDING_MODES
-from edgec.frontend.onnx_frontend import import_proto, read_onnx_model, read_proto
+from edgec.frontend.onnx_frontend import import_proto, import_validated, read_proto
 from edgec.frontend.tflite_frontend import read_tflite_model
 from edgec.frontend.torch_frontend import example_inputs_for, export_module, is_module_spec, load_module_spec
 from edgec.passes.input_layout import InputLayoutPass
@@ -60,10 +60,7 @@ def _import(source, example_inputs=None, input_shapes: Mapping[str, Sequence[int
         path = project_model_path(source) if Path(source).is_dir() else Path(source)
         if path.suffix.lower() == ".tflite":
             return read_tflite_model(path)
-        proto = read_proto(path)
-        if any(o.domain == ops.DOMAIN for o in proto.opset_import):
-            return ir.serde.deserialize_model(proto)
-        return read_onnx_model(path, input_shapes)
+        return import_validated(read_proto(path), str(path), input_shapes)
     raise UnsupportedModelError(f"cannot load a model from a {type(source).__name__}",
                                 "pass a path, a torch.nn.Module, an onnx.ModelProto or an onnx_ir.Model")
 

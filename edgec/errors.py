@@ -9,6 +9,17 @@ from edgec is a bug in edgec.
 
 from __future__ import annotations
 
+import re
+
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of ``error``'s message, without terminal colour codes (for a
+    one-line message quoting a library's exception); the exception's type when it has none."""
+    lines = [line.strip() for line in _ANSI_ESCAPE.sub("", str(error)).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
 
 class EdgecError(Exception):
     """A user-facing error: what is wrong, and how to fix it.

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -335,6 +336,17 @@ def test_path_options_report_one_line_errors(tmp_path, model_path, calib_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a_file", "a_dir", model_path.name,
                                                                  calib_path.name])
 
+
+
+@pytest.mark.parametrize("output", [".", ".."])
+def test_the_current_directory_is_never_swapped_out_as_a_project(tmp_path, small_integer_model, monkeypatch, output):
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    with pytest.raises(EdgecError) as raised:
+        emit_project(small_integer_model, Path(output))
+    assert "current directory" in raised.value.one_line() and "-o project" in raised.value.one_line()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here"] and not any(here.iterdir())
 
 # -- 5. --emit-only ------------------------------------------------------------------------------
 

@@ -118,6 +118,19 @@ def test_another_batch_size_replaces_the_shapes_the_file_declares_for_its_values
     assert summary["outputs"] == {"g": [2, 2]} and summary["layers"][0]["output_shape"] == [2, 4, 8, 8]
 
 
+def test_the_declared_input_shape_given_again_is_not_blamed_for_a_broken_model(tmp_path, rng):
+    proto = small_conv_model(rng, batch=1, extra_nodes=[])
+    bn = [helper.make_node("BatchNormalization", ["c", "s", "o", "m", "v"], ["c_bn"], name="bn")]
+    proto.graph.node.insert(1, bn[0])
+    proto.graph.node[2].input[0] = "c_bn"
+    for name in "somv":
+        proto.graph.initializer.append(numpy_helper.from_array(np.ones(5, np.float32), name))  # 4 channels: wrong
+    path = _saved(tmp_path, proto)
+    plain = _error_line(invoke("inspect", path))
+    again = _error_line(invoke("inspect", path, "--input-shape", "1,3,8,8"))
+    assert "'bn'" in plain and again == plain and "--input-shape" not in again
+
+
 def test_a_wrong_spatial_input_shape_points_back_to_the_declared_one(tmp_path):
     proto = small_models()["mixed"]
     line = _error_line(invoke("inspect", _saved(tmp_path, proto), "--input-shape", "1,3,8,10"))

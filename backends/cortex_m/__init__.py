@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 import onnx_ir as ir
 
-from edgec.api import int8_output_names
+from edgec.api import PROJECT_MODEL, int8_output_names
 from edgec.backends.cortex_m import emitter, project_dir, qemu, report, toolchain
 from edgec.backends.cortex_m.layers import shape_of
 from edgec.backends.cortex_m.network import build_network
 from edgec.data import quantize_float
 from edgec.errors import EdgecError, InputDataError
-from edgec.passes.qparams import QParams, get_qparams
+from edgec.passes.input_layout import int8_input
+from edgec.passes.qparams import get_qparams
 from edgec.reference import KERNELS, ReferenceExecutor
 from edgec.reference.executor import node_attributes
 from edgec.target import Target, project_target
@@ -67,7 +68,7 @@ def load_project(out_dir: Path) -> tuple[dict, Target, ir.Model]:
         toolchain.make(Path(out_dir))
         manifest = report.measured_report(manifest, Path(out_dir))
         emitter.write_manifest(Path(out_dir), manifest)
-    return manifest, project_target(out_dir, manifest["target"]), ir.load(Path(out_dir) / "model.onnx")
+    return manifest, project_target(out_dir, manifest["target"]), ir.load(Path(out_dir) / PROJECT_MODEL)
 
 
 def executable_path(out_dir: Path, host: bool = False, variant: str = "") -> Path:
@@ -118,12 +119,7 @@ def int8_inputs(model: ir.Model, samples: list[dict[str, np.ndarray]]) -> np.nda
     as the model's input Quantize does (an int8 graph input, a TFLite model's: with its own
     scale and zero point)."""
     graph_input = model.graph.inputs[0]
-    quantize = next((n for n in graph_input.consumers() if n.op_type == "Quantize"), None)
-    if quantize is not None:
-        attrs = node_attributes(quantize)
-        qparams = QParams(attrs["scale"], attrs["zero_point"])
-    else:
-        qparams = get_qparams(graph_input)
+    qparams = get_qparams(int8_input(graph_input))
     rows = []
     for sample in samples:
         data = np.asarray(sample[graph_input.name])

@@ -23,6 +23,7 @@ import jinja2
 import onnx_ir as ir
 
 from edgec import __version__
+from edgec.api import PROJECT_MODEL
 from edgec.backends.cortex_m.layers import CLayer, shape_of
 from edgec.backends.cortex_m.network import Network
 from edgec.backends.cortex_m.printers import c_array, c_struct, c_struct_array, c_value
@@ -139,12 +140,12 @@ def write_files(directory: Path, files: dict[str, str], model: ir.Model) -> None
         path = directory / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    ir.save(model, directory / "model.onnx")
+    ir.save(model, directory / PROJECT_MODEL)
 
 
 def written_files(files: dict[str, str]) -> list[str]:
     """Relative paths of everything :func:`write_files` and :func:`write_manifest` write."""
-    return sorted([*files, "model.onnx", MANIFEST])
+    return sorted([*files, PROJECT_MODEL, MANIFEST])
 
 
 def write_manifest(directory: Path, manifest: dict) -> None:

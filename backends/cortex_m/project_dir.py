@@ -5,7 +5,8 @@
 block raises it is removed and the output is untouched. Rules:
 
 * The output may be missing, an empty directory or an edgec project (its ``report.json``
-  says so); anything else is refused.
+  says so); anything else is refused, and so is the current directory (or one holding it),
+  which the swap would pull from under the user's shell.
 * Recompiling keeps the files a user added to a project: every file under the old project
   that its manifest does not list among the files edgec wrote (``files``) and that lies
   outside the Makefile's build directories is copied into the new project, and a warning
@@ -89,6 +90,9 @@ def user_files(out_dir: Path, written: Iterable[str]) -> list[str]:
 
 
 def _check_output(out_dir: Path, written: set[str]) -> list[str]:
+    if Path.cwd() == out_dir or out_dir in Path.cwd().parents:
+        raise EdgecError(f"output '{out_dir}' is the current directory or holds it, and the project directory is "
+                         "replaced as a whole", "compile into a subdirectory (e.g. -o project) or run edgec elsewhere")
     if out_dir.exists() and not out_dir.is_dir():
         raise EdgecError(f"output '{out_dir}' is a file, not a directory",
                          "give a directory name for the C project (a new one, or an edgec project to replace)")
@@ -117,7 +121,7 @@ def staged_project(out_dir: Path, written: Iterable[str]):
     ``written``: the relative paths edgec writes into the project (its manifest's ``files``).
     See the module docstring for what is refused, kept and cleaned.
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(os.path.abspath(out_dir))  # "." and "sub/.." have a name and a parent to stage beside
     written = set(written)
     clean_stale(out_dir)
     kept = _check_output(out_dir, written)

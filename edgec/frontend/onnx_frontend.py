@@ -1,6 +1,8 @@
 """Reading ONNX files: validation, opset conversion and input-shape overrides.
 
-Contract of :func:`read_onnx_model` and :func:`import_proto`: return an ``onnx_ir.Model``
+Contract of :func:`import_validated` (for a proto from :func:`read_proto`) and
+:func:`import_proto`: an edgec integer graph comes back as written; any other model as an
+``onnx_ir.Model``
 that passed :mod:`edgec.frontend.validate` (structure, dtypes, initializers, strict shape
 inference and per-operator shape rules with the final input shapes), whose default-domain
 opset is at least :data:`CANONICAL_MIN_OPSET` and whose graph inputs all have static
@@ -17,13 +19,9 @@ import onnx
 import onnx_ir as ir
 from google.protobuf.message import DecodeError
 
-from edgec.errors import ModelLoadError, UnsupportedModelError
+from edgec import ops
+from edgec.errors import ModelLoadError, UnsupportedModelError, first_line
 from edgec.frontend.validate import CANONICAL_MIN_OPSET, check_opset, validate_proto, validate_shapes
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
 
 
 def read_proto(path: str | Path) -> onnx.ModelProto:
@@ -39,7 +37,7 @@ def read_proto(path: str | Path) -> onnx.ModelProto:
         proto = onnx.load(str(path))
     except (DecodeError, RuntimeError, ValueError, OSError, onnx.checker.ValidationError) as error:
         raise ModelLoadError(
-            f"'{path}' is not an ONNX model ({_first_line(error)})",
+            f"'{path}' is not an ONNX model ({first_line(error)})",
             "pass a complete .onnx file; a truncated or corrupted download fails this way",
         ) from None
     if not proto.graph.node or not proto.opset_import:
@@ -61,7 +59,7 @@ def upgrade_opset(proto: onnx.ModelProto, source: str) -> onnx.ModelProto:
         return onnx.version_converter.convert_version(proto, CANONICAL_MIN_OPSET)
     except Exception as error:  # the converter raises bare RuntimeErrors from C++
         raise UnsupportedModelError(
-            f"'{source}' could not be converted from opset {version} to {CANONICAL_MIN_OPSET}: {_first_line(error)}",
+            f"'{source}' could not be converted from opset {version} to {CANONICAL_MIN_OPSET}: {first_line(error)}",
             f"re-export with opset_version>={CANONICAL_MIN_OPSET}",
         ) from None
 
@@ -118,8 +116,12 @@ def _forget_derived_shapes(model: ir.Model) -> None:
             value.shape = None
 
 
-def _import_checked(proto: onnx.ModelProto, source: str, input_shapes: Mapping[str, Sequence[int]] | None) -> ir.Model:
-    """Upgrade a validated ``proto``, set its input shapes and check its shapes."""
+def import_validated(proto: onnx.ModelProto, source: str,
+                     input_shapes: Mapping[str, Sequence[int]] | None = None) -> ir.Model:
+    """A proto that passed :func:`~edgec.frontend.validate.validate_proto` (as :func:`read_proto`
+    returns it) as the module contract says: upgraded, input shapes set, shapes checked."""
+    if any(o.domain == ops.DOMAIN for o in proto.opset_import):
+        return ir.serde.deserialize_model(proto)
     model = ir.serde.deserialize_model(upgrade_opset(proto, source))
     inputs = [v for v in model.graph.inputs if not v.is_initializer()]
     declared = {v.name: list(v.shape) for v in inputs if v.shape is not None}
@@ -134,11 +136,6 @@ def _import_checked(proto: onnx.ModelProto, source: str, input_shapes: Mapping[s
 
 def import_proto(proto: onnx.ModelProto, source: str,
                  input_shapes: Mapping[str, Sequence[int]] | None = None) -> ir.Model:
-    """An in-memory ``onnx.ModelProto`` as :func:`read_onnx_model` reads a file (``source`` names it)."""
+    """An in-memory ``onnx.ModelProto``, validated and imported as a file is (``source`` names it)."""
     validate_proto(proto, source)
-    return _import_checked(proto, source, input_shapes)
-
-
-def read_onnx_model(path: str | Path, input_shapes: Mapping[str, Sequence[int]] | None = None) -> ir.Model:
-    """Read, check and upgrade an ONNX file (see the module contract)."""
-    return _import_checked(read_proto(path), str(path), input_shapes)
+    return import_validated(proto, source, input_shapes)

@@ -19,7 +19,6 @@ import contextlib
 import importlib
 import io
 import logging
-import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -27,12 +26,11 @@ from pathlib import Path
 
 import onnx_ir as ir
 
-from edgec.errors import EdgecError, InputDataError, ModelLoadError, UnsupportedModelError
+from edgec.errors import EdgecError, InputDataError, ModelLoadError, UnsupportedModelError, first_line
 
 #: Node metadata where the exporter records the module scopes of a node, outermost first,
 #: ending with the operation itself: ``['', 'features', 'features.0', 'features.0.0', 'conv2d']``.
 NAME_SCOPES_KEY = "pkg.torch.onnx.name_scopes"
-_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def _torch():
@@ -75,12 +73,6 @@ def example_inputs_for(shapes: Sequence[Sequence[int]]) -> tuple:
     torch = _torch()
     generator = torch.Generator().manual_seed(0)
     return tuple(torch.rand(*shape, generator=generator) for shape in shapes)
-
-
-def _first_line(error: BaseException) -> str:
-    """The first line of ``error``'s message, without terminal colour codes."""
-    text = _ANSI_ESCAPE.sub("", str(error)).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _root_cause(error: BaseException) -> BaseException:
@@ -129,7 +121,7 @@ def _check_accepts(module, example_inputs: tuple) -> None:
                            for t in example_inputs)
         first = example_inputs[0]
         shape = list(first.shape) if isinstance(first, torch.Tensor) else []
-        raise InputDataError(f"the module does not accept input shape {shapes}: {_first_line(error)}",
+        raise InputDataError(f"the module does not accept input shape {shapes}: {first_line(error)}",
                              _input_shape_hint(module, shape) if shape else "check the example inputs") from None
 
 
@@ -201,7 +193,7 @@ def export_module(module, example_inputs) -> ir.Model:
             program = torch.onnx.export(module, example_inputs, dynamo=True, verbose=False, optimize=True)
     except Exception as error:
         _check_accepts(module, example_inputs)
-        raise UnsupportedModelError(f"torch.onnx.export failed: {_first_line(_root_cause(error))}",
+        raise UnsupportedModelError(f"torch.onnx.export failed: {first_line(_root_cause(error))}",
                                     "make the module exportable (see the torch.onnx troubleshooting docs)") from None
     finally:
         module.train(was_training)

@@ -28,7 +28,7 @@ from google.protobuf.message import Message
 from onnx import TensorProto
 
 from edgec import ops
-from edgec.errors import ModelLoadError, UnsupportedModelError
+from edgec.errors import ModelLoadError, UnsupportedModelError, first_line
 from edgec.frontend.shape_rules import RULES, ShapeProblem, node_label, too_large
 
 MIN_OPSET = 11
@@ -54,11 +54,6 @@ _REEXPORT_FIX = "fix or re-export the model"
 
 def _dtype_name(dtype: int) -> str:
     return TensorProto.DataType.Name(dtype) if dtype in TensorProto.DataType.values() else f"unknown dtype {dtype}"
-
-
-def _first_line(error: Exception) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
 
 
 # -- validate_proto ------------------------------------------------------------------------
@@ -188,7 +183,7 @@ def _inference_detail(error: Exception) -> str:
     text = re.sub(r"\[\w+Error\]\s*|Inference error\(s\):\s*", "", " ".join(str(error).split())).strip()
     match = _NODE_IN_MESSAGE.search(text) or _NODE_CONTEXT.search(text)
     if match is None:
-        return text or _first_line(error)
+        return text or first_line(error)
     if match.re is _NODE_CONTEXT:
         op_type, name, detail = match.group(2), match.group(1), text[:match.start()]
     else:
@@ -223,13 +218,13 @@ def _problem_error(problem: ShapeProblem, source: str, inputs: set[str], given: 
         text = f"{kind} '{problem.tensor}' has shape {problem.shape} but {problem.text}"
     if problem.tensor in inputs and problem.expected is not None:
         return UnsupportedModelError(f"'{source}': {text}", _input_shape_fix(problem.tensor, problem.expected))
-    if given:
-        changed = {n: declared[n] for n in given if declared.get(n) and list(given[n]) != declared[n]}
-        static = {n: s for n, s in changed.items() if all(isinstance(d, int) for d in s)}
+    changed = [name for name in given if list(given[name]) != declared.get(name)]
+    if changed:  # an --input-shape that is the declared shape is not the cause
+        static = {n: declared[n] for n in changed if declared.get(n) and all(isinstance(d, int) for d in declared[n])}
         if static:
             hint = f"{_input_shape_fix(*next(iter(static.items())))} (the shape the model declares), or omit it"
         else:
-            shown = ", ".join(f"{n}={','.join(map(str, s))}" for n, s in given.items())
+            shown = ", ".join(f"{n}={','.join(map(str, given[n]))}" for n in changed)
             hint = f"check --input-shape {shown}: the model's layers do not take it"
         return UnsupportedModelError(f"'{source}': {text}", hint)
     return ModelLoadError(f"'{source}': {text}", hint)
