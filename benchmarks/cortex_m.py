@@ -9,7 +9,15 @@ The int8 models run on the TFLM golden input (and are checked against TFLM's out
 float ONNX models are quantized with 20 uniform [0, 1] samples (AD: 20 real windows) and
 run on one more.
 
-Usage: python benchmarks/cortex_m.py [--shared DIR] [--cores cortex-m3,...] [--models ...] [--json FILE]
+Low-bit weights (``--weight-bits``, default 8,4,2): every model again with 4-bit and 2-bit
+weights, packed two or four to a byte in flash, with a second table of flash (weights and
+parameters) and instructions per inference against the model's int8 build. The float ONNX
+models are quantized with ``weight_bits``; the int8 TFLite models, already quantized, have
+their weights clipped to the narrow range and typed so ("clipped": accuracy is not the point,
+speed and size are). Low-bit rows are checked against the integer reference.
+
+Usage: python benchmarks/cortex_m.py [--shared DIR] [--cores cortex-m3,...] [--models ...] [--weight-bits 8,4,2]
+       [--json FILE]
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from rich.table import Table
 import edgec
 from edgec.api import input_specs
 from edgec.backends import cortex_m
+from edgec.backends.cortex_m.packing import with_narrowed_weights
 from edgec.target import get_target
 
 TFLITE = {"kws": "kws_dscnn_int8", "vww": "vww_mobilenetv1_025_int8", "resnet8": "ic_resnet8_int8",
@@ -51,11 +60,17 @@ def tflm_figures(peers: Path) -> dict[tuple[str, str], dict]:
     return figures
 
 
-def integer_model(name: str, file: str, shared: Path):
-    """(integer model, one int8 input row, expected int8 output or None)."""
+def integer_model(name: str, file: str, shared: Path, weight_bits: int = 8):
+    """(integer model, one int8 input row, expected int8 output or None, how its weights were made).
+
+    With ``weight_bits`` < 8 the TFLite models are clipped (no golden output then) and the ONNX
+    models quantized to that width."""
     if name in TFLITE:
         golden = np.load(shared / "benchmarks" / "tflm_golden" / f"{file}.npz")
-        return edgec.load(shared / "models" / "tflite" / f"{file}.tflite"), golden["input"].reshape(1, -1), golden["output"].ravel()
+        model = edgec.load(shared / "models" / "tflite" / f"{file}.tflite")
+        if weight_bits == 8:
+            return model, golden["input"].reshape(1, -1), golden["output"].ravel(), "int8"
+        return with_narrowed_weights(model, weight_bits), golden["input"].reshape(1, -1), None, "clipped"
     float_model = edgec.load(shared / "models" / f"{file}.onnx")
     spec = input_specs(float_model)[0]
     rng = np.random.default_rng(0)
@@ -65,8 +80,51 @@ def integer_model(name: str, file: str, shared: Path):
     else:
         calibration = rng.random((20, *spec.shape[1:]), dtype=np.float32)
         sample = rng.random((1, *spec.shape[1:]), dtype=np.float32)
-    model = edgec.quantize(float_model, calibration)
-    return model, cortex_m.int8_inputs(model, [{spec.name: sample}]), None
+    model = edgec.quantize(float_model, calibration, weight_bits=weight_bits)
+    return model, cortex_m.int8_inputs(model, [{spec.name: sample}]), None, "int8" if weight_bits == 8 else "quantized"
+
+
+def low_bit_table(rows: list[dict]) -> Table:
+    """Flash (weights and parameters) and instructions of each low-bit row against its int8 row."""
+    table = Table(title="low-bit weights (packed in flash) vs int8, same model and core")
+    for column in ("model", "core", "weights", "made by", "weights+params B", "vs int8", "instructions", "vs int8",
+                   "exact"):
+        table.add_column(column, justify="right")
+    int8 = {(row["model"], row["core"]): row for row in rows if row["weight_bits"] == 8}
+    for row in rows:
+        base = int8.get((row["model"], row["core"]))
+        if row["weight_bits"] == 8 or base is None:
+            continue
+        table.add_row(row["model"], row["core"], f"W{row['weight_bits']}", row["weights_from"],
+                      f"{row['weights_and_parameters']:,}",
+                      f"{row['weights_and_parameters'] / base['weights_and_parameters']:.3f}",
+                      f"{row['instructions']:,}", f"{row['instructions'] / base['instructions']:.3f}",
+                      "yes" if row["exact"] else "NO")
+    return table
+
+
+def measure(model, inputs, expected, out: Path, name: str, file: str, core: str, peer: dict) -> dict:
+    """Compile ``model`` (named ``file``) for ``core`` under ``out``, run ``inputs`` on QEMU: the benchmark row."""
+    manifest = cortex_m.compile_project(model, get_target(core), out, file, ignore_size_limits=True)
+    result = cortex_m.run_project(out, inputs)
+    reference = cortex_m.reference_outputs(model, inputs)[0] if expected is None else expected
+    return {"model": name, "core": core, "instructions": result.instructions[0],
+            "instructions_per_mac": result.instructions[0] / manifest["macs"],
+            "tflm_instructions": peer.get("instructions"),
+            "ratio": result.instructions[0] / peer["instructions"] if peer else None,
+            "flash": manifest["flash"]["total"], "weights_and_parameters": manifest["flash"]["weights_and_parameters"],
+            "ram": manifest["ram"]["total"], "arena": manifest["ram"]["arena"],
+            "live_bound": manifest["ram"]["arena_live_bound"], "tflm_arena": peer.get("arena"),
+            "exact": bool(np.array_equal(result.outputs[0], reference))}
+
+
+def add_row(table: Table, row: dict) -> None:
+    peer = row["tflm_instructions"] is not None
+    table.add_row(row["model"], row["core"], f"{row['instructions']:,}", f"{row['instructions_per_mac']:.2f}",
+                  f"{row['tflm_instructions']:,}" if peer else "n/a", f"{row['ratio']:.3f}" if peer else "n/a",
+                  f"{row['flash']:,}", f"{row['ram']:,}", f"{row['arena']:,}", f"{row['live_bound']:,}",
+                  f"{row['tflm_arena']:,}" if row["tflm_arena"] is not None else "n/a",
+                  "yes" if row["exact"] else "NO")
 
 
 def main() -> None:
@@ -75,6 +133,7 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=default_shared)
     parser.add_argument("--cores", default="cortex-m3,cortex-m4,cortex-m7,cortex-m33")
     parser.add_argument("--models", default=",".join([*TFLITE, *ONNX]))
+    parser.add_argument("--weight-bits", default="8,4,2", help="weight widths to build each model with")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
     peers = tflm_figures(args.shared / "benchmarks" / "peers.md")
@@ -88,27 +147,18 @@ def main() -> None:
         for name, file in [*TFLITE.items(), *ONNX.items()]:
             if name not in wanted:
                 continue
-            model, inputs, expected = integer_model(name, file, args.shared)
-            for core in args.cores.split(","):
-                out = Path(tmp) / f"{file}-{core}"
-                manifest = cortex_m.compile_project(model, get_target(core), out, file, ignore_size_limits=True)
-                result = cortex_m.run_project(out, inputs)
-                reference = cortex_m.reference_outputs(model, inputs)[0] if expected is None else expected
-                peer = peers.get((name, core), {})
-                row = {"model": name, "core": core, "instructions": result.instructions[0],
-                       "instructions_per_mac": result.instructions[0] / manifest["macs"],
-                       "tflm_instructions": peer.get("instructions"),
-                       "ratio": result.instructions[0] / peer["instructions"] if peer else None,
-                       "flash": manifest["flash"]["total"], "ram": manifest["ram"]["total"],
-                       "arena": manifest["ram"]["arena"], "live_bound": manifest["ram"]["arena_live_bound"],
-                       "tflm_arena": peer.get("arena"), "exact": bool(np.array_equal(result.outputs[0], reference))}
-                rows.append(row)
-                table.add_row(name, core, f"{row['instructions']:,}", f"{row['instructions_per_mac']:.2f}",
-                              f"{row['tflm_instructions']:,}" if peer else "n/a",
-                              f"{row['ratio']:.3f}" if peer else "n/a", f"{row['flash']:,}", f"{row['ram']:,}",
-                              f"{row['arena']:,}", f"{row['live_bound']:,}",
-                              f"{row['tflm_arena']:,}" if peer else "n/a", "yes" if row["exact"] else "NO")
-    Console(width=220).print(table)
+            for bits in [int(b) for b in args.weight_bits.split(",")]:
+                model, inputs, expected, made_by = integer_model(name, file, args.shared, bits)
+                for core in args.cores.split(","):
+                    row = measure(model, inputs, expected, Path(tmp) / f"{file}-w{bits}-{core}", name, file, core,
+                                  peers.get((name, core), {}) if bits == 8 else {})
+                    rows.append({**row, "weight_bits": bits, "weights_from": made_by})
+                    if bits == 8:
+                        add_row(table, row)
+    console = Console(width=220)
+    console.print(table)
+    if any(row["weight_bits"] != 8 for row in rows):
+        console.print(low_bit_table(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 

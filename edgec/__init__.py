@@ -8,6 +8,9 @@ Python API (see :mod:`edgec.api`)::
     print(edgec.summarize(model).total_macs)
     report = edgec.compile(model, target="cortex-m4", output="model_m4")   # C project
     profile = edgec.profile(model, "cortex-m3,cortex-m4")                # per-layer profiles
+
+Backends (the contract: :mod:`edgec.backend`) are imported when a target of their kind is
+first used; ``import edgec`` loads none of them.
 """
 
 __version__ = "0.1.0"

@@ -18,6 +18,7 @@ import onnx
 import onnx_ir as ir
 
 from edgec import ops
+from edgec.backend import INTEGER_GRAPH, backend_for_target
 from edgec.calibration import calibrate
 from edgec.data import InputSpec, load_arrays, random_samples, split_calibration, split_samples
 from edgec.errors import EdgecWarning, InputDataError, ModelLoadError, UnsupportedModelError
@@ -25,10 +26,12 @@ from edgec.fixedpoint import ROUNDING_MODES
 from edgec.frontend.onnx_frontend import import_proto, import_validated, read_proto
 from edgec.frontend.tflite_frontend import read_tflite_model
 from edgec.frontend.torch_frontend import example_inputs_for, export_module, is_module_spec, load_module_spec
+from edgec.inttype import VALUE_BITS
 from edgec.passes.input_layout import InputLayoutPass
 from edgec.passes.qparams import get_qparams
 from edgec.pipeline import canonical_passes, integer_passes, run_passes
 from edgec.reference import ReferenceExecutor
+from edgec.target import get_target
 
 RANDOM_CALIBRATION = "random"
 #: The file of a compiled project that holds its integer graph (written by every backend).
@@ -137,26 +140,37 @@ def calibration_samples(model: ir.Model, calib) -> list[dict[str, np.ndarray]]:
 
 def quantize(source, calib=None, *, method: str = "minmax", rounding: str | None = None, example_inputs=None,
              input_shapes: Mapping[str, Sequence[int]] | None = None, dump_dir: str | Path | None = None,
-             advance: Callable[[], None] | None = None, input_layout: str | None = None) -> ir.Model:
+             advance: Callable[[], None] | None = None, input_layout: str | None = None, weight_bits: int = 8,
+             activation_bits: int = 8) -> ir.Model:
     """Quantize ``source`` to an edgec integer graph.
 
     ``calib``: calibration data (see :func:`calibration_samples`); required unless the
     model is a QDQ model carrying every scale. ``method``: ``minmax``, ``percentile`` or
     ``entropy``. ``rounding``: a mode of :data:`edgec.fixedpoint.ROUNDING_MODES` (default
-    ``double``, TFLM/CMSIS-NN). A model that is already integer (an int8 TFLite model, an
+    ``double``, TFLM/CMSIS-NN, or what the model records: ``single`` for a QONNX model, which
+    then equals Brevitas and qonnx bit for bit). A model that is already integer (an int8 TFLite model, an
     edgec graph) is returned as is, with ``rounding`` recorded if given. ``input_layout``
     (``"nhwc"`` or ``"nchw"``; default: the model's own, NCHW for ONNX and PyTorch, NHWC for
     TFLite) is the layout of the integer graph's 3-D/4-D input
     (:class:`~edgec.passes.input_layout.InputLayoutPass`); ``calib`` stays in the layout of
-    ``source``'s input.
+    ``source``'s input. ``weight_bits`` and ``activation_bits`` (2 to 8, default 8) are the
+    widths of post-training quantization: weights symmetric per channel in
+    ``[-(2^(b-1) - 1), 2^(b-1) - 1]``, activations asymmetric signed; tensors whose
+    quantization the model records (QDQ, QONNX) keep it.
     """
     if rounding is not None and rounding not in ROUNDING_MODES:
         raise InputDataError(f"unknown rounding mode '{rounding}'", f"use one of {list(ROUNDING_MODES)}")
+    for what, bits in (("weight_bits", weight_bits), ("activation_bits", activation_bits)):
+        if bits not in VALUE_BITS:
+            raise InputDataError(f"{what} is {bits}", f"give {VALUE_BITS.start} to {VALUE_BITS.stop - 1} bits")
     model = load(source, example_inputs=example_inputs, input_shapes=input_shapes, dump_dir=dump_dir)
     if ops.is_integer_model(model):
         if calib is not None:
             warnings.warn("the model is already quantized; the calibration data is not used", EdgecWarning,
                           stacklevel=2)
+        if (weight_bits, activation_bits) != (8, 8):
+            warnings.warn("the model is already quantized; weight_bits and activation_bits are not used",
+                          EdgecWarning, stacklevel=2)
         if rounding is not None and model.metadata_props.get(ops.ROUNDING_KEY) != rounding:
             if model is source:  # record the mode on a copy: the caller's model stays as it was
                 model = ir.from_proto(ir.to_proto(model))
@@ -168,8 +182,9 @@ def quantize(source, calib=None, *, method: str = "minmax", rounding: str | None
                              "give --calib FILE (.npy/.npz with N input samples), or --calib random to accept poor accuracy")
     ranges = calibrate(model, samples, method, advance) if samples else {}
     first = len(canonical_passes()) if dump_dir is not None else 0
-    return _with_input_layout(run_passes(model, integer_passes(ranges, rounding or "double"), dump_dir,
-                                         first_index=first), input_layout)
+    rounding = rounding or model.metadata_props.get(ops.ROUNDING_KEY, "double")  # a QONNX model records "single"
+    passes = integer_passes(ranges, rounding, weight_bits=weight_bits, activation_bits=activation_bits)
+    return _with_input_layout(run_passes(model, passes, dump_dir, first_index=first), input_layout)
 
 
 def _with_input_layout(model: ir.Model, input_layout: str | None) -> ir.Model:
@@ -179,29 +194,38 @@ def _with_input_layout(model: ir.Model, input_layout: str | None) -> ir.Model:
 
 def compile_model(source, target, output: str | Path, calib=None, *, method: str = "minmax",
                   rounding: str | None = None, example_inputs=None,
-                  input_shapes: Mapping[str, Sequence[int]] | None = None, ignore_size_limits: bool = False,
-                  name: str | None = None, input_layout: str | None = None, emit_only: bool = False,
-                  separate_io: bool = True) -> dict:
+                  input_shapes: Mapping[str, Sequence[int]] | None = None, name: str | None = None,
+                  input_layout: str | None = None, weight_bits: int = 8, activation_bits: int = 8,
+                  **options) -> dict:
     """Quantize ``source`` (if needed) and compile it for ``target`` into the project ``output``.
 
     ``target``: a packaged target's name, the path of a target TOML file, or a
-    :class:`~edgec.target.Target` (resolved by :func:`edgec.target.get_target`).
+    :class:`~edgec.target.Target` (resolved by :func:`edgec.target.get_target`); its kind picks
+    the backend (:func:`edgec.backend.backend_for_target`), which runs its passes, checks that
+    it takes every node (:meth:`~edgec.backend.Backend.check`) and compiles.
 
     Exported as ``edgec.compile``. ``name`` (default :func:`model_name`) names the model in the
-    project; ``input_layout`` is as for :func:`quantize`. ``emit_only`` writes the project
-    without building it (no cross compiler needed; flash and stack are then not measured);
-    ``separate_io=False`` lets the C input and output share arena bytes. Returns the
+    project; ``input_layout``, ``weight_bits`` and ``activation_bits`` are as for :func:`quantize`.
+    ``options`` are the backend's (an unknown one is an error); the Cortex-M backend's: ``ignore_size_limits`` (go on when the
+    model exceeds the part's flash or RAM), ``emit_only`` (write the project without building
+    it: no cross compiler needed; flash and stack are then not measured) and
+    ``separate_io=False`` (the C input and output may share arena bytes). Returns the
     project's report (``output/report.json``).
     """
-    from edgec.backends import backend_for
-    from edgec.target import get_target
-
     resolved = get_target(target)
+    backend = backend_for_target(resolved)
+    options = backend.checked_options(options)
+    if backend.graph_level != INTEGER_GRAPH:
+        raise UnsupportedModelError(f"the {backend.name} backend takes a {backend.graph_level} graph, which "
+                                    "edgec cannot hand to a backend yet",
+                                    "compile for a target whose backend takes the integer graph")
     integer_model = quantize(source, calib, method=method, rounding=rounding, example_inputs=example_inputs,
-                             input_shapes=input_shapes, input_layout=input_layout)
-    return backend_for(resolved.kind).compile_project(integer_model, resolved, Path(output), name or model_name(source),
-                                                      ignore_size_limits=ignore_size_limits, emit_only=emit_only,
-                                                      separate_io=separate_io)
+                             input_shapes=input_shapes, input_layout=input_layout, weight_bits=weight_bits,
+                             activation_bits=activation_bits)
+    passes = backend.passes(resolved)
+    model = run_passes(integer_model, passes) if passes else integer_model
+    backend.check(model, resolved)
+    return backend.compile(model, resolved, Path(output), name=name or model_name(source), **options)
 
 
 def run(model, inputs, rounding: str | None = None) -> list[dict[str, np.ndarray]]:
@@ -210,9 +234,10 @@ def run(model, inputs, rounding: str | None = None) -> list[dict[str, np.ndarray
 
     ``model``: an ``onnx_ir.Model`` or ``onnx.ModelProto`` (e.g. from :func:`quantize`), an
     integer ``.onnx`` or int8 ``.tflite`` file, or a compiled project directory, whose
-    ``model.onnx`` (the integer graph its C code was generated from) is run here; to run the
-    C code itself on the target's QEMU board, use ``edgec run DIR`` on the command line. A
-    float model is an error: quantize it first. ``rounding`` overrides the model's recorded mode.
+    ``model.onnx`` (the integer graph its code was generated from) is run here; to run the
+    compiled code itself (on QEMU, for Cortex-M), use ``edgec run DIR`` on the command line, or
+    :func:`edgec.backend.open_project` and its backend's ``run``. A float model is an error:
+    quantize it first. ``rounding`` overrides the model's recorded mode.
     """
     takes = ("pass an integer graph: an onnx_ir.Model or onnx.ModelProto from edgec.quantize, an .onnx or "
              ".tflite file, or a compiled project directory")

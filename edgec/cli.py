@@ -23,14 +23,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edgec import __version__, api
+from edgec.backend import backend_for_target, open_project
 from edgec.calibration import METHODS
 from edgec.errors import EdgecError
 from edgec.files import atomic_write
 from edgec.fixedpoint import ROUNDING_MODES
+from edgec.inttype import VALUE_BITS
 from edgec.passes.input_layout import LAYOUTS
 from edgec.reference import ReferenceExecutor
 from edgec.summary import summarize
-from edgec.target import all_targets, get_target, load_target_file, target_toml
+from edgec.target import KINDS, all_targets, get_target, load_target_file, target_toml
+from edgec.trace_compare import first_difference, reference_outputs
 
 #: Wide enough for layer tables when the output is a pipe or a CI log rather than a terminal.
 _PIPE_WIDTH = 160
@@ -60,7 +63,7 @@ class EdgecGroup(click.Group):
         try:
             return super().invoke(ctx)
         except EdgecError as error:
-            error_console.print(f"[bold red]error:[/] {error.one_line()}", highlight=False, soft_wrap=True)
+            error_console.print(f"[bold red]error:[/] {escape(error.one_line())}", highlight=False, soft_wrap=True)
             ctx.exit(error.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
@@ -75,7 +78,7 @@ class EdgecGroup(click.Group):
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    error_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    error_console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
 
 
 @click.group(cls=EdgecGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -117,30 +120,38 @@ class PathParam(click.ParamType):
         return value
 
 
-@cli.command()
+@cli.command(epilog="Kinds and their tables (docs/targets.md describes every key):\n\n"
+                     + "\n\n".join(f"{kind.name}: {kind.summary}." for kind in KINDS.values()))
 @click.argument("files", nargs=-1, metavar="[FILE.toml]...")
 @click.option("--show", metavar="TARGET", help="Print the TOML of TARGET (a name or a file) and exit.")
 def targets(files: tuple[str, ...], show: str | None) -> None:
-    """List the targets edgec knows, with their core, typical part and emulator.
+    """List the targets edgec knows, one table per kind, with each kind's key figures.
 
-    Your own part: start from the packaged target with its core (edgec targets --show
-    cortex-m4 > my_board.toml), change the name and [part] (name, clock_hz, flash_bytes,
-    ram_bytes; [compiler] flags if needed), and pass the file's path wherever a target is
-    taken (--target my_board.toml). Given FILEs, this validates them (an error names the
-    file and the key) and lists them with the packaged targets.
+    Every target file has a header (name, kind, description) and the tables of its kind.
+    Targets of a kind without a backend yet (fpga, tile, host) load and list; compiling for
+    them says which backend is missing.
+
+    Your own part: start from a packaged target of its kind (edgec targets --show
+    cortex-m4 > my_board.toml), change the name and what differs (for a Cortex-M part:
+    [part] name, clock_hz, flash_bytes, ram_bytes; [compiler] flags if needed), and pass the
+    file's path wherever a target is taken (--target my_board.toml). Given FILEs, this
+    validates them (an error names the file and the key) and lists them with the packaged
+    targets.
     """
     if show is not None:
         click.echo(target_toml(get_target(show)), nl=False)
         return
-    table = Table(title="edgec targets")
-    for column in ("target", "core", "DSP", "typical part", "clock", "flash", "RAM", "QEMU machine"):
-        table.add_column(column)
-    for target in [*all_targets().values(), *(load_target_file(path) for path in files)]:
-        part = target.part
-        table.add_row(target.name, target.core.arch, "yes" if target.core.dsp else "no", part.name,
-                      f"{part.clock_hz / 1e6:g} MHz", f"{part.flash_bytes // 1024} KiB", f"{part.ram_bytes // 1024} KiB",
-                      target.qemu.machine)
-    console.print(table)
+    listed = [*all_targets().values(), *(load_target_file(path) for path in files)]
+    for kind in KINDS.values():
+        of_kind = [target for target in listed if target.kind == kind.name]
+        if not of_kind:
+            continue
+        table = Table(title=f"{kind.name} targets")
+        for header in ("target", *(header for header, _ in kind.columns)):
+            table.add_column(header)
+        for target in of_kind:
+            table.add_row(escape(target.name), *(escape(figure(target)) for _, figure in kind.columns))
+        console.print(table)
 
 
 def _shape(shape) -> str:
@@ -174,20 +185,27 @@ def _print_summary(title: str, summary) -> None:
     table.add_column("op")
     table.add_column("input")
     table.add_column("output")
+    typed = any(layer.types for layer in summary.layers)
+    if typed:
+        table.add_column("types")
     table.add_column("params", justify="right", footer=f"{summary.total_params:,}")
     table.add_column("MACs", justify="right", footer=f"{summary.total_macs:,}")
     for index, layer in enumerate(summary.layers):
         table.add_row(str(index), escape(layer.name), f"{layer.op} ✗" if layer.unsupported else layer.op,
-                      _shape(layer.input_shape), _shape(layer.output_shape),
+                      _shape(layer.input_shape), _shape(layer.output_shape), *([layer.types] if typed else []),
                       f"{layer.params:,}" if layer.params else "", f"{layer.macs:,}" if layer.macs else "")
     console.print(table)
-    console.print(f"parameters: {summary.total_params:,} ({summary.total_param_bytes:,} bytes)   "
+    packed = (f", {summary.total_packed_bytes:,} packed at their widths"
+              if summary.total_packed_bytes != summary.total_param_bytes else "")
+    console.print(f"parameters: {summary.total_params:,} ({summary.total_param_bytes:,} bytes{packed})   "
                   f"MACs: {summary.total_macs:,}")
 
 
 def _quantize_with_progress(model: str, calib: str | None, method: str, rounding: str | None, input_shapes,
-                            dump_dir: str | None, input_layout: str | None = None) -> ir.Model:
-    """Quantize, showing a progress bar (on stderr) once calibration starts."""
+                            dump_dir: str | None, input_layout: str | None = None,
+                            widths: tuple[int, int] = (8, 8)) -> ir.Model:
+    """Quantize, showing a progress bar (on stderr) once calibration starts. ``widths``: the
+    ``(weight_bits, activation_bits)`` of post-training quantization."""
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=error_console, transient=True, disable=not error_console.is_terminal)
     task = None
@@ -202,7 +220,7 @@ def _quantize_with_progress(model: str, calib: str | None, method: str, rounding
     try:
         return api.quantize(model, calib, method=method, rounding=rounding,
                             input_shapes=parse_input_shapes(input_shapes), dump_dir=dump_dir, advance=advance,
-                            input_layout=input_layout)
+                            input_layout=input_layout, weight_bits=widths[0], activation_bits=widths[1])
     finally:
         if task is not None:
             progress.stop()
@@ -217,6 +235,18 @@ input_layout_option = click.option(
     "--input-layout", type=click.Choice(LAYOUTS), default=None,
     help="Layout of the integer graph's 3-D/4-D input (and of data given to 'edgec run'); default: the model's "
          "(ONNX/PyTorch nchw, TFLite nhwc). nhwc saves the input transpose; --calib stays in the model's layout.")
+_BITS = click.IntRange(VALUE_BITS.start, VALUE_BITS.stop - 1)
+
+
+weight_bits_option = click.option(
+    "--weight-bits", type=_BITS, default=8, show_default=True,
+    help="Width of post-training quantized weights: symmetric per output channel in [-(2^(b-1)-1), 2^(b-1)-1] "
+         "(4: [-7, 7]; 2: ternary [-1, 1]); 4- and 2-bit weights are stored packed. Weights a QDQ/QONNX model "
+         "quantized keep their own.")
+activation_bits_option = click.option(
+    "--activation-bits", type=_BITS, default=8, show_default=True,
+    help="Width of post-training quantized activations: asymmetric per tensor, signed (4: [-8, 7]), stored as "
+         "int8. Softmax outputs stay int8; tensors a QDQ/QONNX model quantized keep their own.")
 ignore_size_limits_option = click.option(
     "--ignore-size-limits", is_flag=True, help="Go on even if the model exceeds the part's flash or RAM.")
 rounding_option = click.option("--rounding", type=click.Choice(ROUNDING_MODES), default=None,
@@ -233,21 +263,27 @@ rounding_option = click.option("--rounding", type=click.Choice(ROUNDING_MODES), 
 @rounding_option
 @input_shape_option
 @input_layout_option
+@weight_bits_option
+@activation_bits_option
 @click.option("--dump-dir", type=PathParam("directory"), help="Save the model after every pass here.")
 def quantize(model: str, calib: str | None, output: str, method: str, rounding: str | None,
-             input_shapes: tuple[str, ...], input_layout: str | None, dump_dir: str | None) -> None:
-    """Quantize MODEL to an edgec int8 integer graph and write it to OUTPUT.
+             input_shapes: tuple[str, ...], input_layout: str | None, weight_bits: int, activation_bits: int,
+             dump_dir: str | None) -> None:
+    """Quantize MODEL to an edgec integer graph and write it to OUTPUT.
 
-    Weights become int8 per output channel, activations int8 per tensor, biases int32;
-    requantization follows the TFLite/CMSIS-NN int8 specification.
+    Weights become int8 (or --weight-bits) per output channel, activations int8 (or
+    --activation-bits, stored as int8) per tensor, biases int32; requantization follows the
+    TFLite/CMSIS-NN int8 specification. A QDQ or QONNX (Brevitas) model keeps its own scales
+    and widths and needs no --calib.
     """
-    integer_model = _quantize_with_progress(model, calib, method, rounding, input_shapes, dump_dir, input_layout)
+    integer_model = _quantize_with_progress(model, calib, method, rounding, input_shapes, dump_dir, input_layout,
+                                            (weight_bits, activation_bits))
     proto = ir.to_proto(integer_model)
     onnx.checker.check_model(proto)
     atomic_write(output, lambda tmp: onnx.save(proto, str(tmp)))
     summary = summarize(integer_model)
     console.print(f"wrote {output}: {len(summary.layers)} integer operators, "
-                  f"{summary.total_param_bytes:,} bytes of weights, {summary.total_macs:,} MACs")
+                  f"{summary.total_packed_bytes:,} bytes of weights, {summary.total_macs:,} MACs")
 
 
 @cli.command()
@@ -269,9 +305,11 @@ def quantize(model: str, calib: str | None, output: str, method: str, rounding: 
               help="Let the C input and output share arena bytes (saves report.json's ram.io_separation_bytes; "
                    "read the output before writing the next input).")
 @ignore_size_limits_option
+@weight_bits_option
+@activation_bits_option
 def compile(model: str, target_name: str, output: str, calib: str | None, method: str, rounding: str | None,
             input_shapes: tuple[str, ...], input_layout: str | None, emit_only: bool, overlap_io: bool,
-            ignore_size_limits: bool) -> None:
+            ignore_size_limits: bool, weight_bits: int, activation_bits: int) -> None:
     """Compile MODEL into a C library for TARGET, with build files and a QEMU harness.
 
     A float model is quantized first (needs --calib). The project is built once with the
@@ -279,25 +317,18 @@ def compile(model: str, target_name: str, output: str, calib: str | None, method
     unless --emit-only.
     """
     target = get_target(target_name)
-    integer_model = _quantize_with_progress(model, calib, method, rounding, input_shapes, None, input_layout)
+    backend = backend_for_target(target)
+    options = {"ignore_size_limits": True} if ignore_size_limits else {}  # only the flags given: backend options
+    if emit_only:
+        options["emit_only"] = True
+    if overlap_io:
+        options["separate_io"] = False
+    integer_model = _quantize_with_progress(model, calib, method, rounding, input_shapes, None, input_layout,
+                                            (weight_bits, activation_bits))
     with error_console.status(f"generating {'' if emit_only else 'and building '}for {target.name} ..."):
-        manifest = api.compile_model(integer_model, target, output, name=Path(model).stem,
-                                     ignore_size_limits=ignore_size_limits, emit_only=emit_only,
-                                     separate_io=not overlap_io)
-    flash, ram = manifest["flash"], manifest["ram"]
-    console.print(f"wrote {output}: {target.name} ({target.part.name}), {len(manifest['layers'])} layers, "
-                  f"{manifest['macs']:,} MACs, input {manifest['input']['layout'] or 'row-major'} "
-                  f"{manifest['input']['shape']}")
-    if manifest["built"]:
-        console.print(f"  flash {flash['total']:,} B (weights and parameters {flash['weights_and_parameters']:,}, "
-                      f"code {flash['code']:,})   RAM {ram['total']:,} B (arena {ram['arena']:,}, "
-                      f"stack {ram['stack_bound']:,})")
-        console.print(f"  build: make -C {output}   run on QEMU: edgec run {output} --input x.npy")
-    else:
-        console.print(f"  not built: weights {flash['weights']:,} B, arena {ram['arena']:,} B; flash and stack "
-                      f"not measured")
-        console.print(f"  build: add {output}/CMakeLists.txt or the sources in {output}/src to your project "
-                      f"(or make -C {output})")
+        manifest = api.compile_model(integer_model, target, output, name=Path(model).stem, **options)
+    for line in backend.compile_summary(manifest, target, output):
+        console.print(line)
 
 
 def _save_outputs(path: str, outputs: dict[str, np.ndarray]) -> None:
@@ -316,8 +347,9 @@ def _print_outputs(outputs: dict[str, np.ndarray]) -> None:
         console.print(np.array2string(array, threshold=64, precision=5, suppress_small=True), highlight=False)
 
 
-def _run_reference(model: str, input_path: str, raw: bool, calib, method, rounding, input_shapes) -> dict:
-    loaded = _quantize_with_progress(model, calib, method, rounding, input_shapes, None)
+def _run_reference(model: str, input_path: str, raw: bool, calib, method, rounding, input_shapes,
+                   widths: tuple[int, int]) -> dict:
+    loaded = _quantize_with_progress(model, calib, method, rounding, input_shapes, None, widths=widths)
     samples = api.input_samples(loaded, input_path)
     executor = ReferenceExecutor(loaded)
     names = api.int8_output_names(loaded) if raw else executor.output_names
@@ -328,27 +360,23 @@ def _run_reference(model: str, input_path: str, raw: bool, calib, method, roundi
     return {name: np.concatenate([r[name] for r in results]) for name in names}
 
 
-def _run_compiled(project: Path, input_path: str, raw: bool, check: bool, host: bool) -> dict:
-    from edgec.backends import cortex_m
-
-    manifest, target, model = cortex_m.load_project(project)
-    samples = api.input_samples(model, input_path)
-    inputs = cortex_m.int8_inputs(model, samples)
-    where = "the host (ASan/UBSan)" if host else f"QEMU {target.qemu.machine}"
+def _run_compiled(directory: Path, input_path: str, raw: bool, check: bool, host: bool) -> dict:
+    backend, project = open_project(directory)
+    if host and not backend.host_run:
+        raise EdgecError(f"the {backend.name} backend has no host build", "run the project without --host")
+    model, manifest = project.model, project.manifest
+    inputs = backend.input_rows(model, api.input_samples(model, input_path))
+    where = "the host (ASan/UBSan)" if host else project.target.name
     with error_console.status(f"building and running on {where} ..."):
-        result = cortex_m.run_project(project, inputs, host=host)
-    if result.instructions:
-        counts = ", ".join(f"{n:,}" for n in result.instructions[:8])
-        more = " ..." if len(result.instructions) > 8 else ""
-        console.print(f"{target.name} ({target.qemu.machine}): instructions per inference {counts}{more}; "
-                      f"{result.instructions[0] / max(manifest['macs'], 1):.2f} per MAC; "
-                      f"stack {max(result.stack_bytes):,} B")
+        result = backend.run(project, inputs, host=host)
+    if result.summary:
+        console.print(result.summary)
     if check:
-        expected = cortex_m.reference_outputs(model, inputs)
+        expected = reference_outputs(model, inputs)
         bad = [i for i in range(len(inputs)) if not np.array_equal(result.outputs[i], expected[i])]
         if bad:
-            traced = cortex_m.run_project(project, inputs[bad[0]:bad[0] + 1], host=host, variant="trace")
-            mismatch = cortex_m.first_difference(model, manifest, inputs[bad[0]], traced.trace)
+            traced = backend.run(project, inputs[bad[0]:bad[0] + 1], host=host, trace=True)
+            mismatch = first_difference(model, manifest["layers"], inputs[bad[0]], traced.trace)
             where_bad = (f"layer {mismatch.index} ({mismatch.op} '{mismatch.name}'): {mismatch.differing} of "
                          f"{mismatch.elements} values differ") if mismatch else "the final output"
             raise EdgecError(f"{len(bad)} of {len(inputs)} samples differ from the integer reference; "
@@ -358,7 +386,7 @@ def _run_compiled(project: Path, input_path: str, raw: bool, check: bool, host: 
     name = manifest["output"]["name"]
     if raw:
         return {name: result.outputs.reshape(shape)}
-    return {model.graph.outputs[0].name: cortex_m.float_outputs(model, result.outputs).reshape(shape)}
+    return {model.graph.outputs[0].name: backend.float_outputs(model, result.outputs).reshape(shape)}
 
 
 @cli.command()
@@ -374,8 +402,11 @@ def _run_compiled(project: Path, input_path: str, raw: bool, check: bool, host: 
 @method_option
 @rounding_option
 @input_shape_option
+@weight_bits_option
+@activation_bits_option
 def run(model: str, input_path: str, output_path: str | None, raw: bool, check: bool, host: bool,
-        calib: str | None, method: str, rounding: str | None, input_shapes: tuple[str, ...]) -> None:
+        calib: str | None, method: str, rounding: str | None, input_shapes: tuple[str, ...], weight_bits: int,
+        activation_bits: int) -> None:
     """Run MODEL on its inputs and print the outputs.
 
     MODEL is a compiled project directory (from 'edgec compile'): built if needed and run on
@@ -389,7 +420,8 @@ def run(model: str, input_path: str, output_path: str | None, raw: bool, check: 
         if check or host:
             raise EdgecError("--check and --host apply to compiled projects",
                              "compile first: edgec compile MODEL --target T -o DIR; then edgec run DIR --check")
-        outputs = _run_reference(model, input_path, raw, calib, method, rounding, input_shapes)
+        outputs = _run_reference(model, input_path, raw, calib, method, rounding, input_shapes,
+                                 (weight_bits, activation_bits))
     _print_outputs(outputs)
     if output_path:
         _save_outputs(output_path, outputs)
@@ -449,9 +481,11 @@ def _print_profile(result) -> None:
 @rounding_option
 @input_shape_option
 @ignore_size_limits_option
+@weight_bits_option
+@activation_bits_option
 def profile(model: str, targets: str | None, input_path: str | None, json_path: str | None, csv_path: str | None,
             plot_path: str | None, calib: str | None, method: str, rounding: str | None,
-            input_shapes: tuple[str, ...], ignore_size_limits: bool) -> None:
+            input_shapes: tuple[str, ...], ignore_size_limits: bool, weight_bits: int, activation_bits: int) -> None:
     """Profile MODEL layer by layer on the emulated cores of TARGETS (or a compiled project).
 
     Per layer: MACs, instructions (measured on QEMU with a timer read around every layer),
@@ -466,6 +500,7 @@ def profile(model: str, targets: str | None, input_path: str | None, json_path: 
         task = progress.add_task("preparing", total=None)
         result = run_profile(model, targets, calib=calib, inputs=input_path, method=method, rounding=rounding,
                              input_shapes=parse_input_shapes(input_shapes), ignore_size_limits=ignore_size_limits,
+                             weight_bits=weight_bits, activation_bits=activation_bits,
                              advance=lambda what: progress.update(task, description=what))
     _print_profile(result)
     if json_path:

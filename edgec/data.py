@@ -65,10 +65,13 @@ def load_arrays(path: str | Path, what: str) -> dict[str, np.ndarray] | np.ndarr
     return loaded
 
 
-def quantize_float(array: np.ndarray, qparams: QParams) -> np.ndarray:
-    """``array`` as int8, exactly as the reference ``Quantize`` computes it (a float32
-    division by the scale, rounded half away from zero, plus the zero point, saturated)."""
-    return KERNELS["Quantize"]({"scale": qparams.scale, "zero_point": qparams.zero_point}, "double", array)
+def quantize_float(array: np.ndarray, qparams: QParams, rounding: str = "half_away") -> np.ndarray:
+    """``array`` as int8, exactly as the reference ``Quantize`` computes it: a float32 division
+    by the scale, rounded as ``rounding`` says (:data:`edgec.ops.QUANTIZE_ROUNDINGS`; a
+    ``Quantize`` node's attribute), plus the zero point, saturated to ``qparams``' type."""
+    attrs = {"scale": qparams.scale, "zero_point": qparams.zero_point, "min": qparams.int_type.min,
+             "max": qparams.int_type.max, "rounding": rounding}
+    return KERNELS["Quantize"](attrs, "double", array)
 
 
 def _batched(spec: InputSpec) -> str:

@@ -1,17 +1,31 @@
 """The edgec operator set: integer operators in the ONNX domain ``edgec``.
 
 An integer graph (what ``edgec quantize`` writes) is an ONNX model whose nodes are these
-operators. Activations are int8 tensors; 4-D activations are NHWC (channels last, the
-layout of every microcontroller kernel library). Each node carries, as attributes, every
-integer it needs to execute: zero points, quantized multipliers (``multiplier`` in
-``[2^30, 2^31)`` with ``shift``, see :mod:`edgec.fixedpoint`) and activation clamps. No
-operator needs a float at run time except the boundary ``Quantize``/``Dequantize``.
+operators. Activations are int8 tensors holding values of their integer type (2 to 8 bits,
+:mod:`edgec.inttype`); 4-D activations are NHWC (channels last, the layout of every
+microcontroller kernel library). Each node carries, as attributes, every integer it needs
+to execute: zero points, quantized multipliers (``multiplier`` in ``[2^30, 2^31)`` with
+``shift``, see :mod:`edgec.fixedpoint`) and activation clamps. No operator needs a float at
+run time except the boundary ``Quantize``/``Dequantize``.
 
-Each int8 value also carries its quantization as ``metadata_props`` ``edgec.scale`` and
-``edgec.zero_point`` (for tools: dequantizing, reports) and, when it holds a tensor of the
-float model, that tensor's name and layout (``edgec.source``, ``edgec.layout``); weight
-initializers carry their per-channel scales. The model records the rounding mode in
-``metadata_props['edgec.rounding']``.
+Widths: every operator that computes new values (the requantizing ones and ``Quantize``)
+clamps them explicitly to an interval inside its output's type (``activation_min``/
+``activation_max``, or ``min``/``max``); the defaults are the int8 range, so a narrower
+output type always has its bounds written on the node. The scale-preserving operators
+(pools, ``Clamp``, ``Concat``, ``Pad``, ``Reshape``, ``Transpose``) output their input's
+type. ``Softmax`` outputs int8. :func:`edgec.widths.check_widths` checks these
+rules; the reference executor also saturates every result to its declared type.
+
+``Quantize`` rounds ``x / scale`` as its ``rounding`` attribute says (one of
+:data:`QUANTIZE_ROUNDINGS`): ``"half_away"`` (default, TFLite QUANTIZE) or ``"half_even"``
+(QONNX/Brevitas ``ROUND``, numpy and torch ``round``), adds the zero point and saturates
+to ``[min, max]`` (attributes, default the int8 range).
+
+Each int8 value also carries its quantization as ``metadata_props`` ``edgec.scale``,
+``edgec.zero_point`` and ``edgec.int_type`` (for tools: dequantizing, reports) and, when it
+holds a tensor of the float model, that tensor's name and layout (``edgec.source``,
+``edgec.layout``); weight initializers carry their per-channel scales and integer type. The
+model records the rounding mode in ``metadata_props['edgec.rounding']``.
 
 The exact semantics of every operator are defined by :mod:`edgec.reference` (one function
 per operator); the specs below name inputs and attributes and are used to validate nodes.
@@ -31,6 +45,10 @@ ROUNDING_KEY = "edgec.rounding"
 #: that tensor channels-last. Used to compare layers with the float model.
 SOURCE_KEY = "edgec.source"
 LAYOUT_KEY = "edgec.layout"
+#: On a float graph input: the rounding (:data:`QUANTIZE_ROUNDINGS`) its ``Quantize`` uses.
+QUANTIZE_ROUNDING_KEY = "edgec.quantize_rounding"
+#: ``Quantize`` roundings: half away from zero (TFLite), half to even (QONNX, numpy, torch).
+QUANTIZE_ROUNDINGS = ("half_away", "half_even")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,15 +98,15 @@ OPS: dict[str, OpSpec] = {
                ("X",), {"kernel_shape": None, **_WINDOW, **_CLAMP}),
         OpSpec("Mean", "mean over axes (TFLite MEAN: 1/n folded into the multiplier)",
                ("X",), {"axes": None, "keepdims": 1, "input_zero_point": None, "output_zero_point": None,
-                        **_REQUANT}),
+                        **_REQUANT, **_CLAMP}),
         OpSpec("Softmax", "softmax over the last axis, output scale 1/256 zero point -128 (TFLite SOFTMAX)",
                ("X",), {"input_multiplier": None, "input_left_shift": None, "diff_min": None}),
         OpSpec("Requantize", "change of scale and zero point (TFLite QUANTIZE int8->int8)",
                ("X",), {"input_zero_point": None, "output_zero_point": None, **_REQUANT, **_CLAMP}),
         OpSpec("Clamp", "clamp to [min, max] in the quantized domain (an unfused activation)",
                ("X",), {"min": -128, "max": 127}),
-        OpSpec("Quantize", "float -> int8: round_half_away(x / scale) + zero_point, saturated",
-               ("X",), {"scale": None, "zero_point": None}),
+        OpSpec("Quantize", "float -> int8: round(x / scale) + zero_point, saturated to [min, max]",
+               ("X",), {"scale": None, "zero_point": None, "min": -128, "max": 127, "rounding": "half_away"}),
         OpSpec("Dequantize", "int8 -> float: (x - zero_point) * scale",
                ("X",), {"scale": None, "zero_point": None}),
         OpSpec("Concat", "concatenation along axis; all inputs share the output's quantization",

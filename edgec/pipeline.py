@@ -21,6 +21,7 @@ from onnx_ir.passes import common
 
 from edgec.errors import EdgecError
 from edgec.passes.absorb_qdq import AbsorbQDQPass
+from edgec.passes.absorb_qonnx import AbsorbQONNXPass
 from edgec.passes.check_static_shapes import CheckStaticShapesPass
 from edgec.passes.eliminate_noops import EliminateNoOpsPass
 from edgec.passes.fold_batchnorm import FoldBatchNormPass
@@ -39,6 +40,7 @@ class PassFailure(RuntimeError):
 def canonical_passes() -> list[ir.passes.PassBase]:
     """Raw float (or QDQ) model -> canonical float model."""
     return [
+        AbsorbQONNXPass(),
         AbsorbQDQPass(),
         common.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0),
         common.RemoveInitializersFromInputsPass(),
@@ -56,10 +58,12 @@ def canonical_passes() -> list[ir.passes.PassBase]:
     ]
 
 
-def integer_passes(ranges: Mapping[str, tuple[float, float]], rounding: str = "double") -> list[ir.passes.PassBase]:
-    """Canonical float model -> edgec integer graph."""
+def integer_passes(ranges: Mapping[str, tuple[float, float]], rounding: str = "double", weight_bits: int = 8,
+                   activation_bits: int = 8) -> list[ir.passes.PassBase]:
+    """Canonical float model -> edgec integer graph, post-training quantized to ``weight_bits``-bit
+    weights and ``activation_bits``-bit activations (2 to 8) where the model records no quantization."""
     return [
-        QuantizePass(ranges, rounding),
+        QuantizePass(ranges, rounding, weight_bits=weight_bits, activation_bits=activation_bits),
         FuseActivationsPass(),
         common.RemoveUnusedNodesPass(),
         common.TopologicalSortPass(),

@@ -1,17 +1,11 @@
-"""Per-layer profiles on the emulated cores: measured instructions, estimated cycles, memory.
+"""Per-layer profiles of a model on its targets: measured instructions, estimated cycles, memory.
 
-:func:`profile` compiles a model for each requested target (or takes a compiled project),
-then runs on the target's QEMU board:
-
-1. the plain harness: the whole-model instruction count (measured, no instrumentation);
-2. the profile build, which reads the CMSDK timer after every layer: instructions per layer
-   (measured; QEMU -icount makes them exact and repeatable);
-3. the profile build again under QEMU's block log: what ran, priced per instruction by the
-   core's cycle model (:mod:`edgec.backends.cortex_m.cycle_model`): cycles and milliseconds
-   at the part's clock. These are **estimates**, labelled as such everywhere.
-
-Memory comes from the compiled project: weight bytes per layer (flash), tensor bytes live
-during each layer (plus its scratch) and the arena peak.
+:func:`profile` compiles a model for each requested target (or takes a compiled project) and
+asks the target's backend to profile it (:meth:`edgec.backend.Backend.profile`; for Cortex-M,
+:mod:`edgec.backends.cortex_m.profile`) on one input row. The result is a :class:`Profile`:
+per target, per layer, measured instructions, estimated cycles and milliseconds (**estimates**,
+labelled as such everywhere: :data:`ESTIMATE_NOTE`), weight bytes and live bytes.
+No backend is imported until one is needed.
 """
 
 from __future__ import annotations
@@ -28,10 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from edgec import api
-from edgec.backends import cortex_m
-from edgec.backends.cortex_m import emitter
-from edgec.backends.cortex_m.cycle_model import MODELS
-from edgec.backends.cortex_m.trace import traced_layer_cycles
+from edgec.backend import Backend, Project, backend_for_target, open_project
 from edgec.errors import EdgecError
 from edgec.target import Target, get_target
 
@@ -122,43 +113,21 @@ class Profile:
         return out.getvalue()
 
 
-def _sample_row(model, inputs) -> np.ndarray:
-    """One int8 input row: the first sample of ``inputs`` (path, array), or fixed random data."""
+def _sample_row(backend: Backend, model, inputs) -> np.ndarray:
+    """One input row: the first sample of ``inputs`` (path, array), or fixed random int8 data."""
     if inputs is None:
         rng = np.random.default_rng(0)
         return rng.integers(-128, 128, math.prod(api.input_specs(model)[0].shape)).astype(np.int8)[None]
-    return cortex_m.int8_inputs(model, api.input_samples(model, inputs)[:1])
+    return backend.input_rows(model, api.input_samples(model, inputs)[:1])
 
 
-def profile_project(project: Path, inputs=None, advance: Callable[[str], None] | None = None) -> TargetProfile:
-    """Profile a compiled project directory on its target's board (see the module docstring)."""
-    project = Path(project).resolve()
-    manifest, target, model = cortex_m.load_project(project)
-    step = advance or (lambda what: None)
-    row = _sample_row(model, inputs)
-    step("whole-model run")
-    whole = cortex_m.run_project(project, row)
-    step("per-layer timer run")
-    timed = cortex_m.run_project(project, row, variant="profile")
-    called = [layer["index"] for layer in manifest["layers"] if layer["kernel"] != "alias"]
-    step("block-log run (cycle estimate)")
-    model_cycles = MODELS[target.core.cpu]
-    cycles = traced_layer_cycles(cortex_m.executable_path(project, variant="profile"), target, row.tobytes(),
-                                 len(called), model_cycles)
-    layers = []
-    for index, estimate in zip(called, cycles, strict=True):
-        entry = manifest["layers"][index]
-        layers.append(LayerProfile(index, entry["name"], entry["op"], entry["macs"],
-                                   timed.layer_instructions.get(index, 0), estimate,
-                                   estimate / target.part.clock_hz * 1e3, entry["weight_bytes"], entry["live_bytes"]))
-    return TargetProfile(target.name, target.part.name, target.part.clock_hz, target.part.ram_bytes,
-                         manifest["flash"]["total"], manifest["ram"]["arena"], whole.instructions[0],
-                         model_cycles.sources, layers)
+def _profile_project(backend: Backend, project: Project, inputs, advance: Callable[[str], None]) -> TargetProfile:
+    return backend.profile(project, _sample_row(backend, project.model, inputs), advance)
 
 
 def profile(source, targets: Sequence[str] | str | None = None, *, calib=None, inputs=None, method: str = "minmax",
             rounding: str | None = None, example_inputs=None, input_shapes=None, ignore_size_limits: bool = False,
-            advance: Callable[[str], None] | None = None) -> Profile:
+            weight_bits: int = 8, activation_bits: int = 8, advance: Callable[[str], None] | None = None) -> Profile:
     """Profile ``source`` (a model, or a compiled project directory) on each of ``targets``.
 
     Exported as ``edgec.profile``. ``targets``: names or a comma-separated string (not
@@ -168,24 +137,27 @@ def profile(source, targets: Sequence[str] | str | None = None, *, calib=None, i
     has room beyond the part). ``advance(description)`` is called as each stage starts.
     """
     names = targets.split(",") if isinstance(targets, str) else list(targets or [])
+    step = advance or (lambda what: None)
     if isinstance(source, str | Path) and Path(source).is_dir():
-        manifest = emitter.read_manifest(Path(source))
-        if names and [get_target(name).name for name in names] != [manifest["target"]]:
-            raise EdgecError(f"'{source}' is compiled for {manifest['target']}, not {', '.join(names)}",
+        backend, project = open_project(source)
+        if names and [get_target(name).name for name in names] != [project.target.name]:
+            raise EdgecError(f"'{source}' is compiled for {project.target.name}, not {', '.join(names)}",
                              "profile the model file for other targets, or omit --target")
-        return Profile(manifest["model"], [profile_project(Path(source), inputs, advance)])
+        return Profile(project.manifest["model"], [_profile_project(backend, project, inputs, step)])
     if not names:
         raise EdgecError("no target to profile on", "give --target, e.g. --target cortex-m3,cortex-m4")
     resolved: list[Target] = [get_target(name) for name in names]
+    backends = [backend_for_target(target) for target in resolved]
     model = api.quantize(source, calib, method=method, rounding=rounding, example_inputs=example_inputs,
-                         input_shapes=input_shapes)
+                         input_shapes=input_shapes, weight_bits=weight_bits, activation_bits=activation_bits)
     name = api.model_name(source)
+    options = {"ignore_size_limits": True} if ignore_size_limits else {}
     results = []
     with tempfile.TemporaryDirectory(prefix="edgec-profile-") as tmp:
-        for target in resolved:
-            if advance:
-                advance(f"{target.name}: compiling")
+        for target, backend in zip(resolved, backends, strict=True):
+            step(f"{target.name}: compiling")
             out = Path(tmp) / target.name
-            cortex_m.compile_project(model, target, out, name, ignore_size_limits=ignore_size_limits)
-            results.append(profile_project(out, inputs, advance and (lambda what, t=target: advance(f"{t.name}: {what}"))))
+            api.compile_model(model, target, out, name=name, **options)
+            results.append(_profile_project(backend, backend.load_project(out), inputs,
+                                            lambda what, t=target: step(f"{t.name}: {what}")))
     return Profile(name, results)

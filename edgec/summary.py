@@ -8,6 +8,12 @@ that have weights (:data:`PARAMETER_OPS` and every edgec operator, whose configu
 in attributes); the constant inputs of other operators (a Reshape's shape, a Pad's pads, a
 ReduceMean's axes, a Clip's bounds) configure them and count 0.
 
+In an integer graph each layer also shows its integer types (``types``: ``"w int4n / out
+int4"``, the first weight's and the output's, :mod:`edgec.inttype`), and ``packed_bytes``
+counts its parameters at their bit width, packed (``ceil(elements * bits / 8)`` per tensor:
+an int4 weight takes half the bytes of its int8 storage, an int32 bias four bytes each);
+in a float graph ``packed_bytes`` equals ``param_bytes``.
+
 A layer is marked ``unsupported`` when edgec cannot compile its operator
 (:func:`edgec.support.is_supported`).
 """
@@ -22,6 +28,7 @@ import onnx_ir as ir
 
 from edgec import ops
 from edgec.passes.graph_utils import attribute, static_shape
+from edgec.passes.qparams import int_type_of
 from edgec.support import is_supported, unsupported_warning
 
 #: Float operators whose constant inputs are parameters: weights, biases, and the per-channel
@@ -33,7 +40,8 @@ PARAMETER_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Su
 @dataclasses.dataclass(frozen=True)
 class Layer:
     """One node: name, operator, activation input/output shapes, parameter count and bytes, MACs,
-    and whether edgec cannot compile its operator."""
+    whether edgec cannot compile its operator, its integer types and its parameters' packed
+    bytes (see the module docstring)."""
 
     name: str
     op: str
@@ -43,6 +51,8 @@ class Layer:
     param_bytes: int
     macs: int
     unsupported: bool
+    types: str = ""
+    packed_bytes: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +77,10 @@ class ModelSummary:
         return sum(layer.param_bytes for layer in self.layers)
 
     @property
+    def total_packed_bytes(self) -> int:
+        return sum(layer.packed_bytes for layer in self.layers)
+
+    @property
     def unsupported(self) -> list[Layer]:
         """The layers whose operator edgec cannot compile."""
         return [layer for layer in self.layers if layer.unsupported]
@@ -86,6 +100,7 @@ class ModelSummary:
             "total_macs": self.total_macs,
             "total_params": self.total_params,
             "total_param_bytes": self.total_param_bytes,
+            "total_packed_bytes": self.total_packed_bytes,
             "unsupported": [{"name": layer.name, "op": layer.op} for layer in self.unsupported],
         }
 
@@ -117,6 +132,25 @@ def _parameters(node: ir.Node) -> list[ir.Value]:
     return [v for v in node.inputs if v is not None and v.const_value is not None]
 
 
+def _is_integer(value: ir.Value) -> bool:
+    return value.dtype is not None and np.dtype(value.dtype.numpy()).kind in "iu"
+
+
+def packed_bytes(value: ir.Value) -> int:
+    """Bytes of the constant ``value`` with its elements at their type's bit width (integers)."""
+    if not _is_integer(value):
+        return value.const_value.nbytes
+    return -(-value.const_value.size * int_type_of(value).bits // 8)
+
+
+def layer_types(node: ir.Node, weights: list[ir.Value]) -> str:
+    """``"w <type> / out <type>"`` for an integer node (either part left out where not integer)."""
+    parts = [f"w {int_type_of(weights[0])}"] if weights and _is_integer(weights[0]) else []
+    if _is_integer(node.outputs[0]):
+        parts.append(f"out {int_type_of(node.outputs[0])}")
+    return " / ".join(parts)
+
+
 def summarize(model: ir.Model) -> ModelSummary:
     """Summarize a canonical float model or an integer graph."""
     integer = ops.is_integer_model(model)
@@ -131,7 +165,8 @@ def summarize(model: ir.Model) -> ModelSummary:
             input_shape=static_shape(activations[0]) if activations else None, output_shape=out_shape,
             params=sum(math.prod(v.shape.numpy()) for v in constants if v.shape is not None),
             param_bytes=sum(v.const_value.nbytes for v in constants), macs=_macs(node, out_shape, weight),
-            unsupported=not is_supported(node, integer),
+            unsupported=not is_supported(node, integer), types=layer_types(node, constants) if integer else "",
+            packed_bytes=sum(packed_bytes(v) for v in constants),
         ))
     return ModelSummary(
         kind="integer" if integer else "float",

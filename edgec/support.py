@@ -2,7 +2,9 @@
 
 A float graph's node is supported when the quantizer has a lowering for its operator
 type (:data:`passes.lower_ops.LOWERINGS`, the list :class:`passes.quantize.QuantizePass`
-checks and names in its error); an integer graph's node when it is an edgec operator
+checks and names in its error) or a QONNX ``Quant``/``BipolarQuant`` node, which the
+canonical passes absorb (:class:`passes.absorb_qonnx.AbsorbQONNXPass`; the other QONNX
+operators it rejects with their own error); an integer graph's node when it is an edgec operator
 (:data:`edgec.ops.OPS`). The check is by operator type: a supported operator with an
 attribute its lowering rejects (e.g. a 3-D convolution) still fails later, with its own error.
 """
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 import onnx_ir as ir
 
 from edgec import ops
+from edgec.passes.absorb_qonnx import ABSORBED_OPS, is_qonnx_node
 from edgec.passes.lower_ops import LOWERINGS
 
 
@@ -21,6 +24,8 @@ def is_supported(node: ir.Node, integer: bool = False) -> bool:
     """True when edgec can compile ``node`` of a float graph, or of an integer graph if ``integer``."""
     if integer:
         return node.domain == ops.DOMAIN and node.op_type in ops.OPS
+    if is_qonnx_node(node):
+        return node.op_type in ABSORBED_OPS
     return node.domain == "" and node.op_type in LOWERINGS
 
 

@@ -7,7 +7,7 @@ activation's quantization, so the clamp is the only thing left of the activation
    (:data:`edgec.ops.CLAMPABLE`), directly or through zero-copy ``Reshape`` nodes, every
    value on the way read by nothing else: the operator's ``[activation_min,
    activation_max]`` is intersected with ``[min, max]`` and the Clamp is removed.
-2. A ``Clamp`` whose bounds are ``[-128, 127]`` is removed (it clamps nothing).
+2. A ``Clamp`` whose bounds are its input type's whole range is removed (it clamps nothing).
 
 In both cases the Clamp's input takes over the Clamp output's name and float-tensor tag
 (:data:`edgec.ops.SOURCE_KEY`): it now holds the activation's result.
@@ -22,6 +22,7 @@ import onnx_ir as ir
 
 from edgec import ops
 from edgec.passes.graph_utils import attribute, replace_value, sole_consumer
+from edgec.passes.qparams import int_type_of
 
 
 def _set_int(node: ir.Node, name: str, value: int) -> None:
@@ -57,7 +58,7 @@ class FuseActivationsPass(ir.passes.InPlacePass):
             if producer is not None:
                 _set_int(producer, "activation_min", max(low, int(attribute(producer, "activation_min", -128))))
                 _set_int(producer, "activation_max", min(high, int(attribute(producer, "activation_max", 127))))
-            elif (low, high) != (-128, 127) or source.is_graph_input():
+            elif (low, high) != (int_type_of(source).min, int_type_of(source).max) or source.is_graph_input():
                 continue
             name, tags = result.name, {k: result.metadata_props.get(k) for k in (ops.SOURCE_KEY, ops.LAYOUT_KEY)}
             replace_value(result, source)

@@ -3,7 +3,8 @@
 Used by :class:`passes.quantize.QuantizePass` and the per-operator functions of
 :mod:`passes.lower_ops`. It owns the new graph's nodes and initializers, the map from
 float values to integer values (with their layout), and the choice of quantization
-parameters for each float tensor (see :mod:`passes.quantize`, case 4).
+parameters for each float tensor (see :mod:`passes.quantize`, case 4), in the activation
+type it was built with unless the float model recorded another.
 """
 
 from __future__ import annotations
@@ -15,10 +16,18 @@ import onnx_ir as ir
 
 from edgec import ops
 from edgec.errors import UnsupportedModelError
+from edgec.inttype import INT8, INT8_WEIGHTS, IntType
 from edgec.passes.graph_utils import const_array, sole_consumer, static_shape
 from edgec.passes.multipliers import requantize_attributes
 from edgec.passes.normalize_reshapes import keeps_data_order
-from edgec.passes.qparams import QParams, activation_qparams, get_qparams, set_channel_scales, set_qparams
+from edgec.passes.qparams import (
+    QParams,
+    activation_qparams,
+    get_qparams,
+    set_channel_scales,
+    set_int_type,
+    set_qparams,
+)
 
 #: Float ops whose output may take the range of the Relu/Clip that alone reads it.
 FUSABLE_PRODUCERS = frozenset({"Conv", "Gemm", "MatMul", "Add", "Sub", "Mul"})
@@ -40,11 +49,16 @@ class IntegerGraphBuilder:
 
     Each float value maps to one integer value plus a layout flag: ``channels_last`` means
     the integer tensor holds the float tensor permuted by :func:`channels_last_perm`.
+    ``weight_type`` and ``activation_type`` are the types post-training quantization gives
+    weights and activations that the float model does not quantize itself.
     """
 
-    def __init__(self, float_model: ir.Model, ranges: Mapping[str, tuple[float, float]]) -> None:
+    def __init__(self, float_model: ir.Model, ranges: Mapping[str, tuple[float, float]],
+                 weight_type: IntType = INT8_WEIGHTS, activation_type: IntType = INT8) -> None:
         self.float_model = float_model
         self.ranges = ranges
+        self.weight_type = weight_type
+        self.activation_type = activation_type
         self.nodes: list[ir.Node] = []
         self.initializers: list[ir.Value] = []
         self._values: dict[str, tuple[ir.Value, bool]] = {}
@@ -83,7 +97,7 @@ class IntegerGraphBuilder:
         """The parameters ``value`` should be quantized with (module docstring, case 4)."""
         recorded = get_qparams(value)
         if recorded is not None:
-            return recorded
+            return stored_as_int8(recorded, value.name)
         producer = value.producer()
         consumer = sole_consumer(value)
         if (producer is not None and producer.op_type in FUSABLE_PRODUCERS and consumer is not None
@@ -95,7 +109,7 @@ class IntegerGraphBuilder:
                 "give calibration data (--calib FILE) that reaches every tensor",
             )
         low, high = self.ranges[value.name]
-        return activation_qparams(low, high)
+        return activation_qparams(low, high, self.activation_type)
 
     @staticmethod
     def qparams_of(value: ir.Value) -> QParams:
@@ -106,10 +120,11 @@ class IntegerGraphBuilder:
 
     # -- building -------------------------------------------------------------------
     def constant(self, base: str, array: np.ndarray, qparams: QParams | None = None,
-                 channel_scales: tuple[np.ndarray, int] | None = None) -> ir.Value:
+                 channel_scales: tuple[np.ndarray, int] | None = None, int_type: IntType | None = None) -> ir.Value:
         """Add an initializer (int8 weights, int32 bias ...) to the integer graph.
 
-        ``qparams`` (per-tensor) or ``channel_scales`` (scales, axis) are recorded on it.
+        ``qparams`` (per-tensor, with its type) or ``channel_scales`` (scales, axis) and
+        ``int_type`` (weights: int8n ..., biases: int32) are recorded on it.
         """
         name = self.unique_name(base)
         tensor = ir.tensor(np.ascontiguousarray(array), name=name)
@@ -119,6 +134,8 @@ class IntegerGraphBuilder:
             set_qparams(value, qparams)
         if channel_scales is not None:
             set_channel_scales(value, *channel_scales)
+        if int_type is not None:
+            set_int_type(value, int_type)
         self.initializers.append(value)
         return value
 
@@ -176,10 +193,13 @@ class IntegerGraphBuilder:
             return self.emit("Reshape", [value], {"shape": new_shape}, shape=new_shape, name=name, qparams=q)
         return self.emit("Transpose", [value], {"perm": perm}, shape=new_shape, name=name, qparams=q)
 
-    def to_qparams(self, value: ir.Value, target: QParams, name: str, clamp: tuple[int, int] = (-128, 127)) -> ir.Value:
-        """``value`` requantized to ``target`` (the value itself when already there and unclamped)."""
+    def to_qparams(self, value: ir.Value, target: QParams, name: str, clamp: tuple[int, int] | None = None) -> ir.Value:
+        """``value`` requantized to ``target`` and clamped to ``clamp`` (default: the whole of
+        ``target``'s type); the value itself when already there and unclamped."""
         source = self.qparams_of(value)
-        if source == target and clamp == (-128, 127):
+        full = (target.int_type.min, target.int_type.max)
+        clamp = full if clamp is None else clamp
+        if source == target and clamp == full:
             return value
         attrs = requantize_attributes(source, target)
         attrs.update(activation_min=clamp[0], activation_max=clamp[1])
@@ -192,6 +212,15 @@ class IntegerGraphBuilder:
             value = self.to_qparams(value, recorded, f"{float_out.name}_requantized")
         self.bind(float_out, value, channels_last)
 
+
+def stored_as_int8(qparams: QParams, name: str) -> QParams:
+    """``qparams`` recorded on tensor ``name``, checked to be of a type int8 storage holds."""
+    if not qparams.int_type.fits_int8():
+        raise UnsupportedModelError(
+            f"tensor '{name}' is quantized to {qparams.int_type}, which int8 storage cannot hold",
+            "quantize activations to at most 8 bits (unsigned 8-bit ones shifted to int8 by -128)",
+        )
+    return qparams
 
 
 def constant_input(node: ir.Node, index: int, what: str) -> np.ndarray:

@@ -4,6 +4,18 @@ Conv (1-D and 2-D, grouped only as depthwise), Gemm, MatMul with constant weight
 Add/Sub/Mul, Relu/Clip and Softmax. Each function takes the
 :class:`~passes.integer_builder.IntegerGraphBuilder` and one float node, emits integer
 nodes and binds the node's outputs. Conventions are in :mod:`passes.quantize`.
+
+Weights: a float weight constant may record per-channel scales
+(:func:`passes.qparams.set_channel_scales`) on its *output-channel axis in the float
+model's layout*: axis 0 of a Conv weight ``[Cout, Cin/group, *kernel]``, axis 0 of a Gemm
+weight with ``transB=1`` (``[N, K]``) and axis 1 of one with ``transB=0`` or of a MatMul
+weight (``[K, N]``); a per-tensor scale is recorded broadcast to every channel. Scales on
+another axis, or of another length, are ignored. With scales and an integer type recorded
+(a QONNX/Brevitas weight), the weight is quantized with exactly those scales, clamped to
+that type. With scales only (an int8 QDQ weight), it is int8n with those scales, raised
+where the int32 bias needs it. Otherwise (post-training quantization) it is symmetric per
+channel in the builder's weight type. Every output clamps to its type
+(:func:`passes.multipliers.clamp_attributes`).
 """
 
 from __future__ import annotations
@@ -12,12 +24,14 @@ import numpy as np
 import onnx_ir as ir
 
 from edgec.errors import UnsupportedModelError
+from edgec.inttype import INT8_WEIGHTS, INT32, IntType
 from edgec.passes.graph_utils import attribute, const_array
 from edgec.passes.integer_builder import IntegerGraphBuilder, channels_last_perm, constant_input
 from edgec.passes.multipliers import (
     SOFTMAX_OUTPUT,
     add_attributes,
     channel_requant_attributes,
+    clamp_attributes,
     mul_attributes,
     softmax_attributes,
 )
@@ -27,6 +41,7 @@ from edgec.passes.qparams import (
     get_channel_scales,
     quantize_bias,
     quantize_weights,
+    recorded_int_type,
     weight_scales,
 )
 
@@ -79,17 +94,25 @@ def bind_window_output(b: IntegerGraphBuilder, float_out: ir.Value, value: ir.Va
     b.bind(float_out, value, channels_last=True)
 
 
-def _weight_quantization(weights: np.ndarray, weight_value: ir.Value | None, channel_axis: int, bias: np.ndarray,
-                         input_scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """int8 weights and per-channel scales, reusing QDQ scales recorded on the value, raised
-    where the int32 bias would otherwise overflow (:func:`passes.qparams.bias_safe_scales`)."""
+def _weight_quantization(b: IntegerGraphBuilder, weights: np.ndarray, weight_value: ir.Value | None,
+                         channel_axis: int, bias: np.ndarray,
+                         input_scale: float) -> tuple[np.ndarray, np.ndarray, IntType]:
+    """Integer weights, their per-channel scales and type (see the module docstring); scales
+    not recorded with a type are raised where the int32 bias would otherwise overflow
+    (:func:`passes.qparams.bias_safe_scales`)."""
     recorded = get_channel_scales(weight_value) if weight_value is not None else None
-    if recorded is not None and recorded[1] == channel_axis and recorded[0].size == weights.shape[channel_axis]:
+    if recorded is None or recorded[1] != channel_axis or recorded[0].size != weights.shape[channel_axis]:
+        int_type = b.weight_type
+        scales = bias_safe_scales(weight_scales(weights, channel_axis, int_type), bias, input_scale)
+    elif (int_type := recorded_int_type(weight_value)) is not None:
+        if not int_type.fits_int8():
+            raise UnsupportedModelError(f"weight '{weight_value.name}' is quantized to {int_type}, "
+                                        "which int8 storage cannot hold", "quantize weights to at most 8 bits (signed)")
         scales = recorded[0]
     else:
-        scales = weight_scales(weights, channel_axis)
-    scales = bias_safe_scales(scales, bias, input_scale)
-    return quantize_weights(weights, scales, channel_axis), scales
+        int_type = INT8_WEIGHTS
+        scales = bias_safe_scales(recorded[0], bias, input_scale)
+    return quantize_weights(weights, scales, channel_axis, int_type), scales, int_type
 
 
 def lower_conv(b: IntegerGraphBuilder, node: ir.Node) -> None:
@@ -118,12 +141,12 @@ def lower_conv(b: IntegerGraphBuilder, node: ir.Node) -> None:
     x = lift_to_4d(b, b.value_in_layout(x_f, channels_last=True), f"{x_f.name}_4d")
     qx, qy = b.qparams_of(x), b.desired_qparams(out_f)
     bias = constant_input(node, 2, "bias") if len(node.inputs) > 2 and node.inputs[2] is not None else np.zeros(cout)
-    w_q, scales = _weight_quantization(weights, node.inputs[1], 0, bias, qx.scale)
+    w_q, scales, w_type = _weight_quantization(b, weights, node.inputs[1], 0, bias, qx.scale)
     w_q = w_q.reshape(cout, cin_per_group, *as_2d(kernel, 1))
     w_layout = w_q.transpose(1, 2, 3, 0) if op_type == "DepthwiseConv" else w_q.transpose(0, 2, 3, 1)
     attrs = {
         "input_zero_point": qx.zero_point, "output_zero_point": qy.zero_point,
-        **channel_requant_attributes(qx.scale, scales, qy.scale),
+        **channel_requant_attributes(qx.scale, scales, qy.scale), **clamp_attributes(qy.int_type),
         "strides": as_2d(strides, 1), "dilations": as_2d(dilations, 1), "pads": as_2d_pads(pads),
     }
     if op_type == "DepthwiseConv":
@@ -131,8 +154,9 @@ def lower_conv(b: IntegerGraphBuilder, node: ir.Node) -> None:
     out_shape = b.shape_of(out_f)
     nhwc = [out_shape[0], *as_2d(list(out_shape[2:]), 1), cout]
     weight_axis = 3 if op_type == "DepthwiseConv" else 0
-    y = b.emit(op_type, [x, b.constant(f"{node.name}_weights", w_layout, channel_scales=(scales, weight_axis)),
-                         b.constant(f"{node.name}_bias", quantize_bias(bias, qx.scale, scales))],
+    y = b.emit(op_type, [x, b.constant(f"{node.name}_weights", w_layout, channel_scales=(scales, weight_axis),
+                                       int_type=w_type),
+                         b.constant(f"{node.name}_bias", quantize_bias(bias, qx.scale, scales), int_type=INT32)],
                attrs, shape=nhwc, name=out_f.name, qparams=qy)
     bind_window_output(b, out_f, y)
 
@@ -145,13 +169,15 @@ def _fully_connected(b: IntegerGraphBuilder, node: ir.Node, weights_nk: np.ndarr
     x_f, out_f = node.inputs[0], node.outputs[0]
     x = b.value_in_layout(x_f, channels_last=False)
     qx, qy = b.qparams_of(x), b.desired_qparams(out_f)
-    w_q, scales = _weight_quantization(weights_nk, node.inputs[1] if as_stored else None, channel_axis, bias,
-                                       qx.scale)
+    w_q, scales, w_type = _weight_quantization(b, weights_nk, node.inputs[1] if as_stored else None, channel_axis,
+                                               bias, qx.scale)
     w_q = np.ascontiguousarray(w_q if channel_axis == 0 else w_q.T)
     attrs = {"input_zero_point": qx.zero_point, "output_zero_point": qy.zero_point,
-             **channel_requant_attributes(qx.scale, scales, qy.scale)}
-    y = b.emit("FullyConnected", [x, b.constant(f"{node.name}_weights", w_q, channel_scales=(scales, 0)),
-                                  b.constant(f"{node.name}_bias", quantize_bias(bias, qx.scale, scales))],
+             **channel_requant_attributes(qx.scale, scales, qy.scale), **clamp_attributes(qy.int_type)}
+    y = b.emit("FullyConnected", [x, b.constant(f"{node.name}_weights", w_q, channel_scales=(scales, 0),
+                                                int_type=w_type),
+                                  b.constant(f"{node.name}_bias", quantize_bias(bias, qx.scale, scales),
+                                             int_type=INT32)],
                attrs, shape=b.shape_of(out_f), name=out_f.name, qparams=qy)
     b.bind(out_f, y, channels_last=False)
 
@@ -195,7 +221,7 @@ def _binary_operand(b: IntegerGraphBuilder, value: ir.Value, out_rank: int, chan
         array = array.astype(np.float32).reshape((1,) * (out_rank - array.ndim) + array.shape)
         if channels_last:
             array = array.transpose(channels_last_perm(out_rank))
-        q = activation_qparams(float(array.min()), float(array.max()))
+        q = activation_qparams(float(array.min()), float(array.max()), b.activation_type)
         return b.constant(name, q.quantize(array), qparams=q)
     rank = len(b.shape_of(value))
     if rank == out_rank:
@@ -222,6 +248,7 @@ def lower_binary(b: IntegerGraphBuilder, node: ir.Node) -> None:
         attrs = mul_attributes(qa, qc, qy)
     else:
         attrs = add_attributes(qa, qc, qy, subtract=node.op_type == "Sub")
+    attrs.update(clamp_attributes(qy.int_type))
     shape = [out_shape[p] for p in channels_last_perm(rank)] if channels_last else list(out_shape)
     y = b.emit(node.op_type, [a, c], attrs, shape=shape, name=out_f.name, qparams=qy)
     b.bind(out_f, y, channels_last)
@@ -244,7 +271,8 @@ def lower_activation(b: IntegerGraphBuilder, node: ir.Node) -> None:
     x, channels_last = b.lookup(x_f)
     low, high = activation_bounds(node)
     qy = b.desired_qparams(out_f)
-    clamp = (qy.quantize_bound(low) if low > -np.inf else -128, qy.quantize_bound(high) if high < np.inf else 127)
+    clamp = (qy.quantize_bound(low) if low > -np.inf else qy.int_type.min,
+             qy.quantize_bound(high) if high < np.inf else qy.int_type.max)
     if b.qparams_of(x) == qy:
         y = b.emit("Clamp", [x], {"min": clamp[0], "max": clamp[1]}, shape=x.shape.numpy(),
                    name=out_f.name, qparams=qy)

@@ -2,8 +2,8 @@
 
 Pools (AveragePool, MaxPool, their Global forms), ReduceMean (as TFLite MEAN), Concat, Pad,
 Reshape (and Flatten/Squeeze/Unsqueeze) and Transpose. All but ReduceMean keep their input's
-quantization (Concat brings its inputs to the output's). Conventions are in
-:mod:`passes.quantize`.
+quantization and integer type (Concat brings its inputs to the output's). Conventions are
+in :mod:`passes.quantize`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from edgec.errors import UnsupportedModelError
 from edgec.passes.graph_utils import attribute, const_array
 from edgec.passes.integer_builder import IntegerGraphBuilder, channels_first_perm, channels_last_perm, constant_input
 from edgec.passes.lower_compute import as_2d, as_2d_pads, bind_window_output, lift_to_4d, window_pads
-from edgec.passes.multipliers import mean_attributes
+from edgec.passes.multipliers import clamp_attributes, mean_attributes
 
 
 def _pool(b: IntegerGraphBuilder, node: ir.Node, op_type: str, kernel, strides, pads) -> None:
@@ -87,7 +87,7 @@ def lower_reduce_mean(b: IntegerGraphBuilder, node: ir.Node) -> None:
     count = math.prod(in_shape[a] for a in int_axes)
     out_shape = [1 if a in int_axes else d for a, d in enumerate(in_shape)] if keepdims else \
         [d for a, d in enumerate(in_shape) if a not in int_axes]
-    attrs = {"axes": int_axes, "keepdims": keepdims, **mean_attributes(qx, qy, count)}
+    attrs = {"axes": int_axes, "keepdims": keepdims, **mean_attributes(qx, qy, count), **clamp_attributes(qy.int_type)}
     y = b.emit("Mean", [x], attrs, shape=out_shape, name=out_f.name, qparams=qy)
     b.bind(out_f, y, channels_last)
 

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from edgec.fixedpoint import quantize_multiplier, quantize_multipliers
+from edgec.inttype import INT8, IntType
 from edgec.passes.qparams import QParams
 
 ADD_LEFT_SHIFT = 20
@@ -26,6 +27,15 @@ class MultiplierRangeError(ValueError):
     A model problem (scales or calibrated ranges that differ by many orders of magnitude),
     which the callers report naming the operator.
     """
+
+
+def clamp_attributes(int_type: IntType) -> dict:
+    """``activation_min``/``activation_max`` keeping a requantizing operator's results in
+    ``int_type``; none for int8, whose range is the attributes' default (int8 nodes stay as
+    they always were)."""
+    if int_type == INT8:
+        return {}
+    return {"activation_min": int_type.min, "activation_max": int_type.max}
 
 
 def channel_requant_attributes(input_scale: float, weight_scales: np.ndarray, output_scale: float) -> dict:

@@ -155,3 +155,10 @@ def int_type_of(value: ir.Value) -> IntType:
 def set_int_type(value: ir.Value, int_type: IntType) -> None:
     """Record ``int_type`` on ``value`` (an integer weight or activation)."""
     value.metadata_props[INT_TYPE_KEY] = int_type.name
+
+
+def recorded_int_type(value: ir.Value) -> IntType | None:
+    """The integer type recorded on ``value`` (e.g. on a float weight a QONNX model quantized
+    already), or ``None``."""
+    name = value.metadata_props.get(INT_TYPE_KEY)
+    return IntType.parse(name) if name else None

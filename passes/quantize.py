@@ -3,24 +3,32 @@
 Input: a canonical float model (standard ONNX, static shapes; see :mod:`edgec.pipeline`)
 and, for every float tensor without recorded QDQ parameters, a calibrated range
 ``(min, max)``. Output: a new model whose nodes are all edgec operators (:mod:`edgec.ops`),
-following the TFLite/CMSIS-NN int8 specification (:mod:`passes.qparams`).
+following the TFLite/CMSIS-NN int8 specification (:mod:`passes.qparams`) generalized to
+``weight_bits``-bit weights (symmetric per channel, narrow: ``weight_type(bits)``) and
+``activation_bits``-bit activations (asymmetric, signed), both 8 by default.
 
-1. Each float graph input becomes ``Quantize`` (float -> int8); each float graph output is
-   produced by ``Dequantize``. Input and output names and shapes are the float model's.
+1. Each float graph input becomes ``Quantize`` (float -> int8 storage, saturated to the
+   input's type, rounded as the input's :data:`edgec.ops.QUANTIZE_ROUNDING_KEY` says,
+   half away from zero by default); each float graph output is produced by
+   ``Dequantize``. Input and output names and shapes are the float model's.
 2. Every other float node is lowered by the function for its op type in
-   :data:`passes.lower_ops.LOWERINGS`. Weights become int8 per output channel, biases
+   :data:`passes.lower_ops.LOWERINGS`. Weights become integers per output channel, biases
    int32, multipliers and shifts are precomputed into attributes.
 3. 4-D (and 3-D) activations produced by convolutions and pools are kept channels-last
    (NHWC); the builder inserts ``Transpose`` (or a zero-copy ``Reshape`` when the data order
    allows) wherever an operator needs the other layout.
-4. Quantization of a tensor: recorded QDQ parameters if present; else its calibrated
-   range — except that the output of a Conv/Gemm/MatMul/Add/Sub/Mul read only by a
-   Relu/Clip takes the activation's range, so the activation becomes a ``Clamp`` that
+4. Quantization of a tensor: recorded QDQ/QONNX parameters (with their type) if present;
+   else its calibrated range in the activation type — except that the output of a
+   Conv/Gemm/MatMul/Add/Sub/Mul read only by a Relu/Clip takes the activation's range, so
+   the activation becomes a ``Clamp`` that
    :class:`passes.fuse_activations.FuseActivationsPass` folds into the producer.
-   Scale-preserving operators (pools, reshapes, pad, ...) keep their input's parameters.
+   Scale-preserving operators (pools, reshapes, pad, ...) keep their input's parameters
+   and type; Softmax outputs int8.
 
-Invariant: every int8 value of the result carries its scale and zero point in
-``metadata_props``; the graph contains no standard ONNX operator.
+Invariant: every int8 value of the result carries its scale, zero point and integer type
+in ``metadata_props``, weights and biases their type; the widths satisfy
+:func:`edgec.widths.check_widths`; the graph contains no standard ONNX operator. With the
+default 8 bits the graph is the int8 graph of the TFLite specification.
 """
 
 from __future__ import annotations
@@ -31,20 +39,28 @@ import onnx_ir as ir
 
 from edgec import ops
 from edgec.errors import UnsupportedModelError
+from edgec.inttype import INT8, VALUE_BITS, IntType, weight_type
 from edgec.passes.integer_builder import IntegerGraphBuilder
 from edgec.passes.lower_ops import LOWERINGS
 from edgec.passes.multipliers import MultiplierRangeError
-from edgec.passes.qparams import get_qparams
+from edgec.passes.qparams import QParams, get_qparams
 from edgec.support import supported_operators, unsupported_nodes
+from edgec.widths import first_width_problem
 
 
 class QuantizePass(ir.passes.FunctionalPass):
-    """See the module docstring. ``ranges`` maps float tensor names to calibrated ``(min, max)``."""
+    """See the module docstring. ``ranges`` maps float tensor names to calibrated ``(min, max)``;
+    ``weight_bits`` and ``activation_bits`` (2 to 8) are the widths of post-training quantization."""
 
-    def __init__(self, ranges: Mapping[str, tuple[float, float]], rounding: str = "double") -> None:
+    def __init__(self, ranges: Mapping[str, tuple[float, float]], rounding: str = "double",
+                 weight_bits: int = 8, activation_bits: int = 8) -> None:
         super().__init__()
         self.ranges = ranges
         self.rounding = rounding
+        if activation_bits not in VALUE_BITS:
+            raise ValueError(f"activations have {VALUE_BITS.start} to {VALUE_BITS.stop - 1} bits, not {activation_bits}")
+        self.weight_type = weight_type(weight_bits)
+        self.activation_type = IntType(activation_bits, signed=True)
 
     def requires(self, model: ir.Model) -> None:
         unsupported = unsupported_nodes(model.graph)
@@ -60,7 +76,7 @@ class QuantizePass(ir.passes.FunctionalPass):
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         graph = model.graph
-        builder = IntegerGraphBuilder(model, self.ranges)
+        builder = IntegerGraphBuilder(model, self.ranges, self.weight_type, self.activation_type)
         inputs = []
         for value in graph.inputs:
             if value.dtype not in (ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.DOUBLE):
@@ -71,7 +87,7 @@ class QuantizePass(ir.passes.FunctionalPass):
             new_input = ir.Value(name=value.name, shape=ir.Shape(shape), type=ir.TensorType(ir.DataType.FLOAT))
             inputs.append(new_input)
             q = builder.desired_qparams(value)
-            quantized = builder.emit("Quantize", [new_input], {"scale": q.scale, "zero_point": q.zero_point},
+            quantized = builder.emit("Quantize", [new_input], quantize_attributes(value, q),
                                      shape=shape, name=value.name, qparams=q)
             builder.bind(value, quantized, channels_last=False)
         for node in graph:
@@ -106,3 +122,22 @@ class QuantizePass(ir.passes.FunctionalPass):
             for out in node.outputs:
                 if out.dtype == ir.DataType.INT8 and get_qparams(out) is None:
                     raise ir.passes.PostconditionError(f"value {out.name} lacks quantization parameters")
+        problem = first_width_problem(model)
+        if problem is not None:
+            raise ir.passes.PostconditionError(problem)
+
+
+def quantize_attributes(float_input: ir.Value, q: QParams) -> dict:
+    """Attributes of the ``Quantize`` of ``float_input`` to ``q``: scale and zero point, and
+    (only where they differ from the defaults) the type's bounds and the rounding the input
+    records."""
+    attrs = {"scale": q.scale, "zero_point": q.zero_point}
+    if q.int_type != INT8:
+        attrs.update(min=q.int_type.min, max=q.int_type.max)
+    rounding = float_input.metadata_props.get(ops.QUANTIZE_ROUNDING_KEY, "half_away")
+    if rounding not in ops.QUANTIZE_ROUNDINGS:
+        raise UnsupportedModelError(f"model input '{float_input.name}' asks for Quantize rounding '{rounding}'",
+                                    f"use one of {', '.join(ops.QUANTIZE_ROUNDINGS)}")
+    if rounding != "half_away":
+        attrs["rounding"] = rounding
+    return attrs

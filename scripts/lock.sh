@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Refresh requirements.lock: resolve edgec's declared dependencies (pyproject.toml, extras
-# torch and dev) afresh in a throwaway virtual environment and record the exact version of
+# torch, dev and qonnx) afresh in a throwaway virtual environment and record the exact version of
 # every package it ends up with. scripts/setup.sh installs exactly these versions, so users,
 # developers and CI all get the same calibration ranges, integer graphs and emitted C.
 #
@@ -21,7 +21,9 @@ pip=("$work/venv/bin/python" -m pip)
 "${pip[@]}" install -q --upgrade pip setuptools wheel
 # torch first and pinned, as in setup.sh: an unpinned torch can be a multi-GB CUDA build.
 "${pip[@]}" install -q "torch==2.13.0"
-"${pip[@]}" install -q ".[torch,dev]"
+# The qonnx extra's brevitas pins setuptools<81: pip downgrades the setuptools installed above,
+# and the lock records the version that satisfies it (setup.sh builds edgec with that one).
+"${pip[@]}" install -q ".[torch,dev,qonnx]"
 "${pip[@]}" check
 
 python_version=$("$work/venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')

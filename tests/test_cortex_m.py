@@ -14,10 +14,12 @@ from onnx import helper
 
 import edgec
 from edgec.api import input_specs
+from edgec.backend import open_project
 from edgec.backends import cortex_m
 from edgec.data import random_samples
 from edgec.errors import EdgecError, SizeLimitError, ToolchainError
 from edgec.target import get_target
+from edgec.trace_compare import first_difference
 
 from conftest import (
     SHARED_MODELS,
@@ -189,9 +191,9 @@ def test_check_names_the_first_differing_layer(tmp_path, small_integer_model):
     end = text.index(",", first_value)
     source.write_text(text[:first_value] + str((int(text[first_value:end]) + 77) % 127) + text[end:])
     inputs = cortex_m.int8_inputs(small_integer_model, random_samples(input_specs(small_integer_model), 1, seed=0))
-    traced = cortex_m.run_project(out, inputs, variant="trace")
-    manifest = json.loads((out / "report.json").read_text())
-    mismatch = cortex_m.first_difference(small_integer_model, manifest, inputs[0], traced.trace)
+    backend, project = open_project(out)
+    traced = backend.run(project, inputs, trace=True)
+    mismatch = first_difference(small_integer_model, project.manifest["layers"], inputs[0], traced.trace)
     assert mismatch is not None and mismatch.index == 1 and mismatch.op == "Conv"
 
 

@@ -17,7 +17,7 @@ from conftest import REPO
 
 LOCK = REPO / "requirements.lock"
 #: The extras scripts/setup.sh installs.
-EXTRAS = ("torch", "dev")
+EXTRAS = ("torch", "dev", "qonnx")
 LINE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[0-9][A-Za-z0-9.]*)$")
 
 
@@ -48,7 +48,8 @@ def test_the_lock_is_sorted_and_has_one_line_per_package():
     names = [line.split("==")[0] for line in LOCK.read_text().splitlines() if line and not line.startswith("#")]
     assert len(names) == len({canonicalize_name(n) for n in names})
     assert names == sorted(names, key=str.upper)  # as scripts/lock.sh sorts: LC_ALL=C sort -f
-    assert {"pip", "setuptools", "torch", "numpy", "onnx", "onnxruntime"} <= set(locked())
+    assert {"pip", "setuptools", "torch", "numpy", "onnx", "onnxruntime", "brevitas", "qonnx", "onnxoptimizer"} \
+        <= set(locked())
 
 
 def test_the_lock_holds_every_dependency_of_edgec_within_the_declared_bounds():

@@ -145,9 +145,11 @@ def test_softmax_is_the_float_softmax_within_one_output_step(rng, scale):
 
 
 def test_quantize_rounds_half_away_in_float32_and_saturates():
-    attrs = {"scale": 0.5, "zero_point": -1}
+    attrs = {"scale": 0.5, "zero_point": -1, "min": -128, "max": 127, "rounding": "half_away"}
     x = np.array([0.25, -0.25, 0.75, 1000.0, -1000.0, 0.0], dtype=np.float32)
     np.testing.assert_array_equal(elementwise.quantize(attrs, "double", x), [0, -2, 1, 127, -128, -1])
+    half_even = {**attrs, "rounding": "half_even", "min": -3, "max": 2}
+    np.testing.assert_array_equal(elementwise.quantize(half_even, "double", x), [-1, -1, 1, 2, -3, -1])
     np.testing.assert_array_equal(elementwise.dequantize(attrs, "double", np.array([-1, 1], np.int8)), [0.0, 1.0])
 
 

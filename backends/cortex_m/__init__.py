@@ -1,16 +1,22 @@
 """Cortex-M backend: an integer graph becomes a self-contained C library, built and run on QEMU.
 
+:class:`CortexMBackend` is the backend contract (:class:`edgec.backend.Backend`) over the
+module functions:
+
+* :func:`check_model` names the first node without a C kernel, or whose values int8 storage
+  cannot hold; :meth:`CortexMBackend.check` adds the core's width rules
+  (:func:`edgec.widths.check_widths`: the C kernels realise widths through clamps alone).
 * :func:`compile_project` plans memory, emits the C project (library, Makefile, CMakeLists,
   QEMU harness, ``model.onnx`` and ``report.json``), builds the library with
   arm-none-eabi-gcc (unless ``emit_only``) and checks flash and RAM against the target's part.
 * :func:`run_project` builds the harness if needed and runs int8 samples on the target's QEMU
-  board (or on the host, under ASan/UBSan), returning outputs and instruction counts;
-  :func:`first_difference` compares a per-layer trace with the integer reference.
+  board (or on the host, under ASan/UBSan), returning outputs and instruction counts.
+* :mod:`backends.cortex_m.profile` measures and estimates per-layer costs (loaded only when
+  profiling: it needs capstone and pyelftools).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import shutil
 from pathlib import Path
@@ -18,17 +24,51 @@ from pathlib import Path
 import numpy as np
 import onnx_ir as ir
 
-from edgec.api import PROJECT_MODEL, int8_output_names
+from edgec.api import PROJECT_MODEL
+from edgec.backend import Backend, Project, RunResult, dequantized_outputs, int8_input_rows
 from edgec.backends.cortex_m import emitter, project_dir, qemu, report, toolchain
-from edgec.backends.cortex_m.layers import shape_of
+from edgec.backends.cortex_m.layers import KERNEL_OPS
 from edgec.backends.cortex_m.network import build_network
-from edgec.data import quantize_float
-from edgec.errors import EdgecError, InputDataError
-from edgec.passes.input_layout import int8_input
-from edgec.passes.qparams import get_qparams
-from edgec.reference import KERNELS, ReferenceExecutor
-from edgec.reference.executor import node_attributes
+from edgec.backends.cortex_m.packing import unsupported_width
+from edgec.errors import EdgecError, UnsupportedModelError
 from edgec.target import Target, project_target
+from edgec.trace_compare import reference_outputs
+from edgec.widths import check_widths
+
+#: The C input rows and dequantized outputs are the core's int8 conversions; the reference
+#: outputs those rows must give, the core's oracle (:mod:`edgec.trace_compare`).
+int8_inputs = int8_input_rows
+float_outputs = dequantized_outputs
+__all__ = ["CortexMBackend", "check_model", "compile_project", "executable_path", "float_outputs", "int8_inputs",
+           "load_project", "reference_outputs", "run_project"]
+
+
+def _edge_nodes(model: ir.Model) -> set[ir.Node]:
+    """The Quantize reading the float input and the Dequantize writing the float output."""
+    graph = model.graph
+    edges = {node for node in graph.inputs[0].consumers() if node.op_type == "Quantize"}
+    producer = graph.outputs[0].producer()
+    if producer is not None and producer.op_type == "Dequantize":
+        edges.add(producer)
+    return edges
+
+
+def check_model(model: ir.Model) -> None:
+    """Raise :class:`UnsupportedModelError` for the first node the backend cannot take: an
+    operator without a C kernel, or a computed value whose type int8 storage cannot hold.
+    Weights may have any type of 2 to 8 bits in int8 storage, biases int32."""
+    graph = model.graph
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise UnsupportedModelError(f"the model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs",
+                                    "the Cortex-M backend compiles models with one input and one output")
+    edges = _edge_nodes(model)
+    for node in graph:
+        if node.op_type not in KERNEL_OPS and node not in edges:  # Quantize/Dequantize only at the edges
+            raise UnsupportedModelError(f"the Cortex-M backend has no kernel for {node.op_type} (node '{node.name}')",
+                                        "Quantize/Dequantize are supported only at the model's input and output")
+        problem = unsupported_width(node)
+        if problem is not None:
+            raise UnsupportedModelError(problem, "quantize activations and weights to 2 to 8 bits (biases int32)")
 
 
 def compile_project(model: ir.Model, target: Target, out_dir: Path, model_name: str = "model",
@@ -89,61 +129,57 @@ def run_project(out_dir: Path, samples: np.ndarray, host: bool = False, variant:
     return qemu.run(executable_path(out_dir, host, variant), target, samples, math.prod(manifest["output"]["shape"]))
 
 
-@dataclasses.dataclass(frozen=True)
-class LayerMismatch:
-    index: int
-    name: str
-    op: str
-    differing: int
-    elements: int
+class CortexMBackend(Backend):
+    """The backend contract for ``cortex-m`` targets (see the module docstring)."""
 
+    kind = "cortex-m"
+    name = "Cortex-M"
+    options = {"ignore_size_limits": False, "emit_only": False, "separate_io": True}
+    host_run = True
 
-def first_difference(model: ir.Model, manifest: dict, sample: np.ndarray, trace: bytes) -> LayerMismatch | None:
-    """The first layer whose traced output differs from the integer reference on ``sample``
-    (an int8 row of the C input)."""
-    executor = ReferenceExecutor(model)
-    shape = shape_of(model.graph.inputs[0])
-    reference = executor.run({executor.input_names[0]: np.asarray(sample, dtype=np.int8).reshape(shape)},
-                             keep_intermediates=True)
-    for index, data in qemu.parse_trace(trace):
-        layer = manifest["layers"][index]
-        expected = reference[layer["output"]].ravel()
-        if not np.array_equal(data, expected):
-            differing = int((data != expected).sum()) if data.size == expected.size else data.size
-            return LayerMismatch(index, layer["name"], layer["op"], differing, expected.size)
-    return None
+    def check(self, model: ir.Model, target: Target) -> None:
+        check_model(model)
+        check_widths(model)
 
+    def compile(self, model: ir.Model, target: Target, out_dir: Path, *, name: str, **options) -> dict:
+        return compile_project(model, target, out_dir, name, **options)
 
-def int8_inputs(model: ir.Model, samples: list[dict[str, np.ndarray]]) -> np.ndarray:
-    """The C input (one int8 row per sample): int8 samples as they are, float samples quantized
-    as the model's input Quantize does (an int8 graph input, a TFLite model's: with its own
-    scale and zero point)."""
-    graph_input = model.graph.inputs[0]
-    qparams = get_qparams(int8_input(graph_input))
-    rows = []
-    for sample in samples:
-        data = np.asarray(sample[graph_input.name])
-        if data.dtype != np.int8:
-            if qparams is None:
-                raise InputDataError(f"input '{graph_input.name}' takes int8 data and records no scale to "
-                                     f"quantize {data.dtype} data with", "pass int8 data")
-            data = quantize_float(data, qparams)
-        rows.append(data.ravel())
-    return np.stack(rows)
+    def compile_summary(self, manifest: dict, target: Target, out_dir: Path) -> list[str]:
+        flash, ram = manifest["flash"], manifest["ram"]
+        lines = [f"wrote {out_dir}: {target.name} ({target.part.name}), {len(manifest['layers'])} layers, "
+                 f"{manifest['macs']:,} MACs, input {manifest['input']['layout'] or 'row-major'} "
+                 f"{manifest['input']['shape']}"]
+        if manifest["built"]:
+            return [*lines,
+                    f"  flash {flash['total']:,} B (weights and parameters {flash['weights_and_parameters']:,}, "
+                    f"code {flash['code']:,})   RAM {ram['total']:,} B (arena {ram['arena']:,}, "
+                    f"stack {ram['stack_bound']:,})",
+                    f"  build: make -C {out_dir}   run on QEMU: edgec run {out_dir} --input x.npy"]
+        return [*lines,
+                f"  not built: weights {flash['weights']:,} B, arena {ram['arena']:,} B; flash and stack not measured",
+                f"  build: add {out_dir}/CMakeLists.txt or the sources in {out_dir}/src to your project "
+                f"(or make -C {out_dir})"]
 
+    def is_project(self, directory: Path) -> bool:
+        return emitter.is_edgec_project(directory) and (directory / PROJECT_MODEL).is_file()
 
-def float_outputs(model: ir.Model, outputs: np.ndarray) -> np.ndarray:
-    """Dequantize int8 C outputs with the model's output Dequantize (unchanged if there is none)."""
-    producer = model.graph.outputs[0].producer()
-    if producer is None or producer.op_type != "Dequantize":
-        return outputs
-    return KERNELS["Dequantize"](node_attributes(producer), "double", outputs)
+    def load_project(self, directory: Path) -> Project:
+        manifest, target, model = load_project(directory)
+        return Project(Path(directory).resolve(), manifest, target, model)
 
+    def run(self, project: Project, rows: np.ndarray, *, host: bool = False, trace: bool = False) -> RunResult:
+        result = run_project(project.path, rows, host=host, variant="trace" if trace else "")
+        summary = ""
+        if result.instructions:
+            counts = ", ".join(f"{n:,}" for n in result.instructions[:8])
+            more = " ..." if len(result.instructions) > 8 else ""
+            per_mac = result.instructions[0] / max(project.manifest["macs"], 1)
+            summary = (f"{project.target.name} ({project.target.qemu.machine}): instructions per inference "
+                       f"{counts}{more}; {per_mac:.2f} per MAC; stack {max(result.stack_bytes):,} B")
+        costs = {"instructions": result.instructions, "stack_bytes": result.stack_bytes} if result.instructions else {}
+        return RunResult(result.outputs, costs, qemu.parse_trace(result.trace), summary)
 
-def reference_outputs(model: ir.Model, inputs: np.ndarray) -> np.ndarray:
-    """The integer reference's int8 outputs for int8 C input rows (the bit-exact oracle)."""
-    executor = ReferenceExecutor(model)
-    shape = shape_of(model.graph.inputs[0])
-    name = int8_output_names(model)[0]
-    return np.stack([executor.run({executor.input_names[0]: row.reshape(shape)}, keep_intermediates=True)[name].ravel()
-                     for row in inputs])
+    def profile(self, project: Project, row: np.ndarray, advance):
+        from edgec.backends.cortex_m.profile import profile_project
+
+        return profile_project(project, row, advance)

@@ -24,18 +24,23 @@ import onnx_ir as ir
 
 from edgec import __version__
 from edgec.api import PROJECT_MODEL
+from edgec.backend import MANIFEST, read_manifest
 from edgec.backends.cortex_m.layers import CLayer, shape_of
 from edgec.backends.cortex_m.network import Network
 from edgec.backends.cortex_m.printers import c_array, c_struct, c_struct_array, c_value
-from edgec.errors import EdgecError
 from edgec.fixedpoint import operator_rounding
 from edgec.passes.input_layout import input_layout, layout_name
 from edgec.target import PROJECT_FILE, Target, target_toml
 
 PACKAGE = Path(__file__).resolve().parent
-KERNEL_HEADERS = ("edgec_kernels.h", "edgec_arith.h", "edgec_dot.h")
+KERNEL_HEADERS = ("edgec_kernels.h", "edgec_arith.h", "edgec_dot.h", "edgec_im2col.h",
+                  "edgec_depthwise_walk.h")
+#: Headers only the packed-weight kernels include (copied with them).
+PACKED_HEADERS = {"edgec_conv_w4.c": ("edgec_conv_packed.h", "edgec_dot_packed.h"),
+                  "edgec_conv_w2.c": ("edgec_conv_packed.h", "edgec_dot_packed.h"),
+                  "edgec_depthwise_w4.c": ("edgec_depthwise_packed.h",),
+                  "edgec_depthwise_w2.c": ("edgec_depthwise_packed.h",)}
 ALWAYS_NEEDED = ("edgec_layout.c",)  # Quantize/Dequantize of the float wrapper
-MANIFEST = "report.json"
 #: The Makefile's build directories (``make clean`` removes them).
 BUILD_DIRS = ("build", "build-trace", "build-profile", "build-host", "build-host-trace", "build-host-profile")
 WEIGHTS_SECTION = "EDGEC_WEIGHTS_SECTION"
@@ -100,7 +105,8 @@ def render_sources(network: Network, target: Target, model_name: str) -> dict[st
         "harness/linker.ld": env.get_template("linker.ld.j2").render(common),
         PROJECT_FILE: target_toml(target),
     }
-    for name in (*KERNEL_HEADERS, *sources):
+    headers = sorted({header for source in sources for header in PACKED_HEADERS.get(source, ())})
+    for name in (*KERNEL_HEADERS, *headers, *sources):
         files[f"src/{name}"] = (PACKAGE / "kernels" / name).read_text(encoding="utf-8")
     for name in ("main.c", "startup.c"):
         files[f"harness/{name}"] = (PACKAGE / "harness" / name).read_text(encoding="utf-8")
@@ -125,13 +131,7 @@ def layer_macs(layer: CLayer) -> int:
 
 def is_edgec_project(path: Path) -> bool:
     """True when ``path`` holds a manifest written by edgec."""
-    manifest = path / MANIFEST
-    if not manifest.is_file():
-        return False
-    try:
-        return json.loads(manifest.read_text()).get("generator") == "edgec"
-    except (OSError, ValueError):
-        return False
+    return bool(read_manifest(path, required=False))
 
 
 def write_files(directory: Path, files: dict[str, str], model: ir.Model) -> None:
@@ -152,9 +152,3 @@ def write_manifest(directory: Path, manifest: dict) -> None:
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def read_manifest(directory: Path) -> dict:
-    """The manifest of a compiled project; an error if ``directory`` is not one."""
-    if not is_edgec_project(Path(directory)):
-        raise EdgecError(f"'{directory}' is not a compiled edgec project (no {MANIFEST})",
-                         "compile one with: edgec compile MODEL --target TARGET -o DIR")
-    return json.loads((Path(directory) / MANIFEST).read_text())

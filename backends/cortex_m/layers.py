@@ -6,7 +6,8 @@ executor's own arithmetic so that the C matches it bit for bit:
 
 * Conv/FullyConnected weights become ``[out_c][k_padded]`` (rows zero-padded to a multiple
   of four), DepthwiseConv weights are blocked by four channels; biases absorb the input zero point
-  (``b - zp_in * sum(w)``), so kernels multiply raw int8 inputs.
+  (``b - zp_in * sum(w)``), so kernels multiply raw int8 inputs. 4-bit and 2-bit weights are
+  stored packed instead, for the ``_w4``/``_w2`` kernels (:mod:`backends.cortex_m.packing`).
 * Add/Sub get each input's 256-entry rescaling table; Requantize and Clamp become a 256-entry
   byte table (the whole operator, precomputed).
 
@@ -22,6 +23,7 @@ import math
 import numpy as np
 import onnx_ir as ir
 
+from edgec.backends.cortex_m.packing import pack_depthwise, pack_rows, packed_bits, row_step
 from edgec.errors import UnsupportedModelError
 from edgec.fixedpoint import operator_rounding
 from edgec.reference import KERNELS
@@ -128,34 +130,42 @@ def _accumulator_params(prefix: str, attrs: dict) -> dict:
             "generic": needs_generic_requant(attrs["output_shift"])}
 
 
-def conv_scratch_bytes(g: dict, k_padded: int) -> int:
-    """Scratch of edgec_conv/edgec_fully_connected (the rule stated in edgec_conv.c)."""
+def conv_scratch_bytes(g: dict, k_padded: int, weight_bits: int | None = None) -> int:
+    """Scratch of edgec_conv/edgec_fully_connected (the rule stated in edgec_conv.c), or of their
+    packed forms for ``weight_bits`` 4 or 2 (edgec_conv_packed.h)."""
     pixels = g["batches"] * g["out_h"] * g["out_w"]
     inside = (g["out_h"] - 1) * g["stride_h"] < g["in_h"] and (g["out_w"] - 1) * g["stride_w"] < g["in_w"]
-    direct = g["k_h"] == g["k_w"] == 1 and g["in_c"] % 4 == 0 and g["pad_top"] == g["pad_left"] == 0 and inside
+    step = 4 if weight_bits is None else row_step(weight_bits)
+    direct = g["k_h"] == g["k_w"] == 1 and g["in_c"] % step == 0 and g["pad_top"] == g["pad_left"] == 0 and inside
     gathered = 0 if direct else k_padded * (2 if pixels > 1 else 1)
-    return (4 * k_padded if pixels > 1 else 0) + gathered
+    columns = 4 * k_padded if pixels > 1 or weight_bits is not None else 0
+    return columns + gathered
 
 
 def _conv_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLayer:
     x, y = shape_of(node.inputs[0]), shape_of(node.outputs[0])
     weights = node.inputs[1].const_value.numpy()
     fully_connected = node.op_type == "FullyConnected"
+    bits = packed_bits(node.inputs[1])
     rows, k_padded = _padded_rows(weights)
+    stored = rows
+    if bits is not None:
+        stored, k_padded = pack_rows(weights.reshape(weights.shape[0], -1), bits)
     if fully_connected:
         k = x[-1]
         geometry = dict(batches=math.prod(x[:-1]), in_h=1, in_w=1, in_c=k, out_h=1, out_w=1, out_c=y[-1],
                         k_h=1, k_w=1, stride_h=1, stride_w=1, dilation_h=1, dilation_w=1, pad_top=0, pad_left=0)
     else:
         geometry = _window_geometry(x, y, weights.shape[1], weights.shape[2], attrs)
-    arrays = [CArray(f"{prefix}_weights", "int8_t", rows),
+    arrays = [CArray(f"{prefix}_weights", "int8_t", stored),
               CArray(f"{prefix}_bias", "int32_t", _folded_bias(node, rows, attrs["input_zero_point"])),
               requant_table(f"{prefix}_requant", attrs["output_multiplier"], attrs["output_shift"], rounding)]
     params = {**_accumulator_params(prefix, attrs), **geometry, "k_padded": k_padded,
               "per_channel": int(len(attrs["output_multiplier"]) > 1)}
     function = "edgec_fully_connected" if fully_connected else "edgec_conv"
-    return CLayer(node, "edgec_conv.c", f"{function}(&{prefix}, {{in0}}, {{out}}, {{scratch}})", arrays,
-                  "edgec_conv_params", params, scratch_bytes=conv_scratch_bytes(geometry, k_padded))
+    suffix = "" if bits is None else f"_w{bits}"
+    return CLayer(node, f"edgec_conv{suffix}.c", f"{function}{suffix}(&{prefix}, {{in0}}, {{out}}, {{scratch}})",
+                  arrays, "edgec_conv_params", params, scratch_bytes=conv_scratch_bytes(geometry, k_padded, bits))
 
 
 def depthwise_weights(weights: np.ndarray, multiplier: int, dsp: bool) -> np.ndarray:
@@ -185,12 +195,16 @@ def _depthwise_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str, dsp
     weights = node.inputs[1].const_value.numpy()  # [1, kh, kw, out_c]
     _, k_h, k_w, out_c = weights.shape
     per_tap = weights.reshape(k_h * k_w, out_c)
-    arrays = [CArray(f"{prefix}_weights", "int8_t", depthwise_weights(weights, attrs["depth_multiplier"], dsp)),
+    bits = packed_bits(node.inputs[1]) if attrs["depth_multiplier"] == 1 and k_h * k_w <= 256 else None
+    stored = depthwise_weights(weights, attrs["depth_multiplier"], dsp) if bits is None else pack_depthwise(weights, bits)
+    arrays = [CArray(f"{prefix}_weights", "int8_t", stored),
               CArray(f"{prefix}_bias", "int32_t", _folded_bias(node, per_tap.T, attrs["input_zero_point"])),
               requant_table(f"{prefix}_requant", attrs["output_multiplier"], attrs["output_shift"], rounding, out_c)]
     params = {**_accumulator_params(prefix, attrs), **_window_geometry(x, y, k_h, k_w, attrs),
               "depth_multiplier": attrs["depth_multiplier"]}
-    return CLayer(node, "edgec_depthwise.c", f"edgec_depthwise_conv(&{prefix}, {{in0}}, {{out}}, {{scratch}})",
+    suffix = "" if bits is None else f"_w{bits}"
+    return CLayer(node, f"edgec_depthwise{suffix}.c",
+                  f"edgec_depthwise_conv{suffix}(&{prefix}, {{in0}}, {{out}}, {{scratch}})",
                   arrays, "edgec_depthwise_params", params, scratch_bytes=k_h * k_w * x[3])
 
 
@@ -267,7 +281,8 @@ def _mean_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
     params = {"outer": math.prod(shape[:axes[0]]), "reduced": math.prod(shape[axes[0]:axes[-1] + 1]),
               "inner": math.prod(shape[axes[-1] + 1:]), "input_zero_point": attrs["input_zero_point"],
               "output_zero_point": attrs["output_zero_point"], "multiplier": attrs["output_multiplier"],
-              "shift": attrs["output_shift"]}
+              "shift": attrs["output_shift"], "activation_min": attrs["activation_min"],
+              "activation_max": attrs["activation_max"]}
     return CLayer(node, "edgec_pool.c", f"edgec_mean(&{prefix}, {{in0}}, {{out}})", [], "edgec_mean_params", params)
 
 
@@ -313,6 +328,11 @@ def _concat_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
     call = (f"edgec_concat({math.prod(out_shape[:axis])}u, {math.prod(out_shape[axis:])}u, {len(inner)}u, "
             f"(const int8_t *const[]){{{{{', '.join(operands)}}}}}, {prefix}_inner, {{out}})")
     return CLayer(node, "edgec_layout.c", call, arrays)
+
+
+#: The integer operators :func:`lower_node` has a C kernel for.
+KERNEL_OPS = frozenset({"Conv", "FullyConnected", "DepthwiseConv", "Add", "Sub", "Mul", "Requantize", "Clamp",
+                        "AveragePool", "MaxPool", "Mean", "Softmax", "Transpose", "Pad", "Concat", "Reshape"})
 
 
 def lower_node(node: ir.Node, index: int, rounding_mode: str, dsp: bool) -> CLayer:

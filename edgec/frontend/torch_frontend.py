@@ -10,6 +10,12 @@ every layer name edgec shows (inspect, profile, report.json, the C comments) is 
 user knows: ``features.0.0``, ``fc``. When the export fails, the module is run once on the
 example inputs with plain PyTorch: an input it does not accept is reported as such, with the
 shape its first layer takes.
+
+A module holding Brevitas quantized layers (any submodule from the ``brevitas`` package) is
+exported with Brevitas' own ``export_qonnx`` to a temporary QONNX file instead, which is read
+and validated as an ONNX file is (:mod:`edgec.frontend.onnx_frontend`); its Quant nodes
+carry the scales and widths (:class:`passes.absorb_qonnx.AbsorbQONNXPass`). That needs the
+``qonnx`` extra (brevitas, qonnx, onnxoptimizer); an error names it when one is missing.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import importlib
 import io
 import logging
 import sys
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,10 +34,15 @@ from pathlib import Path
 import onnx_ir as ir
 
 from edgec.errors import EdgecError, InputDataError, ModelLoadError, UnsupportedModelError, first_line
+from edgec.frontend.onnx_frontend import import_validated, read_proto
+from edgec.passes.absorb_qonnx import is_qonnx_node
 
 #: Node metadata where the exporter records the module scopes of a node, outermost first,
 #: ending with the operation itself: ``['', 'features', 'features.0', 'features.0.0', 'conv2d']``.
 NAME_SCOPES_KEY = "pkg.torch.onnx.name_scopes"
+#: Packages of the ``qonnx`` extra, needed to export Brevitas modules.
+QONNX_EXTRA_PACKAGES = ("brevitas", "qonnx", "onnxoptimizer")
+QONNX_EXTRA_FIX = "pip install 'edgec[qonnx]' (brevitas, qonnx and onnxoptimizer)"
 
 
 def _torch():
@@ -55,7 +67,9 @@ def load_module_spec(spec: str):
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
+        missing_extra = (error.name or "").partition(".")[0] in QONNX_EXTRA_PACKAGES
         raise ModelLoadError(f"cannot import '{module_name}' for '{spec}': {error}",
+                             QONNX_EXTRA_FIX if missing_extra else
                              "run edgec from the directory that contains the package, or install it") from None
     if not hasattr(module, attribute):
         raise ModelLoadError(f"'{module_name}' has no attribute '{attribute}'", "check the spec package.module:factory")
@@ -139,16 +153,24 @@ def _quiet_exporter():
         logging.disable(disabled)
 
 
-def _module_path(node: ir.Node) -> str | None:
-    """The path of the module that computes ``node``, or ``None`` (see :func:`name_nodes_after_modules`)."""
-    for value in node.inputs:
-        if value is not None and value.is_initializer() and "." in value.name:
-            return value.name.rpartition(".")[0]
+def _scopes(node: ir.Node) -> list[str]:
+    """The module paths of ``node``'s name scopes, outermost first (:data:`NAME_SCOPES_KEY`)."""
     try:
         scopes = ast.literal_eval(node.metadata_props.get(NAME_SCOPES_KEY, "[]"))
     except (ValueError, SyntaxError):
-        return None
-    modules = [scope for scope in scopes[:-1] if isinstance(scope, str) and scope]
+        return []
+    return [scope for scope in scopes[:-1] if isinstance(scope, str) and scope]
+
+
+def _module_path(node: ir.Node) -> str | None:
+    """The path of the module that computes ``node``, or ``None`` (see :func:`name_nodes_after_modules`)."""
+    if is_qonnx_node(node):
+        modules = _scopes(node)
+        return modules[-1].removesuffix(".export_handler") if modules else None
+    for value in node.inputs:
+        if value is not None and value.is_initializer() and "." in value.name:
+            return value.name.rpartition(".")[0]
+    modules = _scopes(node)
     return modules[-1] if modules else None
 
 
@@ -158,7 +180,8 @@ def name_nodes_after_modules(model: ir.Model) -> None:
     A node reading a parameter (an initializer named ``path.weight``, ``path.bias`` ...) takes
     the path of the module owning it, so a Conv the exporter fused with its BatchNorm keeps
     the convolution's path; any other node takes the innermost module of its name scopes
-    (:data:`NAME_SCOPES_KEY`). Names are unique: the second node of one module is
+    (:data:`NAME_SCOPES_KEY`); a QONNX quantizer node of a Brevitas export takes the path of
+    its quantizer (``fc1.weight_quant``, ``relu1.act_quant``). Names are unique: the second node of one module is
     ``path_1``, and so on. A node outside every submodule (a function applied in the top
     module's ``forward``) keeps the exporter's name.
     """
@@ -186,6 +209,8 @@ def export_module(module, example_inputs) -> ir.Model:
     if not example_inputs:
         raise UnsupportedModelError("no example inputs given for the PyTorch export",
                                     "pass example_inputs (Python) or --input-shape (CLI)")
+    if is_brevitas_module(module):
+        return export_brevitas(module, example_inputs)
     was_training = module.training
     module.eval()
     try:
@@ -199,3 +224,35 @@ def export_module(module, example_inputs) -> ir.Model:
         module.train(was_training)
     name_nodes_after_modules(program.model)
     return program.model
+
+
+def is_brevitas_module(module) -> bool:
+    """True when ``module`` or one of its submodules is a Brevitas layer (class from ``brevitas``)."""
+    return any(type(m).__module__.partition(".")[0] == "brevitas" for m in module.modules())
+
+
+def export_brevitas(module, example_inputs: tuple) -> ir.Model:
+    """Export a Brevitas ``module`` with ``brevitas.export.export_qonnx`` (eval mode, training
+    flag restored) and import the QONNX file as an ONNX file is; nodes named after modules."""
+    try:
+        import onnxoptimizer  # noqa: F401 (export_qonnx needs it, and fails late without it)
+        from brevitas.export import export_qonnx
+    except ImportError as error:
+        raise EdgecError(f"exporting a Brevitas model needs {error.name or 'brevitas'}, which is not installed",
+                         QONNX_EXTRA_FIX) from None
+    was_training = module.training
+    module.eval()
+    with tempfile.TemporaryDirectory(prefix="edgec-qonnx-") as directory:
+        path = Path(directory) / "model.qonnx.onnx"
+        try:
+            with _quiet_exporter():
+                export_qonnx(module, args=example_inputs, export_path=str(path))
+        except Exception as error:
+            _check_accepts(module, example_inputs)
+            raise UnsupportedModelError(f"brevitas.export.export_qonnx failed: {first_line(_root_cause(error))}",
+                                        "make the module exportable (see Brevitas' export documentation)") from None
+        finally:
+            module.train(was_training)
+        model = import_validated(read_proto(path), type(module).__name__)
+    name_nodes_after_modules(model)
+    return model

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgec.errors import UnsupportedModelError
 from edgec.fixedpoint import multiply_by_quantized_multiplier, round_half_away_from_zero
+from edgec.ops import QUANTIZE_ROUNDINGS
 from edgec.reference.requant import requantize_to_int8
 
 
@@ -64,15 +66,27 @@ def clamp(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
     return np.clip(x, int(attrs["min"]), int(attrs["max"])).astype(np.int8)
 
 
-def quantize(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
-    """TFLite QUANTIZE float32 -> int8: ``round_half_away(x / scale) + zero_point`` saturated.
+def _round(quotient: np.ndarray, rounding: str) -> np.ndarray:
+    """``quotient`` rounded as a ``Quantize`` node's ``rounding`` attribute says."""
+    if rounding == "half_away":
+        return round_half_away_from_zero(quotient)
+    if rounding == "half_even":
+        return np.rint(np.asarray(quotient, dtype=np.float64))
+    raise UnsupportedModelError(f"Quantize rounding '{rounding}' is unknown",
+                                f"use one of {', '.join(QUANTIZE_ROUNDINGS)}")
 
-    The division is a float32 division, as in the C code.
+
+def quantize(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
+    """QUANTIZE float32 -> int8: ``round(x / scale) + zero_point`` saturated to ``[min, max]``.
+
+    The division is a float32 division, as in the C code; ``attrs["rounding"]`` is
+    ``half_away`` (TFLite) or ``half_even`` (QONNX). The model's requantization ``rounding``
+    plays no part.
     """
     del rounding
     quotient = np.asarray(x, dtype=np.float32) / np.float32(attrs["scale"])
-    rounded = np.clip(round_half_away_from_zero(quotient), -(1 << 31), (1 << 31) - 1)
-    return np.clip(rounded + int(attrs["zero_point"]), -128, 127).astype(np.int8)
+    rounded = np.clip(_round(quotient, attrs["rounding"]), -(1 << 31), (1 << 31) - 1)
+    return np.clip(rounded + int(attrs["zero_point"]), int(attrs["min"]), int(attrs["max"])).astype(np.int8)
 
 
 def dequantize(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:

@@ -1,4 +1,11 @@
-"""Runs an edgec integer graph node by node with the reference kernels."""
+"""Runs an edgec integer graph node by node with the reference kernels.
+
+After every node its integer result is saturated to the output's declared
+:class:`~edgec.inttype.IntType` (:func:`edgec.passes.qparams.int_type_of`): that is what a
+width means. A graph that passes :func:`edgec.widths.check_widths` never needs it (its
+clamp attributes already keep every result in its type), which is why backends that
+saturate only through those attributes agree with the reference.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,8 @@ import onnx_ir as ir
 from edgec import ops
 from edgec.errors import InputDataError, UnsupportedModelError
 from edgec.fixedpoint import operator_rounding
+from edgec.inttype import IntType, storage_type
+from edgec.passes.qparams import int_type_of
 from edgec.reference import conv, elementwise, layout, pooling, softmax
 
 Kernel = Callable[..., np.ndarray]
@@ -64,6 +73,20 @@ def node_attributes(node: ir.Node) -> dict:
     return attrs
 
 
+def declared_type(value: ir.Value) -> IntType | None:
+    """The type an integer ``value`` is saturated to, or ``None`` when that is a no-op (a float
+    value, or one with its storage's full type)."""
+    dtype = value.dtype.numpy() if value.dtype is not None else None
+    if dtype is None or np.dtype(dtype).kind not in "iu":
+        return None
+    try:
+        int_type = int_type_of(value)
+    except ValueError as error:
+        raise UnsupportedModelError(f"value '{value.name}' declares a bad integer type: {error}",
+                                    "regenerate the integer graph with edgec quantize") from None
+    return None if int_type == storage_type(dtype) else int_type
+
+
 class ReferenceExecutor:
     """Executes an integer graph; construct once, run many inputs.
 
@@ -80,8 +103,8 @@ class ReferenceExecutor:
             value.name: value.const_value.numpy() for value in graph.initializers.values()
             if value.const_value is not None
         }
-        self._plan = [(node, KERNELS[node.op_type], node_attributes(node), operator_rounding(self.rounding, node.op_type))
-                      for node in graph]
+        self._plan = [(node, KERNELS[node.op_type], node_attributes(node), operator_rounding(self.rounding, node.op_type),
+                       declared_type(node.outputs[0])) for node in graph]
 
     @property
     def input_names(self) -> list[str]:
@@ -127,11 +150,12 @@ class ReferenceExecutor:
         """Run the graph; returns the graph outputs (and every tensor if ``keep_intermediates``)."""
         values: dict[str, np.ndarray] = dict(self._constants)
         values.update(self._bind_inputs(inputs))
-        for node, kernel, attrs, rounding in self._plan:
+        for node, kernel, attrs, rounding, int_type in self._plan:
             if all(output.name in values for output in node.outputs):
                 continue
             args = [values[v.name] if v is not None else None for v in node.inputs]
-            values[node.outputs[0].name] = kernel(attrs, rounding, *args)
+            result = kernel(attrs, rounding, *args)
+            values[node.outputs[0].name] = result if int_type is None else int_type.saturate(result)
         if keep_intermediates:
             return {name: array for name, array in values.items() if name not in self._constants}
         return {name: values[name] for name in self.output_names}

@@ -34,7 +34,7 @@ def max_pool(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
 
 
 def mean(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
-    """TFLite MEAN (QuantizedMeanOrSum): ``MBQM(sum - zp_in * n, m', s') + zp_out``.
+    """TFLite MEAN (QuantizedMeanOrSum): ``MBQM(sum - zp_in * n, m', s') + zp_out``, clamped.
 
     ``n`` is the number of reduced elements; ``(m', s')`` already include ``1/n`` (see
     :func:`edgec.passes.multipliers.mean_attributes`). The sum wraps like int32.
@@ -44,4 +44,4 @@ def mean(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
     total = x.astype(np.int64).sum(axis=axes, keepdims=bool(attrs["keepdims"]))
     centered = wrap_int32(total - int(attrs["input_zero_point"]) * count)
     return requantize_to_int8(centered, attrs["output_multiplier"], attrs["output_shift"],
-                              attrs["output_zero_point"], -128, 127, rounding)
+                              attrs["output_zero_point"], attrs["activation_min"], attrs["activation_max"], rounding)

@@ -62,6 +62,7 @@ typedef struct {
 typedef struct {
     uint32_t outer, reduced, inner;
     int32_t input_zero_point, output_zero_point, multiplier, shift;
+    int32_t activation_min, activation_max;
 } edgec_mean_params;
 
 typedef struct {
@@ -85,6 +86,14 @@ typedef struct {
 void edgec_conv(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch);
 void edgec_fully_connected(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch);
 void edgec_depthwise_conv(const edgec_depthwise_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+/* The same with 4-bit and 2-bit weights packed (backends/cortex_m/packing.py; edgec_conv_packed.h
+ * and edgec_depthwise_packed.h state the layouts and the scratch). */
+void edgec_conv_w4(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch);
+void edgec_conv_w2(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch);
+void edgec_fully_connected_w4(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch);
+void edgec_fully_connected_w2(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch);
+void edgec_depthwise_conv_w4(const edgec_depthwise_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+void edgec_depthwise_conv_w2(const edgec_depthwise_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
 void edgec_add(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *output);
 void edgec_sub(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *output);
 void edgec_mul(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *output);

@@ -77,7 +77,7 @@ void edgec_mean(const edgec_mean_params *p, const int8_t *input, int8_t *output)
             }
             const int32_t scaled = edgec_mbqm((int32_t)((uint32_t)sum - (uint32_t)offset), p->multiplier, p->shift,
                                               EDGEC_SINGLE_ROUNDING);
-            *output++ = edgec_saturate_s8(scaled + p->output_zero_point);
+            *output++ = edgec_clamp_s8(scaled + p->output_zero_point, p->activation_min, p->activation_max);
         }
     }
 }

@@ -1,0 +1,13 @@
+/* Conv and FullyConnected with 4-bit weights, two to a byte (the kernel: edgec_conv_packed.h). */
+#define EDGEC_WEIGHT_BITS 4
+#include "edgec_conv_packed.h"
+
+void edgec_conv_w4(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch)
+{
+    packed_dispatch(p, input, output, scratch, EDGEC_SINGLE_ROUNDING);
+}
+
+void edgec_fully_connected_w4(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch)
+{
+    packed_dispatch(p, input, output, scratch, EDGEC_FC_SINGLE_ROUNDING);
+}

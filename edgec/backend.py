@@ -1,0 +1,259 @@
+"""What a backend is: the one contract between edgec's core and every code generator.
+
+The command line, the API and the profiler talk to backends only through :class:`Backend`,
+found by target kind with :func:`backend_for` / :func:`backend_for_target`, or from a compiled
+project with :func:`open_project`. Backends are imported on first use, never by ``import
+edgec``. A new backend is a package under ``backends/`` plus one entry in :data:`BACKENDS`
+(or, outside edgec, an entry point of the group ``edgec.backends``: name the target kind, value
+``package.module:BackendClass``); no command needs editing.
+
+A compiled project is a directory holding at least (every backend writes them):
+
+* ``report.json`` (:data:`MANIFEST`), the manifest ``compile`` returns: ``"generator":
+  "edgec"``, ``target`` (the target's name), ``model`` (the model's name), ``input`` and
+  ``output`` (``name``, ``shape``), and ``layers``: one entry per layer in execution order,
+  ``{"index", "name", "op", "output", ...}``, ``output`` naming the integer graph's value the
+  layer computes (what a per-layer trace is compared with, :mod:`edgec.trace_compare`);
+* ``model.onnx``, the integer graph it was generated from, and ``target.toml``, a copy of
+  its target (:data:`edgec.target.PROJECT_FILE`), from whose ``kind`` the backend is found.
+
+Input rows (:meth:`Backend.input_rows`) are what a backend's ``run`` takes: one row per sample,
+the integer graph's quantized input flattened in the graph's layout.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import importlib
+import json
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnx_ir as ir
+
+from edgec.data import quantize_float
+from edgec.errors import EdgecError, InputDataError
+from edgec.passes.input_layout import int8_input
+from edgec.passes.qparams import get_qparams
+from edgec.reference import KERNELS
+from edgec.reference.executor import node_attributes
+from edgec.target import Target, project_target
+
+if TYPE_CHECKING:
+    from edgec.profiling import TargetProfile
+
+#: The manifest of a compiled project (see the module docstring).
+MANIFEST = "report.json"
+#: :attr:`Backend.graph_level`: the edgec integer graph, lowered to int8-storage kernels.
+INTEGER_GRAPH = "integer"
+#: :attr:`Backend.graph_level`: the quantized float graph with QONNX ``Quant`` nodes.
+QONNX_GRAPH = "qonnx"
+#: The entry-point group through which other packages add backends.
+ENTRY_POINT_GROUP = "edgec.backends"
+
+#: The backends shipped with edgec: target kind -> ``module:Class``.
+BACKENDS = {
+    "cortex-m": "edgec.backends.cortex_m:CortexMBackend",
+}
+#: Target kinds edgec has targets for but no backend yet -> the fix naming the roadmap issue.
+PLANNED_KINDS = {
+    "fpga": "roadmap issue 11 adds edgec's FPGA dataflow backend, issue 12 FINN",
+    "tile": "roadmap issue 15 adds the tile-accelerator backend",
+    "host": "run the integer reference on the host instead: edgec run MODEL --input x.npy",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Project:
+    """A compiled project directory: its manifest, its target and its integer graph."""
+
+    path: Path
+    manifest: dict
+    target: Target
+    model: ir.Model
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """What a backend's ``run`` returns.
+
+    ``outputs``: integer outputs, one row per input row. ``costs``: figures per sample by name
+    (e.g. ``instructions``, ``stack_bytes``; empty when the run measures none). ``trace``
+    (``run(..., trace=True)``, one sample): ``(layer index, output values)`` per layer, in
+    execution order. ``summary``: one line for the command line, ``""`` when there is none.
+    """
+
+    outputs: np.ndarray
+    costs: dict[str, list[int]] = dataclasses.field(default_factory=dict)
+    trace: list[tuple[int, np.ndarray]] = dataclasses.field(default_factory=list)
+    summary: str = ""
+
+
+class Backend(abc.ABC):
+    """A code generator for the targets of one kind.
+
+    Class attributes: ``kind`` (the target kind it compiles for), ``name`` (for messages),
+    ``graph_level`` (:data:`INTEGER_GRAPH` or :data:`QONNX_GRAPH`: the graph ``compile``
+    takes), ``options`` (the keyword options ``compile`` takes, with their defaults) and
+    ``host_run`` (whether ``run(..., host=True)`` runs a host build).
+
+    The core calls, in this order: :meth:`passes` (run on the graph), :meth:`check`, then
+    :meth:`compile`; later :meth:`load_project`, :meth:`run` and :meth:`profile` on the project.
+    """
+
+    kind: str
+    name: str
+    graph_level: str = INTEGER_GRAPH
+    options: Mapping[str, object] = {}
+    host_run: bool = False
+
+    def passes(self, target: Target) -> list[ir.passes.PassBase]:
+        """Passes the backend wants run on the graph before :meth:`check` (default: none)."""
+        return []
+
+    @abc.abstractmethod
+    def check(self, model: ir.Model, target: Target) -> None:
+        """Raise :class:`~edgec.errors.UnsupportedModelError` naming the first node (operator
+        and name) of ``model`` the backend cannot take: an operator, or an integer type it
+        cannot hold. Return ``None`` when it takes every node."""
+
+    @abc.abstractmethod
+    def compile(self, model: ir.Model, target: Target, out_dir: Path, *, name: str, **options) -> dict:
+        """Write the project for ``model`` into ``out_dir`` and return its manifest (the module
+        docstring says what it holds). ``options`` are those of :attr:`options`, all given."""
+
+    def compile_summary(self, manifest: dict, target: Target, out_dir: Path) -> list[str]:
+        """Lines the command line prints after compiling (default: one naming the project)."""
+        return [f"wrote {out_dir}: {target.name}, {len(manifest['layers'])} layers"]
+
+    def is_project(self, directory: Path) -> bool:
+        """True when ``directory`` holds a project of this backend (default: an edgec manifest
+        naming a target)."""
+        return "target" in read_manifest(directory, required=False)
+
+    @abc.abstractmethod
+    def load_project(self, directory: Path) -> Project:
+        """The project in ``directory`` (one :meth:`is_project` accepts), ready to run."""
+
+    @abc.abstractmethod
+    def run(self, project: Project, rows: np.ndarray, *, host: bool = False, trace: bool = False) -> RunResult:
+        """Run the project on input ``rows`` (:meth:`input_rows`); with ``trace``, on one row,
+        recording each layer's output. ``host``: run a host build (only if :attr:`host_run`)."""
+
+    @abc.abstractmethod
+    def profile(self, project: Project, row: np.ndarray, advance: Callable[[str], None]) -> TargetProfile:
+        """Per-layer profile of the project on one input row; ``advance(stage)`` as each stage starts."""
+
+    def input_rows(self, model: ir.Model, samples: list[dict[str, np.ndarray]]) -> np.ndarray:
+        """Input rows for ``samples`` (feeds of ``model``'s input; default: :func:`int8_input_rows`)."""
+        return int8_input_rows(model, samples)
+
+    def float_outputs(self, model: ir.Model, outputs: np.ndarray) -> np.ndarray:
+        """``outputs`` of :meth:`run` as the float model's (default: :func:`dequantized_outputs`)."""
+        return dequantized_outputs(model, outputs)
+
+    def checked_options(self, options: Mapping[str, object]) -> dict[str, object]:
+        """:attr:`options` updated with ``options``; an unknown one is an error naming the known ones."""
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            known = ", ".join(self.options) or "none"
+            raise EdgecError(f"the {self.name} backend has no option {', '.join(unknown)}",
+                             f"its options: {known}")
+        return {**self.options, **options}
+
+
+def int8_input_rows(model: ir.Model, samples: list[dict[str, np.ndarray]]) -> np.ndarray:
+    """One int8 row per sample: int8 samples as they are, float samples quantized as the
+    model's input Quantize does (an int8 graph input, a TFLite model's: with its own scale
+    and zero point)."""
+    graph_input = model.graph.inputs[0]
+    quantize = next((n for n in graph_input.consumers() if n.op_type == "Quantize"), None)
+    qparams = get_qparams(int8_input(graph_input))
+    rows = []
+    for sample in samples:
+        data = np.asarray(sample[graph_input.name])
+        if data.dtype != np.int8:
+            if quantize is not None:  # its own rounding and type bounds
+                data = KERNELS["Quantize"](node_attributes(quantize), "double", data)
+            elif qparams is None:
+                raise InputDataError(f"input '{graph_input.name}' takes int8 data and records no scale to "
+                                     f"quantize {data.dtype} data with", "pass int8 data")
+            else:
+                data = quantize_float(data, qparams)
+        rows.append(data.ravel())
+    return np.stack(rows)
+
+
+def dequantized_outputs(model: ir.Model, outputs: np.ndarray) -> np.ndarray:
+    """Integer outputs dequantized with the model's output Dequantize (unchanged if there is none)."""
+    producer = model.graph.outputs[0].producer()
+    if producer is None or producer.op_type != "Dequantize":
+        return outputs
+    return KERNELS["Dequantize"](node_attributes(producer), "double", outputs)
+
+
+def read_manifest(directory: str | Path, required: bool = True) -> dict:
+    """The manifest of the compiled project in ``directory``; when it has none (or not one
+    written by edgec), an error, or ``{}`` unless ``required``."""
+    path = Path(directory) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError):
+        manifest = {}
+    if not isinstance(manifest, dict) or manifest.get("generator") != "edgec":
+        if required:
+            raise EdgecError(f"'{directory}' is not a compiled edgec project (no {MANIFEST})",
+                             "compile one with: edgec compile MODEL --target TARGET -o DIR")
+        return {}
+    return manifest
+
+
+def _registered() -> dict[str, object]:
+    """Target kind -> ``module:Class`` string or entry point, shipped ones first."""
+    found: dict[str, object] = dict(BACKENDS)
+    found.update({entry.name: entry for entry in entry_points(group=ENTRY_POINT_GROUP)})
+    return found
+
+
+def _load_class(kind: str, where) -> type[Backend]:
+    if isinstance(where, str):
+        module, _, attribute = where.partition(":")
+        backend_class = getattr(importlib.import_module(module), attribute)
+    else:
+        backend_class = where.load()
+    if not (isinstance(backend_class, type) and issubclass(backend_class, Backend)):
+        raise EdgecError(f"the backend registered for '{kind}' targets is not an edgec.backend.Backend",
+                         "register a Backend subclass (entry point value 'package.module:Class')")
+    return backend_class
+
+
+def backend_for(kind: str) -> Backend:
+    """The backend compiling for targets of ``kind`` (imported now if it was not); an error
+    naming the roadmap issue for a planned kind, or the known kinds for an unknown one."""
+    registered = _registered()
+    if kind in registered:
+        return _load_class(kind, registered[kind])()
+    if kind in PLANNED_KINDS:
+        raise EdgecError(f"no backend for {kind} targets yet", PLANNED_KINDS[kind])
+    raise EdgecError(f"no backend compiles for targets of kind '{kind}'",
+                     f"backends exist for: {', '.join(sorted(registered))}")
+
+
+def backend_for_target(target: Target) -> Backend:
+    """The backend for ``target`` (by its ``kind``; see :func:`backend_for`)."""
+    return backend_for(target.kind)
+
+
+def open_project(directory: str | Path) -> tuple[Backend, Project]:
+    """The backend of the compiled project in ``directory`` (found by its target's kind) and the
+    project, loaded by it; an error if ``directory`` is not a project."""
+    manifest = read_manifest(directory)
+    backend = backend_for_target(project_target(directory, manifest["target"]))
+    if not backend.is_project(Path(directory)):
+        raise EdgecError(f"'{directory}' is not a complete {backend.name} project",
+                         "compile it again with: edgec compile MODEL --target TARGET -o DIR")
+    return backend, backend.load_project(Path(directory))
