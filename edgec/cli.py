@@ -86,10 +86,10 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 @click.option("--debug", is_flag=True, help="Show the traceback of internal errors.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """edgec: compile trained ONNX, TFLite and PyTorch models to bit-exact int8 code for edge targets.
+    """edgec: compile trained ONNX, TFLite, PyTorch and Brevitas models to bit-exact integer code for edge targets.
 
-    MODEL arguments accept an .onnx file (float, QDQ, or an edgec integer graph), an int8
-    .tflite file, or a PyTorch 'package.module:factory' spec (with --input-shape).
+    MODEL arguments accept an .onnx file (float, QDQ, QONNX from Brevitas, or an edgec integer
+    graph), an int8 .tflite file, or a PyTorch 'package.module:factory' spec (with --input-shape).
     """
     ctx.ensure_object(dict)["debug"] = debug
     warnings.showwarning = _show_warning

@@ -37,3 +37,14 @@ def test_the_python_api_example(tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "test accuracy" in result.stdout and (tmp_path / "d.onnx").exists()
+
+
+@pytest.mark.slow
+@needs_toolchain
+def test_the_brevitas_example(tmp_path):
+    pytest.importorskip("brevitas", reason="the qonnx extra (brevitas) is not installed")
+    result = subprocess.run([sys.executable, str(EXAMPLES / "brevitas_digits.py"), "--output", str(tmp_path / "p")],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "edgec reference vs Brevitas' integers: 0 of 5970 differ" in result.stdout
+    assert "QEMU outputs equal the integer reference on 20 images" in result.stdout
