@@ -17,7 +17,7 @@ from edgec.api import input_specs
 from edgec.backends import cortex_m
 from edgec.backends.cortex_m.layers import lower_node
 from edgec.backends.cortex_m.network import build_network
-from edgec.backends.cortex_m.packing import pack_rows, unsupported_width, with_narrowed_weights
+from edgec.backends.cortex_m.packing import pack_rows, row_bits, unsupported_width, with_narrowed_weights
 from edgec.data import random_samples
 from edgec.inttype import IntType
 from edgec.passes.qparams import set_int_type
@@ -72,11 +72,17 @@ def test_packed_weights_take_half_and_a_quarter_of_the_int8_bytes(int8_net, dsp)
     assert list(w4.values()) == [("edgec_conv_w4", 18 * 144 // 2), ("edgec_depthwise_conv_w4", 5 * 5 * 4),
                                  ("edgec_conv_w4", 32 * 24 // 2), ("edgec_fully_connected_w4", 10 * 32 // 2)]
     w2 = weight_bytes(with_narrowed_weights(int8_net, 2), dsp)
+    # the pointwise rows (k = 18) run faster in 4-bit words than padded to two 2-bit words (row_bits)
     assert list(w2.values()) == [("edgec_conv_w2", 18 * 144 // 4), ("edgec_depthwise_conv_w2", 5 * 3 * 4),
-                                 ("edgec_conv_w2", 32 * 32 // 4), ("edgec_fully_connected_w2", 10 * 32 // 4)]
+                                 ("edgec_conv_w4", 32 * 24 // 2), ("edgec_fully_connected_w2", 10 * 32 // 4)]
     w3 = weight_bytes(with_narrowed_weights(int8_net, 3), dsp)
     assert [kernel for kernel, _ in w3.values()] == [kernel for kernel, _ in int8.values()]
     assert [size for _, size in w3.values()] == [size for _, size in int8.values()]
+
+
+def test_short_two_bit_rows_take_the_four_bit_layout():
+    assert [row_bits(2, k) for k in (8, 16, 18, 24, 32, 40, 144)] == [4, 2, 4, 4, 2, 4, 2]
+    assert [row_bits(4, k) for k in (8, 18)] == [4, 4]
 
 
 def test_row_packing_puts_each_weight_in_its_lane_field():
@@ -132,3 +138,30 @@ def test_low_bit_weights_run_bit_exact_on_every_core(tmp_path, int8_net, bits):
     model = with_narrowed_weights(int8_net, bits)
     for core in CORES:
         run_and_compare(model, core, tmp_path / core, host=core in ("cortex-m3", "cortex-m4") and bits != 4)
+
+
+def long_row_net(bits: int) -> ir.Model:
+    """x[1,300,1,3] -> Conv 1x1 (6) -> Relu -> Flatten -> Gemm (5), quantized with ``bits``-bit weights:
+    rows of 300 weights, longer than one chunk of the packed dot loops (256 k), for a pixel pair
+    and a lone pixel."""
+    rng = np.random.default_rng(11)
+    nodes = [
+        helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], name="long"),
+        helper.make_node("Relu", ["c0"], ["r0"], name="relu0"),
+        helper.make_node("Flatten", ["r0"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], name="fc", transB=1),
+    ]
+    inits = {"w0": rng.normal(size=(6, 300, 1, 1)) * 0.1, "b0": rng.normal(size=6) * 0.1,
+             "fw": rng.normal(size=(5, 18)), "fb": rng.normal(size=5) * 0.1}
+    model = make_model(nodes, [tensor_info("x", [1, 300, 1, 3])], [tensor_info("y", [1, 5])],
+                       {name: value.astype(np.float32) for name, value in inits.items()})
+    return edgec.quantize(model, rng.random((16, 300, 1, 3), dtype=np.float32), weight_bits=bits)
+
+
+@needs_toolchain
+@pytest.mark.parametrize(("bits", "core"), [(4, "cortex-m4"), (2, "cortex-m4"), (4, "cortex-m3")])
+def test_rows_longer_than_a_chunk_run_bit_exact(tmp_path, bits, core):
+    model = long_row_net(bits)  # its FullyConnected rows (k = 18) take the 4-bit layout either way (row_bits)
+    assert [layer.call.split("(")[0] for layer in build_network(model, core != "cortex-m3").layers
+            if layer.params_type == "edgec_conv_params"] == [f"edgec_conv_w{bits}", "edgec_fully_connected_w4"]
+    run_and_compare(model, core, tmp_path / core, host=False)

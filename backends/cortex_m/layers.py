@@ -23,7 +23,7 @@ import math
 import numpy as np
 import onnx_ir as ir
 
-from edgec.backends.cortex_m.packing import pack_depthwise, pack_rows, packed_bits, row_step
+from edgec.backends.cortex_m.packing import pack_depthwise, pack_rows, packed_bits, row_bits, row_step
 from edgec.errors import UnsupportedModelError
 from edgec.fixedpoint import operator_rounding
 from edgec.reference import KERNELS
@@ -150,7 +150,9 @@ def _conv_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLaye
     rows, k_padded = _padded_rows(weights)
     stored = rows
     if bits is not None:
-        stored, k_padded = pack_rows(weights.reshape(weights.shape[0], -1), bits)
+        flat = weights.reshape(weights.shape[0], -1)
+        bits = row_bits(bits, flat.shape[1])
+        stored, k_padded = pack_rows(flat, bits)
     if fully_connected:
         k = x[-1]
         geometry = dict(batches=math.prod(x[:-1]), in_h=1, in_w=1, in_c=k, out_h=1, out_w=1, out_c=y[-1],

@@ -14,7 +14,8 @@ the kernels unpack inside their MAC loops:
   field ``j`` of lane ``l`` holds ``k = 4 * (j // 2) + j % 2 + 2 * l`` (of the word's
   ``32 / bits``), so that ``(word << (bits * j)) & top-bits-of-each-lane`` is an SMLAD operand
   ``[w[k], w[k + 2]] * 2^(16 - bits)`` matching the int8 kernel's column lanes ``[x0, x2]``,
-  ``[x1, x3]``.
+  ``[x1, x3]``. A row of 2-bit weights is stored in the 4-bit layout instead when padding it to
+  16 weights a word would cost its loop more than 4-bit words do (:func:`row_bits`).
 * DepthwiseConv (``edgec_depthwise_packed.h``, depth multiplier 1, at most 256 taps): channels
   in blocks of four (the last block zero-padded), per block the taps in 32-bit words of
   ``8 / bits`` taps (the last word zero-padded). Field ``j`` of lane ``l`` of a word holds tap
@@ -65,6 +66,18 @@ def unsupported_width(node: ir.Node) -> str | None:
 def row_step(bits: int) -> int:
     """Weights per 32-bit word of a packed Conv/FullyConnected row."""
     return 32 // bits
+
+
+def row_bits(bits: int, k: int) -> int:
+    """The packed layout (4 or 2) of a Conv/FullyConnected row of ``k`` weights of ``bits`` bits.
+
+    ``bits`` itself, except 2-bit rows that the 4-bit layout runs faster: the two-pixel loop of
+    edgec_dot_packed.h takes 32 instructions per 4-bit word (8 k) and 60 per 2-bit word (16 k),
+    so a row of, say, 8 or 40 weights, half a 2-bit word of padding, is faster in 4-bit words
+    (2-bit values fit 4-bit fields exactly; the kernel is then the 4-bit one)."""
+    if bits == 2 and 32 * -(-k // row_step(4)) < 60 * -(-k // row_step(2)):
+        return 4
+    return bits
 
 
 def _word_slots(bits: int) -> np.ndarray:

@@ -21,50 +21,84 @@
 
 #define EDGEC_ROW_STEP (32u / EDGEC_WEIGHT_BITS)
 
+/* The words of a row in one chunk of k (EDGEC_PACKED_CHUNK k on DSP cores, EDGEC_LANE_CHUNK otherwise). */
+#if EDGEC_DSP
+#define EDGEC_CHUNK_WORDS (EDGEC_PACKED_CHUNK / EDGEC_ROW_STEP)
+#define EDGEC_SUM_SCALE (16 - EDGEC_WEIGHT_BITS)
+#else
+#define EDGEC_CHUNK_WORDS (EDGEC_LANE_CHUNK / EDGEC_ROW_STEP)
+#endif
+
 #if EDGEC_DSP
 
-/* acc = {c0 p0, c0 p1, c1 p0, c1 p1} of the row pair at w (scaled sums shifted back per chunk). */
+/* acc = {c0 p0, c0 p1, c1 p0, c1 p1} of the row pair at w: one dot per chunk, its scaled sums
+ * shifted back (most rows are a single chunk: the loop is for longer ones). */
 EDGEC_INLINE void pair_sums(const int8_t *w, const uint32_t *cols, uint32_t kp, int32_t acc[4])
 {
-    acc[0] = acc[1] = acc[2] = acc[3] = 0;
-    for (uint32_t start = 0; start < kp; start += EDGEC_PACKED_CHUNK) {
-        const uint32_t count = kp - start < EDGEC_PACKED_CHUNK ? kp - start : EDGEC_PACKED_CHUNK;
-        int32_t part[4];
-        edgec_packed_dot_2x2(w + start * EDGEC_WEIGHT_BITS / 4u, cols + start, count / EDGEC_ROW_STEP,
-                             EDGEC_WEIGHT_BITS, part);
-        for (int i = 0; i < 4; i++) {
-            acc[i] += part[i] >> (16 - EDGEC_WEIGHT_BITS);
-        }
+    const uint32_t words = kp / EDGEC_ROW_STEP;
+    uint32_t done = words < EDGEC_CHUNK_WORDS ? words : EDGEC_CHUNK_WORDS;
+    int32_t part[4];
+    edgec_packed_dot_2x2(w, cols, done, EDGEC_WEIGHT_BITS, part);
+    int32_t s00 = part[0] >> EDGEC_SUM_SCALE, s01 = part[1] >> EDGEC_SUM_SCALE;
+    int32_t s10 = part[2] >> EDGEC_SUM_SCALE, s11 = part[3] >> EDGEC_SUM_SCALE;
+    while (done < words) {
+        const uint32_t n = words - done < EDGEC_CHUNK_WORDS ? words - done : EDGEC_CHUNK_WORDS;
+        edgec_packed_dot_2x2(w + 8u * done, cols + EDGEC_ROW_STEP * done, n, EDGEC_WEIGHT_BITS, part);
+        s00 += part[0] >> EDGEC_SUM_SCALE;
+        s01 += part[1] >> EDGEC_SUM_SCALE;
+        s10 += part[2] >> EDGEC_SUM_SCALE;
+        s11 += part[3] >> EDGEC_SUM_SCALE;
+        done += n;
     }
+    acc[0] = s00;
+    acc[1] = s01;
+    acc[2] = s10;
+    acc[3] = s11;
 }
 
-/* acc = {c0, c1} of the row pair at w for pixel 0 of the prepared columns. */
+/* acc = {c0, c1} of the row pair at w for pixel 0 of the prepared columns (chunks as pair_sums). */
 EDGEC_INLINE void lone_sums(const int8_t *w, const uint32_t *cols, uint32_t kp, int32_t acc[2])
 {
-    acc[0] = acc[1] = 0;
-    for (uint32_t start = 0; start < kp; start += EDGEC_PACKED_CHUNK) {
-        const uint32_t count = kp - start < EDGEC_PACKED_CHUNK ? kp - start : EDGEC_PACKED_CHUNK;
-        int32_t part[2];
-        edgec_packed_dot_1x2(w + start * EDGEC_WEIGHT_BITS / 4u, cols + start, count / EDGEC_ROW_STEP,
-                             EDGEC_WEIGHT_BITS, part);
-        acc[0] += part[0] >> (16 - EDGEC_WEIGHT_BITS);
-        acc[1] += part[1] >> (16 - EDGEC_WEIGHT_BITS);
+    const uint32_t words = kp / EDGEC_ROW_STEP;
+    uint32_t done = words < EDGEC_CHUNK_WORDS ? words : EDGEC_CHUNK_WORDS;
+    int32_t part[2];
+    edgec_packed_dot_1x2(w, cols, done, EDGEC_WEIGHT_BITS, part);
+    int32_t s0 = part[0] >> EDGEC_SUM_SCALE, s1 = part[1] >> EDGEC_SUM_SCALE;
+    while (done < words) {
+        const uint32_t n = words - done < EDGEC_CHUNK_WORDS ? words - done : EDGEC_CHUNK_WORDS;
+        edgec_packed_dot_1x2(w + 8u * done, cols + EDGEC_ROW_STEP * done, n, EDGEC_WEIGHT_BITS, part);
+        s0 += part[0] >> EDGEC_SUM_SCALE;
+        s1 += part[1] >> EDGEC_SUM_SCALE;
+        done += n;
     }
+    acc[0] = s0;
+    acc[1] = s1;
 }
 
 #else
 
+/* acc = {c0 p0, c0 p1, c1 p0, c1 p1} of the row pair at w: the two-lane sums of each chunk, split. */
 EDGEC_INLINE void pair_sums(const int8_t *w, const uint32_t *cols, uint32_t kp, int32_t acc[4])
 {
-    acc[0] = acc[1] = acc[2] = acc[3] = 0;
-    for (uint32_t start = 0; start < kp; start += EDGEC_LANE_CHUNK) {
-        const uint32_t count = kp - start < EDGEC_LANE_CHUNK ? kp - start : EDGEC_LANE_CHUNK;
+    uint32_t words = kp / EDGEC_ROW_STEP;
+    int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
+    for (;;) {
+        const uint32_t n = words < EDGEC_CHUNK_WORDS ? words : EDGEC_CHUNK_WORDS;
         int64_t s0, s1;
-        edgec_packed_dot_lanes(w + start * EDGEC_WEIGHT_BITS / 4u, (const int32_t *)cols + start,
-                               count / EDGEC_ROW_STEP, EDGEC_WEIGHT_BITS, &s0, &s1);
-        split(s0, &acc[0], &acc[1]);
-        split(s1, &acc[2], &acc[3]);
+        edgec_packed_dot_lanes(w, (const int32_t *)cols, n, EDGEC_WEIGHT_BITS, &s0, &s1);
+        split(s0, &s00, &s01);
+        split(s1, &s10, &s11);
+        words -= n;
+        if (words == 0) {
+            break;
+        }
+        w += 8u * n;
+        cols += EDGEC_ROW_STEP * n;
     }
+    acc[0] = s00;
+    acc[1] = s01;
+    acc[2] = s10;
+    acc[3] = s11;
 }
 
 /* A lone pixel is prepared as a pair of itself: its sums are the pair's pixel-0 sums. */

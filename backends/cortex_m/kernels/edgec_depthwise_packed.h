@@ -6,11 +6,12 @@
  * word holding tap j / 2 of the word, channel 2 * l + j % 2, most significant field first.
  *  - DSP extension: (word << bits * j) & top-of-each-lane is [w[c0], w[c2]] (j even) or
  *    [w[c1], w[c3]] (j odd) of a tap, scaled by 2^(16 - bits), for SMLABB/SMLATT against
- *    SXTB16 of the inputs as in edgec_depthwise.c: 11 instructions per tap and block for W4
- *    (int8: 8, with weights stored as int16 lane pairs); sums are shifted back at the end
- *    (exact: at most 256 taps keep them below 2^31).
- *  - otherwise: SBFX of each weight and MLA with the int8 input, 12 or 13 per tap and block
- *    (int8: 12).
+ *    SXTB16 of the inputs as in edgec_depthwise.c; the shift and mask are one AND of the mask
+ *    with the shifted word: 9 instructions per tap and block in the 3x3 assembly, plus a word
+ *    load per 8 / bits taps (int8: 8, with weights stored as int16 lane pairs); sums are
+ *    shifted back at the end (exact: at most 256 taps keep them below 2^31).
+ *  - otherwise: SBFX of each weight and MLA with the int8 input, 12 per tap and block in the
+ *    3x3 assembly (int8: 12), plus the word loads and an ADD per tap off a row's first column.
  * The last, partial block (out_c not a multiple of four) goes channel by channel. Same sums,
  * walk and output stage as edgec_depthwise.c.
  */
@@ -74,6 +75,115 @@ EDGEC_INLINE void packed_window(const int8_t *x, size_t row_step, size_t col_ste
     }
 }
 
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+/* One tap of a 3x3 block in Thumb-2: inputs at [x, off]; its fields of the weight word at bit
+ * offsets s02 (channels 0, 2) and s13 (1, 3) moved to the top of each lane by one AND of the
+ * shifted word with the mask: 9 instructions, plus one word load every EDGEC_TAPS_PER_WORD taps. */
+#define EDGEC_DW_PACKED_TAP(off, s02, s13)                   \
+    "ldr %[xv], [%[x], " off "]\n\t"                       \
+    "sxtb16 %[t], %[xv]\n\t"                               \
+    "and %[f], %[mask], %[word], lsl #" s02 "\n\t"          \
+    "smlabb %[a0], %[t], %[f], %[a0]\n\t"                  \
+    "smlatt %[a2], %[t], %[f], %[a2]\n\t"                  \
+    "sxtb16 %[t], %[xv], ror #8\n\t"                       \
+    "and %[f], %[mask], %[word], lsl #" s13 "\n\t"          \
+    "smlabb %[a1], %[t], %[f], %[a1]\n\t"                  \
+    "smlatt %[a3], %[t], %[f], %[a3]\n\t"
+#define EDGEC_DW_WORD "ldr %[word], [%[w]], #4\n\t"
+#define EDGEC_DW_ROW "add %[x], %[x], %[rs]\n\t"
+#if EDGEC_WEIGHT_BITS == 4
+#define EDGEC_DW_T0(off) EDGEC_DW_WORD EDGEC_DW_PACKED_TAP(off, "0", "4")
+#define EDGEC_DW_T1(off) EDGEC_DW_PACKED_TAP(off, "8", "12")
+#define EDGEC_DW_3X3                                                                                 \
+    EDGEC_DW_T0("#0") EDGEC_DW_T1("%[cs]") EDGEC_DW_T0("%[cs2]") EDGEC_DW_ROW                        \
+    EDGEC_DW_T1("#0") EDGEC_DW_T0("%[cs]") EDGEC_DW_T1("%[cs2]") EDGEC_DW_ROW                        \
+    EDGEC_DW_T0("#0") EDGEC_DW_T1("%[cs]") EDGEC_DW_T0("%[cs2]")
+#else
+#define EDGEC_DW_T0(off) EDGEC_DW_WORD EDGEC_DW_PACKED_TAP(off, "0", "2")
+#define EDGEC_DW_T1(off) EDGEC_DW_PACKED_TAP(off, "4", "6")
+#define EDGEC_DW_T2(off) EDGEC_DW_PACKED_TAP(off, "8", "10")
+#define EDGEC_DW_T3(off) EDGEC_DW_PACKED_TAP(off, "12", "14")
+#define EDGEC_DW_3X3                                                                                 \
+    EDGEC_DW_T0("#0") EDGEC_DW_T1("%[cs]") EDGEC_DW_T2("%[cs2]") EDGEC_DW_ROW                        \
+    EDGEC_DW_T3("#0") EDGEC_DW_T0("%[cs]") EDGEC_DW_T1("%[cs2]") EDGEC_DW_ROW                        \
+    EDGEC_DW_T2("#0") EDGEC_DW_T3("%[cs]") EDGEC_DW_T0("%[cs2]")
+#endif
+
+/* The nine taps of a 3x3 window for four channels (scaled sums, as packed_tap's). */
+EDGEC_INLINE void packed_3x3(const int8_t *x, size_t row_step, size_t col_step, const int8_t *words, int32_t acc[4])
+{
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    uint32_t xv, t, f, word;
+    const uint32_t mask = EDGEC_TOP_FIELDS;
+    const size_t col_step2 = 2 * col_step;
+    __asm__ volatile(
+        EDGEC_DW_3X3
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(words), [xv] "=&r"(xv),
+          [t] "=&r"(t), [f] "=&r"(f), [word] "=&r"(word)
+        : [rs] "r"(row_step), [cs] "r"(col_step), [cs2] "r"(col_step2), [mask] "r"(mask)
+        : "memory");
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+#elif !EDGEC_DSP && defined(__arm__) && defined(__thumb2__)
+/* One tap of a 3x3 block in Thumb-2 without the DSP extension: the four int8 inputs at [p],
+ * each times its weight, SBFX of the word at bit l0..l3: 12 instructions, plus one word load
+ * every EDGEC_TAPS_PER_WORD taps and one ADD per tap off the row's first column. */
+#define EDGEC_DW_CHANNEL(p, i, lsb, a)                                  \
+    "ldrsb %[xv], [" p ", #" i "]\n\t"                                 \
+    "sbfx %[t], %[word], #" lsb ", #" EDGEC_DW_BITS "\n\t"             \
+    "mla %[" a "], %[xv], %[t], %[" a "]\n\t"
+#define EDGEC_DW_TAP_AT(p, l0, l1, l2, l3)                                                           \
+    EDGEC_DW_CHANNEL(p, "0", l0, "a0") EDGEC_DW_CHANNEL(p, "1", l1, "a1") EDGEC_DW_CHANNEL(p, "2", l2, "a2") \
+    EDGEC_DW_CHANNEL(p, "3", l3, "a3")
+/* The taps at column 0, 1 and 2 of a row (the four bit offsets: expanded first, hence `...`). */
+#define EDGEC_DW_FIRST(...) EDGEC_DW_TAP_AT("%[x]", __VA_ARGS__)
+#define EDGEC_DW_SECOND(...) "add %[p], %[x], %[cs]\n\t" EDGEC_DW_TAP_AT("%[p]", __VA_ARGS__)
+#define EDGEC_DW_THIRD(...) "add %[p], %[x], %[cs2]\n\t" EDGEC_DW_TAP_AT("%[p]", __VA_ARGS__)
+#define EDGEC_DW_WORD "ldr %[word], [%[w]], #4\n\t"
+#define EDGEC_DW_ROW "add %[x], %[x], %[rs]\n\t"
+#if EDGEC_WEIGHT_BITS == 4
+#define EDGEC_DW_BITS "4"
+#define EDGEC_DW_3X3                                                                                            \
+    EDGEC_DW_WORD EDGEC_DW_FIRST("12", "8", "28", "24") EDGEC_DW_SECOND("4", "0", "20", "16")                    \
+    EDGEC_DW_WORD EDGEC_DW_THIRD("12", "8", "28", "24") EDGEC_DW_ROW                                             \
+    EDGEC_DW_FIRST("4", "0", "20", "16") EDGEC_DW_WORD EDGEC_DW_SECOND("12", "8", "28", "24")                    \
+    EDGEC_DW_THIRD("4", "0", "20", "16") EDGEC_DW_ROW                                                            \
+    EDGEC_DW_WORD EDGEC_DW_FIRST("12", "8", "28", "24") EDGEC_DW_SECOND("4", "0", "20", "16")                    \
+    EDGEC_DW_WORD EDGEC_DW_THIRD("12", "8", "28", "24")
+#else
+#define EDGEC_DW_BITS "2"
+#define EDGEC_DW_Q0 "14", "12", "30", "28"
+#define EDGEC_DW_Q1 "10", "8", "26", "24"
+#define EDGEC_DW_Q2 "6", "4", "22", "20"
+#define EDGEC_DW_Q3 "2", "0", "18", "16"
+#define EDGEC_DW_3X3                                                                                            \
+    EDGEC_DW_WORD EDGEC_DW_FIRST(EDGEC_DW_Q0) EDGEC_DW_SECOND(EDGEC_DW_Q1) EDGEC_DW_THIRD(EDGEC_DW_Q2) EDGEC_DW_ROW \
+    EDGEC_DW_FIRST(EDGEC_DW_Q3) EDGEC_DW_WORD EDGEC_DW_SECOND(EDGEC_DW_Q0) EDGEC_DW_THIRD(EDGEC_DW_Q1) EDGEC_DW_ROW \
+    EDGEC_DW_FIRST(EDGEC_DW_Q2) EDGEC_DW_SECOND(EDGEC_DW_Q3) EDGEC_DW_WORD EDGEC_DW_THIRD(EDGEC_DW_Q0)
+#endif
+
+/* The nine taps of a 3x3 window for four channels. */
+EDGEC_INLINE void packed_3x3(const int8_t *x, size_t row_step, size_t col_step, const int8_t *words, int32_t acc[4])
+{
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, xv, t;
+    uint32_t word;
+    const int8_t *p;
+    const size_t col_step2 = 2 * col_step;
+    __asm__ volatile(
+        EDGEC_DW_3X3
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(words), [xv] "=&r"(xv),
+          [t] "=&r"(t), [word] "=&r"(word), [p] "=&r"(p)
+        : [rs] "r"(row_step), [cs] "r"(col_step), [cs2] "r"(col_step2)
+        : "memory");
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+#else
 /* The nine taps of a 3x3 window, unrolled (constant shifts and masks). */
 EDGEC_INLINE void packed_3x3(const int8_t *x, size_t row_step, size_t col_step, const int8_t *words, int32_t acc[4])
 {
@@ -83,6 +193,7 @@ EDGEC_INLINE void packed_3x3(const int8_t *x, size_t row_step, size_t col_step, 
         packed_tap(x + 2 * col_step, words, row + 2, acc);
     }
 }
+#endif
 
 /* Four channels c..c+3 of one pixel; x at the window's first tap, channel c. */
 EDGEC_INLINE void packed_block(const edgec_depthwise_params *p, const edgec_outputs_t *o, const int8_t *x,

@@ -7,11 +7,12 @@
  *
  * DSP extension: (word << bits * j) & EDGEC_TOP_FIELDS keeps field j of each lane at the top of
  * its half: an SMLAD operand [w[k], w[k + 2]] scaled by 2^(16 - bits), sign included, which
- * pairs with the int8 kernel's column lanes [x0, x2], [x1, x3] (edgec_im2col.h). Field 0 costs
- * one AND (its mask is a Thumb-2 immediate), the others an LSL and an AND: W4 takes
- * 37 instructions per 32 MACs in the 2x2 loop (int8: 36), W2 73 per 64 (int8: 72). Sums come
- * back scaled by 2^(16 - bits); EDGEC_PACKED_CHUNK k keep them below 2^30 (|x w| <= 1024 for
- * W4, 256 for W2), so the caller shifts them back exactly.
+ * pairs with the int8 kernel's column lanes [x0, x2], [x1, x3] (edgec_im2col.h). Each field
+ * is one AND of the mask (held in a register) with the shifted word: W4 takes 32 instructions
+ * per 32 MACs in the 2x2 loop (int8: 36), W2 60 per 64 (int8: 72); the 2x2 loop has no
+ * register left for a counter, so it ends on x reaching an end pointer kept in memory. Sums
+ * come back scaled by 2^(16 - bits); EDGEC_PACKED_CHUNK k keep them below 2^30 (|x w| <= 1024
+ * for W4, 256 for W2), so the caller shifts them back exactly.
  * No DSP extension: SBFX extracts each weight, sign-extended, for the 23-bit-lane SMLAL of
  * the int8 kernel (edgec_dot.h): 39 instructions per 32 MACs (int8: 44), W2 75 per 64 (88).
  *
@@ -40,64 +41,57 @@ EDGEC_INLINE int32_t edgec_weight_field(uint32_t word, int k, int bits)
 #define EDGEC_TOP_FIELDS(bits) ((bits) == 4 ? 0xF000F000u : 0xC000C000u)
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-/* t = field j of word r (j = 0: one AND; otherwise LSL then AND). */
-#define EDGEC_FIELD0(r, mask) "and %[t], %[" r "], #" mask "\n\t"
-#define EDGEC_FIELD(r, shift, mask) "lsl %[t], %[" r "], #" shift "\n\tand %[t], %[t], #" mask "\n\t"
-/* The two fields of one group of four k against its column lanes, for both channels. */
-#define EDGEC_GROUP_2X2(first, second)                                                       \
-    "ldrd %[x0], %[x1], [%[x]], #8\n\t"                                                    \
-    "ldrd %[x2], %[x3], [%[x]], #8\n\t"                                                    \
-    first("wa") "smlad %[a00], %[t], %[x0], %[a00]\n\t" "smlad %[a01], %[t], %[x2], %[a01]\n\t" \
-    second("wa") "smlad %[a00], %[t], %[x1], %[a00]\n\t" "smlad %[a01], %[t], %[x3], %[a01]\n\t" \
-    first("wb") "smlad %[a10], %[t], %[x0], %[a10]\n\t" "smlad %[a11], %[t], %[x2], %[a11]\n\t" \
-    second("wb") "smlad %[a10], %[t], %[x1], %[a10]\n\t" "smlad %[a11], %[t], %[x3], %[a11]\n\t"
-#define EDGEC_GROUP_1X2(first, second)                                                       \
-    "ldrd %[x0], %[x1], [%[x]], #16\n\t"                                                   \
-    first("wa") "smlad %[a0], %[t], %[x0], %[a0]\n\t" second("wa") "smlad %[a0], %[t], %[x1], %[a0]\n\t" \
-    first("wb") "smlad %[a1], %[t], %[x0], %[a1]\n\t" second("wb") "smlad %[a1], %[t], %[x1], %[a1]\n\t"
-#define W4_F0(r) EDGEC_FIELD0(r, "0xF000F000")
-#define W4_F1(r) EDGEC_FIELD(r, "4", "0xF000F000")
-#define W4_F2(r) EDGEC_FIELD(r, "8", "0xF000F000")
-#define W4_F3(r) EDGEC_FIELD(r, "12", "0xF000F000")
-#define W2_F0(r) EDGEC_FIELD0(r, "0xC000C000")
-#define W2_F1(r) EDGEC_FIELD(r, "2", "0xC000C000")
-#define W2_F2(r) EDGEC_FIELD(r, "4", "0xC000C000")
-#define W2_F3(r) EDGEC_FIELD(r, "6", "0xC000C000")
-#define W2_F4(r) EDGEC_FIELD(r, "8", "0xC000C000")
-#define W2_F5(r) EDGEC_FIELD(r, "10", "0xC000C000")
-#define W2_F6(r) EDGEC_FIELD(r, "12", "0xC000C000")
-#define W2_F7(r) EDGEC_FIELD(r, "14", "0xC000C000")
+/* t = field j of word r: one AND of the mask with the word shifted left by `shift` = bits * j. */
+#define EDGEC_FIELD(r, shift) "and %[t], %[mask], %[" r "], lsl #" shift "\n\t"
+/* The two fields (shifts s1, s2) of one group of four k against its column lanes, for both channels. */
+#define EDGEC_GROUP_2X2(s1, s2)                                                                   \
+    "ldrd %[x0], %[x1], [%[x]], #8\n\t"                                                        \
+    "ldrd %[x2], %[x3], [%[x]], #8\n\t"                                                        \
+    EDGEC_FIELD("wa", s1) "smlad %[a00], %[t], %[x0], %[a00]\n\t" "smlad %[a01], %[t], %[x2], %[a01]\n\t" \
+    EDGEC_FIELD("wa", s2) "smlad %[a00], %[t], %[x1], %[a00]\n\t" "smlad %[a01], %[t], %[x3], %[a01]\n\t" \
+    EDGEC_FIELD("wb", s1) "smlad %[a10], %[t], %[x0], %[a10]\n\t" "smlad %[a11], %[t], %[x2], %[a11]\n\t" \
+    EDGEC_FIELD("wb", s2) "smlad %[a10], %[t], %[x1], %[a10]\n\t" "smlad %[a11], %[t], %[x3], %[a11]\n\t"
+#define EDGEC_GROUP_1X2(s1, s2)                                                                   \
+    "ldrd %[x0], %[x1], [%[x]], #16\n\t"                                                       \
+    EDGEC_FIELD("wa", s1) "smlad %[a0], %[t], %[x0], %[a0]\n\t" EDGEC_FIELD("wa", s2) "smlad %[a0], %[t], %[x1], %[a0]\n\t" \
+    EDGEC_FIELD("wb", s1) "smlad %[a1], %[t], %[x0], %[a1]\n\t" EDGEC_FIELD("wb", s2) "smlad %[a1], %[t], %[x1], %[a1]\n\t"
+#define EDGEC_W4_GROUPS(group) group("0", "4") group("8", "12")
+#define EDGEC_W2_GROUPS(group) group("0", "2") group("4", "6") group("8", "10") group("12", "14")
 #endif
 
 EDGEC_INLINE void edgec_packed_dot_2x2(const int8_t *w, const uint32_t *x, uint32_t words, int bits, int32_t acc[4])
 {
     int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    /* Every register goes to the loop: it ends when x reaches `end`, read from memory. */
+    const uint32_t *const end = x + words * (32u / (uint32_t)bits);
+    const uint32_t mask = EDGEC_TOP_FIELDS(bits);
     uint32_t wa, wb, t, x0, x1, x2, x3;
     if (bits == 4) {
         __asm__ volatile(
             "1:\n\t"
             "ldrd %[wa], %[wb], [%[w]], #8\n\t"
-            EDGEC_GROUP_2X2(W4_F0, W4_F1) EDGEC_GROUP_2X2(W4_F2, W4_F3)
-            "subs %[n], %[n], #1\n\t"
+            EDGEC_W4_GROUPS(EDGEC_GROUP_2X2)
+            "ldr %[t], %[end]\n\t"
+            "cmp %[x], %[t]\n\t"
             "bne 1b\n\t"
             : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [w] "+r"(w), [x] "+r"(x),
-              [n] "+r"(words), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t), [x0] "=&r"(x0), [x1] "=&r"(x1),
-              [x2] "=&r"(x2), [x3] "=&r"(x3)
-            :
+              [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t), [x0] "=&r"(x0), [x1] "=&r"(x1), [x2] "=&r"(x2),
+              [x3] "=&r"(x3)
+            : [end] "m"(end), [mask] "r"(mask)
             : "cc", "memory");
     } else {
         __asm__ volatile(
             "1:\n\t"
             "ldrd %[wa], %[wb], [%[w]], #8\n\t"
-            EDGEC_GROUP_2X2(W2_F0, W2_F1) EDGEC_GROUP_2X2(W2_F2, W2_F3)
-            EDGEC_GROUP_2X2(W2_F4, W2_F5) EDGEC_GROUP_2X2(W2_F6, W2_F7)
-            "subs %[n], %[n], #1\n\t"
+            EDGEC_W2_GROUPS(EDGEC_GROUP_2X2)
+            "ldr %[t], %[end]\n\t"
+            "cmp %[x], %[t]\n\t"
             "bne 1b\n\t"
             : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [w] "+r"(w), [x] "+r"(x),
-              [n] "+r"(words), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t), [x0] "=&r"(x0), [x1] "=&r"(x1),
-              [x2] "=&r"(x2), [x3] "=&r"(x3)
-            :
+              [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t), [x0] "=&r"(x0), [x1] "=&r"(x1), [x2] "=&r"(x2),
+              [x3] "=&r"(x3)
+            : [end] "m"(end), [mask] "r"(mask)
             : "cc", "memory");
     }
 #else
@@ -124,29 +118,29 @@ EDGEC_INLINE void edgec_packed_dot_1x2(const int8_t *w, const uint32_t *x, uint3
 {
     int32_t a0 = 0, a1 = 0;
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    const uint32_t mask = EDGEC_TOP_FIELDS(bits);
     uint32_t wa, wb, t, x0, x1;
     if (bits == 4) {
         __asm__ volatile(
             "1:\n\t"
             "ldrd %[wa], %[wb], [%[w]], #8\n\t"
-            EDGEC_GROUP_1X2(W4_F0, W4_F1) EDGEC_GROUP_1X2(W4_F2, W4_F3)
+            EDGEC_W4_GROUPS(EDGEC_GROUP_1X2)
             "subs %[n], %[n], #1\n\t"
             "bne 1b\n\t"
             : [a0] "+r"(a0), [a1] "+r"(a1), [w] "+r"(w), [x] "+r"(x), [n] "+r"(words), [wa] "=&r"(wa),
               [wb] "=&r"(wb), [t] "=&r"(t), [x0] "=&r"(x0), [x1] "=&r"(x1)
-            :
+            : [mask] "r"(mask)
             : "cc", "memory");
     } else {
         __asm__ volatile(
             "1:\n\t"
             "ldrd %[wa], %[wb], [%[w]], #8\n\t"
-            EDGEC_GROUP_1X2(W2_F0, W2_F1) EDGEC_GROUP_1X2(W2_F2, W2_F3)
-            EDGEC_GROUP_1X2(W2_F4, W2_F5) EDGEC_GROUP_1X2(W2_F6, W2_F7)
+            EDGEC_W2_GROUPS(EDGEC_GROUP_1X2)
             "subs %[n], %[n], #1\n\t"
             "bne 1b\n\t"
             : [a0] "+r"(a0), [a1] "+r"(a1), [w] "+r"(w), [x] "+r"(x), [n] "+r"(words), [wa] "=&r"(wa),
               [wb] "=&r"(wb), [t] "=&r"(t), [x0] "=&r"(x0), [x1] "=&r"(x1)
-            :
+            : [mask] "r"(mask)
             : "cc", "memory");
     }
 #else
