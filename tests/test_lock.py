@@ -67,11 +67,23 @@ def test_the_lock_holds_every_dependency_of_edgec_within_the_declared_bounds():
             pending.extend(_requirements(requirement.name, tuple(requirement.extras)))
 
 
+def _installed_version(name: str) -> str | None:
+    """The public version of ``name`` that an import resolves to: the first on sys.path.
+
+    Not a scan of every distribution: once something imports setuptools, its vendored copies
+    (``setuptools/_vendor/*.dist-info``, e.g. an older packaging or zipp) are on sys.path
+    too, after site-packages, and shadow nothing.
+    """
+    try:
+        return Version(metadata.version(name)).public
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def test_the_environment_is_the_lock():
     """What scripts/setup.sh installed is exactly what requirements.lock says."""
     if Path(sys.prefix).resolve() != (REPO / ".venv").resolve():
         pytest.skip("not running in the project's .venv made by scripts/setup.sh")
-    installed = {canonicalize_name(d.metadata["Name"]): Version(d.version) for d in metadata.distributions()}
-    differing = {name: (str(version), str(installed.get(name)))
-                 for name, version in locked().items() if installed.get(name, Version("0")).public != str(version)}
+    differing = {name: (str(version), _installed_version(name))
+                 for name, version in locked().items() if _installed_version(name) != str(version)}
     assert not differing, f"installed versions differ from requirements.lock (locked, installed): {differing}"
