@@ -58,10 +58,10 @@ ENTRY_POINT_GROUP = "edgec.backends"
 #: The backends shipped with edgec: target kind -> ``module:Class``.
 BACKENDS = {
     "cortex-m": "edgec.backends.cortex_m:CortexMBackend",
+    "fpga": "edgec.backends.fpga:FpgaBackend",
 }
 #: Target kinds edgec has targets for but no backend yet -> the fix naming the roadmap issue.
 PLANNED_KINDS = {
-    "fpga": "roadmap issue 11 adds edgec's FPGA dataflow backend, issue 12 FINN",
     "tile": "roadmap issue 15 adds the tile-accelerator backend",
     "host": "run the integer reference on the host instead: edgec run MODEL --input x.npy",
 }
@@ -99,7 +99,9 @@ class Backend(abc.ABC):
     Class attributes: ``kind`` (the target kind it compiles for), ``name`` (for messages),
     ``graph_level`` (:data:`INTEGER_GRAPH` or :data:`QONNX_GRAPH`: the graph ``compile``
     takes), ``options`` (the keyword options ``compile`` takes, with their defaults) and
-    ``host_run`` (whether ``run(..., host=True)`` runs a host build).
+    ``run_variants`` (the other ways ``run`` can execute a project than on the target's own
+    runner: variant name -> what it runs, e.g. ``{"host": "the host build (gcc, ASan + UBSan)"}``;
+    the command line offers each as a flag ``--<name>``).
 
     The core calls, in this order: :meth:`passes` (run on the graph), :meth:`check`, then
     :meth:`compile`; later :meth:`load_project`, :meth:`run` and :meth:`profile` on the project.
@@ -109,7 +111,7 @@ class Backend(abc.ABC):
     name: str
     graph_level: str = INTEGER_GRAPH
     options: Mapping[str, object] = {}
-    host_run: bool = False
+    run_variants: Mapping[str, str] = {}
 
     def passes(self, target: Target) -> list[ir.passes.PassBase]:
         """Passes the backend wants run on the graph before :meth:`check` (default: none)."""
@@ -140,9 +142,11 @@ class Backend(abc.ABC):
         """The project in ``directory`` (one :meth:`is_project` accepts), ready to run."""
 
     @abc.abstractmethod
-    def run(self, project: Project, rows: np.ndarray, *, host: bool = False, trace: bool = False) -> RunResult:
+    def run(self, project: Project, rows: np.ndarray, *, variant: str | None = None,
+            trace: bool = False) -> RunResult:
         """Run the project on input ``rows`` (:meth:`input_rows`); with ``trace``, on one row,
-        recording each layer's output. ``host``: run a host build (only if :attr:`host_run`)."""
+        recording each layer's output. ``variant``: one of :attr:`run_variants`, or None for the
+        target's own runner (the core checks the name before calling)."""
 
     @abc.abstractmethod
     def profile(self, project: Project, row: np.ndarray, advance: Callable[[str], None]) -> TargetProfile:
@@ -164,6 +168,14 @@ class Backend(abc.ABC):
             raise EdgecError(f"the {self.name} backend has no option {', '.join(unknown)}",
                              f"its options: {known}")
         return {**self.options, **options}
+
+    def checked_variant(self, variant: str | None) -> str | None:
+        """``variant`` if it is None or one of :attr:`run_variants`; otherwise an error naming them."""
+        if variant is None or variant in self.run_variants:
+            return variant
+        others = ", ".join(f"--{name}" for name in self.run_variants) or "none"
+        raise EdgecError(f"the {self.name} backend has no {variant} run",
+                         f"run the project without --{variant} (its other runs: {others})")
 
 
 def int8_input_rows(model: ir.Model, samples: list[dict[str, np.ndarray]]) -> np.ndarray:

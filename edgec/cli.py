@@ -7,6 +7,7 @@ Every command reports problems with the user's input as one line on stderr,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import traceback
@@ -22,7 +23,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgec import __version__, api
+from edgec import __version__, api, progress
 from edgec.backend import backend_for_target, open_project
 from edgec.calibration import METHODS
 from edgec.errors import EdgecError
@@ -304,17 +305,27 @@ def quantize(model: str, calib: str | None, output: str, method: str, rounding: 
 @click.option("--overlap-io", is_flag=True,
               help="Let the C input and output share arena bytes (saves report.json's ram.io_separation_bytes; "
                    "read the output before writing the next input).")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True),
+              help="FPGA targets: fold the dataflow design (PE x SIMD per layer) to reach this many inferences "
+                   "per second at the target's clock, with the fewest multipliers.")
+@click.option("--max-dsp", type=click.IntRange(min=0),
+              help="FPGA targets: the fastest folding that uses at most this many DSP blocks.")
+@click.option("--board", help="FPGA targets: the board whose pins the bitstream's constraints use "
+                              "(default: the target's own board; see docs/fpga.md).")
 @ignore_size_limits_option
 @weight_bits_option
 @activation_bits_option
 def compile(model: str, target_name: str, output: str, calib: str | None, method: str, rounding: str | None,
             input_shapes: tuple[str, ...], input_layout: str | None, emit_only: bool, overlap_io: bool,
-            ignore_size_limits: bool, weight_bits: int, activation_bits: int) -> None:
-    """Compile MODEL into a C library for TARGET, with build files and a QEMU harness.
+            fps: float | None, max_dsp: int | None, board: str | None, ignore_size_limits: bool,
+            weight_bits: int, activation_bits: int) -> None:
+    """Compile MODEL for TARGET into a project directory.
 
-    A float model is quantized first (needs --calib). The project is built once with the
+    Cortex-M targets: a C library with build files and a QEMU harness, built once with the
     target's cross compiler to check it and measure flash and RAM (OUTPUT/report.json),
-    unless --emit-only.
+    unless --emit-only. FPGA targets: a streaming dataflow design in Verilog, synthesised
+    for its resources; on iCE40 placed, routed and packed into a bitstream (OUTPUT/*.bin),
+    on AMD parts with a Vivado script. A float model is quantized first (needs --calib).
     """
     target = get_target(target_name)
     backend = backend_for_target(target)
@@ -323,12 +334,22 @@ def compile(model: str, target_name: str, output: str, calib: str | None, method
         options["emit_only"] = True
     if overlap_io:
         options["separate_io"] = False
+    options.update({key: value for key, value in (("fps", fps), ("max_dsp", max_dsp), ("board", board))
+                    if value is not None})
     integer_model = _quantize_with_progress(model, calib, method, rounding, input_shapes, None, input_layout,
                                             (weight_bits, activation_bits))
-    with error_console.status(f"generating {'' if emit_only else 'and building '}for {target.name} ..."):
+    with _status(f"generating {'' if emit_only else 'and building '}for {target.name}"):
         manifest = api.compile_model(integer_model, target, output, name=Path(model).stem, **options)
     for line in backend.compile_summary(manifest, target, output):
         console.print(line)
+
+
+@contextlib.contextmanager
+def _status(what: str):
+    """A spinner saying ``what`` is done, followed by the stage the work reports (:mod:`edgec.progress`)."""
+    with error_console.status(f"{what} ...") as status, \
+            progress.listening(lambda stage: status.update(f"{what}: {stage} ...")):
+        yield
 
 
 def _save_outputs(path: str, outputs: dict[str, np.ndarray]) -> None:
@@ -360,22 +381,21 @@ def _run_reference(model: str, input_path: str, raw: bool, calib, method, roundi
     return {name: np.concatenate([r[name] for r in results]) for name in names}
 
 
-def _run_compiled(directory: Path, input_path: str, raw: bool, check: bool, host: bool) -> dict:
+def _run_compiled(directory: Path, input_path: str, raw: bool, check: bool, variant: str | None) -> dict:
     backend, project = open_project(directory)
-    if host and not backend.host_run:
-        raise EdgecError(f"the {backend.name} backend has no host build", "run the project without --host")
+    variant = backend.checked_variant(variant)
     model, manifest = project.model, project.manifest
     inputs = backend.input_rows(model, api.input_samples(model, input_path))
-    where = "the host (ASan/UBSan)" if host else project.target.name
-    with error_console.status(f"building and running on {where} ..."):
-        result = backend.run(project, inputs, host=host)
+    where = backend.run_variants[variant] if variant else project.target.name
+    with _status(f"building and running on {where}"):
+        result = backend.run(project, inputs, variant=variant)
     if result.summary:
         console.print(result.summary)
     if check:
         expected = reference_outputs(model, inputs)
         bad = [i for i in range(len(inputs)) if not np.array_equal(result.outputs[i], expected[i])]
         if bad:
-            traced = backend.run(project, inputs[bad[0]:bad[0] + 1], host=host, trace=True)
+            traced = backend.run(project, inputs[bad[0]:bad[0] + 1], variant=variant, trace=True)
             mismatch = first_difference(model, manifest["layers"], inputs[bad[0]], traced.trace)
             where_bad = (f"layer {mismatch.index} ({mismatch.op} '{mismatch.name}'): {mismatch.differing} of "
                          f"{mismatch.elements} values differ") if mismatch else "the final output"
@@ -397,14 +417,17 @@ def _run_compiled(directory: Path, input_path: str, raw: bool, check: bool, host
               help="Write the outputs (.npy for one output, .npz for several).")
 @click.option("--int8", "raw", is_flag=True, help="Output the int8 tensors instead of dequantized floats.")
 @click.option("--check", is_flag=True, help="Compiled project: compare with the integer reference bit for bit.")
-@click.option("--host", is_flag=True, help="Compiled project: run the host build (gcc, ASan + UBSan), not QEMU.")
+@click.option("--host", "variant", flag_value="host",
+              help="Compiled Cortex-M project: run the host build (gcc, ASan + UBSan), not QEMU.")
+@click.option("--netlist", "variant", flag_value="netlist",
+              help="Compiled FPGA project: simulate the placed-and-routed netlist, not the RTL.")
 @calib_option
 @method_option
 @rounding_option
 @input_shape_option
 @weight_bits_option
 @activation_bits_option
-def run(model: str, input_path: str, output_path: str | None, raw: bool, check: bool, host: bool,
+def run(model: str, input_path: str, output_path: str | None, raw: bool, check: bool, variant: str | None,
         calib: str | None, method: str, rounding: str | None, input_shapes: tuple[str, ...], weight_bits: int,
         activation_bits: int) -> None:
     """Run MODEL on its inputs and print the outputs.
@@ -415,10 +438,10 @@ def run(model: str, input_path: str, output_path: str | None, raw: bool, check: 
     first, which needs --calib). Inputs hold N samples; outputs are stacked.
     """
     if Path(model).is_dir():
-        outputs = _run_compiled(Path(model), input_path, raw, check, host)
+        outputs = _run_compiled(Path(model), input_path, raw, check, variant)
     else:
-        if check or host:
-            raise EdgecError("--check and --host apply to compiled projects",
+        if check or variant:
+            raise EdgecError(f"--{'check' if check else variant} applies to compiled projects",
                              "compile first: edgec compile MODEL --target T -o DIR; then edgec run DIR --check")
         outputs = _run_reference(model, input_path, raw, calib, method, rounding, input_shapes,
                                  (weight_bits, activation_bits))

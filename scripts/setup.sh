@@ -11,8 +11,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES=(python3 python3-venv python3-dev gcc make cmake
-                 gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)
+# Cortex-M: the Arm cross compiler and QEMU; FPGA: synthesis (yosys), place and route and
+# bitstream packing for iCE40 (nextpnr-ice40, fpga-icestorm), RTL simulation (verilator, iverilog).
+SYSTEM_PACKAGES=(python3 python3-venv python3-dev gcc g++ make cmake
+                 gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+                 yosys nextpnr-ice40 fpga-icestorm verilator iverilog)
 
 if [ "${EDGEC_SKIP_APT:-0}" != "1" ]; then
     missing=()

@@ -65,7 +65,8 @@ class FakeBackend(Backend):
         return Project(directory, manifest, project_target(directory, manifest["target"]),
                        ir.load(directory / "model.onnx"))
 
-    def run(self, project: Project, rows: np.ndarray, *, host: bool = False, trace: bool = False) -> RunResult:
+    def run(self, project: Project, rows: np.ndarray, *, variant: str | None = None,
+            trace: bool = False) -> RunResult:
         outputs = reference_outputs(project.model, rows)
         layers = _reference_trace(project.model, project.manifest["layers"], rows[0]) if trace else []
         if self.corrupt_layer is not None:
@@ -155,8 +156,8 @@ def test_backend_options_unknown_ones_and_host_runs_are_checked(tmp_path, small_
     edgec.compile(small_integer_model, "host", tmp_path / "out")
     np.save(tmp_path / "x.npy", _rows(small_integer_model, 1).reshape(1, *input_specs(small_integer_model)[0].shape[1:]))
     result = invoke("run", tmp_path / "out", "--input", tmp_path / "x.npy", "--host")
-    assert result.exit_code == 2 and "the fake backend has no host build (fix: run the project without --host)" \
-        in result.output
+    assert result.exit_code == 2 and ("the fake backend has no host run (fix: run the project without --host (its other runs: "
+                                     "none))") in result.output
 
 
 def test_an_entry_point_adds_a_backend_and_must_name_a_backend_class(monkeypatch):

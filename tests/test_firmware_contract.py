@@ -31,7 +31,8 @@ from onnx import helper
 import edgec
 from edgec.api import input_specs
 from edgec.backends import cortex_m
-from edgec.backends.cortex_m import emitter, project_dir
+from edgec import project_dir
+from edgec.backends.cortex_m import emitter
 from edgec.backends.cortex_m.memory_plan import Buffer, plan_arena
 from edgec.backends.cortex_m.network import build_network
 from edgec.data import random_samples
@@ -290,7 +291,7 @@ def test_a_user_file_where_the_new_project_writes_is_refused(tmp_path, small_int
 def test_a_compile_killed_by_sigkill_leaves_staging_that_the_next_compile_removes(tmp_path, small_integer_model):
     out = tmp_path / "out"
     code = ("import os, signal\nfrom pathlib import Path\n"
-            "from edgec.backends.cortex_m.project_dir import staged_project\n"
+            "from edgec.project_dir import staged_project\n"
             f"with staged_project(Path({str(out)!r}), []) as staging:\n"
             "    (staging / 'half.c').write_text('x')\n"
             "    os.kill(os.getpid(), signal.SIGKILL)\n")
@@ -310,7 +311,7 @@ def test_an_old_project_renamed_aside_by_a_killed_compile_comes_back(tmp_path, s
     aside = tmp_path / f".out.edgec-{dead.stdout.strip()}-abc-old"
     (tmp_path / "elsewhere").rename(aside)
     project_dir.clean_stale(tmp_path / "out")
-    assert emitter.is_edgec_project(tmp_path / "out") and not aside.exists()
+    assert project_dir.is_edgec_project(tmp_path / "out") and not aside.exists()
 
 
 def test_path_options_report_one_line_errors(tmp_path, model_path, calib_path):

@@ -26,7 +26,8 @@ import onnx_ir as ir
 
 from edgec.api import PROJECT_MODEL
 from edgec.backend import Backend, Project, RunResult, dequantized_outputs, int8_input_rows
-from edgec.backends.cortex_m import emitter, project_dir, qemu, report, toolchain
+from edgec import project_dir
+from edgec.backends.cortex_m import emitter, qemu, report, toolchain
 from edgec.backends.cortex_m.layers import KERNEL_OPS
 from edgec.backends.cortex_m.network import build_network
 from edgec.backends.cortex_m.packing import unsupported_width
@@ -78,7 +79,7 @@ def compile_project(model: ir.Model, target: Target, out_dir: Path, model_name: 
     ``emit_only``: write the project without building it (no cross compiler needed; the
     report's flash, static RAM and stack are then ``null``). ``separate_io``: the C input and
     output never share arena bytes (see :mod:`backends.cortex_m.network`). Files a user added
-    to an existing project in ``out_dir`` are kept (:mod:`backends.cortex_m.project_dir`).
+    to an existing project in ``out_dir`` are kept (:mod:`edgec.project_dir`).
     """
     if target.kind != "cortex-m":
         raise EdgecError(f"target '{target.name}' is a {target.kind} target", "pick a Cortex-M target")
@@ -86,7 +87,7 @@ def compile_project(model: ir.Model, target: Target, out_dir: Path, model_name: 
     files = emitter.render_sources(network, target, model_name)
     written = emitter.written_files(files)
     manifest = report.planned_report(network, target, model_name, written)
-    with project_dir.staged_project(Path(out_dir), written) as staging:
+    with project_dir.staged_project(Path(out_dir), written, emitter.BUILD_DIRS) as staging:
         emitter.write_files(staging, files, model)
         if not emit_only:
             toolchain.make(staging)
@@ -135,7 +136,7 @@ class CortexMBackend(Backend):
     kind = "cortex-m"
     name = "Cortex-M"
     options = {"ignore_size_limits": False, "emit_only": False, "separate_io": True}
-    host_run = True
+    run_variants = {"host": "the host (ASan/UBSan)"}
 
     def check(self, model: ir.Model, target: Target) -> None:
         check_model(model)
@@ -161,14 +162,15 @@ class CortexMBackend(Backend):
                 f"(or make -C {out_dir})"]
 
     def is_project(self, directory: Path) -> bool:
-        return emitter.is_edgec_project(directory) and (directory / PROJECT_MODEL).is_file()
+        return project_dir.is_edgec_project(directory) and (directory / PROJECT_MODEL).is_file()
 
     def load_project(self, directory: Path) -> Project:
         manifest, target, model = load_project(directory)
         return Project(Path(directory).resolve(), manifest, target, model)
 
-    def run(self, project: Project, rows: np.ndarray, *, host: bool = False, trace: bool = False) -> RunResult:
-        result = run_project(project.path, rows, host=host, variant="trace" if trace else "")
+    def run(self, project: Project, rows: np.ndarray, *, variant: str | None = None,
+            trace: bool = False) -> RunResult:
+        result = run_project(project.path, rows, host=variant == "host", variant="trace" if trace else "")
         summary = ""
         if result.instructions:
             counts = ", ".join(f"{n:,}" for n in result.instructions[:8])

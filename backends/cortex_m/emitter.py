@@ -3,7 +3,7 @@
 :func:`render_sources` renders the Jinja2 templates (``StrictUndefined``: a missing value
 fails) and adds the kernel sources the network calls. Output is deterministic: the same
 model and target give byte-identical files. The project directory itself is replaced by
-:mod:`backends.cortex_m.project_dir`; the manifest (``report.json``) is read and written here.
+:mod:`edgec.project_dir`; the manifest (``report.json``) is read and written here.
 
 Contracts the templates state in ``edgec_model.h``: the input layout (from the integer
 graph, :func:`edgec.passes.input_layout.input_layout`), what inference overwrites (the
@@ -128,10 +128,6 @@ def layer_macs(layer: CLayer) -> int:
         return p["batches"] * p["out_h"] * p["out_w"] * p["out_c"] * p["k_h"] * p["k_w"]
     return 0
 
-
-def is_edgec_project(path: Path) -> bool:
-    """True when ``path`` holds a manifest written by edgec."""
-    return bool(read_manifest(path, required=False))
 
 
 def write_files(directory: Path, files: dict[str, str], model: ir.Model) -> None:

@@ -1,4 +1,7 @@
-"""The project directory: written in a staging directory, swapped in whole, user files kept.
+"""A compiled project directory: written in a staging directory, swapped in whole, user files kept.
+
+Every backend writes its project through :func:`staged_project`, so a failed compile leaves
+no half-written output.
 
 :func:`staged_project` gives a fresh hidden directory beside the output,
 ``.<name>.edgec-<pid>-<random>``. When the block succeeds it becomes the output; when the
@@ -9,7 +12,7 @@ block raises it is removed and the output is untouched. Rules:
   which the swap would pull from under the user's shell.
 * Recompiling keeps the files a user added to a project: every file under the old project
   that its manifest does not list among the files edgec wrote (``files``) and that lies
-  outside the Makefile's build directories is copied into the new project, and a warning
+  outside the backend's build directories (``build_dirs``) is copied into the new project, and a warning
   names them. A kept file at a path the new project writes is refused up front, so it is
   never overwritten. (A manifest from before ``files`` was recorded counts the files the
   new project writes as edgec's.)
@@ -31,7 +34,7 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
-from edgec.backends.cortex_m.emitter import BUILD_DIRS, MANIFEST, is_edgec_project, read_manifest
+from edgec.backend import MANIFEST, read_manifest
 from edgec.errors import EdgecError, EdgecWarning
 
 _ASIDE = "-old"
@@ -67,17 +70,22 @@ def clean_stale(out_dir: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _project_files(directory: Path) -> set[str]:
+def is_edgec_project(path: Path) -> bool:
+    """True when ``path`` holds a manifest written by edgec."""
+    return bool(read_manifest(path, required=False))
+
+
+def _project_files(directory: Path, build_dirs: Iterable[str]) -> set[str]:
     """Relative paths of the files under ``directory``, build directories excluded."""
-    found = set()
+    found, build_dirs = set(), set(build_dirs)
     for path in directory.rglob("*"):
         relative = path.relative_to(directory)
-        if relative.parts[0] not in BUILD_DIRS and (path.is_file() or path.is_symlink()):
+        if relative.parts[0] not in build_dirs and (path.is_file() or path.is_symlink()):
             found.add(relative.as_posix())
     return found
 
 
-def user_files(out_dir: Path, written: Iterable[str]) -> list[str]:
+def user_files(out_dir: Path, written: Iterable[str], build_dirs: Iterable[str] = ()) -> list[str]:
     """Files of the existing project ``out_dir`` that edgec did not write (none if it does not exist).
 
     ``written``: the files the new project writes, also taken as edgec's when the old manifest
@@ -86,10 +94,10 @@ def user_files(out_dir: Path, written: Iterable[str]) -> list[str]:
     if not out_dir.is_dir() or not is_edgec_project(out_dir):
         return []
     edgec_files = set(read_manifest(out_dir).get("files", written)) | {MANIFEST}
-    return sorted(_project_files(out_dir) - edgec_files)
+    return sorted(_project_files(out_dir, build_dirs) - edgec_files)
 
 
-def _check_output(out_dir: Path, written: set[str]) -> list[str]:
+def _check_output(out_dir: Path, written: set[str], build_dirs: Iterable[str]) -> list[str]:
     if Path.cwd() == out_dir or out_dir in Path.cwd().parents:
         raise EdgecError(f"output '{out_dir}' is the current directory or holds it, and the project directory is "
                          "replaced as a whole", "compile into a subdirectory (e.g. -o project) or run edgec elsewhere")
@@ -99,7 +107,7 @@ def _check_output(out_dir: Path, written: set[str]) -> list[str]:
     if out_dir.exists() and any(out_dir.iterdir()) and not is_edgec_project(out_dir):
         raise EdgecError(f"output '{out_dir}' exists and is not an edgec project",
                          "choose a new directory (edgec only replaces projects it generated)")
-    kept = user_files(out_dir, written)
+    kept = user_files(out_dir, written, build_dirs)
     clashes = [name for name in kept if name in written]
     if clashes:
         raise EdgecError(f"'{out_dir / clashes[0]}' was not written by edgec, and the new project writes that file",
@@ -115,16 +123,17 @@ def _copy_into(source: Path, target: Path, names: list[str]) -> None:
 
 
 @contextlib.contextmanager
-def staged_project(out_dir: Path, written: Iterable[str]):
+def staged_project(out_dir: Path, written: Iterable[str], build_dirs: Iterable[str] = ()):
     """A fresh directory next to ``out_dir`` that replaces it when the block succeeds.
 
-    ``written``: the relative paths edgec writes into the project (its manifest's ``files``).
+    ``written``: the relative paths edgec writes into the project (its manifest's ``files``);
+    ``build_dirs``: top-level directories of build products, neither kept nor refused.
     See the module docstring for what is refused, kept and cleaned.
     """
     out_dir = Path(os.path.abspath(out_dir))  # "." and "sub/.." have a name and a parent to stage beside
     written = set(written)
     clean_stale(out_dir)
-    kept = _check_output(out_dir, written)
+    kept = _check_output(out_dir, written, build_dirs)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.edgec-{os.getpid()}-", dir=out_dir.parent))
     aside = staging.with_name(staging.name + _ASIDE)

@@ -1,0 +1,116 @@
+"""FPGA backend: an integer graph becomes a streaming dataflow design, verified and synthesised.
+
+:class:`FpgaBackend` is the backend contract (:class:`edgec.backend.Backend`) for ``fpga``
+targets over these modules:
+
+* :mod:`.planner` names the first node the design cannot take and turns the graph into a
+  chain of stages (:mod:`.layers`): matrix-vector units (fully connected layers, and
+  convolutions behind a sliding window unit) with exact thresholds in place of the
+  requantization (:mod:`.thresholds`), and max pools;
+* :mod:`.lanes` and :mod:`.packed_datapath`: DSP arithmetic packing, planned per layer and
+  proven exact in integers; :mod:`.folding` picks PE x SIMD per layer;
+* :mod:`.rtl` writes the Verilog, :mod:`.simulate` runs it (iverilog, Verilator) and
+  :mod:`.dataflow_model` is the plan in numpy, equal to the integer reference;
+* :mod:`.flow_ice40` (yosys, nextpnr-ice40, icepack), :mod:`.flow_xilinx` (yosys estimates),
+  :mod:`.vivado` (the script for AMD bitstreams) and :mod:`.boards` (pins, UART board top);
+* :mod:`.project` writes the project directory and its report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx_ir as ir
+
+from edgec import progress
+from edgec.api import PROJECT_MODEL
+from edgec.backend import Backend, Project, RunResult, read_manifest
+from edgec.backends.fpga import flow_ice40, simulate
+from edgec.backends.fpga.planner import check_model
+from edgec.backends.fpga.project import BUILD_DIR, RTL_DIR, compile_project
+from edgec.backends.fpga.rtl import load_design
+from edgec.errors import EdgecError
+from edgec.target import Target, project_target
+
+#: The simulator ``run`` uses (iverilog starts at once; the tests run Verilator as well).
+SIMULATOR = "iverilog"
+NETLIST_DIR = f"{BUILD_DIR}/netlist"
+
+
+def _netlist_sources(project: Project) -> list[Path]:
+    """The placed-and-routed netlist of ``edgec_top`` with its cell models, built on first use.
+
+    The bitstream's top is the board wrapper (UART), whose ports no testbench drives at speed;
+    ``edgec_top`` is placed and routed alone for simulation, by the same yosys script and
+    nextpnr seed, with its ports left for nextpnr to place.
+    """
+    if project.target.device.family != "ice40":
+        raise EdgecError(f"netlist simulation needs a placed-and-routed netlist, and {project.target.name} has none "
+                         "without Vivado", "simulate the RTL: edgec run DIR --input x.npy --check")
+    work = project.path / NETLIST_DIR
+    routed = work / "edgec_top_routed.v"
+    if not routed.is_file():
+        design = load_design(project.path / RTL_DIR)
+        synthesis = flow_ice40.synthesize([project.path / RTL_DIR / s for s in design.sources], design.top, work,
+                                          advance=progress.stage)
+        flow_ice40.place_and_route(synthesis, None, work, project.target.device.clock_hz / 1e6,
+                                   advance=progress.stage)
+    return flow_ice40.netlist_simulation_sources(routed)
+
+
+class FpgaBackend(Backend):
+    """The backend contract for ``fpga`` targets (see the module docstring)."""
+
+    kind = "fpga"
+    name = "FPGA"
+    options = {"fps": None, "max_dsp": None, "board": None, "emit_only": False}
+    run_variants = {"netlist": "the placed-and-routed netlist (iverilog)"}
+
+    def check(self, model: ir.Model, target: Target) -> None:
+        check_model(model)
+
+    def compile(self, model: ir.Model, target: Target, out_dir: Path, *, name: str, **options) -> dict:
+        return compile_project(model, target, out_dir, name, **options)
+
+    def compile_summary(self, manifest: dict, target: Target, out_dir: Path) -> list[str]:
+        r = manifest["resources"]
+        used = ("not synthesised" if r is None else
+                f"{r['lut']:,} LUT, {r['ff']:,} FF, {r['dsp']:g} DSP, {r['bram']:g} BRAM, {r['spram']:g} large RAM")
+        fmax = "" if manifest["fmax_mhz"] is None else f", fmax {manifest['fmax_mhz']:g} MHz"
+        bitstream = (f"bitstream {out_dir}/{manifest['bitstream']}" if manifest["bitstream"]
+                     else manifest["bitstream_note"])
+        return [f"wrote {out_dir}: {target.name} ({target.device.part}), {len(manifest['layers'])} layers, "
+                f"{manifest['macs']:,} MACs",
+                f"  {used}{fmax}",
+                f"  {manifest['cycles_per_inference']:,} cycles per inference: "
+                f"{manifest['inferences_per_second']:,.0f} inferences/s at {manifest['clock_mhz']:g} MHz",
+                f"  {bitstream}",
+                f"  simulate: edgec run {out_dir} --input x.npy --check"]
+
+    def is_project(self, directory: Path) -> bool:
+        return (read_manifest(directory, required=False).get("backend") == "fpga"
+                and (directory / PROJECT_MODEL).is_file() and (directory / RTL_DIR / "design.json").is_file())
+
+    def load_project(self, directory: Path) -> Project:
+        manifest = read_manifest(directory)
+        return Project(Path(directory).resolve(), manifest, project_target(directory, manifest["target"]),
+                       ir.load(Path(directory) / PROJECT_MODEL))
+
+    def run(self, project: Project, rows: np.ndarray, *, variant: str | None = None,
+            trace: bool = False) -> RunResult:
+        netlist = _netlist_sources(project) if variant == "netlist" else None
+        result = simulate.simulate(project.path / RTL_DIR, None, rows, simulator=SIMULATOR, trace=trace,
+                                   netlist=netlist, defines=flow_ice40.SIMULATION_DEFINES if netlist else ())
+        what = "placed-and-routed netlist" if netlist else "RTL"
+        summary = (f"{project.target.name}: {what} simulated ({SIMULATOR}), {len(rows)} samples; "
+                   f"{result.cycles_per_inference:,.0f} cycles per inference, latency {result.latency_cycles:,}")
+        costs = {"latency_cycles": [result.latency_cycles] * len(rows)}
+        return RunResult(result.outputs, costs, result.trace[0] if trace and result.trace else [], summary)
+
+    def profile(self, project: Project, row: np.ndarray, advance):
+        raise EdgecError("per-layer profiles of FPGA projects are not measured by simulation yet",
+                         f"read the per-layer cycles and resources in {project.path}/report.json")
+
+
+__all__ = ["FpgaBackend", "check_model", "compile_project"]

@@ -1,0 +1,153 @@
+"""Folding: how many output channels (``pe``) and inputs (``simd``) each MVU computes per cycle.
+
+Cost model (what the choice optimises; the RTL follows it, measured figures may add a few
+cycles of pipeline overhead per layer):
+
+* an MVU of ``positions`` window positions takes
+  ``positions * (out_channels / pe) * (vector_length / simd)`` cycles per inference
+  (``simd`` divides the vector length, or a convolution's ``in_channels``; ``pe`` divides
+  ``out_channels``), and never fewer than the elements it reads or writes, since streams
+  carry one element per cycle, nor, behind a sliding-window unit, than the
+  ``positions * vector_length`` window elements that unit emits one per cycle; a max pool
+  takes the larger of its input elements and its window elements
+  (``positions * kh * kw * channels``), for the same reasons;
+* stages run concurrently, so the design's initiation interval (:func:`cycles_per_inference`)
+  is its slowest stage's cycle count;
+* an MVU uses ``ceil(pe * simd / macs_per_dsp(layer))`` DSPs; a pool none.
+
+Algorithm: a stage's candidates are every pair of divisors ``(pe, simd)``; the cheapest
+candidate meeting an interval ``ii`` is the one with the fewest DSPs, then the fewest
+multipliers ``pe * simd``, then the smaller ``pe``. The cost is a sum over stages and the
+interval a maximum, so meeting ``ii`` at least cost is separable: each stage takes its own
+cheapest candidate. With ``fps`` the interval is ``floor(clock_hz / fps)``. With ``max_dsp``
+the achievable intervals (every candidate's cycle count) are tried in increasing order by
+binary search (the least cost of an interval never grows as the interval grows), and the
+first whose least cost fits is taken: the fastest design within the budget, at its least
+cost. Both are optimal for this cost model.
+
+Limits: the model counts DSPs and multipliers only, not LUTs, memory ports or routing; it
+assumes a packed unit's ``macs_per_dsp`` does not depend on ``pe``/``simd``; it folds only
+by divisors (no padding of channel counts); and it does not model FIFO depths or the first
+inference's latency.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+from edgec.backends.fpga.layers import Layer, MvuLayer
+from edgec.errors import EdgecError
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _inner(layer: MvuLayer) -> int:
+    """What ``simd`` divides: the vector length, or a convolution's input channels."""
+    return layer.vector_length if layer.window is None else layer.window.channels
+
+
+def layer_cycles(layer: Layer, pe: int | None = None, simd: int | None = None) -> int:
+    """Cycles per inference of ``layer`` at its own folding, or at ``pe``/``simd`` when given."""
+    w = layer.window
+    positions = 1 if w is None else w.out_h * w.out_w
+    if not isinstance(layer, MvuLayer):
+        return max(layer.input_elements, positions * w.kernel[0] * w.kernel[1] * w.channels)
+    pe = layer.pe if pe is None else pe
+    simd = layer.simd if simd is None else simd
+    compute = positions * (layer.out_channels // pe) * (layer.vector_length // simd)
+    window_elements = 0 if w is None else positions * layer.vector_length
+    return max(compute, layer.input_elements, window_elements, layer.output_elements)
+
+
+def cycles_per_inference(layers: list[Layer]) -> int:
+    """The design's initiation interval: the slowest stage's cycles per inference."""
+    return max(layer_cycles(layer) for layer in layers)
+
+
+def layer_dsps(layer: Layer, macs_per_dsp: Callable[[Layer], int] = lambda layer: 1) -> int:
+    """DSPs ``layer`` uses at its folding."""
+    if not isinstance(layer, MvuLayer):
+        return 0
+    return math.ceil(layer.pe * layer.simd / macs_per_dsp(layer))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Candidate:
+    pe: int
+    simd: int
+    cycles: int
+    dsps: int
+
+    @property
+    def cost(self) -> tuple[int, int, int]:
+        return self.dsps, self.pe * self.simd, self.pe
+
+
+def _candidates(layer: Layer, macs_per_dsp: Callable[[Layer], int]) -> list[_Candidate]:
+    if not isinstance(layer, MvuLayer):
+        return [_Candidate(1, 1, layer_cycles(layer), 0)]
+    per_dsp = macs_per_dsp(layer)
+    return sorted((_Candidate(pe, simd, layer_cycles(layer, pe, simd), math.ceil(pe * simd / per_dsp))
+                   for pe in _divisors(layer.out_channels) for simd in _divisors(_inner(layer))),
+                  key=lambda c: c.cost)
+
+
+def _cheapest(candidates: list[_Candidate], ii: int) -> _Candidate | None:
+    """The least-cost candidate taking at most ``ii`` cycles (candidates are sorted by cost)."""
+    return next((c for c in candidates if c.cycles <= ii), None)
+
+
+def _apply(layers: list[Layer], choice: list[_Candidate]) -> list[Layer]:
+    return [dataclasses.replace(layer, pe=c.pe, simd=c.simd) if isinstance(layer, MvuLayer) else layer
+            for layer, c in zip(layers, choice)]
+
+
+def fold(layers: list[Layer], *, clock_hz: float, fps: float | None = None, max_dsp: int | None = None,
+         macs_per_dsp: Callable[[Layer], int] = lambda layer: 1) -> list[Layer]:
+    """``layers`` with ``pe``/``simd`` chosen (module docstring): the cheapest folding reaching
+    ``fps`` inferences per second at ``clock_hz``, or the fastest within ``max_dsp`` DSPs, or
+    ``pe = simd = 1`` everywhere when neither is given. With both, the cheapest folding
+    reaching ``fps``, which must also fit ``max_dsp``.
+
+    Raises :class:`EdgecError` when ``fps`` is out of reach (naming the best reachable rate)
+    or ``max_dsp`` is below what the smallest folding needs.
+    """
+    table = [_candidates(layer, macs_per_dsp) for layer in layers]
+    if fps is not None:
+        ii = math.floor(clock_hz / fps)
+        choice = [_cheapest(candidates, ii) for candidates in table]
+        if any(c is None for c in choice):
+            best = max(min(c.cycles for c in candidates) for candidates in table)
+            raise EdgecError(f"{fps:g} inferences/s is out of reach at {clock_hz / 1e6:g} MHz: the fastest "
+                             f"folding takes {best} cycles, {clock_hz / best:.1f} inferences/s",
+                             "ask for a lower --fps or a faster clock")
+        dsps = sum(c.dsps for c in choice)
+        if max_dsp is not None and dsps > max_dsp:
+            raise EdgecError(f"{fps:g} inferences/s needs {dsps} DSPs, more than --max-dsp {max_dsp}",
+                             "ask for a lower --fps or allow more DSPs")
+        return _apply(layers, choice)
+    if max_dsp is None:
+        return [dataclasses.replace(layer, pe=1, simd=1) if isinstance(layer, MvuLayer) else layer
+                for layer in layers]
+    intervals = sorted({c.cycles for candidates in table for c in candidates})
+    floor_ii = max(min(c.cycles for c in candidates) for candidates in table)
+    intervals = [ii for ii in intervals if ii >= floor_ii]
+
+    def least_cost(ii: int) -> int:
+        return sum(_cheapest(candidates, ii).dsps for candidates in table)
+
+    if least_cost(intervals[-1]) > max_dsp:
+        raise EdgecError(f"the smallest folding needs {least_cost(intervals[-1])} DSPs, more than "
+                         f"--max-dsp {max_dsp}", "allow more DSPs")
+    low, high = 0, len(intervals) - 1  # invariant: intervals[high] fits the budget
+    while low < high:
+        mid = (low + high) // 2
+        if least_cost(intervals[mid]) <= max_dsp:
+            high = mid
+        else:
+            low = mid + 1
+    return _apply(layers, [_cheapest(candidates, intervals[high]) for candidates in table])

@@ -1,0 +1,215 @@
+"""An FPGA project: plan, fold, generate the RTL, measure it, run the vendor-neutral flow.
+
+:func:`compile_project` turns an integer graph into a project directory (written whole or
+not at all, :mod:`edgec.project_dir`)::
+
+    report.json     the manifest (keys below)      model.onnx, target.toml
+    rtl/            the dataflow design: Verilog, ROM images, design.json
+    board/          iCE40: the UART board top and the board's pin constraints (.pcf)
+    <name>.bin      iCE40: the bitstream (yosys -> nextpnr-ice40 -> icepack)
+    vivado/         AMD parts: build.tcl, and <name>.bit where Vivado ran
+    build/          tool logs and netlists (build products: not kept on a recompile)
+
+Steps: the planner (:mod:`.planner`), the lane planner (:mod:`.lanes`) for each layer's
+packing on the target's DSP primitive, folding (:mod:`.folding`) to ``fps`` or ``max_dsp``,
+the RTL (:mod:`.rtl`), a short simulation that measures cycles per inference, then synthesis:
+on iCE40 yosys, nextpnr-ice40 (fmax from its own timing report) and icepack; on AMD parts
+yosys' ``synth_xilinx`` (resources per layer and in total) and a Vivado script, run when
+``vivado`` is on PATH and otherwise left for the user with one line saying so.
+
+report.json, beyond the keys every backend writes (:mod:`edgec.backend`): ``resources``
+{``lut``, ``ff``, ``dsp``, ``bram``, ``spram``} (the synthesis tool's own counts: nextpnr's
+placement on iCE40, yosys on AMD parts), ``fmax_mhz`` (null where no timing was analysed),
+``clock_mhz``, ``cycles_per_inference`` (measured in simulation: the steady-state interval
+between inferences), ``latency_cycles``, ``inferences_per_second`` (at the clock, or at fmax
+when that is lower), ``bitstream`` (a relative path, or null with ``bitstream_note`` saying
+why), and per layer ``pe``, ``simd``, ``macs``, ``cycles`` and ``packing`` {``primitive``,
+``scheme``, ``lanes``, ``macs_per_dsp``}.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx_ir as ir
+
+from edgec import progress, project_dir
+from edgec.api import PROJECT_MODEL
+from edgec.backend import MANIFEST
+from edgec.backends.fpga import boards, flow_ice40, flow_xilinx, rtl, simulate, vivado
+from edgec.backends.fpga.folding import cycles_per_inference, fold, layer_cycles
+from edgec.backends.fpga.lanes import Packing, plan_packing
+from edgec.backends.fpga.layers import Layer, MvuLayer
+from edgec.backends.fpga.planner import plan_layers
+from edgec.errors import EdgecError, ToolchainError
+from edgec.target import PROJECT_FILE, Target, target_toml
+
+RTL_DIR, BOARD_DIR, VIVADO_DIR, BUILD_DIR = "rtl", "board", "vivado", "build"
+#: Samples of the cycle measurement: the interval between the second and third inference is the steady state.
+MEASURE_SAMPLES = 3
+VIVADO_TIMEOUT_S = 4 * 3600
+
+
+def layer_packing(layer: Layer, target: Target) -> Packing | None:
+    """The packing the lane planner picks for ``layer`` on the target's DSP (None for a pool)."""
+    if not isinstance(layer, MvuLayer):
+        return None
+    return plan_packing(target.dsp.primitive, layer.weight_type, layer.input_type,
+                        kind="mvu" if layer.window is None else "conv", accumulation=layer.vector_length)
+
+
+def _packing_entry(layer: Layer, target: Target) -> dict | None:
+    """What the generated MVU realises: its multiply-accumulate core is the plain one, one
+    product per multiplier; the lane planner's choice is reported beside it (``planned``)."""
+    planned = layer_packing(layer, target)
+    if planned is None:
+        return None
+    return {"primitive": target.dsp.primitive, "scheme": "none", "lanes": 1, "macs_per_dsp": 1,
+            "planned": {"scheme": planned.scheme, "lanes": planned.lanes, "macs_per_dsp": planned.macs_per_dsp,
+                        "description": planned.describe()}}
+
+
+def _layer_entries(layers: list[Layer], target: Target) -> list[dict]:
+    entries = []
+    for position, layer in enumerate(layers):
+        entry = {"index": position, "name": layer.name, "op": layer.op, "output": layer.output,
+                 "cycles": layer_cycles(layer), "packing": _packing_entry(layer, target)}
+        if isinstance(layer, MvuLayer):
+            entry.update(pe=layer.pe, simd=layer.simd, macs=layer.macs,
+                         weights=layer.weight_type.name, inputs=layer.input_type.name,
+                         outputs=layer.output_type.name)
+        entries.append(entry)
+    return entries
+
+
+def _measure_cycles(design_dir: Path, design: rtl.RtlDesign, work_dir: Path) -> simulate.SimulationResult:
+    """Simulate :data:`MEASURE_SAMPLES` inferences of an all-minimum input (any input takes the
+    same number of cycles: the design has no data-dependent control)."""
+    low = -(1 << (design.in_bits - 1)) if design.in_signed else 0
+    rows = np.full((MEASURE_SAMPLES, design.in_elements), low, dtype=np.int64)
+    return simulate.simulate(design_dir, design, rows, work_dir=work_dir)
+
+
+def _ice40_flow(staging: Path, design: rtl.RtlDesign, target: Target, name: str, board: str) -> dict:
+    build = staging / BUILD_DIR
+    sources = [staging / RTL_DIR / s for s in design.sources]
+    board_sources = boards.board_top_sources(staging / BOARD_DIR, board, design.in_bits, design.out_bits,
+                                             design.out_signed, clock_hz=target.device.clock_hz)
+    pcf = boards.pcf_for(board)
+    (staging / BOARD_DIR / f"{boards.get_board(board).name}.pcf").write_text(pcf)
+    synthesis = flow_ice40.synthesize([*sources, *board_sources], "edgec_board_top", build, advance=progress.stage)
+    spec = boards.get_board(board)
+    routed = flow_ice40.place_and_route(synthesis, pcf, build, target.device.clock_hz / 1e6,
+                                        package=spec.package, device=spec.device, advance=progress.stage)
+    bitstream = flow_ice40.pack(routed.asc, staging / f"{name}.bin", advance=progress.stage)
+    used = {key: routed.utilisation[bel][0] for key, bel in (("dsp", "dsp"), ("bram", "bram"), ("spram", "spram"))}
+    resources = {"lut": synthesis.resources["lut"], "ff": synthesis.resources["ff"], **used}
+    return {"resources": resources, "fmax_mhz": round(routed.fmax_mhz, 2), "timing_met": routed.timing_met,
+            "board": spec.name, "bitstream": bitstream.name, "bitstream_note": None}
+
+
+def _xilinx_flow(staging: Path, design: rtl.RtlDesign, target: Target, name: str, layers: list[dict]) -> dict:
+    progress.stage(f"synthesis estimate (yosys synth_xilinx, {target.device.family})")
+    estimate = flow_xilinx.estimate([staging / RTL_DIR / s for s in design.sources], design.top,
+                                    target.device.family, staging / BUILD_DIR)
+    for entry, stage in zip(layers, design.layers):
+        used = [estimate["instances"][i] for i in stage.instances if i in estimate["instances"]]
+        entry["resources"] = {key: sum(u[key] for u in used) for key in flow_ice40.RESOURCE_KEYS}
+    script_dir = staging / VIVADO_DIR
+    script_dir.mkdir()
+    sources = [f"../{RTL_DIR}/{s}" for s in design.sources]
+    (script_dir / "build.tcl").write_text(vivado.vivado_tcl(sources, design.top, target.device.part,
+                                                            target.device.clock_hz, name))
+    for memory in design.memories:  # $readmemh reads them from the directory Vivado runs in
+        shutil.copyfile(staging / RTL_DIR / memory, script_dir / memory)
+    result = {"resources": estimate["total"], "fmax_mhz": None, "timing_met": None, "board": target.device.board}
+    if not vivado.vivado_available():
+        return {**result, "bitstream": None,
+                "bitstream_note": f"Vivado is not on PATH: run 'vivado -mode batch -source build.tcl' in "
+                                  f"{VIVADO_DIR}/ to build {name}.bit (the resources are yosys' estimate)"}
+    progress.stage("Vivado implementation and bitstream")
+    log = staging / BUILD_DIR / "vivado.log"
+    try:
+        run = subprocess.run(["vivado", "-mode", "batch", "-nojournal", "-log", str(log.resolve()),
+                              "-source", "build.tcl"], cwd=script_dir, capture_output=True, text=True,
+                             timeout=VIVADO_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise ToolchainError(f"Vivado did not finish within {VIVADO_TIMEOUT_S} s", f"see {log}") from None
+    bit = script_dir / f"{name}.bit"
+    if run.returncode != 0 or not bit.is_file():
+        detail = next((line for line in (run.stdout + run.stderr).splitlines() if line.startswith("ERROR")),
+                      f"exit status {run.returncode}")
+        raise ToolchainError(f"Vivado failed: {detail}", f"see {log}")
+    return {**result, "bitstream": f"{VIVADO_DIR}/{name}.bit", "bitstream_note": None}
+
+
+def _throughput(manifest: dict, clock_hz: float) -> dict:
+    clock_mhz = clock_hz / 1e6
+    if manifest["fmax_mhz"] is not None:
+        clock_mhz = min(clock_mhz, manifest["fmax_mhz"])
+    return {"clock_mhz": round(clock_mhz, 2),
+            "inferences_per_second": round(clock_mhz * 1e6 / manifest["cycles_per_inference"], 1)}
+
+
+def compile_project(model: ir.Model, target: Target, out_dir: Path, name: str, *, fps: float | None = None,
+                    max_dsp: int | None = None, board: str | None = None, emit_only: bool = False) -> dict:
+    """Write the FPGA project of ``model`` for ``target`` into ``out_dir``; returns its manifest.
+
+    ``fps`` / ``max_dsp``: the folding's goal (:func:`.folding.fold`); ``board``: the iCE40
+    board whose pins the bitstream uses (default: the target's); ``emit_only``: stop after the
+    RTL and its cycle measurement (no synthesis).
+    """
+    board = board or target.device.board
+    if target.device.family == "ice40" and not emit_only:
+        if board is None:
+            raise EdgecError(f"target '{target.name}' names no board for the bitstream's pins",
+                             f"pass --board ({', '.join(boards.BOARDS)})")
+        boards.get_board(board)
+    # The plain MAC core realises one product per multiplier (see _packing_entry).
+    layers = fold(plan_layers(model), clock_hz=target.device.clock_hz, fps=fps, max_dsp=max_dsp,
+                  macs_per_dsp=lambda layer: 1)
+    with tempfile.TemporaryDirectory(prefix="edgec-fpga-") as temp:
+        progress.stage("dataflow RTL")
+        design = rtl.generate_rtl(layers, Path(temp) / RTL_DIR, name=name)
+        written = [f"{RTL_DIR}/{p.name}" for p in sorted((Path(temp) / RTL_DIR).iterdir())]
+        if target.device.family == "ice40" and not emit_only:
+            written += [f"{BOARD_DIR}/{f}" for f in (*boards.UART_SOURCES, "edgec_board_top.v",
+                                                     f"{boards.get_board(board).name}.pcf")] + [f"{name}.bin"]
+        with project_dir.staged_project(Path(out_dir), [*written, MANIFEST, PROJECT_MODEL, PROJECT_FILE],
+                                        build_dirs=(BUILD_DIR,)) as staging:
+            shutil.copytree(Path(temp) / RTL_DIR, staging / RTL_DIR)
+            progress.stage("measuring cycles per inference (iverilog)")
+            measured = _measure_cycles(staging / RTL_DIR, design, staging / BUILD_DIR / "measure")
+            entries = _layer_entries(layers, target)
+            manifest = {"generator": "edgec", "backend": "fpga", "target": target.name, "model": name,
+                        "input": {"name": model.graph.inputs[0].name, "elements": design.in_elements,
+                                  "type": layers[0].input_type.name,
+                                  "shape": [int(d) for d in model.graph.inputs[0].shape.numpy()]},
+                        "output": {"name": layers[-1].output, "elements": design.out_elements,
+                                   "type": layers[-1].output_type.name,
+                                   "shape": [int(d) for d in model.graph.outputs[0].shape.numpy()]},
+                        "layers": entries, "macs": sum(e.get("macs", 0) for e in entries),
+                        "cycles_per_inference": int(round(measured.cycles_per_inference)),
+                        "modelled_cycles_per_inference": cycles_per_inference(layers),
+                        "latency_cycles": measured.latency_cycles}
+            if emit_only:
+                flow = {"resources": None, "fmax_mhz": None, "timing_met": None, "board": board, "bitstream": None,
+                        "bitstream_note": "compiled with --emit-only: no synthesis"}
+            elif target.device.family == "ice40":
+                flow = _ice40_flow(staging, design, target, name, board)
+            else:
+                flow = _xilinx_flow(staging, design, target, name, entries)
+            manifest.update(flow)
+            manifest.update(_throughput(manifest, target.device.clock_hz))
+            files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*")
+                           if p.is_file() and p.relative_to(staging).parts[0] != BUILD_DIR)
+            manifest["files"] = sorted({*files, MANIFEST, PROJECT_MODEL, PROJECT_FILE})
+            (staging / PROJECT_FILE).write_text(target_toml(target))
+            ir.save(model, staging / PROJECT_MODEL)
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest

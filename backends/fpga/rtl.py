@@ -1,0 +1,286 @@
+"""Layer plan -> a streaming dataflow design in Verilog (one top module, ``edgec_top``).
+
+Every stage of the plan (:mod:`edgec.backends.fpga.layers`) becomes hardware reading one
+element stream and writing one, with AXI-Stream-style ``tdata``/``tvalid``/``tready``
+handshakes between stages:
+
+* a convolution: a sliding window unit (``edgec_l<i>_swu``: a line buffer of ``R`` input rows,
+  padding with ``Window.pad_value``) feeding a matrix-vector unit; a fully connected layer: the
+  matrix-vector unit alone. ``R`` is the power of two at least kernel height + stride (the
+  next output row's rows arrive while one is read) and at least the rows from the last output
+  row's first to the image's end plus the next image's first window rows (the next image
+  streams in while the last output row is read), so back-to-back images never wait on space;
+* a matrix-vector unit (``edgec_l<i>_mvu``): a two-bank input buffer of ``simd``-element words
+  (one vector written while the other is computed on), one weight ROM per PE (``pe`` output
+  channels by ``simd`` inputs per cycle, ``$readmemh``-initialised, registered read so yosys
+  maps it to block RAM), the multiply-accumulate core ``edgec_mac`` (the plain, unpacked one; a
+  packed unit with the same ports may replace it), a serialiser of the PE sums and the
+  thresholding stage ``edgec_l<i>_thr``;
+* thresholding: a pipelined binary search, one pipeline level per output bit, each level's
+  thresholds in a ROM of its own (level ``j`` holds, per channel, the ``2**j`` thresholds it may
+  compare with). It takes one element a cycle at every width with ``bits`` comparators (parallel
+  comparators would need ``levels - 1``: 255 at 8 bits), latency ``bits + 1``;
+* a max pool: a sliding window unit (padding with the type's minimum, which never wins) and a
+  reducer ``edgec_l<i>_pool`` keeping one running maximum per channel.
+
+Stream contract: one beat is one element (raw stored integer, two's complement of its type's
+bits), in the plan's element order (NHWC, row-major); the top's ``s_*`` takes the first
+layer's input, ``m_*`` gives the last layer's output; inferences run back to back without a
+reset (``rst`` is synchronous, active high). Element-serial streams bound each stage at one
+element a cycle, so a stage's initiation interval is the largest of its input elements, its
+window elements (``positions * k`` for a sliding window), its compute (``positions * (out/pe) *
+(k/simd)``) and its output elements (:func:`edgec.backends.fpga.folding.layer_cycles`, the
+cost model the folding follows); measured, the design's interval equals the slowest stage's.
+No FIFOs sit between stages: every stage registers its output and stalls as a whole while
+it is not taken (``en = !out_valid || ready``), and the buffers inside the stages (two input
+banks, ``R`` line-buffer rows) already decouple a stage's input from its output.
+
+Memory files are read by ``$readmemh`` relative to the working directory: simulate and
+synthesise with the design's directory (or a copy of its ``.hex`` files) as the working one.
+
+The accumulator width is the smallest two's complement width holding the exact reachable
+range ``sum_k min/max(w * x_min, w * x_max)`` over the layer's channels (plus one for the
+padding threshold); thresholds are clamped to that range, which changes no comparison.
+
+Verilog comes from Jinja2 templates (``templates/*.v.j2``, ``StrictUndefined``) rather than an
+HDL library such as Amaranth: the output is readable, hand-style Verilog with the plan's
+constants written in, no extra toolchain is needed to build or read it, and the C backend
+generates its sources the same way. Output is deterministic: the same plan gives
+byte-identical files, each starting with a generated-by-edgec header.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from edgec import __version__
+from edgec.backends.fpga.folding import layer_cycles
+from edgec.backends.fpga.layers import Layer, MvuLayer, Window, check_layer
+from edgec.backends.fpga.thresholds import accumulator_range, signed_bits
+from edgec.errors import EdgecError
+
+PACKAGE = Path(__file__).resolve().parent
+#: The design description :func:`generate_rtl` writes next to the sources.
+DESIGN_FILE = "design.json"
+TOP = "edgec_top"
+#: Library modules every design uses (no layer constants in them).
+LIBRARY = ("edgec_rom", "edgec_mac")
+
+
+@dataclasses.dataclass(frozen=True)
+class StageInstance:
+    """One plan layer in the design: its instances in ``edgec_top`` and its output stream
+    (``<stream>_tdata/_tvalid/_tready`` in ``edgec_top``, for traces)."""
+
+    index: int
+    name: str
+    instances: tuple[str, ...]
+    stream: str
+    elements: int
+    bits: int
+    signed: bool
+    cycles: int  # the stage's modelled cycles per inference (:func:`folding.layer_cycles`)
+
+
+@dataclasses.dataclass(frozen=True)
+class RtlDesign:
+    """A generated design: ``sources`` and ``memories`` are paths relative to its directory."""
+
+    top: str
+    sources: tuple[str, ...]
+    memories: tuple[str, ...]
+    in_bits: int
+    out_bits: int
+    in_signed: bool
+    out_signed: bool
+    in_elements: int
+    out_elements: int
+    layers: tuple[StageInstance, ...]
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> RtlDesign:
+        data = json.loads(text)
+        data["layers"] = tuple(StageInstance(**{**s, "instances": tuple(s["instances"])}) for s in data["layers"])
+        return cls(**{**data, "sources": tuple(data["sources"]), "memories": tuple(data["memories"])})
+
+
+def load_design(design_dir: Path) -> RtlDesign:
+    """The :class:`RtlDesign` that :func:`generate_rtl` wrote into ``design_dir``."""
+    path = Path(design_dir) / DESIGN_FILE
+    if not path.is_file():
+        raise EdgecError(f"{path} is missing: not a design generated by edgec", "generate the RTL again")
+    return RtlDesign.from_json(path.read_text(encoding="utf-8"))
+
+
+def bits_for(count: int) -> int:
+    """Bits of a counter or address taking ``count`` values (at least 1)."""
+    return max(1, (count - 1).bit_length())
+
+
+def mask(value: int, bits: int) -> int:
+    return int(value) & ((1 << bits) - 1)
+
+
+def hex_file(words: list[int], width: int, header: str = "") -> str:
+    """``$readmemh`` text: one word a line, ``width`` bits, two's complement, after an optional
+    ``//`` comment line ``header``."""
+    digits = (width + 3) // 4
+    return (f"// {header}\n" if header else "") + "".join(f"{mask(w, width):0{digits}x}\n" for w in words)
+
+
+def pack(values, bits: int) -> int:
+    """``values`` as one word, element ``j`` at bits ``[j*bits +: bits]``."""
+    return sum(mask(v, bits) << (j * bits) for j, v in enumerate(values))
+
+
+def ulit(value: int, width: int) -> str:
+    """An unsigned Verilog literal of ``width`` bits."""
+    if not 0 <= value < (1 << width):
+        raise ValueError(f"{value} does not fit {width} unsigned bits")
+    return f"{width}'d{value}"
+
+
+def slit(value: int, width: int) -> str:
+    """A signed Verilog literal of ``width`` bits."""
+    if not -(1 << (width - 1)) <= value < (1 << (width - 1)):
+        raise ValueError(f"{value} does not fit {width} signed bits")
+    return f"{width}'sd{value}" if value >= 0 else f"-{width}'sd{-value}"
+
+
+def zext(signal: str, width: int, to: int) -> str:
+    """``signal`` (``width`` bits) zero-extended to ``to`` bits, as a Verilog expression."""
+    return signal if width == to else f"{{{ulit(0, to - width)}, {signal}}}"
+
+
+def template_environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(PACKAGE / "templates")),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.globals.update(ulit=ulit, slit=slit, zext=zext, bits_for=bits_for, version=__version__)
+    return env
+
+
+def _window_view(window: Window, bits: int, pad_raw: int) -> dict:
+    """Constants of a sliding window unit over ``window`` (see ``edgec_swu.v.j2``)."""
+    kh, kw = window.kernel
+    last_top = (window.out_h - 1) * window.stride[0] - window.pads[0]  # first row of the last output row
+    rows = 1 << bits_for(max(kh + window.stride[0], window.in_h - last_top + max(kh - window.pads[0], 0)))
+    row = window.in_w * window.channels
+    depth = rows * row
+    span = max(window.in_h + rows + kh + window.stride[0], window.in_w + kw + window.stride[1], depth) + 1
+    return {"in_h": window.in_h, "in_w": window.in_w, "c": window.channels, "kh": kh, "kw": kw,
+            "sh": window.stride[0], "sw": window.stride[1], "pt": window.pads[0], "pl": window.pads[1],
+            "oh": window.out_h, "ow": window.out_w, "x": bits, "pad": mask(pad_raw, bits),
+            "rows": rows, "rw": bits_for(rows), "row": row, "depth": depth, "aw": bits_for(depth),
+            "pw": signed_bits(-span, span), "cw": bits_for(window.channels), "khw": bits_for(kh),
+            "kww": bits_for(kw), "ohw": bits_for(window.out_h), "oww": bits_for(window.out_w),
+            "colw": bits_for(row)}
+
+
+def _mvu_files(layer: MvuLayer, module: str, design: str) -> tuple[dict, dict[str, str]]:
+    """The view of ``edgec_mvu.v.j2``/``edgec_thr.v.j2`` and the memory files of one MVU."""
+    header = f"generated by edgec {__version__} for {design}: layer {layer.index} ({layer.name})"
+    a, w, o = layer.input_type.bits, layer.weight_type.bits, layer.output_type.bits
+    pe, simd, channels, k = layer.pe, layer.simd, layer.out_channels, layer.vector_length
+    nf, sf = channels // pe, k // simd
+    low, high = accumulator_range(layer.weights, layer.input_type)
+    lo, hi = int(low.min()), int(high.max())
+    accw = signed_bits(lo, hi + 1)
+    files = {}
+    for p in range(pe):
+        words = [pack(layer.weights[n * pe + p, s * simd:(s + 1) * simd], w) for n in range(nf) for s in range(sf)]
+        files[f"{module}_w{p}.hex"] = hex_file(words, simd * w, f"{header}, weights of PE {p}")
+    levels = (layer.output_type.levels - 1).bit_length()
+    padded = np.full((channels, (1 << levels) - 1), hi + 1, dtype=np.int64)
+    padded[:, :layer.thresholds.shape[1]] = np.clip(layer.thresholds.astype(np.int64), lo, hi + 1)
+    for j in range(levels):
+        step = 1 << (levels - j)
+        table = padded[:, step // 2 - 1::step]  # [channels, 2**j]: index p*step + step/2 - 1
+        files[f"{module}_t{j}.hex"] = hex_file([int(v) for v in table.ravel()], accw,
+                                               f"{header}, thresholds of search level {j}")
+    view = {"module": module, "name": layer.name, "index": layer.index, "a": a, "w": w, "o": o,
+            "a_signed": int(layer.input_type.signed), "w_signed": int(layer.weight_type.signed),
+            "pe": pe, "simd": simd, "channels": channels, "k": k, "nf": nf, "sf": sf,
+            "nfw": bits_for(nf), "sfw": bits_for(sf), "waw": bits_for(nf * sf), "siw": bits_for(simd),
+            "pcw": bits_for(pe + 1), "chw": bits_for(channels), "accw": accw, "acc_lo": lo, "acc_hi": hi,
+            "levels": levels, "out_min": mask(layer.output_type.min, o), "thr": f"{module[:-4]}_thr"}
+    return view, files
+
+
+def _check_chain(layers: list[Layer]) -> None:
+    if not layers:
+        raise EdgecError("the layer plan is empty", "compile a model with at least one layer")
+    for layer in layers:
+        try:
+            check_layer(layer)
+        except ValueError as error:
+            raise EdgecError(f"layer plan: {error}", "re-plan the model") from error
+    for before, after in zip(layers, layers[1:]):
+        if before.output_type.bits != after.input_type.bits or before.output_elements != after.input_elements:
+            raise EdgecError(f"layer plan: {after.name} does not take what {before.name} streams out "
+                             f"({before.output_elements} x {before.output_type})", "re-plan the model")
+
+
+def generate_rtl(layers: list[Layer], out_dir: Path, *, name: str) -> RtlDesign:
+    """Write the Verilog sources, memory files and ``design.json`` of ``layers`` into ``out_dir``.
+
+    ``name`` (the model's name) appears in the headers only; the top module is always
+    ``edgec_top`` with the ports of the module docstring's stream contract.
+    """
+    _check_chain(layers)
+    env = template_environment()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    texts: dict[str, str] = {}
+    memories: dict[str, str] = {}
+    stages, instances = [], []
+    for module in LIBRARY:
+        texts[f"{module}.v"] = env.get_template(f"{module}.v.j2").render(design=name)
+    for layer in layers:
+        prefix = f"edgec_l{layer.index}"
+        inst = {"index": layer.index, "name": layer.name, "stream": f"l{layer.index}",
+                "in_bits": layer.input_type.bits, "out_bits": layer.output_type.bits, "swu": None}
+        if layer.window is not None:
+            pad = layer.window.pad_value if isinstance(layer, MvuLayer) else layer.input_type.min
+            swu = {**_window_view(layer.window, layer.input_type.bits, pad), "module": f"{prefix}_swu",
+                   "name": layer.name, "index": layer.index}
+            texts[f"{prefix}_swu.v"] = env.get_template("edgec_swu.v.j2").render(design=name, **swu)
+            inst["swu"] = swu["module"]
+        if isinstance(layer, MvuLayer):
+            view, files = _mvu_files(layer, f"{prefix}_mvu", name)
+            texts[f"{prefix}_mvu.v"] = env.get_template("edgec_mvu.v.j2").render(design=name, **view)
+            texts[f"{prefix}_thr.v"] = env.get_template("edgec_thr.v.j2").render(design=name, **view)
+            memories.update(files)
+            inst["core"], inst["kind"] = view["module"], "mvu"
+        else:
+            view = {"module": f"{prefix}_pool", "name": layer.name, "index": layer.index,
+                    "x": layer.input_type.bits, "signed": int(layer.input_type.signed),
+                    "c": layer.window.channels, "cw": bits_for(layer.window.channels),
+                    "kk": layer.window.kernel[0] * layer.window.kernel[1],
+                    "kkw": bits_for(layer.window.kernel[0] * layer.window.kernel[1])}
+            texts[f"{prefix}_pool.v"] = env.get_template("edgec_pool.v.j2").render(design=name, **view)
+            inst["core"], inst["kind"] = view["module"], "pool"
+        instances.append(inst)
+        names = tuple(f"u_l{layer.index}_{kind}" for kind in (("swu",) if inst["swu"] else ()) + (inst["kind"],))
+        stages.append(StageInstance(layer.index, layer.name, names, inst["stream"], layer.output_elements,
+                                    layer.output_type.bits, layer.output_type.signed, layer_cycles(layer)))
+    texts[f"{TOP}.v"] = env.get_template("edgec_top.v.j2").render(
+        design=name, stages=instances, in_bits=layers[0].input_type.bits, out_bits=layers[-1].output_type.bits,
+        last=instances[-1]["stream"])
+    for relative, text in {**texts, **memories}.items():
+        (out_dir / relative).write_text(text, encoding="utf-8")
+    design = RtlDesign(top=TOP, sources=tuple(sorted(texts)), memories=tuple(sorted(memories)),
+                       in_bits=layers[0].input_type.bits, out_bits=layers[-1].output_type.bits,
+                       in_signed=layers[0].input_type.signed, out_signed=layers[-1].output_type.signed,
+                       in_elements=layers[0].input_elements, out_elements=layers[-1].output_elements,
+                       layers=tuple(stages))
+    (out_dir / DESIGN_FILE).write_text(design.to_json(), encoding="utf-8")
+    return design
