@@ -1,19 +1,24 @@
-"""A 4-bit Brevitas network from training to a bit-exact run on an emulated Cortex-M4.
+"""A 4-bit Brevitas network from training to a bit-exact run on a Cortex-M4 or an FPGA.
 
 Trains a small W4A4 convolutional net on scikit-learn's 8x8 digits with Brevitas
 (quantization-aware, a few seconds), hands the module to ``edgec.quantize`` (exported through
 Brevitas' QONNX export; no calibration data: the network carries every scale and width),
 checks that edgec's integer reference computes Brevitas' own integer outputs, then compiles
-for a Cortex-M4 and runs the C on QEMU against the reference. Needs the ``qonnx`` extra
-(``pip install 'edgec[qonnx]'``) and, for the last step, arm-none-eabi-gcc and QEMU.
+for ``--target`` and runs the compiled project on 20 test images against the reference,
+through the backend contract (:func:`edgec.backend.open_project`): for a Cortex-M target the
+C on QEMU (needs arm-none-eabi-gcc and QEMU), for an FPGA target the generated RTL in iverilog
+(needs yosys and iverilog; ``ice40-up5k`` also nextpnr-ice40 and icepack, and writes a
+bitstream). Exits 1 when an output differs. Needs the ``qonnx`` extra
+(``pip install 'edgec[qonnx]'``).
 
-    python brevitas_digits.py [--output DIR] [--target cortex-m4]
+    python brevitas_digits.py [--output DIR] [--target cortex-m4 | ice40-up5k | pynq-z2 | ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,11 +28,15 @@ from sklearn.datasets import load_digits
 
 import edgec
 from edgec.api import int8_output_names
-from edgec.backend import open_project
+from edgec.backend import backend_for_target, open_project
 from edgec.reference import ReferenceExecutor
+from edgec.target import Target, get_target
 from edgec.trace_compare import reference_outputs
 
 BITS = 4
+CHECKED_IMAGES = 20
+#: What each target kind's backend ``run`` executes, for the line naming the result.
+RUNNERS = {"cortex-m": "QEMU", "fpga": "RTL simulation"}
 
 
 def w4a4_net() -> torch.nn.Module:
@@ -60,6 +69,14 @@ def train(net: torch.nn.Module, x: np.ndarray, y: np.ndarray, epochs: int = 10) 
     net.eval()
 
 
+def needed_tools(target: Target) -> tuple[str, ...]:
+    """The programs compiling and running for ``target`` needs."""
+    if target.kind == "cortex-m":
+        return ("arm-none-eabi-gcc", "qemu-system-arm")
+    tools = ("yosys", "iverilog", "vvp")
+    return tools + (("nextpnr-ice40", "icepack") if target.device.family == "ice40" else ())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="digits_w4a4", help="project directory to write")
@@ -84,17 +101,21 @@ def main() -> None:
                                 for x in test_x])
     print(f"edgec reference vs Brevitas' integers: {int((reference != brevitas).sum())} of {reference.size} differ")
 
-    if not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")):
-        print("arm-none-eabi-gcc or qemu-system-arm missing: skipping the run on the emulated core")
+    target = get_target(args.target)
+    missing = [tool for tool in needed_tools(target) if shutil.which(tool) is None]
+    if missing:
+        print(f"{', '.join(missing)} missing: skipping the compile for {target.name} and the run")
         return
-    report = edgec.compile(model, args.target, args.output)
-    print(f"compiled for {args.target}: flash {report['flash']['total']:,} B, arena {report['ram']['arena']:,} B")
+    report = edgec.compile(model, target, args.output)
+    for line in backend_for_target(target).compile_summary(report, target, Path(args.output)):
+        print(line)
     backend, project = open_project(args.output)
-    rows = backend.input_rows(project.model, [{project.model.graph.inputs[0].name: x[None]} for x in test_x[:20]])
+    rows = backend.input_rows(project.model, [{project.model.graph.inputs[0].name: x[None]}
+                                              for x in test_x[:CHECKED_IMAGES]])
     result = backend.run(project, rows)
     exact = np.array_equal(result.outputs, reference_outputs(project.model, rows))
-    print(f"{result.summary}\nQEMU outputs {'equal' if exact else 'DIFFER FROM'} the integer reference on "
-          f"{len(rows)} images")
+    print(f"{result.summary}\n{RUNNERS.get(target.kind, target.name)} outputs "
+          f"{'equal' if exact else 'DIFFER FROM'} the integer reference on {len(rows)} images")
     if not exact:
         raise SystemExit(1)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from onnx import helper, save
 
 import edgec
 from edgec.backend import open_project
-from edgec.errors import EdgecError, UnsupportedModelError
+from edgec.errors import EdgecError, ToolchainError, UnsupportedModelError
 from edgec.trace_compare import reference_outputs
 
 from conftest import invoke, make_model, tensor_info
@@ -122,7 +123,7 @@ def test_fps_and_max_dsp_choose_the_folding_and_an_unreachable_rate_is_refused(c
         edgec.compile(model, "ice40-up5k", cnn_files / "never", emit_only=True, fps=1e9)
     assert "(fix:" in raised.value.one_line() and not (cnn_files / "never").exists()
     budget = edgec.compile(model, "ice40-up5k", cnn_files / "budget", emit_only=True, max_dsp=6)
-    assert sum(layer.get("pe", 0) * layer.get("simd", 0) for layer in budget["layers"]) <= 6
+    assert sum(layer["packing"]["dsps"] for layer in budget["layers"] if layer["packing"]) <= 6
     assert budget["cycles_per_inference"] < slow["cycles_per_inference"]
 
 
@@ -165,3 +166,22 @@ def test_a_missing_tool_is_named_and_leaves_no_output(cnn_files, monkeypatch):
         edgec.compile(model, "ice40-up5k", cnn_files / "out")
     assert "apt-get install yosys" in raised.value.one_line()
     assert not (cnn_files / "out").exists()
+
+
+@needs_iverilog
+def test_a_failing_tool_keeps_its_log_outside_the_removed_staging_directory(cnn_files, monkeypatch):
+    from edgec.backends.fpga import flow_ice40
+
+    def failing(synthesis, pcf, work_dir, clock_mhz, **options):
+        (work_dir / "pnr.log").write_text("ERROR: no placement found\n")
+        raise ToolchainError("nextpnr-ice40 place and route failed: ERROR: no placement found",
+                             f"see the whole log in {work_dir / 'pnr.log'}")
+
+    monkeypatch.setattr(flow_ice40, "synthesize", lambda sources, top, work_dir, advance=None: None)
+    monkeypatch.setattr(flow_ice40, "place_and_route", failing)
+    with pytest.raises(ToolchainError) as raised:
+        edgec.compile(w4a4(cnn_files), "ice40-up5k", cnn_files / "out")
+    log = Path(raised.value.hint.rsplit(" ", 1)[-1])
+    assert log.read_text() == "ERROR: no placement found\n"
+    assert not (cnn_files / "out").exists()
+    shutil.rmtree(log.parent)

@@ -178,3 +178,52 @@ def test_every_canary_bit_is_needed() -> None:
     check(packing, w, x)
     narrower = Packing(**{**packing.__dict__, "canary_bits": packing.canary_bits - 1})
     assert not np.array_equal(pd.run(narrower, w, x), pd.reference(packing, w, x))
+
+
+# ---- the packing a compiled design realises (project.layer_packing, report.json)
+
+def fc_layer(in_type: IntType, w_type: IntType, window=None):
+    from edgec.backends.fpga.layers import MvuLayer
+    k = 18
+    weights = np.zeros((6, k), dtype=np.int64)
+    return MvuLayer(0, "l", "FullyConnected" if window is None else "Conv", "v", in_type, w_type, IntType(4, False),
+                    weights, np.zeros((6, 15), dtype=np.int64), window)
+
+
+def test_the_realised_packing_is_the_planners_mvu_scheme_on_every_primitive() -> None:
+    from edgec.backends.fpga.layers import Window
+    from edgec.backends.fpga.project import layer_packing
+    from edgec.target import get_target
+    w4, u4 = IntType(4, True), IntType(4, False)
+    conv = fc_layer(u4, w4, Window(4, 4, 2, (3, 3), (1, 1), (1, 1, 1, 1), 0))
+    for target, scheme, lanes in (("zcu104", "sdv", 4), ("pynq-z2", "sdv", 4), ("ice40-up5k", "dual8x8", 2)):
+        for layer in (fc_layer(u4, w4), conv):  # a convolution: SDV lanes behind its window, never "conv"
+            packing = layer_packing(layer, get_target(target))
+            assert (packing.scheme, packing.lanes, packing.accumulation) == (scheme, lanes, 18), target
+        assert layer_packing(fc_layer(u4, w4), get_target(target), "none") is None
+    with pytest.raises(EdgecError, match="unknown packing"):
+        layer_packing(conv, get_target("zcu104"), "dense")
+
+
+@pytest.mark.skipif(not __import__("shutil").which("iverilog"), reason="iverilog is not installed")
+def test_report_packing_is_what_the_rtl_realises_and_max_dsp_budgets_realised_dsps(tmp_path) -> None:
+    import edgec
+    from onnx import helper
+    from conftest import make_model, tensor_info
+    rng = np.random.default_rng(3)
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], name="fc1", transB=1),
+             helper.make_node("Relu", ["h"], ["r"], name="relu"),
+             helper.make_node("Gemm", ["r", "w2", "b2"], ["y"], name="fc2", transB=1)]
+    inits = {"w1": rng.normal(size=(16, 12)), "b1": rng.normal(size=16) * 0.1, "w2": rng.normal(size=(8, 16)),
+             "b2": rng.normal(size=8) * 0.1}
+    model = make_model(nodes, [tensor_info("x", [1, 12])], [tensor_info("y", [1, 8])],
+                       {key: value.astype(np.float32) for key, value in inits.items()})
+    quantized = edgec.quantize(model, rng.random((16, 1, 12)).astype(np.float32), weight_bits=4, activation_bits=4)
+    reports = {p: edgec.compile(quantized, "zcu104", tmp_path / p, emit_only=True, packing=p, max_dsp=4)
+               for p in ("auto", "none")}
+    packed, plain = ([layer["packing"] for layer in reports[p]["layers"]] for p in ("auto", "none"))
+    assert [e["scheme"] for e in packed] == ["sdv", "sdv"] and [e["scheme"] for e in plain] == ["none", "none"]
+    assert all(e["macs_per_dsp"] == e["lanes"] == e["planned"]["lanes"] > 1 for e in packed)
+    assert sum(e["dsps"] for e in packed) <= 4 and sum(e["dsps"] for e in plain) <= 4
+    sources = (tmp_path / "auto" / "rtl").iterdir()
+    assert {"edgec_l0_mac.v", "edgec_sdv_mac.v"} <= {p.name for p in sources}

@@ -64,7 +64,7 @@ class FpgaBackend(Backend):
 
     kind = "fpga"
     name = "FPGA"
-    options = {"fps": None, "max_dsp": None, "board": None, "emit_only": False}
+    options = {"fps": None, "max_dsp": None, "board": None, "emit_only": False, "packing": "auto"}
     run_variants = {"netlist": "the placed-and-routed netlist (iverilog)"}
 
     def check(self, model: ir.Model, target: Target) -> None:
@@ -100,6 +100,7 @@ class FpgaBackend(Backend):
     def run(self, project: Project, rows: np.ndarray, *, variant: str | None = None,
             trace: bool = False) -> RunResult:
         netlist = _netlist_sources(project) if variant == "netlist" else None
+        trace = trace and netlist is None  # a netlist keeps only edgec_top's ports: no per-layer trace
         result = simulate.simulate(project.path / RTL_DIR, None, rows, simulator=SIMULATOR, trace=trace,
                                    netlist=netlist, defines=flow_ice40.SIMULATION_DEFINES if netlist else ())
         what = "placed-and-routed netlist" if netlist else "RTL"

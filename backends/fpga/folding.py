@@ -13,7 +13,8 @@ cycles of pipeline overhead per layer):
   (``positions * kh * kw * channels``), for the same reasons;
 * stages run concurrently, so the design's initiation interval (:func:`cycles_per_inference`)
   is its slowest stage's cycle count;
-* an MVU uses ``ceil(pe * simd / macs_per_dsp(layer))`` DSPs; a pool none.
+* an MVU uses ``ceil(pe / macs_per_dsp(layer)) * simd`` DSPs (a packed DSP's lanes are PEs
+  sharing one activation; the ``simd`` inputs of a cycle have an activation each); a pool none.
 
 Algorithm: a stage's candidates are every pair of divisors ``(pe, simd)``; the cheapest
 candidate meeting an interval ``ii`` is the one with the fewest DSPs, then the fewest
@@ -72,7 +73,7 @@ def layer_dsps(layer: Layer, macs_per_dsp: Callable[[Layer], int] = lambda layer
     """DSPs ``layer`` uses at its folding."""
     if not isinstance(layer, MvuLayer):
         return 0
-    return math.ceil(layer.pe * layer.simd / macs_per_dsp(layer))
+    return math.ceil(layer.pe / macs_per_dsp(layer)) * layer.simd
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +92,7 @@ def _candidates(layer: Layer, macs_per_dsp: Callable[[Layer], int]) -> list[_Can
     if not isinstance(layer, MvuLayer):
         return [_Candidate(1, 1, layer_cycles(layer), 0)]
     per_dsp = macs_per_dsp(layer)
-    return sorted((_Candidate(pe, simd, layer_cycles(layer, pe, simd), math.ceil(pe * simd / per_dsp))
+    return sorted((_Candidate(pe, simd, layer_cycles(layer, pe, simd), math.ceil(pe / per_dsp) * simd)
                    for pe in _divisors(layer.out_channels) for simd in _divisors(_inner(layer))),
                   key=lambda c: c.cost)
 

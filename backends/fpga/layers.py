@@ -25,6 +25,7 @@ import dataclasses
 
 import numpy as np
 
+from edgec.backends.fpga.lanes import Packing
 from edgec.inttype import IntType
 
 
@@ -66,6 +67,7 @@ class MvuLayer:
     window: Window | None = None
     pe: int = 1
     simd: int = 1
+    packing: Packing | None = None  # what the RTL's multiply-accumulate core realises (None: plain)
 
     @property
     def out_channels(self) -> int:

@@ -36,11 +36,11 @@ from edgec.reference.executor import node_attributes
 
 #: Why an operator is refused, for the operators of the edgec set the backend does not take.
 _LATER = {
-    "Add": "residual additions are a later stage of issue 11 (an Add stage of the dataflow design)",
+    "Add": "residual additions are not a dataflow stage yet (the design is a single chain)",
     "Sub": "elementwise operators are not dataflow stages yet",
     "Mul": "elementwise operators are not dataflow stages yet",
     "Concat": "the dataflow design is a single chain (no concatenation yet)",
-    "DepthwiseConv": "depthwise convolutions are not a dataflow stage yet (a later stage of issue 11)",
+    "DepthwiseConv": "depthwise convolutions are not a dataflow stage yet",
     "AveragePool": "only MaxPool is a pooling stage so far",
     "Mean": "global means are not a dataflow stage yet",
     "Softmax": "softmax has no threshold form; leave it to the host",

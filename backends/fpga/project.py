@@ -29,6 +29,7 @@ why), and per layer ``pe``, ``simd``, ``macs``, ``cycles`` and ``packing`` {``pr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -42,7 +43,7 @@ from edgec import progress, project_dir
 from edgec.api import PROJECT_MODEL
 from edgec.backend import MANIFEST
 from edgec.backends.fpga import boards, flow_ice40, flow_xilinx, rtl, simulate, vivado
-from edgec.backends.fpga.folding import cycles_per_inference, fold, layer_cycles
+from edgec.backends.fpga.folding import cycles_per_inference, fold, layer_cycles, layer_dsps
 from edgec.backends.fpga.lanes import Packing, plan_packing
 from edgec.backends.fpga.layers import Layer, MvuLayer
 from edgec.backends.fpga.planner import plan_layers
@@ -53,25 +54,48 @@ RTL_DIR, BOARD_DIR, VIVADO_DIR, BUILD_DIR = "rtl", "board", "vivado", "build"
 #: Samples of the cycle measurement: the interval between the second and third inference is the steady state.
 MEASURE_SAMPLES = 3
 VIVADO_TIMEOUT_S = 4 * 3600
+#: ``packing``: "auto" realises the lane planner's packing where it has RTL, "none" the plain core.
+PACKING_CHOICES = ("auto", "none")
 
 
-def layer_packing(layer: Layer, target: Target) -> Packing | None:
-    """The packing the lane planner picks for ``layer`` on the target's DSP (None for a pool)."""
-    if not isinstance(layer, MvuLayer):
+def layer_packing(layer: Layer, target: Target, packing: str = "auto") -> Packing | None:
+    """The packing the generated MVU's multiply-accumulate core realises for ``layer`` on the
+    target's DSP: with ``packing`` ``"auto"``, the lane planner's densest scheme that has RTL
+    (SDV lanes on DSP48E2/DSP48E1, for a convolution too, behind its sliding window; the dual
+    8x8 mode on SB_MAC16), planned over the layer's whole vector (so it holds for every
+    folding); None for a pool, for ``packing`` ``"none"`` (the plain core), or when the planner
+    packs nothing."""
+    if packing not in PACKING_CHOICES:
+        raise EdgecError(f"unknown packing '{packing}'", f"use one of {', '.join(PACKING_CHOICES)}")
+    if not isinstance(layer, MvuLayer) or packing == "none":
         return None
-    return plan_packing(target.dsp.primitive, layer.weight_type, layer.input_type,
-                        kind="mvu" if layer.window is None else "conv", accumulation=layer.vector_length)
+    realised = plan_packing(target.dsp.primitive, layer.weight_type, layer.input_type, kind="mvu",
+                            accumulation=layer.vector_length)
+    return None if realised.scheme == "none" else realised
 
 
 def _packing_entry(layer: Layer, target: Target) -> dict | None:
-    """What the generated MVU realises: its multiply-accumulate core is the plain one, one
-    product per multiplier; the lane planner's choice is reported beside it (``planned``)."""
-    planned = layer_packing(layer, target)
-    if planned is None:
+    """What the generated MVU realises (``layer.packing``, or one product per multiplier for the
+    plain core), and beside it the lane planner's own choice (``planned``: for a convolution
+    that may be the convolution packing, which has no RTL yet)."""
+    if not isinstance(layer, MvuLayer):
         return None
-    return {"primitive": target.dsp.primitive, "scheme": "none", "lanes": 1, "macs_per_dsp": 1,
-            "planned": {"scheme": planned.scheme, "lanes": planned.lanes, "macs_per_dsp": planned.macs_per_dsp,
-                        "description": planned.describe()}}
+    planned = plan_packing(target.dsp.primitive, layer.weight_type, layer.input_type,
+                           kind="mvu" if layer.window is None else "conv", accumulation=layer.vector_length)
+    realised = layer.packing
+    entry = {"primitive": target.dsp.primitive, "scheme": "none", "lanes": 1, "macs_per_dsp": 1,
+             "dsps": layer_dsps(layer, _lanes)}
+    if realised is not None:
+        entry.update(scheme=realised.scheme, lanes=realised.lanes, macs_per_dsp=realised.macs_per_dsp,
+                     description=realised.describe())
+    entry["planned"] = {"scheme": planned.scheme, "lanes": planned.lanes, "macs_per_dsp": planned.macs_per_dsp,
+                        "description": planned.describe()}
+    return entry
+
+
+def _lanes(layer: Layer) -> int:
+    """Output channels one DSP serves in ``layer``'s multiply-accumulate core (1 unpacked)."""
+    return 1 if layer.packing is None else layer.packing.lanes
 
 
 def _layer_entries(layers: list[Layer], target: Target) -> list[dict]:
@@ -148,6 +172,27 @@ def _xilinx_flow(staging: Path, design: rtl.RtlDesign, target: Target, name: str
     return {**result, "bitstream": f"{VIVADO_DIR}/{name}.bit", "bitstream_note": None}
 
 
+def _synthesise(staging: Path, design: rtl.RtlDesign, target: Target, name: str, board: str | None,
+                entries: list[dict], emit_only: bool) -> dict:
+    """The synthesis flow's part of the manifest. When a tool fails, its logs are copied out of
+    the staging directory (which is removed) and the error's hint names the copy."""
+    if emit_only:
+        return {"resources": None, "fmax_mhz": None, "timing_met": None, "board": board, "bitstream": None,
+                "bitstream_note": "compiled with --emit-only: no synthesis"}
+    try:
+        if target.device.family == "ice40":
+            return _ice40_flow(staging, design, target, name, board)
+        return _xilinx_flow(staging, design, target, name, entries)
+    except ToolchainError as error:
+        build = staging / BUILD_DIR
+        named = [path for path in {str(build), str(build.resolve())} if path in error.hint]
+        if not named:  # e.g. a missing tool: no log to keep
+            raise
+        kept = Path(tempfile.mkdtemp(prefix=f"edgec-{name}-logs-"))
+        shutil.copytree(build, kept, dirs_exist_ok=True)
+        raise ToolchainError(error.problem, error.hint.replace(named[0], str(kept))) from None
+
+
 def _throughput(manifest: dict, clock_hz: float) -> dict:
     clock_mhz = clock_hz / 1e6
     if manifest["fmax_mhz"] is not None:
@@ -157,12 +202,14 @@ def _throughput(manifest: dict, clock_hz: float) -> dict:
 
 
 def compile_project(model: ir.Model, target: Target, out_dir: Path, name: str, *, fps: float | None = None,
-                    max_dsp: int | None = None, board: str | None = None, emit_only: bool = False) -> dict:
+                    max_dsp: int | None = None, board: str | None = None, emit_only: bool = False,
+                    packing: str = "auto") -> dict:
     """Write the FPGA project of ``model`` for ``target`` into ``out_dir``; returns its manifest.
 
     ``fps`` / ``max_dsp``: the folding's goal (:func:`.folding.fold`); ``board``: the iCE40
     board whose pins the bitstream uses (default: the target's); ``emit_only``: stop after the
-    RTL and its cycle measurement (no synthesis).
+    RTL and its cycle measurement (no synthesis); ``packing``: ``"auto"`` (packed DSP units where
+    the lane planner packs, :func:`layer_packing`) or ``"none"`` (one product per multiplier).
     """
     board = board or target.device.board
     if target.device.family == "ice40" and not emit_only:
@@ -170,9 +217,10 @@ def compile_project(model: ir.Model, target: Target, out_dir: Path, name: str, *
             raise EdgecError(f"target '{target.name}' names no board for the bitstream's pins",
                              f"pass --board ({', '.join(boards.BOARDS)})")
         boards.get_board(board)
-    # The plain MAC core realises one product per multiplier (see _packing_entry).
-    layers = fold(plan_layers(model), clock_hz=target.device.clock_hz, fps=fps, max_dsp=max_dsp,
-                  macs_per_dsp=lambda layer: 1)
+    # Each layer's packing depends on its types and vector length only, not on its folding.
+    planned = [dataclasses.replace(layer, packing=layer_packing(layer, target, packing))
+               if isinstance(layer, MvuLayer) else layer for layer in plan_layers(model)]
+    layers = fold(planned, clock_hz=target.device.clock_hz, fps=fps, max_dsp=max_dsp, macs_per_dsp=_lanes)
     with tempfile.TemporaryDirectory(prefix="edgec-fpga-") as temp:
         progress.stage("dataflow RTL")
         design = rtl.generate_rtl(layers, Path(temp) / RTL_DIR, name=name)
@@ -197,14 +245,7 @@ def compile_project(model: ir.Model, target: Target, out_dir: Path, name: str, *
                         "cycles_per_inference": int(round(measured.cycles_per_inference)),
                         "modelled_cycles_per_inference": cycles_per_inference(layers),
                         "latency_cycles": measured.latency_cycles}
-            if emit_only:
-                flow = {"resources": None, "fmax_mhz": None, "timing_met": None, "board": board, "bitstream": None,
-                        "bitstream_note": "compiled with --emit-only: no synthesis"}
-            elif target.device.family == "ice40":
-                flow = _ice40_flow(staging, design, target, name, board)
-            else:
-                flow = _xilinx_flow(staging, design, target, name, entries)
-            manifest.update(flow)
+            manifest.update(_synthesise(staging, design, target, name, board, entries, emit_only))
             manifest.update(_throughput(manifest, target.device.clock_hz))
             files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*")
                            if p.is_file() and p.relative_to(staging).parts[0] != BUILD_DIR)

@@ -13,9 +13,14 @@ handshakes between stages:
 * a matrix-vector unit (``edgec_l<i>_mvu``): a two-bank input buffer of ``simd``-element words
   (one vector written while the other is computed on), one weight ROM per PE (``pe`` output
   channels by ``simd`` inputs per cycle, ``$readmemh``-initialised, registered read so yosys
-  maps it to block RAM), the multiply-accumulate core ``edgec_mac`` (the plain, unpacked one; a
-  packed unit with the same ports may replace it), a serialiser of the PE sums and the
-  thresholding stage ``edgec_l<i>_thr``;
+  maps it to block RAM), the multiply-accumulate core, a serialiser of the PE sums and the
+  thresholding stage ``edgec_l<i>_thr``. The core is the plain ``edgec_mac`` (one multiplier a
+  product), or, where the layer carries a packing (``MvuLayer.packing``, scheme ``sdv`` or
+  ``dual8x8``), the packed core ``edgec_l<i>_mac`` (``templates/edgec_packed_mac.v.j2``, same
+  ports): PEs in groups of ``lanes``, one packed unit (:mod:`.packed_rtl`) per group and SIMD
+  input, so ``ceil(pe / lanes) * simd`` DSPs; a PE count that is not a multiple of ``lanes``
+  leaves the last group's spare lanes on zero weights. ``generate_rtl(..., packed=False)``
+  keeps the plain core everywhere (to compare packed with unpacked);
 * thresholding: a pipelined binary search, one pipeline level per output bit, each level's
   thresholds in a ROM of its own (level ``j`` holds, per channel, the ``2**j`` thresholds it may
   compare with). It takes one element a cycle at every width with ``bits`` comparators (parallel
@@ -59,7 +64,9 @@ import jinja2
 import numpy as np
 
 from edgec import __version__
+from edgec.backends.fpga import packed_rtl
 from edgec.backends.fpga.folding import layer_cycles
+from edgec.backends.fpga.lanes import Packing
 from edgec.backends.fpga.layers import Layer, MvuLayer, Window, check_layer
 from edgec.backends.fpga.thresholds import accumulator_range, signed_bits
 from edgec.errors import EdgecError
@@ -215,6 +222,24 @@ def _mvu_files(layer: MvuLayer, module: str, design: str) -> tuple[dict, dict[st
     return view, files
 
 
+def _packed_core(layer: MvuLayer, packing: Packing, view: dict) -> dict:
+    """The view of ``edgec_packed_mac.v.j2`` for ``layer`` realised with ``packing`` (checked
+    against the layer: same types, a unit for the scheme, long enough accumulations)."""
+    if packing.scheme not in packed_rtl.UNITS:
+        raise EdgecError(f"layer {layer.name}: no packed MAC unit for the '{packing.scheme}' packing",
+                         f"attach a packing with RTL ({', '.join(packed_rtl.UNITS)}) or none")
+    if (packing.weight_type, packing.input_type) != (layer.weight_type, layer.input_type) \
+            or packing.accumulation < view["sf"]:
+        raise EdgecError(f"layer {layer.name}: its packing ({packing.describe()}) is not planned for "
+                         f"{layer.weight_type} x {layer.input_type} over {view['sf']} cycles", "plan its packing again")
+    return {"module": f"{view['module'][:-4]}_mac", "name": layer.name, "index": layer.index, "pe": layer.pe,
+            "simd": layer.simd, "w": view["w"], "a": view["a"], "accw": view["accw"], "lanes": packing.lanes,
+            "groups": -(-layer.pe // packing.lanes), "unit": packed_rtl.module_name(packing),
+            "unit_params": packed_rtl.parameter_list(packing), "unit_acc": packing.acc_bits,
+            "primitive": packing.primitive, "description": packing.describe(),
+            "latency": packed_rtl.LATENCY + 1}
+
+
 def _check_chain(layers: list[Layer]) -> None:
     if not layers:
         raise EdgecError("the layer plan is empty", "compile a model with at least one layer")
@@ -229,11 +254,12 @@ def _check_chain(layers: list[Layer]) -> None:
                              f"({before.output_elements} x {before.output_type})", "re-plan the model")
 
 
-def generate_rtl(layers: list[Layer], out_dir: Path, *, name: str) -> RtlDesign:
+def generate_rtl(layers: list[Layer], out_dir: Path, *, name: str, packed: bool = True) -> RtlDesign:
     """Write the Verilog sources, memory files and ``design.json`` of ``layers`` into ``out_dir``.
 
     ``name`` (the model's name) appears in the headers only; the top module is always
-    ``edgec_top`` with the ports of the module docstring's stream contract.
+    ``edgec_top`` with the ports of the module docstring's stream contract. Each MVU with a
+    ``packing`` gets the packed core when ``packed`` (the plain one otherwise).
     """
     _check_chain(layers)
     env = template_environment()
@@ -256,6 +282,12 @@ def generate_rtl(layers: list[Layer], out_dir: Path, *, name: str) -> RtlDesign:
             inst["swu"] = swu["module"]
         if isinstance(layer, MvuLayer):
             view, files = _mvu_files(layer, f"{prefix}_mvu", name)
+            view.update(mac="edgec_mac", packing="")
+            if packed and layer.packing is not None and layer.packing.scheme != "none":
+                core = _packed_core(layer, layer.packing, view)
+                texts[f"{core['module']}.v"] = env.get_template("edgec_packed_mac.v.j2").render(design=name, **core)
+                texts.update(packed_rtl.unit_sources(layer.packing))
+                view.update(mac=core["module"], packing=core["description"])
             texts[f"{prefix}_mvu.v"] = env.get_template("edgec_mvu.v.j2").render(design=name, **view)
             texts[f"{prefix}_thr.v"] = env.get_template("edgec_thr.v.j2").render(design=name, **view)
             memories.update(files)

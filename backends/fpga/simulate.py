@@ -7,7 +7,8 @@ value and cycle stamp to a log the result is read from. With ``backpressure`` th
 testbench leaves gaps in ``s_tvalid`` and holds ``m_tready`` low on fixed, uneven duty
 cycles (deterministic, no random numbers). With ``trace`` it also logs every beat of each
 layer's output stream (hierarchical references to ``edgec_top``'s ``l<i>_*`` wires; not
-available on a netlist, which keeps only the top's ports).
+available on a netlist, which keeps only the top's ports). An undefined value (a bit x or z)
+in the log is an :class:`EdgecError` saying where it appeared and its likely cause.
 
 Measured timing: ``latency_cycles`` is from the cycle the first sample's first element is
 taken to the cycle its last output element is given, inclusive; ``cycles_per_inference`` is
@@ -98,7 +99,34 @@ def _build_and_run(simulator: str, sources: list[Path], work: Path, defines: tup
         raise EdgecError(f"unknown simulator '{simulator}'", "use iverilog or verilator")
 
 
-def _parse(design: RtlDesign, log: str, samples: int, trace: bool) -> SimulationResult:
+def _undefined(design: RtlDesign, log: str, netlist: bool) -> EdgecError | None:
+    """The error for output (or traced layer) beats the simulator logged as undefined (some
+    bit x or z: iverilog prints x, X, z or Z for the value), or None when every value is a number."""
+    lines = [line.split() for line in log.splitlines() if line.strip()]
+    beats = [fields[2] for fields in lines if fields[0] == "O"]
+    bad = [n for n, value in enumerate(beats) if not value.isdigit()]
+    layers = sorted({int(fields[1]) for fields in lines if fields[0] == "T" and not fields[2].isdigit()})
+    if bad:
+        first = bad[0]
+        where = (f"output {first % design.out_elements} of sample {first // design.out_elements} "
+                 f"({len(bad)} of {len(beats)} output values)")
+    elif layers:
+        where = f"the traced output of layer {layers[0]}"
+    else:
+        return None
+    if netlist:
+        return EdgecError(f"the simulation produced undefined (x) values in {where}: the netlist reads a cell "
+                          "input, register or RAM word that its cell models leave undefined",
+                          "simulate the RTL (edgec run DIR --check) to tell a netlist modelling gap from a design "
+                          "bug, and report it with the project directory")
+    return EdgecError(f"the simulation produced undefined (x) values in {where}: the design reads a register or "
+                      "memory word before anything sets it", "report a bug with the project directory")
+
+
+def _parse(design: RtlDesign, log: str, samples: int, trace: bool, netlist: bool = False) -> SimulationResult:
+    undefined = _undefined(design, log, netlist)
+    if undefined is not None:
+        raise undefined
     first_in, out_cycles, out_raw = {}, [], []
     traced: dict[int, list[int]] = {s.index: [] for s in design.layers}
     for line in log.splitlines():
@@ -167,4 +195,4 @@ def simulate(design_dir: str | Path, design: RtlDesign | None, rows: np.ndarray,
     _build_and_run(simulator, sources, work, defines)
     if not (work / LOG).is_file():
         raise ToolchainError(f"{simulator} wrote no simulation log", "check the simulator's installation")
-    return _parse(design, (work / LOG).read_text(encoding="utf-8"), samples, trace)
+    return _parse(design, (work / LOG).read_text(encoding="utf-8"), samples, trace, netlist is not None)

@@ -3,8 +3,10 @@
 // was packed from: ICESTORM_DSP is an SB_MAC16 with its buses split into one port per bit
 // (A_0 .. A_15, O_0 .. O_31), ICESTORM_SPRAM an SB_SPRAM256KA likewise. nextpnr leaves out the
 // pins of a cell that are tied low in the fabric, so an unconnected input reads 0 here (the
-// clock enable CE reads 1, as an unconnected logic cell's enable does). Simulation only: the
-// z tests (===) are not synthesisable, and this file is never synthesised.
+// clock enable CE reads 1, as an unconnected logic cell's enable does). edgec_ice40_pad is a
+// plain (unregistered) SB_IO pad, which edgec's netlist repair puts in place of yosys' SB_IO
+// model (that model misses values set at time 0; see flow_ice40.repair_routed_json).
+// Simulation only: the z tests (===) are not synthesisable, and this file is never synthesised.
 `timescale 1ps / 1ps
 
 module ICESTORM_DSP (
@@ -305,4 +307,20 @@ module ICESTORM_SPRAM (
         .MASKWREN(maskwren_v),
         .DATAOUT(q)
     );
+endmodule
+
+module edgec_ice40_pad (
+    inout PACKAGE_PIN,
+    input D_OUT_0,
+    output D_IN_0
+);
+    // PIN_TYPE 6'b000001: a plain input; 6'b011001: a plain output (its input side unused).
+    parameter [5:0] PIN_TYPE = 6'b000001;
+    // An input pad does not drive its pin (the testbench's variable does, alone).
+    assign D_IN_0 = PACKAGE_PIN;
+    generate
+        if (PIN_TYPE[5:2] == 4'b0110) begin : output_pad
+            assign PACKAGE_PIN = (D_OUT_0 === 1'bz) ? 1'b0 : D_OUT_0;
+        end
+    endgenerate
 endmodule

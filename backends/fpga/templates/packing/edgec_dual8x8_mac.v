@@ -2,14 +2,18 @@
 // packed_datapath.run_dual8x8 is its bit-exact model): two output channels sharing one
 // activation, lane 0 on the bottom 8x8 multiplier, lane 1 on the top one.
 //
-// Interface and timing as edgec_sdv_mac with LANES = 2: out_valid pulses exactly
-// LATENCY = 4 cycles after the in_last cycle, acc[l*ACC +: ACC] lane l's exact sum.
+// Interface and timing as edgec_sdv_mac with LANES = 2: en is the clock enable of every
+// register (the SB_MAC16's CE and the fabric's), out_valid pulses exactly LATENCY = 4 cycles
+// (with en high) after the in_last cycle, acc[l*ACC +: ACC] lane l's exact sum.
 //
 // SB_MAC16 in MODE_8x8: registered A/B inputs and products, each 16-bit accumulator adding
 // its product to C (top) / D (bottom), which the fabric feeds back from O, or zero on a
 // first cycle. Each accumulator wraps at 16 bits; a SB-bit wrap counter per lane, moved by
 // the carry out of the 16-bit add (from the MSBs) minus the product's sign, extends it:
 // sum = counter * 2**16 + O.
+// Synthesis: yosys 0.23's ice40_dsp pass (synth_ice40 -dsp) rewrites every SB_MAC16 cell as a
+// 16x16 multiplier (MODE_8x8, the registers and the clock are lost): flow_ice40.synthesize
+// hides this unit's cell from it (or run synth_ice40 without -dsp).
 module edgec_dual8x8_mac #(
     parameter integer W = 4,
     parameter integer A = 4,
@@ -20,6 +24,7 @@ module edgec_dual8x8_mac #(
 ) (
     input wire clk,
     input wire rst,
+    input wire en,
     input wire in_valid,
     input wire in_first,
     input wire in_last,
@@ -44,12 +49,14 @@ module edgec_dual8x8_mac #(
     reg [2:0] last_d;
     reg [1:0] negative_d [0:2];
     always @(posedge clk) begin
-        first_d <= {first_d[1:0], in_valid & in_first};
-        negative_d[0] <= negative;
-        negative_d[1] <= negative_d[0];
-        negative_d[2] <= negative_d[1];
+        if (en) begin
+            first_d <= {first_d[1:0], in_valid & in_first};
+            negative_d[0] <= negative;
+            negative_d[1] <= negative_d[0];
+            negative_d[2] <= negative_d[1];
+        end
         if (rst) last_d <= 3'b000;
-        else last_d <= {last_d[1:0], in_valid & in_last};
+        else if (en) last_d <= {last_d[1:0], in_valid & in_last};
     end
 
     wire [31:0] o;
@@ -67,7 +74,7 @@ module edgec_dual8x8_mac #(
         .BOTADDSUB_CARRYSELECT(2'd0),
         .MODE_8x8(1'b1), .A_SIGNED(W_SIGNED != 0), .B_SIGNED(X_SIGNED != 0)
     ) mac (
-        .CLK(clk), .CE(1'b1), .C(feedback_top), .A({w1, w0}), .B({x8, x8}), .D(feedback_bot),
+        .CLK(clk), .CE(en), .C(feedback_top), .A({w1, w0}), .B({x8, x8}), .D(feedback_bot),
         .AHOLD(1'b0), .BHOLD(1'b0), .CHOLD(1'b0), .DHOLD(1'b0),
         .IRSTTOP(1'b0), .IRSTBOT(1'b0), .ORSTTOP(1'b0), .ORSTBOT(1'b0),
         .OLOADTOP(1'b0), .OLOADBOT(1'b0), .ADDSUBTOP(1'b0), .ADDSUBBOT(1'b0),
@@ -98,9 +105,12 @@ module edgec_dual8x8_mac #(
     endgenerate
 
     always @(posedge clk) begin
-        msb_prev <= {o[31], o[15]};
-        high <= high_next;
-        if (last_d[2]) acc <= sums;
-        out_valid <= !rst && last_d[2];
+        if (en) begin
+            msb_prev <= {o[31], o[15]};
+            high <= high_next;
+            if (last_d[2]) acc <= sums;
+        end
+        if (rst) out_valid <= 1'b0;
+        else if (en) out_valid <= last_d[2];
     end
 endmodule

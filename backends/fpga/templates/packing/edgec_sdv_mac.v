@@ -1,6 +1,9 @@
 // SDV packed MAC: LANES output channels sharing one activation on one DSP48E2/DSP48E1
 // (edgec.backends.fpga.lanes, scheme "sdv"; packed_datapath is its bit-exact model).
 //
+// en is the clock enable of every register (the DSP's and the fabric's): a cycle with en low
+// does not count, nothing moves, and the outputs hold (out_valid stays high until a cycle with
+// en high, at which a consumer takes acc). In what follows "cycle" means a cycle with en high.
 // Per cycle with in_valid: lane l multiplies w[l*W +: W] by x. in_first starts a new
 // accumulation, in_last ends it; out_valid pulses exactly LATENCY = 4 cycles after the
 // in_last cycle, with acc[l*ACC +: ACC] lane l's exact sum (signed). Cycles without
@@ -28,6 +31,7 @@ module edgec_sdv_mac #(
 ) (
     input wire clk,
     input wire rst,
+    input wire en,
     input wire in_valid,
     input wire in_first,
     input wire in_last,
@@ -80,19 +84,21 @@ module edgec_sdv_mac #(
 
     wire [P_BITS-1:0] p;
     edgec_dsp48 #(.AD_BITS(AD_BITS), .B_BITS(B_BITS), .P_BITS(P_BITS)) dsp (
-        .clk(clk), .first(in_valid & in_first), .d(d_word), .a(a_word), .b(b_word), .p(p));
+        .clk(clk), .en(en), .first(in_valid & in_first), .d(d_word), .a(a_word), .b(b_word), .p(p));
 
     // Control and canaries, delayed to meet P (3 cycles).
     reg [2:0] first_d;
     reg [2:0] last_d;
     reg [(LANES-1)*CB-1:0] canary_d [0:2];
     always @(posedge clk) begin
-        first_d <= {first_d[1:0], in_valid & in_first};
-        canary_d[0] <= canary;
-        canary_d[1] <= canary_d[0];
-        canary_d[2] <= canary_d[1];
+        if (en) begin
+            first_d <= {first_d[1:0], in_valid & in_first};
+            canary_d[0] <= canary;
+            canary_d[1] <= canary_d[0];
+            canary_d[2] <= canary_d[1];
+        end
         if (rst) last_d <= 3'b000;
-        else last_d <= {last_d[1:0], in_valid & in_last};
+        else if (en) last_d <= {last_d[1:0], in_valid & in_last};
     end
     wire first3 = first_d[2];
     wire [(LANES-1)*CB-1:0] canary3 = canary_d[2];
@@ -140,9 +146,12 @@ module edgec_sdv_mac #(
 
     integer k;
     always @(posedge clk) begin
-        for (k = 1; k < LANES; k = k + 1) f_prev[(k-1)*CB +: CB] <= p[k*L +: CB];
-        carry <= carry_next[LANES*SB-1:SB];
-        if (last_d[2]) acc <= sums;
-        out_valid <= !rst && last_d[2];
+        if (en) begin
+            for (k = 1; k < LANES; k = k + 1) f_prev[(k-1)*CB +: CB] <= p[k*L +: CB];
+            carry <= carry_next[LANES*SB-1:SB];
+            if (last_d[2]) acc <= sums;
+        end
+        if (rst) out_valid <= 1'b0;
+        else if (en) out_valid <= last_d[2];
     end
 endmodule

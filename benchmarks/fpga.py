@@ -1,0 +1,198 @@
+"""edgec's FPGA backend on Brevitas nets: resources, MACs per DSP, speed and exactness per target.
+
+Trains the Brevitas nets of tests/brevitas_models.py on scikit-learn's digits (a linear MLP
+and a small conv net, at W8A8, W4A4 and W2A2; trained weights are cached under ``--cache``,
+by default build/benchmarks/fpga in the repository, which git ignores), quantizes each with
+``edgec.quantize(module)`` and compiles it for every target: ``ice40-up5k`` through the whole
+open flow (yosys, nextpnr-ice40, icepack: a real bitstream), ``pynq-z2`` and ``zcu104`` to
+yosys' ``synth_xilinx`` estimates. Per net and target it prints, all read from the project's
+report.json:
+
+* DSP, LUT, FF, BRAM and large-RAM (SPRAM) counts, and LUTs per MAC unit (LUTs over the sum
+  of PE x SIMD of the matrix-vector layers);
+* MACs per DSP per matrix-vector layer (``a/b/c``, one figure a layer): what the generated
+  RTL realises, what the lane planner packs on the target's DSP primitive (``planned``), and,
+  on DSP48E2 targets, FINN's lane formula ``1 + floor((27 - !narrow - W) / (W + A - 1))`` with
+  the layer's own weight and input widths (unpacked is 1 by definition);
+* fmax (nextpnr's timing, iCE40 only), cycles per inference (measured in simulation) and
+  inferences per second at the clock (or at fmax when lower);
+* whether the RTL simulation (the backend's ``run``, iverilog) equals the integer reference
+  bit for bit on ``--images`` test images (``--netlist``: the iCE40 placed-and-routed
+  netlist as well).
+
+A net that does not fit a target, or that the backend cannot take, prints the one-line
+reason in place of its row. One progress line per compile.
+
+Usage: python benchmarks/fpga.py [--models mlp,conv] [--bits 8,4,2] [--targets ice40-up5k,pynq-z2,zcu104]
+       [--images 20] [--netlist] [--fps F] [--max-dsp N] [--epochs 8] [--cache DIR] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+import edgec
+from edgec.backend import open_project
+from edgec.backends.fpga.lanes import finn_lanes
+from edgec.errors import EdgecError
+from edgec.inttype import IntType
+from edgec.trace_compare import reference_outputs
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+import brevitas_models  # noqa: E402
+
+TARGETS = ("ice40-up5k", "pynq-z2", "zcu104")
+DEFAULT_CACHE = REPO / "build" / "benchmarks" / "fpga"
+#: The DSP FINN's lane formula is for.
+FINN_PRIMITIVE = "DSP48E2"
+
+
+def trained_net(kind: str, bits: int, data: brevitas_models.Digits, epochs: int, cache: Path) -> torch.nn.Module:
+    """The ``kind`` net at ``bits`` trained for ``epochs`` (training is seeded, so a cached
+    state dict is the same net), in eval mode."""
+    path = cache / f"{kind}_w{bits}a{bits}_e{epochs}.pt"
+    if path.is_file():
+        net = brevitas_models.build(kind, bits)
+        net.load_state_dict(torch.load(path, weights_only=True))
+        return net.eval()
+    net = brevitas_models.train(kind, bits, data, epochs=epochs)
+    cache.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), path)
+    return net
+
+
+def _per_layer(values: list | None) -> str:
+    return "/".join(f"{v:g}" for v in values) if values else "-"
+
+
+def check_project(project_dir: Path, images: np.ndarray, netlist: bool) -> dict:
+    """Simulate the compiled project on ``images`` with the backend's run (and, with
+    ``netlist``, the placed-and-routed netlist): whether every output equals the reference."""
+    backend, project = open_project(project_dir)
+    name = project.model.graph.inputs[0].name
+    rows = backend.input_rows(project.model, [{name: image[None]} for image in images])
+    expected = reference_outputs(project.model, rows)
+    result = {"rtl_exact": bool(np.array_equal(backend.run(project, rows).outputs, expected)), "netlist_exact": None}
+    if netlist and "netlist" in backend.run_variants and project.target.device.family == "ice40":
+        outputs = backend.run(project, rows, variant="netlist").outputs
+        result["netlist_exact"] = bool(np.array_equal(outputs, expected))
+    return result
+
+
+def _planned(layer: dict) -> dict:
+    """The lane planner's packing of a report layer (the realised one when the report names no other)."""
+    return layer["packing"].get("planned", layer["packing"])
+
+
+def measure(model, net_name: str, bits: int, target: str, out: Path, images: np.ndarray, *, netlist: bool,
+            fps: float | None, max_dsp: int | None) -> dict:
+    """Compile ``model`` for ``target`` into ``out``, check it on ``images``: one benchmark row."""
+    options = {key: value for key, value in (("fps", fps), ("max_dsp", max_dsp)) if value is not None}
+    report = edgec.compile(model, target, out, name=net_name, **options)
+    mvu = [layer for layer in report["layers"] if layer["packing"] is not None]
+    units = sum(layer["pe"] * layer["simd"] for layer in mvu)
+    primitive = mvu[0]["packing"]["primitive"]
+    resources = report["resources"]
+    return {"model": net_name, "bits": bits, "target": target, **resources,
+            "lut_per_mac_unit": resources["lut"] / units,
+            "macs_per_dsp": [layer["packing"]["macs_per_dsp"] for layer in mvu],
+            "planned_macs_per_dsp": [_planned(layer)["macs_per_dsp"] for layer in mvu],
+            "planned_schemes": [_planned(layer)["scheme"] for layer in mvu],
+            "finn_lanes": [finn_lanes(IntType.parse(layer["weights"]), IntType.parse(layer["inputs"]))
+                           for layer in mvu] if primitive == FINN_PRIMITIVE else None,
+            "primitive": primitive, "fmax_mhz": report["fmax_mhz"],
+            "clock_mhz": report["clock_mhz"], "cycles_per_inference": report["cycles_per_inference"],
+            "inferences_per_second": report["inferences_per_second"], "bitstream": report["bitstream"],
+            "images": len(images), **check_project(out, images, netlist)}
+
+
+def _exact(row: dict) -> str:
+    rtl = "yes" if row["rtl_exact"] else "NO"
+    if row["netlist_exact"] is None:
+        return rtl
+    return f"{rtl} (netlist {'yes' if row['netlist_exact'] else 'NO'})"
+
+
+def results_table(rows: list[dict]) -> Table:
+    table = Table(title="edgec FPGA backend on Brevitas digits nets (resources: nextpnr on iCE40, yosys "
+                        "synth_xilinx estimates on AMD parts)",
+                  caption="MACs/DSP per matrix-vector layer (unpacked: 1); FINN: its lane formula, on DSP48E2 only; "
+                          "fmax: nextpnr (iCE40 only)")
+    for header in ("model", "target", "DSP", "LUT", "FF", "BRAM", "SPRAM", "LUT/MAC unit", "MACs/DSP",
+                   "planned", "FINN", "fmax MHz", "cycles/inf", "inf/s", "exact"):
+        table.add_column(header, justify="left" if header in ("model", "target") else "right")
+    for row in rows:
+        table.add_row(row["model"], f"{row['target']} ({row['primitive']})", f"{row['dsp']:g}", f"{row['lut']:,}",
+                      f"{row['ff']:,}", f"{row['bram']:g}", f"{row['spram']:g}", f"{row['lut_per_mac_unit']:.0f}",
+                      _per_layer(row["macs_per_dsp"]), _per_layer(row["planned_macs_per_dsp"]),
+                      _per_layer(row["finn_lanes"]), "-" if row["fmax_mhz"] is None else f"{row['fmax_mhz']:.1f}",
+                      f"{row['cycles_per_inference']:,}", f"{row['inferences_per_second']:,.0f}", _exact(row))
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="mlp,conv", help="net kinds: mlp, conv")
+    parser.add_argument("--bits", default="8,4,2", help="weight and activation widths")
+    parser.add_argument("--targets", default=",".join(TARGETS))
+    parser.add_argument("--images", type=int, default=20, help="test images each simulation checks")
+    parser.add_argument("--netlist", action="store_true", help="also simulate the iCE40 placed-and-routed netlist")
+    parser.add_argument("--fps", type=float, help="folding goal: inferences per second")
+    parser.add_argument("--max-dsp", type=int, help="folding goal: at most this many DSPs")
+    parser.add_argument("--epochs", type=int, default=8, help="training epochs per net (default 8)")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where trained weights are cached")
+    parser.add_argument("--keep", type=Path, help="keep the compiled projects under this directory")
+    parser.add_argument("--json", type=Path, help="also write the rows and failures as JSON")
+    args = parser.parse_args()
+    console = Console(width=200)
+    kinds, widths, targets = args.models.split(","), [int(b) for b in args.bits.split(",")], args.targets.split(",")
+    data = brevitas_models.digits()
+    images = data.test_x[:args.images]
+    rows, failures = [], []
+    started = time.monotonic()
+    total, count = len(kinds) * len(widths) * len(targets), 0
+    with tempfile.TemporaryDirectory(prefix="edgec-fpga-bench-") as temp:
+        projects = args.keep or Path(temp)
+        for kind in kinds:
+            for bits in widths:
+                net_name = f"{kind}_w{bits}a{bits}"
+                model = brevitas_models.quantize(trained_net(kind, bits, data, args.epochs, args.cache))
+                for target in targets:
+                    count += 1
+                    console.print(f"[{count}/{total}] {net_name} for {target} ...", highlight=False)
+                    began = time.monotonic()
+                    try:
+                        row = measure(model, net_name, bits, target, projects / f"{net_name}-{target}", images,
+                                      netlist=args.netlist, fps=args.fps, max_dsp=args.max_dsp)
+                    except EdgecError as error:
+                        # The problem alone: the hint may name a log in the discarded project.
+                        failures.append({"model": net_name, "bits": bits, "target": target,
+                                         "reason": error.problem})
+                        console.print(f"    does not build: {error.problem}", highlight=False)
+                        continue
+                    rows.append(row)
+                    console.print(f"    {time.monotonic() - began:.0f} s", highlight=False)
+    console.print(results_table(rows))
+    for failure in failures:
+        console.print(f"{failure['model']} for {failure['target']}: {failure['reason']}", highlight=False)
+    console.print(f"{len(rows)} built, {len(failures)} did not; {time.monotonic() - started:.0f} s in all")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "failures": failures}, indent=1) + "\n")
+    if not all(row["rtl_exact"] and row["netlist_exact"] is not False for row in rows):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
