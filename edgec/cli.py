@@ -129,7 +129,7 @@ def targets(files: tuple[str, ...], show: str | None) -> None:
     """List the targets edgec knows, one table per kind, with each kind's key figures.
 
     Every target file has a header (name, kind, description) and the tables of its kind.
-    Targets of a kind without a backend yet (fpga, tile, host) load and list; compiling for
+    Targets of a kind without a backend yet (tile, host) load and list; compiling for
     them says which backend is missing.
 
     Your own part: start from a packaged target of its kind (edgec targets --show

@@ -118,3 +118,11 @@ def recorded_type(metadata_props, dtype: np.dtype) -> IntType:
     """The type recorded in ``metadata_props`` (a value's), else ``dtype``'s full type."""
     name = metadata_props.get(INT_TYPE_KEY)
     return IntType.parse(name) if name else storage_type(dtype)
+
+
+def signed_bits(low: int, high: int) -> int:
+    """The fewest two's-complement bits holding every integer of ``[low, high]`` (at least 1)."""
+    bits = 1
+    while not (-(1 << (bits - 1)) <= low and high < (1 << (bits - 1))):
+        bits += 1
+    return bits

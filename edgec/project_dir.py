@@ -103,7 +103,7 @@ def _check_output(out_dir: Path, written: set[str], build_dirs: Iterable[str]) -
                          "replaced as a whole", "compile into a subdirectory (e.g. -o project) or run edgec elsewhere")
     if out_dir.exists() and not out_dir.is_dir():
         raise EdgecError(f"output '{out_dir}' is a file, not a directory",
-                         "give a directory name for the C project (a new one, or an edgec project to replace)")
+                         "give a directory name for the project (a new one, or an edgec project to replace)")
     if out_dir.exists() and any(out_dir.iterdir()) and not is_edgec_project(out_dir):
         raise EdgecError(f"output '{out_dir}' exists and is not an edgec project",
                          "choose a new directory (edgec only replaces projects it generated)")

@@ -49,10 +49,11 @@ def float_cnn():
 
 
 def float_residual():
-    """A model with a residual Add, which the dataflow design does not take yet."""
+    """A model adding a constant, which the dataflow design does not take (only residual Adds)."""
     nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["h"], name="fc", transB=1),
-             helper.make_node("Add", ["h", "x"], ["y"], name="skip")]
-    inits = {"w": np.eye(8, dtype=np.float32), "b": np.zeros(8, np.float32)}
+             helper.make_node("Add", ["h", "c"], ["y"], name="skip")]
+    inits = {"w": np.eye(8, dtype=np.float32), "b": np.zeros(8, np.float32),
+             "c": np.linspace(-1, 1, 8, dtype=np.float32).reshape(1, 8)}
     return make_model(nodes, [tensor_info("x", [1, 8])], [tensor_info("y", [1, 8])], inits)
 
 
@@ -177,7 +178,9 @@ def test_a_failing_tool_keeps_its_log_outside_the_removed_staging_directory(cnn_
         raise ToolchainError("nextpnr-ice40 place and route failed: ERROR: no placement found",
                              f"see the whole log in {work_dir / 'pnr.log'}")
 
-    monkeypatch.setattr(flow_ice40, "synthesize", lambda sources, top, work_dir, advance=None: None)
+    synthesised = flow_ice40.Synthesis("edgec_board_top", Path("top.json"), Path("top.v"), Path("synth.log"), {},
+                                       {"lut": 1, "ff": 1, "dsp": 0, "bram": 0, "spram": 0})
+    monkeypatch.setattr(flow_ice40, "synthesize", lambda sources, top, work_dir, advance=None: synthesised)
     monkeypatch.setattr(flow_ice40, "place_and_route", failing)
     with pytest.raises(ToolchainError) as raised:
         edgec.compile(w4a4(cnn_files), "ice40-up5k", cnn_files / "out")
@@ -185,3 +188,15 @@ def test_a_failing_tool_keeps_its_log_outside_the_removed_staging_directory(cnn_
     assert log.read_text() == "ERROR: no placement found\n"
     assert not (cnn_files / "out").exists()
     shutil.rmtree(log.parent)
+
+
+def test_a_design_larger_than_the_device_is_refused_naming_the_resource():
+    from edgec.backends.fpga.project import check_fits
+    from edgec.target import get_target
+
+    up5k = get_target("ice40-up5k")
+    check_fits({"lut": 5280, "ff": 10, "dsp": 8, "bram": 30, "spram": 4}, up5k)
+    with pytest.raises(EdgecError) as raised:
+        check_fits({"lut": 100, "ff": 10, "dsp": 2, "bram": 34, "spram": 0}, up5k)
+    assert raised.value.problem == ("the design does not fit ice40-up5k: it needs 34 SB_RAM40_4K block RAMs, "
+                                    "the device has 30")

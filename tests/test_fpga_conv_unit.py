@@ -37,23 +37,22 @@ K_CAP = 1024
 #: Above this many (w, x) value pairs, a random sample of them per operand position.
 PAIR_LIMIT = 256
 
-I = IntType
 #: name -> (primitive, weight type, activation type, K: the plan's largest accumulation).
 PLANS = {
-    "w4_int4_e2": ("DSP48E2", I(4, True), I(4, True), 1984),
-    "w4n_uint4_e2": ("DSP48E2", I(4, True, True), I(4, False), 4915),
-    "w4_uint4_e1": ("DSP48E1", I(4, True), I(4, False), 1090),
-    "w3_int3_e2": ("DSP48E2", I(3, True), I(3, True), 28807),
-    "w3n_int3_e2": ("DSP48E2", I(3, True, True), I(3, True), 2400),
-    "w3n_uint3_e2": ("DSP48E2", I(3, True, True), I(3, False), 94),
-    "w3_uint3_e1": ("DSP48E1", I(3, True), I(3, False), 4393),
-    "w2_int2_e2": ("DSP48E2", I(2, True), I(2, True), 450),
-    "w2n_uint2_e1": ("DSP48E1", I(2, True, True), I(2, False), 9600),
-    "w2_uint3_e2": ("DSP48E2", I(2, True), I(3, False), 128),
-    "u3_int2_e1": ("DSP48E1", I(3, False), I(2, True), 2057),
-    "u2_uint2_e2": ("DSP48E2", I(2, False), I(2, False), 200),
-    "w4_int2_e2": ("DSP48E2", I(4, True), I(2, True), 240),
-    "w2_int8_e2": ("DSP48E2", I(2, True), I(8, True), 127),
+    "w4_int4_e2": ("DSP48E2", IntType(4, True), IntType(4, True), 1984),
+    "w4n_uint4_e2": ("DSP48E2", IntType(4, True, True), IntType(4, False), 4915),
+    "w4_uint4_e1": ("DSP48E1", IntType(4, True), IntType(4, False), 1090),
+    "w3_int3_e2": ("DSP48E2", IntType(3, True), IntType(3, True), 28807),
+    "w3n_int3_e2": ("DSP48E2", IntType(3, True, True), IntType(3, True), 2400),
+    "w3n_uint3_e2": ("DSP48E2", IntType(3, True, True), IntType(3, False), 94),
+    "w3_uint3_e1": ("DSP48E1", IntType(3, True), IntType(3, False), 4393),
+    "w2_int2_e2": ("DSP48E2", IntType(2, True), IntType(2, True), 450),
+    "w2n_uint2_e1": ("DSP48E1", IntType(2, True, True), IntType(2, False), 9600),
+    "w2_uint3_e2": ("DSP48E2", IntType(2, True), IntType(3, False), 128),
+    "u3_int2_e1": ("DSP48E1", IntType(3, False), IntType(2, True), 2057),
+    "u2_uint2_e2": ("DSP48E2", IntType(2, False), IntType(2, False), 200),
+    "w4_int2_e2": ("DSP48E2", IntType(4, True), IntType(2, True), 240),
+    "w2_int8_e2": ("DSP48E2", IntType(2, True), IntType(8, True), 127),
 }
 
 TESTBENCH = """`timescale 1ns/1ps
@@ -243,7 +242,7 @@ def run_verilator(directory: Path, files: list[Path]) -> str:
 
 
 def test_w4a4_on_dsp48e2_packs_at_least_six_products() -> None:
-    for wt, it in ((I(4, True), I(4, True)), (I(4, True), I(4, False)), (I(4, True, True), I(4, True))):
+    for wt, it in ((IntType(4, True), IntType(4, True)), (IntType(4, True), IntType(4, False)), (IntType(4, True, True), IntType(4, True))):
         packing = plan_packing("DSP48E2", wt, it, kind="conv", accumulation=64)
         assert packing.scheme == "conv" and packing.weights_per_word * packing.inputs_per_word >= 6, packing
         assert conv_packed_rtl.parameters(packing)["N"] * conv_packed_rtl.parameters(packing)["M"] >= 6
@@ -272,10 +271,10 @@ def test_parameters_and_sources_are_exact_and_deterministic() -> None:
 
 
 def test_other_schemes_are_refused() -> None:
-    sdv = plan_packing("DSP48E2", I(4, True), I(4, False), kind="mvu", accumulation=64)
+    sdv = plan_packing("DSP48E2", IntType(4, True), IntType(4, False), kind="mvu", accumulation=64)
     with pytest.raises(EdgecError, match="edgec_conv_mac implements the 'conv' packing"):
         conv_packed_rtl.render(sdv, Path("unused"))
-    dual = plan_packing("SB_MAC16", I(4, True), I(4, False), kind="conv", accumulation=64)
+    dual = plan_packing("SB_MAC16", IntType(4, True), IntType(4, False), kind="conv", accumulation=64)
     with pytest.raises(EdgecError, match="not 'dual8x8' on SB_MAC16"):
         conv_packed_rtl.parameters(dual)
 

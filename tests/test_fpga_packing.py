@@ -207,8 +207,10 @@ def test_the_realised_packing_is_the_planners_mvu_scheme_on_every_primitive() ->
 
 @pytest.mark.skipif(not __import__("shutil").which("iverilog"), reason="iverilog is not installed")
 def test_report_packing_is_what_the_rtl_realises_and_max_dsp_budgets_realised_dsps(tmp_path) -> None:
-    import edgec
     from onnx import helper
+
+    import edgec
+
     from conftest import make_model, tensor_info
     rng = np.random.default_rng(3)
     nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], name="fc1", transB=1),

@@ -23,7 +23,8 @@ from edgec.backends.fpga.dataflow_model import run_plan
 from edgec.backends.fpga.folding import cycles_per_inference, fold, layer_cycles, layer_dsps
 from edgec.backends.fpga.layers import MvuLayer, PoolLayer, Window, apply_thresholds
 from edgec.backends.fpga.planner import check_model, plan_layers
-from edgec.backends.fpga.thresholds import Requant, accumulator_bits, accumulator_range, exact_thresholds, signed_bits
+from edgec.backends.fpga.thresholds import Requant, accumulator_bits, accumulator_range, exact_thresholds
+from edgec.inttype import signed_bits
 from edgec.errors import EdgecError, UnsupportedModelError
 from edgec.fixedpoint import multiply_by_quantized_multiplier
 from edgec.inttype import IntType

@@ -26,8 +26,8 @@ from onnx import helper
 
 import edgec
 from edgec.backend import int8_input_rows
-from edgec.backends.fpga.dataflow_model import run_plan
 from edgec.backends.fpga import flow_ice40
+from edgec.backends.fpga.dataflow_model import run_plan
 from edgec.backends.fpga.folding import cycles_per_inference
 from edgec.backends.fpga.lanes import plan_packing
 from edgec.backends.fpga.layers import MvuLayer, PoolLayer, Window, apply_thresholds

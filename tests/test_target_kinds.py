@@ -56,7 +56,7 @@ def test_the_fpga_targets_carry_their_parts_resources():
     }
     ice40 = get_target("ice40-up5k")
     assert (ice40.block_ram.total_bits, ice40.large_ram.total_bits) == (30 * 4_096, 1_048_576)
-    assert (ice40.device.clock_hz, ice40.device.board) == (12_000_000, None)
+    assert (ice40.device.clock_hz, ice40.device.board) == (12_000_000, "icebreaker")
     assert get_target("pynq-z2").device.board == "PYNQ-Z2"
 
 

@@ -24,7 +24,7 @@ import onnx_ir as ir
 
 from edgec import __version__
 from edgec.api import PROJECT_MODEL
-from edgec.backend import MANIFEST, read_manifest
+from edgec.backend import MANIFEST, read_manifest  # noqa: F401 (read_manifest: part of this module's API)
 from edgec.backends.cortex_m.layers import CLayer, shape_of
 from edgec.backends.cortex_m.network import Network
 from edgec.backends.cortex_m.printers import c_array, c_struct, c_struct_array, c_value

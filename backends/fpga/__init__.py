@@ -8,7 +8,8 @@ targets over these modules:
   convolutions behind a sliding window unit) with exact thresholds in place of the
   requantization (:mod:`.thresholds`), and max pools;
 * :mod:`.lanes` and :mod:`.packed_datapath`: DSP arithmetic packing, planned per layer and
-  proven exact in integers; :mod:`.folding` picks PE x SIMD per layer;
+  proven exact in integers; :mod:`.packed_rtl` and :mod:`.conv_packed_rtl` its Verilog units;
+  :mod:`.folding` picks PE x SIMD per layer;
 * :mod:`.rtl` writes the Verilog, :mod:`.simulate` runs it (iverilog, Verilator) and
   :mod:`.dataflow_model` is the plan in numpy, equal to the integer reference;
 * :mod:`.flow_ice40` (yosys, nextpnr-ice40, icepack), :mod:`.flow_xilinx` (yosys estimates),
@@ -78,6 +79,9 @@ class FpgaBackend(Backend):
         used = ("not synthesised" if r is None else
                 f"{r['lut']:,} LUT, {r['ff']:,} FF, {r['dsp']:g} DSP, {r['bram']:g} BRAM, {r['spram']:g} large RAM")
         fmax = "" if manifest["fmax_mhz"] is None else f", fmax {manifest['fmax_mhz']:g} MHz"
+        if manifest["timing_met"] is False:
+            fmax += (f" (TIMING FAILS at the target's {target.device.clock_hz / 1e6:g} MHz: the bitstream will not "
+                     "run reliably at that clock)")
         bitstream = (f"bitstream {out_dir}/{manifest['bitstream']}" if manifest["bitstream"]
                      else manifest["bitstream_note"])
         return [f"wrote {out_dir}: {target.name} ({target.device.part}), {len(manifest['layers'])} layers, "

@@ -7,14 +7,16 @@ window's ``pad_value``), the plain integer dot product with the stage's weights,
 zero point, bias or multiplier appears: they are all in the thresholds. The result must equal
 edgec's integer reference executor bit for bit on the same input rows; it is the oracle the
 generated RTL is checked against. Folding (``pe``/``simd``) changes when the hardware
-computes a value, never the value, so it is ignored here.
+computes a value, never the value, so it is ignored here. A residual add looks up each
+input's term in its table, adds the two and thresholds the sum; its skip input is the stream
+its ``skip_from`` stage wrote (or the plan's input rows).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from edgec.backends.fpga.layers import Layer, MvuLayer, Window, apply_thresholds
+from edgec.backends.fpga.layers import AddLayer, Layer, MvuLayer, Window, apply_thresholds, check_plan
 
 
 def window_patches(x: np.ndarray, window: Window) -> np.ndarray:
@@ -37,8 +39,15 @@ def _mvu(layer: MvuLayer, x: np.ndarray) -> np.ndarray:
     return apply_thresholds(patches @ weights.T, layer.thresholds, layer.output_type).reshape(n, -1)
 
 
+def run_add(layer: AddLayer, x: np.ndarray, skip: np.ndarray) -> np.ndarray:
+    """An add on its main streams ``x`` and skip streams ``skip`` (both ``[N, elements]``)."""
+    total = layer.table[x - layer.input_type.min] + layer.skip_table[skip - layer.skip_type.min]
+    return apply_thresholds(total[..., None], layer.thresholds, layer.output_type)[..., 0].astype(np.int64)
+
+
 def run_layer(layer: Layer, x: np.ndarray) -> np.ndarray:
-    """One stage on input streams ``x [N, layer.input_elements]`` (int64) -> ``[N, output_elements]``."""
+    """One stage (not an add: :func:`run_add`) on input streams ``x [N, layer.input_elements]``
+    (int64) -> ``[N, output_elements]``."""
     if isinstance(layer, MvuLayer):
         return _mvu(layer, x).astype(np.int64)
     w = layer.window
@@ -52,15 +61,16 @@ def run_plan(layers: list[Layer], rows: np.ndarray) -> tuple[np.ndarray, list[li
     Returns the output rows ``[N, layers[-1].output_elements]`` (int64) and, per sample, the
     trace ``[(layer.index, flattened stage output), ...]`` in stage order.
     """
-    x = np.asarray(rows, dtype=np.int64)
-    if x.ndim != 2 or x.shape[1] != layers[0].input_elements:
-        raise ValueError(f"input rows of shape {list(x.shape)}; the plan reads [N, {layers[0].input_elements}]")
-    outputs = []
+    check_plan(layers)
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.ndim != 2 or rows.shape[1] != layers[0].input_elements:
+        raise ValueError(f"input rows of shape {list(rows.shape)}; the plan reads [N, {layers[0].input_elements}]")
+    x, outputs = rows, []
     for layer in layers:
-        if x.shape[1] != layer.input_elements:
-            raise ValueError(f"layer {layer.index} ({layer.name}) reads {layer.input_elements} elements, "
-                             f"the stage before it writes {x.shape[1]}")
-        x = run_layer(layer, x)
+        if isinstance(layer, AddLayer):
+            x = run_add(layer, x, rows if layer.skip_from < 0 else outputs[layer.skip_from])
+        else:
+            x = run_layer(layer, x)
         outputs.append(x)
     trace = [[(layer.index, out[i]) for layer, out in zip(layers, outputs)] for i in range(x.shape[0])]
     return x, trace

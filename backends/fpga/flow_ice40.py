@@ -294,7 +294,7 @@ def pack(asc: Path, out_bin: Path, advance: Advance = None) -> Path:
         advance("bitstream")
     out_bin = Path(out_bin)
     out_bin.parent.mkdir(parents=True, exist_ok=True)
-    log = out_bin.with_suffix(".icepack.log")
+    log = Path(asc).parent / "icepack.log"  # beside the other tools' logs
     try:
         result = subprocess.run(["icepack", str(asc), str(out_bin)], capture_output=True, text=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:

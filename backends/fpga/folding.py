@@ -38,7 +38,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 
-from edgec.backends.fpga.layers import Layer, MvuLayer
+from edgec.backends.fpga.layers import AddLayer, Layer, MvuLayer
 from edgec.errors import EdgecError
 
 
@@ -53,6 +53,8 @@ def _inner(layer: MvuLayer) -> int:
 
 def layer_cycles(layer: Layer, pe: int | None = None, simd: int | None = None) -> int:
     """Cycles per inference of ``layer`` at its own folding, or at ``pe``/``simd`` when given."""
+    if isinstance(layer, AddLayer):  # one element of each input a cycle
+        return layer.elements
     w = layer.window
     positions = 1 if w is None else w.out_h * w.out_w
     if not isinstance(layer, MvuLayer):

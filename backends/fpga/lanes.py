@@ -57,7 +57,7 @@ from __future__ import annotations
 import dataclasses
 
 from edgec.errors import EdgecError
-from edgec.inttype import IntType
+from edgec.inttype import IntType, signed_bits
 
 #: Canary widths the planner tries, cheapest first.
 CANARY_CHOICES = (2, 3)
@@ -122,14 +122,6 @@ class Packing:
         canary = f", {self.canary_bits}-bit canary" if self.canary else ""
         return (f"{head}, {shape}{self.lanes} lanes of {self.lane_width} bits at {list(self.offsets)}{canary}, "
                 f"{self.sideband_bits}-bit sideband, {self.acc_bits}-bit sums, {self.macs_per_dsp} MACs/DSP")
-
-
-def signed_bits(low: int, high: int) -> int:
-    """The fewest two's-complement bits holding every integer in ``[low, high]`` (0 included)."""
-    bits = 1
-    while not (-(1 << (bits - 1)) <= min(low, 0) and max(high, 0) < (1 << (bits - 1))):
-        bits += 1
-    return bits
 
 
 def _fits(low: int, high: int, bits: int) -> bool:

@@ -1,7 +1,11 @@
 """Integer graph -> FPGA layer plan (:mod:`edgec.backends.fpga.layers`).
 
 The FPGA backend takes a *chain*: one graph input, one graph output, every node reading the
-value the node before it wrote. Walking the graph in order, :func:`plan_layers`:
+value the node before it wrote, except residual blocks: a value read by two nodes (a *fork*),
+one of them an ``Add`` that later joins it with the chain's value of the same shape (no
+broadcasting), the branch in between holding at least one stage and the skip branch none
+(the Add reads the forked value itself). One fork is open at a time (blocks follow one
+another, never nest). Walking the graph in order, :func:`plan_layers`:
 
 1. skips the input ``Quantize`` (the hardware input is its quantized integer stream, as the
    Cortex-M backend's input rows are) and the output ``Dequantize``;
@@ -14,7 +18,12 @@ value the node before it wrote. Walking the graph in order, :func:`plan_layers`:
    (:mod:`edgec.backends.fpga.thresholds`) fold bias, zero points and the requantization in;
    a convolution pads with its input zero point, which contributes nothing, as in the reference;
 5. turns ``MaxPool`` into a :class:`PoolLayer` padding with the input type's minimum (never
-   larger than a valid element, so it never wins, as in the reference).
+   larger than a valid element, so it never wins, as in the reference);
+6. turns the joining ``Add`` into an :class:`AddLayer`: each input's rescaled term is the
+   reference's own :func:`edgec.reference.elementwise.rescale_input` on every value of the
+   input's type (a table), and the output requantization of the sum becomes thresholds over
+   the reachable sum range; every pair of input values is then evaluated both ways, so an
+   add whose thresholds would differ from the reference anywhere is refused.
 
 :func:`check_model` makes the same walk without computing thresholds and raises
 :class:`UnsupportedModelError` naming the first node it cannot take.
@@ -26,17 +35,17 @@ import numpy as np
 import onnx_ir as ir
 
 from edgec import ops
-from edgec.backends.fpga.layers import Layer, MvuLayer, PoolLayer, Window, check_layer
-from edgec.backends.fpga.thresholds import accumulator_range, exact_thresholds, node_requant
+from edgec.backends.fpga.layers import AddLayer, Layer, MvuLayer, PoolLayer, Window, apply_thresholds, check_layer
+from edgec.backends.fpga.thresholds import Requant, accumulator_range, exact_thresholds, node_requant
 from edgec.errors import UnsupportedModelError
 from edgec.fixedpoint import operator_rounding
 from edgec.inttype import IntType
 from edgec.passes.qparams import int_type_of
+from edgec.reference.elementwise import rescale_input
 from edgec.reference.executor import node_attributes
 
 #: Why an operator is refused, for the operators of the edgec set the backend does not take.
 _LATER = {
-    "Add": "residual additions are not a dataflow stage yet (the design is a single chain)",
     "Sub": "elementwise operators are not dataflow stages yet",
     "Mul": "elementwise operators are not dataflow stages yet",
     "Concat": "the dataflow design is a single chain (no concatenation yet)",
@@ -49,7 +58,9 @@ _LATER = {
     "Pad": "explicit Pad nodes are not a stage; use the convolution's own padding",
 }
 #: The operators the walk takes (as stages, or as no-ops on the stream).
-_HANDLED = frozenset({"Quantize", "Dequantize", "Reshape", "Transpose", "FullyConnected", "Conv", "MaxPool"})
+_HANDLED = frozenset({"Quantize", "Dequantize", "Reshape", "Transpose", "FullyConnected", "Conv", "MaxPool",
+                      "Add"})
+_CHAIN_FIX = "compile for a cortex-m target"
 _FIX = "remove or replace the operator in the model, or compile for a cortex-m target"
 
 
@@ -93,6 +104,7 @@ class _Walk:
         self.stream: ir.Value | None = None
         self.order: np.ndarray | None = None  # stream element read at each position (absorbed Transposes)
         self.transpose: ir.Node | None = None
+        self.fork: tuple[ir.Value, int] | None = None  # the open fork: its value, the stage writing it (-1: input)
 
     def run(self) -> list[Layer]:
         graph = self.model.graph
@@ -112,7 +124,7 @@ class _Walk:
             raise self._transpose_error()
         if output is not self.stream or not self.stages:
             raise UnsupportedModelError("the model's output is not computed by a chain of Conv/FullyConnected/"
-                                        "MaxPool layers", "compile for a cortex-m target")
+                                        "MaxPool layers and residual Adds", "compile for a cortex-m target")
         return self.layers
 
     def _node(self, node: ir.Node) -> None:
@@ -120,13 +132,15 @@ class _Walk:
         if node.op_type == "Quantize" and data is self.model.graph.inputs[0]:
             self._quantize(node, data)
             return
+        if node.op_type == "Add":
+            self._add(node, node_attributes(node))
+            return
         if data is not self.stream:
             raise _refuse(node, f"it reads '{data.name if data is not None else None}', not the chain's "
                           f"current value '{self.stream.name}' (fpga designs are single chains)",
                           "compile for a cortex-m target")
         if len(data.consumers()) != 1 or data in self.model.graph.outputs:
-            raise _refuse(node, f"value '{data.name}' has several readers (fpga designs are single chains)",
-                          "compile for a cortex-m target")
+            self._open_fork(node, data)
         if self.transpose is not None and node.op_type not in ("Reshape", "Transpose", "FullyConnected"):
             raise self._transpose_error()
         if node.op_type == "Quantize":
@@ -134,6 +148,77 @@ class _Walk:
         handler = {"Reshape": self._reshape, "Transpose": self._transpose, "FullyConnected": self._mvu,
                    "Conv": self._mvu, "MaxPool": self._pool, "Dequantize": self._dequantize}[node.op_type]
         handler(node, node_attributes(node))
+
+    def _open_fork(self, node: ir.Node, data: ir.Value) -> None:
+        """Take ``data`` (read by ``node`` and others) as the fork of a residual block, or refuse."""
+        others = [reader for reader in data.consumers() if reader is not node]
+        if len(others) != 1 or others[0].op_type != "Add" or data in self.model.graph.outputs:
+            raise _refuse(node, f"value '{data.name}' has several readers; fpga designs are chains whose only "
+                          "forks are residual blocks (a value read by the next stage and by the Add joining "
+                          "the branch)", _CHAIN_FIX)
+        if self.fork is not None:
+            raise _refuse(node, f"value '{data.name}' forks inside the residual block forked at "
+                          f"'{self.fork[0].name}' (residual blocks do not nest yet)", _CHAIN_FIX)
+        if self.transpose is not None:
+            raise self._transpose_error()
+        self.fork = (data, self.stages - 1)
+
+    def _add(self, node: ir.Node, attrs: dict) -> None:
+        """The Add joining the open fork (the skip input) with the chain's value (the main one)."""
+        inputs, y = list(node.inputs), node.outputs[0]
+        fork = self.fork[0] if self.fork is not None else None
+        if len(inputs) != 2 or inputs[0] is inputs[1] or self.stream not in inputs or fork not in inputs:
+            raise _refuse(node, "an Add is a stage only where it joins the chain's current value "
+                          f"'{self.stream.name}' with a value forked earlier in the chain, read directly "
+                          "(the skip branch holds no stage yet)", _CHAIN_FIX)
+        if self.transpose is not None:
+            raise self._transpose_error()
+        skip_from = self.fork[1]
+        if skip_from == self.stages - 1:
+            raise _refuse(node, "its main branch holds no Conv/FullyConnected/MaxPool stage", _CHAIN_FIX)
+        main_position = inputs.index(self.stream)
+        main, skip = inputs[main_position], inputs[1 - main_position]
+        if _shape(main) != _shape(skip):
+            raise _refuse(node, f"it adds shapes {_shape(inputs[0])} and {_shape(inputs[1])}; broadcasting is "
+                          "not a dataflow stage", "add values of the same shape")
+        if len(main.consumers()) != 1:
+            raise _refuse(node, f"value '{main.name}' has several readers inside a residual block", _CHAIN_FIX)
+        in_type, skip_type, out_type = _stream_type(node, main), _stream_type(node, skip), _stream_type(node, y)
+        if self.build:
+            rounding = operator_rounding(self.rounding, node.op_type)
+
+            def table(position: int, int_type: IntType) -> np.ndarray:
+                values = np.arange(int_type.min, int_type.max + 1, dtype=np.int64)
+                return np.asarray(rescale_input(attrs, rounding, position + 1, values), dtype=np.int64)
+
+            main_table, skip_table = table(main_position, in_type), table(1 - main_position, skip_type)
+            layer = AddLayer(len(self.layers), node.name, node.op_type, y.name, in_type, skip_type, out_type,
+                             int(np.prod(_shape(y))), skip_from, main_table, skip_table,
+                             self._add_thresholds(node, attrs, rounding, main_table, skip_table, out_type))
+            check_layer(layer)
+            self.layers.append(layer)
+        self.stages += 1
+        self.fork = None
+        self.stream = y
+
+    def _add_thresholds(self, node: ir.Node, attrs: dict, rounding: str, main_table: np.ndarray,
+                        skip_table: np.ndarray, out_type: IntType) -> np.ndarray:
+        """``[1, levels - 1]`` thresholds of the Add's output requantization over its reachable
+        sums, checked against the reference on the sum of every pair of input values."""
+        def one(key: str) -> np.ndarray:
+            return np.array([int(attrs[key])], dtype=np.int64)
+
+        requant = Requant(np.zeros(1, dtype=np.int64), one("output_multiplier"), one("output_shift"),
+                          int(attrs["output_zero_point"]), int(attrs["activation_min"]),
+                          int(attrs["activation_max"]), rounding, out_type)
+        lo = np.array([int(main_table.min()) + int(skip_table.min())], dtype=np.int64)
+        hi = np.array([int(main_table.max()) + int(skip_table.max())], dtype=np.int64)
+        thresholds = exact_thresholds(requant, lo, hi, node.name)
+        sums = (main_table[:, None] + skip_table[None, :]).reshape(-1, 1)
+        if np.any(apply_thresholds(sums, thresholds, out_type) != requant(sums)):
+            raise _refuse(node, "its requantization is not monotone in the sum of its rescaled inputs",
+                          "re-run edgec quantize")
+        return thresholds
 
     def _transpose_error(self) -> UnsupportedModelError:
         """The error for a Transpose that does not end in a FullyConnected."""

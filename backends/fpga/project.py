@@ -24,7 +24,11 @@ placement on iCE40, yosys on AMD parts), ``fmax_mhz`` (null where no timing was 
 between inferences), ``latency_cycles``, ``inferences_per_second`` (at the clock, or at fmax
 when that is lower), ``bitstream`` (a relative path, or null with ``bitstream_note`` saying
 why), and per layer ``pe``, ``simd``, ``macs``, ``cycles`` and ``packing`` {``primitive``,
-``scheme``, ``lanes``, ``macs_per_dsp``}.
+``scheme``, ``lanes``, ``macs_per_dsp``, ``dsps`` (multipliers the layer's core uses),
+``description``, ``planned``: the lane planner's own choice, which for a convolution may be
+the convolution packing the design does not realise yet}. The ``packing`` option is
+``"auto"`` (packed cores where the planner packs) or ``"none"`` (one product per multiplier,
+for comparison).
 """
 
 from __future__ import annotations
@@ -119,15 +123,31 @@ def _measure_cycles(design_dir: Path, design: rtl.RtlDesign, work_dir: Path) -> 
     return simulate.simulate(design_dir, design, rows, work_dir=work_dir)
 
 
+def check_fits(resources: dict, target: Target) -> None:
+    """An :class:`EdgecError` naming the first resource ``resources`` (synthesis' counts) needs
+    more of than ``target`` has."""
+    available = {"lut": target.logic.luts, "ff": target.logic.ffs, "dsp": target.dsp.count,
+                 "bram": target.block_ram.count, "spram": target.large_ram.count if target.large_ram else 0}
+    names = {"lut": "LUTs", "ff": "flip-flops", "dsp": f"{target.dsp.primitive} DSPs",
+             "bram": f"{target.block_ram.primitive} block RAMs",
+             "spram": f"{target.large_ram.primitive if target.large_ram else 'large'} RAMs"}
+    for key, count in available.items():
+        if resources[key] > count:
+            raise EdgecError(f"the design does not fit {target.name}: it needs {resources[key]:g} {names[key]}, "
+                             f"the device has {count:,}",
+                             "fold it smaller (a lower --fps or --max-dsp), quantize to fewer bits (an 8-bit "
+                             "output keeps 255 thresholds per channel in block RAM), or pick a larger target")
+
+
 def _ice40_flow(staging: Path, design: rtl.RtlDesign, target: Target, name: str, board: str) -> dict:
-    build = staging / BUILD_DIR
+    build, spec = staging / BUILD_DIR, boards.get_board(board)
     sources = [staging / RTL_DIR / s for s in design.sources]
     board_sources = boards.board_top_sources(staging / BOARD_DIR, board, design.in_bits, design.out_bits,
-                                             design.out_signed, clock_hz=target.device.clock_hz)
+                                             design.out_signed, clock_hz=spec.clock_hz)
     pcf = boards.pcf_for(board)
-    (staging / BOARD_DIR / f"{boards.get_board(board).name}.pcf").write_text(pcf)
+    (staging / BOARD_DIR / f"{spec.name}.pcf").write_text(pcf)
     synthesis = flow_ice40.synthesize([*sources, *board_sources], "edgec_board_top", build, advance=progress.stage)
-    spec = boards.get_board(board)
+    check_fits(synthesis.resources, target)
     routed = flow_ice40.place_and_route(synthesis, pcf, build, target.device.clock_hz / 1e6,
                                         package=spec.package, device=spec.device, advance=progress.stage)
     bitstream = flow_ice40.pack(routed.asc, staging / f"{name}.bin", advance=progress.stage)
@@ -141,6 +161,7 @@ def _xilinx_flow(staging: Path, design: rtl.RtlDesign, target: Target, name: str
     progress.stage(f"synthesis estimate (yosys synth_xilinx, {target.device.family})")
     estimate = flow_xilinx.estimate([staging / RTL_DIR / s for s in design.sources], design.top,
                                     target.device.family, staging / BUILD_DIR)
+    check_fits(estimate["total"], target)
     for entry, stage in zip(layers, design.layers):
         used = [estimate["instances"][i] for i in stage.instances if i in estimate["instances"]]
         entry["resources"] = {key: sum(u[key] for u in used) for key in flow_ice40.RESOURCE_KEYS}
@@ -201,6 +222,28 @@ def _throughput(manifest: dict, clock_hz: float) -> dict:
             "inferences_per_second": round(clock_mhz * 1e6 / manifest["cycles_per_inference"], 1)}
 
 
+def _checked_board(target: Target, board: str | None, emit_only: bool) -> str | None:
+    """The board the bitstream's pins and clock come from (iCE40: ``board`` or the target's;
+    checked against the target's clock); ``--board`` on other families is an error."""
+    if target.device.family != "ice40":
+        if board is not None:
+            raise EdgecError(f"--board applies to iCE40 targets; {target.name} builds edgec_top without a "
+                             "board top level", "drop --board (constrain the pins in your own Vivado project)")
+        return target.device.board
+    board = board or target.device.board
+    if board is None:
+        if emit_only:
+            return None
+        raise EdgecError(f"target '{target.name}' names no board for the bitstream's pins",
+                         f"pass --board ({', '.join(boards.BOARDS)})")
+    spec = boards.get_board(board)
+    if spec.clock_hz != target.device.clock_hz:
+        raise EdgecError(f"board {spec.name}'s oscillator runs at {spec.clock_hz / 1e6:g} MHz, target "
+                         f"{target.name} at {target.device.clock_hz / 1e6:g} MHz (the design has no PLL)",
+                         f"set device.clock_hz = {spec.clock_hz} in the target file, or pick another board")
+    return spec.name
+
+
 def compile_project(model: ir.Model, target: Target, out_dir: Path, name: str, *, fps: float | None = None,
                     max_dsp: int | None = None, board: str | None = None, emit_only: bool = False,
                     packing: str = "auto") -> dict:
@@ -211,12 +254,7 @@ def compile_project(model: ir.Model, target: Target, out_dir: Path, name: str, *
     RTL and its cycle measurement (no synthesis); ``packing``: ``"auto"`` (packed DSP units where
     the lane planner packs, :func:`layer_packing`) or ``"none"`` (one product per multiplier).
     """
-    board = board or target.device.board
-    if target.device.family == "ice40" and not emit_only:
-        if board is None:
-            raise EdgecError(f"target '{target.name}' names no board for the bitstream's pins",
-                             f"pass --board ({', '.join(boards.BOARDS)})")
-        boards.get_board(board)
+    board = _checked_board(target, board, emit_only)
     # Each layer's packing depends on its types and vector length only, not on its folding.
     planned = [dataclasses.replace(layer, packing=layer_packing(layer, target, packing))
                if isinstance(layer, MvuLayer) else layer for layer in plan_layers(model)]
@@ -226,8 +264,10 @@ def compile_project(model: ir.Model, target: Target, out_dir: Path, name: str, *
         design = rtl.generate_rtl(layers, Path(temp) / RTL_DIR, name=name)
         written = [f"{RTL_DIR}/{p.name}" for p in sorted((Path(temp) / RTL_DIR).iterdir())]
         if target.device.family == "ice40" and not emit_only:
-            written += [f"{BOARD_DIR}/{f}" for f in (*boards.UART_SOURCES, "edgec_board_top.v",
-                                                     f"{boards.get_board(board).name}.pcf")] + [f"{name}.bin"]
+            written += [f"{BOARD_DIR}/{f}" for f in (*boards.UART_SOURCES, "edgec_board_top.v", f"{board}.pcf")]
+            written.append(f"{name}.bin")
+        elif not emit_only:
+            written += [f"{VIVADO_DIR}/{f}" for f in ("build.tcl", *design.memories, f"{name}.bit")]
         with project_dir.staged_project(Path(out_dir), [*written, MANIFEST, PROJECT_MODEL, PROJECT_FILE],
                                         build_dirs=(BUILD_DIR,)) as staging:
             shutil.copytree(Path(temp) / RTL_DIR, staging / RTL_DIR)

@@ -12,8 +12,9 @@ in the log is an :class:`EdgecError` saying where it appeared and its likely cau
 
 Measured timing: ``latency_cycles`` is from the cycle the first sample's first element is
 taken to the cycle its last output element is given, inclusive; ``cycles_per_inference`` is
-the steady-state initiation interval, the mean distance between consecutive samples' last
-output elements (the latency when there is one sample).
+the steady-state initiation interval, the distance between the last two samples' last output
+elements (the design has no data-dependent control, so it is the same for every later pair;
+the latency when there is one sample).
 """
 
 from __future__ import annotations
@@ -78,7 +79,11 @@ def _run(command: list[str], cwd: Path, what: str) -> None:
     if shutil.which(tool) is None and not Path(cwd, tool).is_file():
         package = SIMULATOR_PACKAGES.get(tool, tool)
         raise ToolchainError(f"{tool} is not on PATH (needed to {what})", f"install it: apt-get install {package}")
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT_S)
+    try:
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise ToolchainError(f"{tool} did not finish within {TIMEOUT_S} s (needed to {what})",
+                             "simulate fewer samples, or check the design for a stall") from None
     if done.returncode != 0:
         raise ToolchainError(f"{tool} failed to {what}: {_first_error(done.stderr + done.stdout)}",
                              "check the generated design and the simulator's version")
@@ -147,7 +152,7 @@ def _parse(design: RtlDesign, log: str, samples: int, trace: bool, netlist: bool
     outputs = _to_values(out_raw, design.out_bits, design.out_signed).reshape(samples, design.out_elements)
     ends = [out_cycles[(n + 1) * design.out_elements - 1] for n in range(samples)]
     latency = ends[0] - first_in[0] + 1
-    interval = (ends[-1] - ends[0]) / (samples - 1) if samples > 1 else float(latency)
+    interval = float(ends[-1] - ends[-2]) if samples > 1 else float(latency)  # the last: steady state
     per_sample = None
     if trace:
         per_sample = [[] for _ in range(samples)]

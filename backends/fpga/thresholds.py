@@ -33,7 +33,7 @@ import numpy as np
 
 from edgec.errors import UnsupportedModelError
 from edgec.fixedpoint import INT32_MAX, INT32_MIN
-from edgec.inttype import IntType
+from edgec.inttype import IntType, signed_bits
 from edgec.reference.requant import requantize_to_int8
 
 #: Ranges with at most this many (channel, accumulator) points are checked exhaustively.
@@ -149,14 +149,6 @@ def exact_thresholds(requant: Requant, lo: np.ndarray, hi: np.ndarray, name: str
     ``apply_thresholds(acc) == requant(acc)`` for every ``acc`` in ``[lo, hi]``."""
     check_monotone(requant, lo, hi, name)
     return thresholds(requant, lo, hi)
-
-
-def signed_bits(low: int, high: int) -> int:
-    """The fewest two's-complement bits holding every integer of ``[low, high]``."""
-    bits = 1
-    while not (-(1 << (bits - 1)) <= low and high <= (1 << (bits - 1)) - 1):
-        bits += 1
-    return bits
 
 
 def accumulator_bits(layer) -> int:
