@@ -8,7 +8,7 @@ targets over these modules:
   convolutions behind a sliding window unit) with exact thresholds in place of the
   requantization (:mod:`.thresholds`), and max pools;
 * :mod:`.lanes` and :mod:`.packed_datapath`: DSP arithmetic packing, planned per layer and
-  proven exact in integers; :mod:`.packed_rtl` and :mod:`.conv_packed_rtl` its Verilog units;
+  proven exact in integers; :mod:`.packed_rtl` (and :mod:`.conv_packed_rtl` on it) their Verilog units;
   :mod:`.folding` picks PE x SIMD per layer;
 * :mod:`.rtl` writes the Verilog, :mod:`.simulate` runs it (iverilog, Verilator) and
   :mod:`.dataflow_model` is the plan in numpy, equal to the integer reference;
