@@ -18,24 +18,33 @@ Each tool's tests skip, saying so, when the tool is absent.
 from __future__ import annotations
 
 import itertools
-import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edgec.backends.fpga import conv_packed_rtl
+from edgec.backends.fpga import conv_packed_rtl, packed_rtl
 from edgec.backends.fpga import packed_datapath as pd
 from edgec.backends.fpga.lanes import Packing, plan_packing
 from edgec.errors import EdgecError
 from edgec.inttype import IntType
 
+from fpga_units_helpers import (
+    assert_lint_clean,
+    decode,
+    run_iverilog,
+    run_verilator,
+    vector_lines,
+    write_testbench,
+    xilinx_cells,
+)
+
 #: Longest accumulation of the fast tests; plans that allow more run their longest corners in the slow tier.
 K_CAP = 1024
 #: Above this many (w, x) value pairs, a random sample of them per operand position.
 PAIR_LIMIT = 256
+#: How often a bubble, and a stall, falls before a beat (twice per beat).
+GAP_RATE = 0.05
 
 #: name -> (primitive, weight type, activation type, K: the plan's largest accumulation).
 PLANS = {
@@ -54,48 +63,6 @@ PLANS = {
     "w4_int2_e2": ("DSP48E2", IntType(4, True), IntType(2, True), 240),
     "w2_int8_e2": ("DSP48E2", IntType(2, True), IntType(8, True), 127),
 }
-
-TESTBENCH = """`timescale 1ns/1ps
-module tb;
-  localparam integer N = {n};
-  reg clk = 1'b0;
-  reg rst = 1'b1;
-  reg [{vb}-1:0] mem [0:N-1];
-  reg en, in_valid, in_first, in_last;
-  reg [{wb}-1:0] w;
-  reg [{xb}-1:0] x;
-  wire out_valid;
-  wire [{ob}-1:0] seg;
-  edgec_conv_mac #({params}) dut (.clk(clk), .rst(rst), .en(en), .in_valid(in_valid), .in_first(in_first),
-    .in_last(in_last), .w(w), .x(x), .out_valid(out_valid), .seg(seg));
-  integer i, f;
-  initial begin
-    $readmemh("vectors.hex", mem);
-    f = $fopen("results.hex", "w");
-    {{en, in_valid, in_first, in_last, w, x}} = 0;
-    repeat (2) begin #5 clk = 1'b1; #5 clk = 1'b0; end
-    rst = 1'b0;
-    for (i = 0; i < N + 8; i = i + 1) begin
-      if (i < N) {{en, in_valid, in_first, in_last, w, x}} = mem[i];
-      else {{en, in_valid, in_first, in_last, w, x}} = 1 << ({vb} - 1);
-      // a consumer takes seg at an edge with en and out_valid high
-      #4 if (out_valid && en) $fwrite(f, "%h\\n", seg);
-      #1 clk = 1'b1;
-      #5 clk = 1'b0;
-    end
-    $fclose(f);
-    $finish;
-  end
-endmodule
-"""
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} is not on PATH (scripts/setup.sh installs it)")
-    return path
-
 
 def plan(name: str, longest: bool = False) -> Packing:
     """The plan for accumulations of ``K`` cycles (``longest``), else of ``min(K, K_CAP)``."""
@@ -167,46 +134,6 @@ def model_sums(packing: Packing, sums: list[tuple[np.ndarray, np.ndarray]]) -> n
     return out
 
 
-def pack(values: np.ndarray, bits: int) -> int:
-    word = 0
-    for value in reversed(values.tolist()):
-        word = (word << bits) | (int(value) & ((1 << bits) - 1))
-    return word
-
-
-def vector_lines(packing: Packing, sums, rng: np.random.Generator) -> list[str]:
-    """One line a cycle: ``{en, in_valid, in_first, in_last, w, x}``; bubbles (en high, no
-    valid, junk operands) and stalls (en low, junk everywhere else) fall between the beats."""
-    x_bits = packing.inputs_per_word * packing.input_type.bits
-    data = packing.weights_per_word * packing.weight_type.bits + x_bits
-    lines = []
-    for w, x in sums:
-        for t in range(len(w)):
-            for _ in range(2):
-                junk = int(rng.integers(0, 1 << 62)) | (int(rng.integers(0, 1 << 62)) << 62)
-                junk &= (1 << (data + 3)) - 1
-                if rng.random() < 0.05:
-                    lines.append(f"{(0b1000 << data) | (junk & ((1 << data) - 1)):x}")
-                if rng.random() < 0.05:
-                    lines.append(f"{junk:x}")
-            word = (pack(w[t], packing.weight_type.bits) << x_bits) | pack(x[t], packing.input_type.bits)
-            flags = 0b1100 | (0b0010 if t == 0 else 0) | (0b0001 if t == len(w) - 1 else 0)
-            lines.append(f"{(flags << data) | word:x}")
-    return lines
-
-
-def decode(text: str, packing: Packing) -> np.ndarray:
-    acc = packing.acc_bits
-    rows = []
-    for line in text.split():
-        if not all(c in "0123456789abcdef" for c in line):
-            pytest.fail(f"the unit's output has unknown bits: {line}")
-        word = int(line, 16)
-        lanes = [(word >> (acc * k)) & ((1 << acc) - 1) for k in range(packing.lanes)]
-        rows.append([v - (1 << acc) if v >> (acc - 1) else v for v in lanes])
-    return np.array(rows, dtype=np.int64).reshape(-1, packing.lanes)
-
-
 def prepare(packing: Packing, directory: Path, seed: int, exhaustive: bool = True) -> tuple[list[Path], np.ndarray]:
     """The testbench and the unit's files in ``directory``, and the expected segment sums (the
     model is checked against them on the way)."""
@@ -214,31 +141,12 @@ def prepare(packing: Packing, directory: Path, seed: int, exhaustive: bool = Tru
     sums = accumulations(packing, rng, exhaustive)
     want = np.array([segment_sums(packing, w, x) for w, x in sums])
     np.testing.assert_array_equal(model_sums(packing, sums), want)
-    lines = vector_lines(packing, sums, rng)
+    lines = vector_lines(packing, sums, rng, GAP_RATE)
     (directory / "vectors.hex").write_text("\n".join(lines) + "\n")
     files = conv_packed_rtl.render(packing, directory / "rtl")
-    w_bits = packing.weights_per_word * packing.weight_type.bits
-    x_bits = packing.inputs_per_word * packing.input_type.bits
-    (directory / "tb.v").write_text(TESTBENCH.format(
-        n=len(lines), vb=4 + w_bits + x_bits, wb=w_bits, xb=x_bits, ob=packing.lanes * packing.acc_bits,
-        params=conv_packed_rtl.parameter_list(packing)))
-    return [directory / "tb.v", *files], want
-
-
-def run_iverilog(directory: Path, files: list[Path]) -> str:
-    subprocess.run([tool("iverilog"), "-g2012", "-o", "sim", *map(str, files)], cwd=directory, check=True,
-                   capture_output=True)
-    subprocess.run([tool("vvp"), "-n", "sim"], cwd=directory, check=True, capture_output=True)
-    return (directory / "results.hex").read_text()
-
-
-def run_verilator(directory: Path, files: list[Path]) -> str:
-    build = subprocess.run([tool("verilator"), "--binary", "-j", "2", "-Wno-fatal", "-Wno-lint", "-Wno-style",
-                            "--top-module", "tb", "-o", "sim", *map(str, files)], cwd=directory, capture_output=True,
-                           text=True)
-    assert build.returncode == 0, build.stderr[-3000:]
-    subprocess.run(["obj_dir/sim"], cwd=directory, check=True, capture_output=True)
-    return (directory / "results.hex").read_text()
+    bench = write_testbench(directory, packing, len(lines), conv_packed_rtl.MODULE,
+                            conv_packed_rtl.parameter_list(packing), "seg")
+    return [bench, *files], want
 
 
 def test_w4a4_on_dsp48e2_packs_at_least_six_products() -> None:
@@ -265,7 +173,7 @@ def test_parameters_and_sources_are_exact_and_deterministic() -> None:
                       "AD_BITS": 27}
     assert ".CARRY_LOW(40'hfefdfdfeff)" in conv_packed_rtl.parameter_list(packing)
     sources = conv_packed_rtl.unit_sources(packing)
-    assert list(sources) == ["edgec_dsp48.v", "edgec_conv_mac.v"]
+    assert list(sources) == [*packed_rtl.DSP48_FILES, "edgec_conv_mac.v"] == list(conv_packed_rtl.FILES)
     assert all(text.startswith("// generated by edgec") for text in sources.values())
     assert sources == conv_packed_rtl.unit_sources(plan("w4_int4_e2"))
 
@@ -294,11 +202,7 @@ def test_corner_vectors_need_the_carry_correction() -> None:
 def test_lint_clean(name: str, tmp_path: Path) -> None:
     packing = plan(name)
     files = conv_packed_rtl.render(packing, tmp_path)
-    overrides = [f"-G{key}={value}" for key, value in conv_packed_rtl.parameters(packing).items() if key != "CARRY_LOW"]
-    overrides.append(f"-GCARRY_LOW={conv_packed_rtl.carry_low_literal(packing)}")
-    lint = subprocess.run([tool("verilator"), "--lint-only", "-Wall", "--top-module", conv_packed_rtl.MODULE,
-                           *overrides, *map(str, files)], capture_output=True, text=True, cwd=tmp_path)
-    assert lint.returncode == 0, lint.stderr
+    assert_lint_clean(tmp_path, files, conv_packed_rtl.MODULE, conv_packed_rtl.parameters(packing), packing)
 
 
 @pytest.mark.parametrize("name", list(PLANS))
@@ -332,13 +236,7 @@ def test_verilator_bit_exact_more_plans(name: str, tmp_path: Path) -> None:
 def test_w4a4_unit_maps_to_one_dsp48e2(tmp_path: Path) -> None:
     packing = plan("w4_int4_e2")
     files = conv_packed_rtl.render(packing, tmp_path)
-    sets = " ".join(f"-set {key} {value}" for key, value in conv_packed_rtl.parameters(packing).items())
-    script = (f"read_verilog {' '.join(f.name for f in files)}; chparam {sets} {conv_packed_rtl.MODULE}; "
-              f"synth_xilinx -family xcup -flatten -top {conv_packed_rtl.MODULE}; "
-              "tee -q -o stat.json stat -tech xilinx -json")
-    subprocess.run([tool("yosys"), "-q", "-p", script], cwd=tmp_path, check=True, capture_output=True)
-    cells = json.loads((tmp_path / "stat.json").read_text())["modules"][f"\\{conv_packed_rtl.MODULE}"]
-    by_type = cells["num_cells_by_type"]
+    by_type = xilinx_cells(tmp_path, files, conv_packed_rtl.MODULE, conv_packed_rtl.parameters(packing))
     assert by_type.get("DSP48E2") == 1, by_type
     luts = sum(count for cell, count in by_type.items() if cell.startswith("LUT"))
     ffs = sum(count for cell, count in by_type.items() if cell.startswith("FD"))

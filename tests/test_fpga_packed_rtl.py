@@ -9,7 +9,6 @@ vectors, and one DSP48E2 per SDV unit in yosys. Each tool's tests skip, saying s
 from __future__ import annotations
 
 import itertools
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,52 +21,21 @@ from edgec.backends.fpga import packed_rtl
 from edgec.backends.fpga.lanes import Packing, plan_packing
 from edgec.inttype import IntType
 
-TESTBENCH = """`timescale 1ns/1ps
-module tb;
-  localparam integer N = {n};
-  reg clk = 1'b0;
-  reg rst = 1'b1;
-  reg [{vb}-1:0] mem [0:N-1];
-  reg en, in_valid, in_first, in_last;
-  reg [{lw}-1:0] w;
-  reg [{a}-1:0] x;
-  wire out_valid;
-  wire [{ob}-1:0] acc;
-  {module} #({params}) dut (.clk(clk), .rst(rst), .en(en), .in_valid(in_valid), .in_first(in_first),
-    .in_last(in_last), .w(w), .x(x), .out_valid(out_valid), .acc(acc));
-  integer i, f;
-  initial begin
-    $readmemh("vectors.hex", mem);
-    f = $fopen("results.hex", "w");
-    {{en, in_valid, in_first, in_last, w, x}} = 0;
-    repeat (2) begin #5 clk = 1'b1; #5 clk = 1'b0; end
-    rst = 1'b0;
-    for (i = 0; i < N + 8; i = i + 1) begin
-      if (i < N) {{en, in_valid, in_first, in_last, w, x}} = mem[i];
-      else {{en, in_valid, in_first, in_last, w, x}} = 1 << ({vb} - 1);
-      // a consumer takes acc at an edge with en and out_valid high
-      #4 if (out_valid && en) $fwrite(f, "%h\\n", acc);
-      #1 clk = 1'b1;
-      #5 clk = 1'b0;
-    end
-    $fclose(f);
-    $finish;
-  end
-endmodule
-"""
+from fpga_units_helpers import (
+    assert_lint_clean,
+    decode,
+    run_iverilog,
+    run_verilator,
+    tool,
+    vector_lines,
+    write_testbench,
+    xilinx_cells,
+)
 
-
-# yosys' cell models give ports default values unless told not to; neither simulator takes those.
-CELL_DEFINE = "-DNO_ICE40_DEFAULT_ASSIGNMENTS"
 #: Above this many (w, x) pairs (8-bit widths) a random sample of them is simulated.
 PAIR_LIMIT = 1024
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} is not on PATH (scripts/setup.sh installs it)")
-    return path
+#: How often a bubble, and a stall, falls before a beat (twice per beat).
+GAP_RATE = 0.1
 
 
 def ice40_cells() -> Path:
@@ -106,29 +74,6 @@ def accumulations(packing: Packing, rng: np.random.Generator) -> list[tuple[np.n
     return out
 
 
-def vector_lines(packing: Packing, sums: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator) -> list[str]:
-    """One line a cycle: ``{en, in_valid, in_first, in_last, w, x}``; bubbles (en high, no
-    valid) and stalls (en low, junk everywhere else) fall between the beats at random."""
-    w_bits, a_bits = packing.weight_type.bits, packing.input_type.bits
-    data = packing.weights_per_word * w_bits + a_bits
-    lines = []
-    for w, x in sums:
-        for t in range(len(w)):
-            for _ in range(2):
-                junk = int(rng.integers(0, 1 << 62)) & ((1 << (data + 3)) - 1)
-                if rng.random() < 0.1:  # a bubble, with junk operands
-                    lines.append(f"{(0b1000 << data) | (junk & ((1 << data) - 1)):x}")
-                if rng.random() < 0.1:  # a stall: en low, junk control and operands
-                    lines.append(f"{junk:x}")
-            word = 0
-            for lane in reversed(range(packing.weights_per_word)):
-                word = (word << w_bits) | (int(w[t, lane]) & ((1 << w_bits) - 1))
-            word = (word << a_bits) | (int(x[t, 0]) & ((1 << a_bits) - 1))
-            flags = 0b1100 | (0b0010 if t == 0 else 0) | (0b0001 if t == len(w) - 1 else 0)
-            lines.append(f"{(flags << data) | word:x}")
-    return lines
-
-
 def expected(packing: Packing, sums) -> np.ndarray:
     rows = []
     for w, x in sums:
@@ -138,48 +83,19 @@ def expected(packing: Packing, sums) -> np.ndarray:
     return np.array(rows)
 
 
-def decode(text: str, packing: Packing) -> np.ndarray:
-    acc = packing.acc_bits
-    rows = []
-    for line in text.split():
-        word = int(line, 16)
-        lanes = [(word >> (acc * k)) & ((1 << acc) - 1) for k in range(packing.lanes)]
-        rows.append([v - (1 << acc) if v >> (acc - 1) else v for v in lanes])
-    return np.array(rows, dtype=np.int64)
-
-
 def prepare(packing: Packing, directory: Path, seed: int, cells: str = "yosys") -> tuple[list[Path], np.ndarray]:
     """The testbench, the unit's files and the expected sums; a dual 8x8 unit's SB_MAC16 comes
     from yosys' cell models (``cells="yosys"``) or from edgec's simulation model (``"edgec"``)."""
     rng = np.random.default_rng(seed)
     sums = accumulations(packing, rng)
-    lines = vector_lines(packing, sums, rng)
+    lines = vector_lines(packing, sums, rng, GAP_RATE)
     (directory / "vectors.hex").write_text("\n".join(lines) + "\n")
     files = packed_rtl.render(packing, directory / "rtl")
-    (directory / "tb.v").write_text(TESTBENCH.format(
-        n=len(lines), vb=4 + packing.weights_per_word * packing.weight_type.bits + packing.input_type.bits,
-        lw=packing.weights_per_word * packing.weight_type.bits, a=packing.input_type.bits,
-        ob=packing.lanes * packing.acc_bits, module=packed_rtl.module_name(packing),
-        params=packed_rtl.parameter_list(packing)))
+    bench = write_testbench(directory, packing, len(lines), packed_rtl.module_name(packing),
+                            packed_rtl.parameter_list(packing), "acc")
     if packing.scheme == "dual8x8" and cells == "yosys":
         files = [f for f in files if f.name != "edgec_sb_mac16_sim.v"] + [ice40_cells()]
-    return [directory / "tb.v", *files], expected(packing, sums)
-
-
-def run_iverilog(directory: Path, files: list[Path]) -> str:
-    subprocess.run([tool("iverilog"), "-g2012", CELL_DEFINE, "-o", "sim", *map(str, files)], cwd=directory, check=True,
-                   capture_output=True)
-    subprocess.run([tool("vvp"), "-n", "sim"], cwd=directory, check=True, capture_output=True)
-    return (directory / "results.hex").read_text()
-
-
-def run_verilator(directory: Path, files: list[Path]) -> str:
-    build = subprocess.run([tool("verilator"), "--binary", "-j", "4", CELL_DEFINE, "-Wno-fatal", "-Wno-lint", "-Wno-style",
-                            "--top-module", "tb", "-o", "sim", *map(str, files)], cwd=directory, capture_output=True,
-                           text=True)
-    assert build.returncode == 0, build.stderr[-3000:]
-    subprocess.run(["obj_dir/sim"], cwd=directory, check=True, capture_output=True)
-    return (directory / "results.hex").read_text()
+    return [bench, *files], expected(packing, sums)
 
 
 SDV_PLANS = {
@@ -205,12 +121,7 @@ def test_lint_clean(name: str, tmp_path: Path) -> None:
     packing = plan({**SDV_PLANS, **DUAL_PLANS}[name])
     files = packed_rtl.render(packing, tmp_path)
     assert all(f.read_text().startswith("// generated by edgec") for f in files)
-    overrides = [f"-G{k}={v}" for k, v in packed_rtl.parameters(packing).items() if k != "CARRY_LOW"]
-    if packing.scheme == "sdv":
-        overrides.append(f"-GCARRY_LOW={8 * (packing.lanes - 1)}'h{packed_rtl.parameters(packing)['CARRY_LOW']:x}")
-    lint = subprocess.run([tool("verilator"), "--lint-only", "-Wall", "--top-module", packed_rtl.module_name(packing),
-                           *overrides, *map(str, files)], capture_output=True, text=True, cwd=tmp_path)
-    assert lint.returncode == 0, lint.stderr
+    assert_lint_clean(tmp_path, files, packed_rtl.module_name(packing), packed_rtl.parameters(packing), packing)
 
 
 @pytest.mark.parametrize("name", [*SDV_PLANS, *DUAL_PLANS])
@@ -238,9 +149,5 @@ def test_verilator_bit_exact(name: str, tmp_path: Path) -> None:
 def test_sdv_unit_maps_to_one_dsp48e2(tmp_path: Path) -> None:
     packing = plan(SDV_PLANS["w4_uint4_e2"])
     files = packed_rtl.render(packing, tmp_path)
-    script = (f"read_verilog {' '.join(f.name for f in files)}; "
-              f"chparam {' '.join(f'-set {k} {v}' for k, v in packed_rtl.parameters(packing).items())} edgec_sdv_mac; "
-              "synth_xilinx -family xcup -flatten -top edgec_sdv_mac; tee -o stat.json stat -tech xilinx -json")
-    subprocess.run([tool("yosys"), "-q", "-p", script], cwd=tmp_path, check=True, capture_output=True)
-    cells = json.loads((tmp_path / "stat.json").read_text())["modules"]["\\edgec_sdv_mac"]["num_cells_by_type"]
+    cells = xilinx_cells(tmp_path, files, "edgec_sdv_mac", packed_rtl.parameters(packing))
     assert cells.get("DSP48E2") == 1, cells

@@ -24,10 +24,9 @@ from edgec.backends.fpga.folding import cycles_per_inference, fold, layer_cycles
 from edgec.backends.fpga.layers import MvuLayer, PoolLayer, Window, apply_thresholds
 from edgec.backends.fpga.planner import check_model, plan_layers
 from edgec.backends.fpga.thresholds import Requant, accumulator_bits, accumulator_range, exact_thresholds
-from edgec.inttype import signed_bits
 from edgec.errors import EdgecError, UnsupportedModelError
 from edgec.fixedpoint import multiply_by_quantized_multiplier
-from edgec.inttype import IntType
+from edgec.inttype import IntType, signed_bits
 from edgec.reference import ReferenceExecutor
 from edgec.reference.conv import fully_connected
 

@@ -4,7 +4,10 @@
 //
 // Interface and timing as edgec_sdv_mac with LANES = 2: en is the clock enable of every
 // register (the SB_MAC16's CE and the fabric's), out_valid pulses exactly LATENCY = 4 cycles
-// (with en high) after the in_last cycle, acc[l*ACC +: ACC] lane l's exact sum.
+// (with en high) after the in_last cycle, acc[l*ACC +: ACC] lane l's exact sum; the pipeline
+// and the handshake are edgec_packed_handshake's, as in the DSP48 units. The recovery differs
+// from theirs (edgec_packed_recover): each lane has its own 16-bit accumulator, so there are
+// no shared fields, no canaries, and a wrap counter per lane instead of carry counters.
 //
 // SB_MAC16 in MODE_8x8: registered A/B inputs and products, each 16-bit accumulator adding
 // its product to C (top) / D (bottom), which the fabric feeds back from O, or zero on a
@@ -30,8 +33,8 @@ module edgec_dual8x8_mac #(
     input wire in_last,
     input wire [2*W-1:0] w,
     input wire [A-1:0] x,
-    output reg out_valid,
-    output reg [2*ACC-1:0] acc
+    output wire out_valid,
+    output wire [2*ACC-1:0] acc
 );
     wire [A-1:0] x_g = in_valid ? x : {A{1'b0}};
     wire x_sign = X_SIGNED != 0 && x_g[A-1];
@@ -45,23 +48,18 @@ module edgec_dual8x8_mac #(
     wire [1:0] negative = {(W_SIGNED != 0 && w[2*W-1]) != x_neg && w1 != 8'd0 && !x_zero,
                            (W_SIGNED != 0 && w[W-1]) != x_neg && w0 != 8'd0 && !x_zero};
 
-    reg [2:0] first_d;
-    reg [2:0] last_d;
-    reg [1:0] negative_d [0:2];
-    always @(posedge clk) begin
-        if (en) begin
-            first_d <= {first_d[1:0], in_valid & in_first};
-            negative_d[0] <= negative;
-            negative_d[1] <= negative_d[0];
-            negative_d[2] <= negative_d[1];
-        end
-        if (rst) last_d <= 3'b000;
-        else if (en) last_d <= {last_d[1:0], in_valid & in_last};
-    end
+    // The SB_MAC16's input, product and accumulator registers: 3 cycles, as a DSP48's.
+    wire first2;
+    wire first3;
+    wire [1:0] negative3;
+    wire [2*ACC-1:0] sums;
+    edgec_packed_handshake #(.DATA_BITS(2), .OUT_BITS(2 * ACC)) handshake (
+        .clk(clk), .rst(rst), .en(en), .first(in_valid & in_first), .last(in_valid & in_last), .data(negative),
+        .result(sums), .first2(first2), .first3(first3), .data3(negative3), .out_valid(out_valid), .out(acc));
 
     wire [31:0] o;
-    wire [15:0] feedback_top = first_d[1] ? 16'd0 : o[31:16];
-    wire [15:0] feedback_bot = first_d[1] ? 16'd0 : o[15:0];
+    wire [15:0] feedback_top = first2 ? 16'd0 : o[31:16];
+    wire [15:0] feedback_bot = first2 ? 16'd0 : o[15:0];
     /* verilator lint_off PINCONNECTEMPTY */
     // The carry and sign-extension outputs are not used: the fabric tracks the wraps.
     SB_MAC16 #(
@@ -86,15 +84,14 @@ module edgec_dual8x8_mac #(
     reg [1:0] msb_prev;
     reg [2*SB-1:0] high;
     wire [2*SB-1:0] high_next;
-    wire [2*ACC-1:0] sums;
     genvar g;
     generate
         for (g = 0; g < 2; g = g + 1) begin : lane
-            wire msb_before = !first_d[2] && msb_prev[g];
+            wire msb_before = !first3 && msb_prev[g];
             wire msb_after = o[g*16 + 15];
-            wire neg = negative_d[2][g];
+            wire neg = negative3[g];
             wire carry = (msb_before && neg) || ((msb_before || neg) && !msb_after);
-            wire [SB-1:0] start = first_d[2] ? {SB{1'b0}} : high[g*SB +: SB];
+            wire [SB-1:0] start = first3 ? {SB{1'b0}} : high[g*SB +: SB];
             assign high_next[g*SB +: SB] = start + {{(SB - 1){1'b0}}, carry} - {{(SB - 1){1'b0}}, neg};
             /* verilator lint_off UNUSEDSIGNAL */
             // Only the low ACC bits of the extended sum are kept (modular arithmetic).
@@ -108,9 +105,6 @@ module edgec_dual8x8_mac #(
         if (en) begin
             msb_prev <= {o[31], o[15]};
             high <= high_next;
-            if (last_d[2]) acc <= sums;
         end
-        if (rst) out_valid <= 1'b0;
-        else if (en) out_valid <= last_d[2];
     end
 endmodule
