@@ -37,6 +37,7 @@ import onnx_ir as ir
 
 from edgec.data import quantize_float
 from edgec.errors import EdgecError, InputDataError
+from edgec.inttype import IntType, recorded_type
 from edgec.passes.input_layout import int8_input
 from edgec.passes.qparams import get_qparams
 from edgec.reference import KERNELS
@@ -101,7 +102,9 @@ class Backend(abc.ABC):
     takes), ``options`` (the keyword options ``compile`` takes, with their defaults) and
     ``run_variants`` (the other ways ``run`` can execute a project than on the target's own
     runner: variant name -> what it runs, e.g. ``{"host": "the host build (gcc, ASan + UBSan)"}``;
-    the command line offers each as a flag ``--<name>``).
+    the command line offers each as a flag ``--<name>``) and ``untraced_variants`` (those of
+    them whose ``run(..., trace=True)`` records no per-layer values -> the run that does, in
+    words for messages; the target's own runner always records them).
 
     The core calls, in this order: :meth:`passes` (run on the graph), :meth:`check`, then
     :meth:`compile`; later :meth:`load_project`, :meth:`run` and :meth:`profile` on the project.
@@ -112,6 +115,7 @@ class Backend(abc.ABC):
     graph_level: str = INTEGER_GRAPH
     options: Mapping[str, object] = {}
     run_variants: Mapping[str, str] = {}
+    untraced_variants: Mapping[str, str] = {}
 
     def passes(self, target: Target) -> list[ir.passes.PassBase]:
         """Passes the backend wants run on the graph before :meth:`check` (default: none)."""
@@ -179,25 +183,61 @@ class Backend(abc.ABC):
 
 
 def int8_input_rows(model: ir.Model, samples: list[dict[str, np.ndarray]]) -> np.ndarray:
-    """One int8 row per sample: int8 samples as they are, float samples quantized as the
-    model's input Quantize does (an int8 graph input, a TFLite model's: with its own scale
-    and zero point)."""
+    """One int8 row per sample: the integer graph's quantized input, flattened. What a sample
+    holds is told by its dtype alone, never by its values:
+
+    * float: real values, quantized as the model's input Quantize does (for an int8 graph
+      input, a TFLite model's: with its recorded scale and zero point);
+    * signed integer (int8, int16, int32, int64): the quantized input's raw values, of its
+      integer type (uint4: 0..15, int8: -128..127), fed as they are;
+    * unsigned integer (uint8, ...): raw values too, but only where the input's type is
+      unsigned (uint4, uint2). For a signed type (int8; an unsigned 8-bit quantizer's input is
+      int8 too, its values shifted by -128) an unsigned array, an 8-bit image most likely, is
+      ambiguous and refused, saying how to give floats or raw values instead.
+
+    Raw values outside the input type's range, and other dtypes, are an
+    :class:`~edgec.errors.InputDataError` naming the range and the fix.
+    """
     graph_input = model.graph.inputs[0]
     quantize = next((n for n in graph_input.consumers() if n.op_type == "Quantize"), None)
-    qparams = get_qparams(int8_input(graph_input))
+    quantized = int8_input(graph_input)
+    int_type = recorded_type(quantized.metadata_props, np.int8)
+    qparams = get_qparams(quantized)
     rows = []
-    for sample in samples:
+    for number, sample in enumerate(samples):
         data = np.asarray(sample[graph_input.name])
-        if data.dtype != np.int8:
-            if quantize is not None:  # its own rounding and type bounds
-                data = KERNELS["Quantize"](node_attributes(quantize), "double", data)
-            elif qparams is None:
-                raise InputDataError(f"input '{graph_input.name}' takes int8 data and records no scale to "
-                                     f"quantize {data.dtype} data with", "pass int8 data")
-            else:
-                data = quantize_float(data, qparams)
+        if data.dtype.kind in "iu":
+            data = _raw_values(graph_input.name, int_type, data, number)
+        elif data.dtype.kind != "f":
+            raise InputDataError(f"input '{graph_input.name}' got {data.dtype} data",
+                                 f"pass float data, or integers: the input's raw {int_type} values")
+        elif quantize is not None:  # its own rounding and type bounds
+            data = KERNELS["Quantize"](node_attributes(quantize), "double", data)
+        elif qparams is None:
+            raise InputDataError(f"input '{graph_input.name}' takes {int_type} data and records no scale to "
+                                 f"quantize {data.dtype} data with", f"pass its raw {int_type} values as integers")
+        else:
+            data = quantize_float(data, qparams)
         rows.append(data.ravel())
     return np.stack(rows)
+
+
+def _raw_values(name: str, int_type: IntType, data: np.ndarray, number: int) -> np.ndarray:
+    """Integer sample ``data`` (sample ``number``) of input ``name`` as int8 storage, when it
+    holds raw values of ``int_type`` (see :func:`int8_input_rows`)."""
+    span = f"[{int_type.min}, {int_type.max}]"
+    if data.dtype.kind == "u" and int_type.signed:
+        raise InputDataError(f"{data.dtype} data for input '{name}' is ambiguous: its quantized values are "
+                             f"{int_type} in {span}, so the data may be real values to quantize (an image's pixels) "
+                             "or raw values", "pass floats (x.astype(np.float32)) to have them quantized, or raw "
+                             f"values as a signed integer array in {span}")
+    low, high = int(data.min()), int(data.max())
+    if low < int_type.min or high > int_type.max:
+        outside = low if low < int_type.min else high
+        raise InputDataError(f"input '{name}' takes raw {int_type} values in {span} as integer data; sample "
+                             f"{number} holds {outside}",
+                             f"pass values in {span}, or floats (x.astype(np.float32)) to have them quantized")
+    return data.astype(np.int8)
 
 
 def dequantized_outputs(model: ir.Model, outputs: np.ndarray) -> np.ndarray:

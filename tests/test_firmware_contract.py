@@ -29,10 +29,9 @@ from hypothesis import strategies as st
 from onnx import helper
 
 import edgec
+from edgec import project_dir
 from edgec.api import input_specs
 from edgec.backends import cortex_m
-from edgec import project_dir
-from edgec.backends.cortex_m import emitter
 from edgec.backends.cortex_m.memory_plan import Buffer, plan_arena
 from edgec.backends.cortex_m.network import build_network
 from edgec.data import random_samples

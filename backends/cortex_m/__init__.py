@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import onnx_ir as ir
 
+from edgec import project_dir
 from edgec.api import PROJECT_MODEL
 from edgec.backend import Backend, Project, RunResult, dequantized_outputs, int8_input_rows
-from edgec import project_dir
 from edgec.backends.cortex_m import emitter, qemu, report, toolchain
 from edgec.backends.cortex_m.layers import KERNEL_OPS
 from edgec.backends.cortex_m.network import build_network

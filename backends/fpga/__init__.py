@@ -67,6 +67,7 @@ class FpgaBackend(Backend):
     name = "FPGA"
     options = {"fps": None, "max_dsp": None, "board": None, "emit_only": False, "packing": "auto"}
     run_variants = {"netlist": "the placed-and-routed netlist (iverilog)"}
+    untraced_variants = {"netlist": "the RTL simulation"}  # a netlist keeps only edgec_top's ports
 
     def check(self, model: ir.Model, target: Target) -> None:
         check_model(model)
