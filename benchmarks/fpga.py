@@ -1,7 +1,9 @@
 """edgec's FPGA backend on Brevitas nets: resources, MACs per DSP, speed and exactness per target.
 
 Trains the Brevitas nets of tests/brevitas_models.py on scikit-learn's digits (a linear MLP
-and a small conv net, at W8A8, W4A4 and W2A2; trained weights are cached under ``--cache``,
+and a small conv net by default, ``--models fullres`` two convolutions at 8x8, which at a high
+``--fps`` the folding realises with row-packed convolutions; at W8A8, W4A4 and W2A2; trained
+weights are cached under ``--cache``,
 by default build/benchmarks/fpga in the repository, which git ignores), quantizes each with
 ``edgec.quantize(module)`` and compiles it for every target: ``ice40-up5k`` through the whole
 open flow (yosys, nextpnr-ice40, icepack: a real bitstream), ``pynq-z2`` and ``zcu104`` to
@@ -144,7 +146,8 @@ def results_table(rows: list[dict]) -> Table:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="mlp,conv", help="net kinds: mlp, conv")
+    parser.add_argument("--models", default="mlp,conv",
+                        help="net kinds: mlp, conv, fullres (two convolutions at 8x8, where row packing pays)")
     parser.add_argument("--bits", default="8,4,2", help="weight and activation widths")
     parser.add_argument("--targets", default=",".join(TARGETS))
     parser.add_argument("--images", type=int, default=20, help="test images each simulation checks")

@@ -3,7 +3,8 @@
 Shared by tests/test_qonnx.py and benchmarks/qonnx_exactness.py. Six nets: a linear MLP and a
 small conv net at W8A8, W4A4 and W2A2 (weights and hidden activations of that width; the
 input quantizer and the output quantizer are 8-bit, so every net's output is an int8
-``QuantTensor``). Training is seeded and takes a few seconds per net on two cores.
+``QuantTensor``). Training is seeded and takes a few seconds per net on two cores. A third
+kind, ``fullres`` (two convolutions at the full 8x8 resolution), serves benchmarks/fpga.py.
 
 The three integer outputs compared, each an int64 array ``[samples, 10]``:
 
@@ -110,8 +111,43 @@ class QuantConvNet(torch.nn.Module):
         return [(self.conv1, x, hidden1), (self.conv2, pooled, hidden2), (self.fc, flat, self.fc(flat))]
 
 
+class QuantFullResConvNet(torch.nn.Module):
+    """Two convolutions at the input's full 8x8 resolution (where a row-packed convolution
+    pays, benchmarks/fpga.py): 8-bit input quantizer, Conv 3x3 (1 -> 8, pad 1, Int32Bias),
+    ReLU, Conv 3x3 (8 -> 16, pad 1, no bias), ReLU, MaxPool 4, Linear(64, 10) with Int32Bias,
+    8-bit output quantizer; weights and hidden activations of ``bits`` bits."""
+
+    def __init__(self, bits: int) -> None:
+        super().__init__()
+        self.input_quant = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+        self.conv1 = qnn.QuantConv2d(1, 8, 3, padding=1, weight_bit_width=bits, bias_quant=Int32Bias,
+                                     return_quant_tensor=True)
+        self.relu1 = qnn.QuantReLU(bit_width=bits, return_quant_tensor=True)
+        self.conv2 = qnn.QuantConv2d(8, 16, 3, padding=1, bias=False, weight_bit_width=bits,
+                                     return_quant_tensor=True)
+        self.relu2 = qnn.QuantReLU(bit_width=bits, return_quant_tensor=True)
+        self.pool = torch.nn.MaxPool2d(4)
+        self.fc = qnn.QuantLinear(64, 10, bias=True, weight_bit_width=bits, bias_quant=Int32Bias,
+                                  output_quant=Int8ActPerTensorFloat, return_quant_tensor=True)
+
+    def forward(self, x):
+        return self.stages(x)[-1][2]
+
+    def stages(self, x) -> list[tuple]:
+        """``(layer, its input, the quantized output after it)`` for each layer with weights."""
+        x = self.input_quant(x)
+        hidden1 = self.relu1(self.conv1(x))
+        hidden2 = self.relu2(self.conv2(hidden1))
+        flat = self.pool(hidden2).flatten(1)
+        return [(self.conv1, x, hidden1), (self.conv2, hidden1, hidden2), (self.fc, flat, self.fc(flat))]
+
+
+#: The net of each kind name.
+KINDS = {"mlp": QuantMLP, "conv": QuantConvNet, "fullres": QuantFullResConvNet}
+
+
 def build(kind: str, bits: int) -> torch.nn.Module:
-    return QuantMLP(bits) if kind == "mlp" else QuantConvNet(bits)
+    return KINDS[kind](bits)
 
 
 def train(kind: str, bits: int, data: Digits, epochs: int = 8) -> torch.nn.Module:

@@ -197,7 +197,7 @@ def test_the_realised_packing_is_the_planners_mvu_scheme_on_every_primitive() ->
     w4, u4 = IntType(4, True), IntType(4, False)
     conv = fc_layer(u4, w4, Window(4, 4, 2, (3, 3), (1, 1), (1, 1, 1, 1), 0))
     for target, scheme, lanes in (("zcu104", "sdv", 4), ("pynq-z2", "sdv", 4), ("ice40-up5k", "dual8x8", 2)):
-        for layer in (fc_layer(u4, w4), conv):  # a convolution: SDV lanes behind its window, never "conv"
+        for layer in (fc_layer(u4, w4), conv):  # the row packing is a folding variant (conv_rows)
             packing = layer_packing(layer, get_target(target))
             assert (packing.scheme, packing.lanes, packing.accumulation) == (scheme, lanes, 18), target
         assert layer_packing(fc_layer(u4, w4), get_target(target), "none") is None

@@ -38,6 +38,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 
+from edgec.backends.fpga import conv_rows
 from edgec.backends.fpga.layers import AddLayer, Layer, MvuLayer
 from edgec.errors import EdgecError
 
@@ -61,6 +62,8 @@ def layer_cycles(layer: Layer, pe: int | None = None, simd: int | None = None) -
         return max(layer.input_elements, positions * w.kernel[0] * w.kernel[1] * w.channels)
     pe = layer.pe if pe is None else pe
     simd = layer.simd if simd is None else simd
+    if conv_rows.is_row_packed(layer):
+        return conv_rows.row_cycles(layer, simd)
     compute = positions * (layer.out_channels // pe) * (layer.vector_length // simd)
     window_elements = 0 if w is None else positions * layer.vector_length
     return max(compute, layer.input_elements, window_elements, layer.output_elements)
@@ -80,6 +83,7 @@ def layer_dsps(layer: Layer, macs_per_dsp: Callable[[Layer], int] = lambda layer
 
 @dataclasses.dataclass(frozen=True)
 class _Candidate:
+    layer: Layer  # the variant (its packing) this folding applies to
     pe: int
     simd: int
     cycles: int
@@ -90,13 +94,20 @@ class _Candidate:
         return self.dsps, self.pe * self.simd, self.pe
 
 
-def _candidates(layer: Layer, macs_per_dsp: Callable[[Layer], int]) -> list[_Candidate]:
+def _candidates(layer: Layer, macs_per_dsp: Callable[[Layer], int],
+                variants: Callable[[Layer], list[Layer]]) -> list[_Candidate]:
     if not isinstance(layer, MvuLayer):
-        return [_Candidate(1, 1, layer_cycles(layer), 0)]
-    per_dsp = macs_per_dsp(layer)
-    return sorted((_Candidate(pe, simd, layer_cycles(layer, pe, simd), math.ceil(pe / per_dsp) * simd)
-                   for pe in _divisors(layer.out_channels) for simd in _divisors(_inner(layer))),
-                  key=lambda c: c.cost)
+        return [_Candidate(layer, 1, 1, layer_cycles(layer), 0)]
+    found = []
+    for variant in variants(layer):
+        if conv_rows.is_row_packed(variant):  # every output channel at once, one DSP per channel and pair
+            found += [_Candidate(variant, variant.out_channels, simd, layer_cycles(variant, variant.out_channels, simd),
+                                 variant.out_channels * simd) for simd in _divisors(_inner(variant))]
+            continue
+        per_dsp = macs_per_dsp(variant)
+        found += [_Candidate(variant, pe, simd, layer_cycles(variant, pe, simd), math.ceil(pe / per_dsp) * simd)
+                  for pe in _divisors(variant.out_channels) for simd in _divisors(_inner(variant))]
+    return sorted(found, key=lambda c: c.cost)
 
 
 def _cheapest(candidates: list[_Candidate], ii: int) -> _Candidate | None:
@@ -104,22 +115,26 @@ def _cheapest(candidates: list[_Candidate], ii: int) -> _Candidate | None:
     return next((c for c in candidates if c.cycles <= ii), None)
 
 
-def _apply(layers: list[Layer], choice: list[_Candidate]) -> list[Layer]:
-    return [dataclasses.replace(layer, pe=c.pe, simd=c.simd) if isinstance(layer, MvuLayer) else layer
-            for layer, c in zip(layers, choice)]
+def _apply(choice: list[_Candidate]) -> list[Layer]:
+    return [dataclasses.replace(c.layer, pe=c.pe, simd=c.simd) if isinstance(c.layer, MvuLayer) else c.layer
+            for c in choice]
 
 
 def fold(layers: list[Layer], *, clock_hz: float, fps: float | None = None, max_dsp: int | None = None,
-         macs_per_dsp: Callable[[Layer], int] = lambda layer: 1) -> list[Layer]:
+         macs_per_dsp: Callable[[Layer], int] = lambda layer: 1,
+         variants: Callable[[Layer], list[Layer]] = lambda layer: [layer]) -> list[Layer]:
     """``layers`` with ``pe``/``simd`` chosen (module docstring): the cheapest folding reaching
     ``fps`` inferences per second at ``clock_hz``, or the fastest within ``max_dsp`` DSPs, or
-    ``pe = simd = 1`` everywhere when neither is given. With both, the cheapest folding
-    reaching ``fps``, which must also fit ``max_dsp``.
+    the least cost (``pe = simd = 1`` for a layer with one variant) when neither is given.
+    With both, the cheapest folding reaching ``fps``, which must also fit ``max_dsp``.
+    ``variants`` gives each layer's alternatives (the same layer with other packings, e.g. a
+    row-packed convolution, :mod:`.conv_rows`, beside SDV lanes); the folding picks one of
+    them with its ``pe``/``simd``.
 
     Raises :class:`EdgecError` when ``fps`` is out of reach (naming the best reachable rate)
     or ``max_dsp`` is below what the smallest folding needs.
     """
-    table = [_candidates(layer, macs_per_dsp) for layer in layers]
+    table = [_candidates(layer, macs_per_dsp, variants) for layer in layers]
     if fps is not None:
         ii = math.floor(clock_hz / fps)
         choice = [_cheapest(candidates, ii) for candidates in table]
@@ -132,10 +147,9 @@ def fold(layers: list[Layer], *, clock_hz: float, fps: float | None = None, max_
         if max_dsp is not None and dsps > max_dsp:
             raise EdgecError(f"{fps:g} inferences/s needs {dsps} DSPs, more than --max-dsp {max_dsp}",
                              "ask for a lower --fps or allow more DSPs")
-        return _apply(layers, choice)
+        return _apply(choice)
     if max_dsp is None:
-        return [dataclasses.replace(layer, pe=1, simd=1) if isinstance(layer, MvuLayer) else layer
-                for layer in layers]
+        return _apply([candidates[0] for candidates in table])
     intervals = sorted({c.cycles for candidates in table for c in candidates})
     floor_ii = max(min(c.cycles for c in candidates) for candidates in table)
     intervals = [ii for ii in intervals if ii >= floor_ii]
@@ -153,4 +167,4 @@ def fold(layers: list[Layer], *, clock_hz: float, fps: float | None = None, max_
             high = mid
         else:
             low = mid + 1
-    return _apply(layers, [_cheapest(candidates, intervals[high]) for candidates in table])
+    return _apply([_cheapest(candidates, intervals[high]) for candidates in table])

@@ -206,41 +206,51 @@ def _dual8x8(primitive: Primitive, weight_type: IntType, input_type: IntType, ac
                    sideband, signed_bits(accumulation * p_low, accumulation * p_high), 2)
 
 
-def _candidates(primitive: Primitive, weight_type: IntType, input_type: IntType, kind: str, accumulation: int):
+def _candidates(primitive: Primitive, weight_type: IntType, input_type: IntType, kind: str, accumulation: int,
+                taps: int | None):
     widest = primitive.weight_bits
     for canary_bits in CANARY_CHOICES:
         for stride in range(canary_bits + 1, widest + 1):
-            if "sdv" in primitive.schemes:
+            if "sdv" in primitive.schemes and taps is None:
                 for n in range(2, widest // max(stride, 1) + 2):
                     yield _build(primitive, "sdv", weight_type, input_type, accumulation, n, 1, stride, canary_bits)
             if kind == "conv" and "conv" in primitive.schemes:
-                for n in range(1, widest // stride + 2):
-                    for m in range(2, primitive.input_bits // stride + 2):
+                weight_counts = range(1, widest // stride + 2) if taps is None else (taps,)
+                for n in weight_counts:
+                    for m in range(max(2, (taps or 1) - 1), primitive.input_bits // stride + 2):
                         yield _build(primitive, "conv", weight_type, input_type, accumulation, n, m, stride,
                                      canary_bits)
-    if "dual8x8" in primitive.schemes:
+    if "dual8x8" in primitive.schemes and taps is None:
         yield _dual8x8(primitive, weight_type, input_type, accumulation)
 
 
 def plan_packing(primitive: str, weight_type: IntType, input_type: IntType, *, kind: str = "mvu",
-                 accumulation: int) -> Packing:
+                 accumulation: int, taps: int | None = None) -> Packing:
     """The densest exact packing of ``weight_type x input_type`` products on ``primitive``
     (``DSP48E2``, ``DSP48E1``, ``SB_MAC16``) for outputs that each sum ``accumulation``
     products; ``kind`` ``"mvu"`` (lanes share an activation) or ``"conv"`` (also tries the
-    convolution packing). Falls back to ``none`` (1 MAC/DSP) when nothing packs."""
+    convolution packing). Falls back to ``none`` (1 MAC/DSP) when nothing packs.
+
+    ``taps`` (with ``kind="conv"``) plans the convolution packing of a row of a ``taps``-wide
+    kernel (:mod:`.conv_rows`): only ``conv`` candidates with exactly ``taps`` weights and at
+    least ``taps - 1`` inputs (so that a row's partial segments carry into the next window
+    only), ``accumulation`` then counting the unit's cycles per output (kernel rows times input
+    channels), not products."""
     if primitive not in PRIMITIVES:
         raise EdgecError(f"unknown DSP primitive '{primitive}'", f"use one of {', '.join(PRIMITIVES)}")
     if kind not in ("mvu", "conv"):
         raise EdgecError(f"unknown packing kind '{kind}'", "use 'mvu' or 'conv'")
     if accumulation < 1:
         raise EdgecError(f"an output must sum at least one product, not {accumulation}", "pass accumulation >= 1")
+    if taps is not None and (kind != "conv" or taps < 1):
+        raise EdgecError(f"taps={taps} needs kind='conv' and at least one tap", "plan a row with kind='conv', taps>=1")
     spec = PRIMITIVES[primitive]
     best = _none(spec, weight_type, input_type, accumulation)
     if best.acc_bits > spec.acc_bits:
         raise EdgecError(f"{accumulation} products of {weight_type} x {input_type} overflow the {spec.acc_bits}-bit "
                          f"accumulator of {primitive}", "split the accumulation")
     rank = (best.macs_per_dsp, 0, 0)
-    for candidate in _candidates(spec, weight_type, input_type, kind, accumulation):
+    for candidate in _candidates(spec, weight_type, input_type, kind, accumulation, taps):
         if candidate is None:
             continue
         key = (candidate.macs_per_dsp, -candidate.canary_bits, candidate.lane_width)

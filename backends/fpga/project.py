@@ -25,10 +25,12 @@ between inferences), ``latency_cycles``, ``inferences_per_second`` (at the clock
 when that is lower), ``bitstream`` (a relative path, or null with ``bitstream_note`` saying
 why), and per layer ``pe``, ``simd``, ``macs``, ``cycles`` and ``packing`` {``primitive``,
 ``scheme``, ``lanes``, ``macs_per_dsp``, ``dsps`` (multipliers the layer's core uses),
-``description``, ``planned``: the lane planner's own choice, which for a convolution may be
-the convolution packing the design does not realise yet}. The ``packing`` option is
-``"auto"`` (packed cores where the planner packs) or ``"none"`` (one product per multiplier,
-for comparison).
+``description``, ``planned``: the lane planner's densest choice for the layer, which the
+folding may not take when another packing meets the rate with fewer DSPs}. The ``packing``
+option is ``"auto"`` (packed cores where the planner packs: SDV lanes, the dual 8x8 mode, and
+for a convolution of horizontal stride 1 also the row-packed convolution, :mod:`.conv_rows`,
+the folding choosing whichever meets the goal with the fewest DSPs) or ``"none"`` (one
+product per multiplier, for comparison).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ import onnx_ir as ir
 from edgec import progress, project_dir
 from edgec.api import PROJECT_MODEL
 from edgec.backend import MANIFEST
-from edgec.backends.fpga import boards, flow_ice40, flow_xilinx, rtl, simulate, vivado
+from edgec.backends.fpga import boards, conv_rows, flow_ice40, flow_xilinx, rtl, simulate, vivado
 from edgec.backends.fpga.folding import cycles_per_inference, fold, layer_cycles, layer_dsps
 from edgec.backends.fpga.lanes import Packing, plan_packing
 from edgec.backends.fpga.layers import Layer, MvuLayer
@@ -78,14 +80,39 @@ def layer_packing(layer: Layer, target: Target, packing: str = "auto") -> Packin
     return None if realised.scheme == "none" else realised
 
 
+def conv_row_packing(layer: Layer, target: Target, packing: str = "auto") -> Packing | None:
+    """The row-packed convolution's packing (:mod:`.conv_rows`) of ``layer`` on the target's
+    DSP: the convolution packing of one kernel row's taps, accumulated over the window's
+    (kernel row, channel) pairs; None when ``layer`` is not such a convolution, ``packing`` is
+    ``"none"``, or the primitive cannot hold a kernel row."""
+    if packing == "none" or not conv_rows.row_packable(layer):
+        return None
+    kh, kw = layer.window.kernel
+    row = plan_packing(target.dsp.primitive, layer.weight_type, layer.input_type, kind="conv", taps=kw,
+                       accumulation=kh * layer.window.channels)
+    return None if row.scheme == "none" else row
+
+
+def layer_variants(layer: Layer, target: Target, packing: str = "auto") -> list[Layer]:
+    """``layer`` as the folding may realise it: with :func:`layer_packing`, and for a
+    convolution the row packing can take also with :func:`conv_row_packing`."""
+    if not isinstance(layer, MvuLayer):
+        return [layer]
+    variants = [dataclasses.replace(layer, packing=layer_packing(layer, target, packing))]
+    row = conv_row_packing(layer, target, packing)
+    return variants if row is None else [*variants, dataclasses.replace(layer, packing=row)]
+
+
 def _packing_entry(layer: Layer, target: Target) -> dict | None:
     """What the generated MVU realises (``layer.packing``, or one product per multiplier for the
-    plain core), and beside it the lane planner's own choice (``planned``: for a convolution
-    that may be the convolution packing, which has no RTL yet)."""
+    plain core), and beside it the lane planner's densest choice (``planned``)."""
     if not isinstance(layer, MvuLayer):
         return None
-    planned = plan_packing(target.dsp.primitive, layer.weight_type, layer.input_type,
-                           kind="mvu" if layer.window is None else "conv", accumulation=layer.vector_length)
+    planned = plan_packing(target.dsp.primitive, layer.weight_type, layer.input_type, kind="mvu",
+                           accumulation=layer.vector_length)
+    row = conv_row_packing(layer, target)
+    if row is not None and row.macs_per_dsp > planned.macs_per_dsp:
+        planned = row
     realised = layer.packing
     entry = {"primitive": target.dsp.primitive, "scheme": "none", "lanes": 1, "macs_per_dsp": 1,
              "dsps": layer_dsps(layer, _lanes)}
@@ -98,8 +125,9 @@ def _packing_entry(layer: Layer, target: Target) -> dict | None:
 
 
 def _lanes(layer: Layer) -> int:
-    """Output channels one DSP serves in ``layer``'s multiply-accumulate core (1 unpacked)."""
-    return 1 if layer.packing is None else layer.packing.lanes
+    """Output channels one DSP serves in ``layer``'s multiply-accumulate core (1 unpacked, and
+    in a row-packed convolution, whose DSPs pack one channel's taps and columns)."""
+    return 1 if layer.packing is None or conv_rows.is_row_packed(layer) else layer.packing.lanes
 
 
 def _layer_entries(layers: list[Layer], target: Target) -> list[dict]:
@@ -255,10 +283,9 @@ def compile_project(model: ir.Model, target: Target, out_dir: Path, name: str, *
     the lane planner packs, :func:`layer_packing`) or ``"none"`` (one product per multiplier).
     """
     board = _checked_board(target, board, emit_only)
-    # Each layer's packing depends on its types and vector length only, not on its folding.
-    planned = [dataclasses.replace(layer, packing=layer_packing(layer, target, packing))
-               if isinstance(layer, MvuLayer) else layer for layer in plan_layers(model)]
-    layers = fold(planned, clock_hz=target.device.clock_hz, fps=fps, max_dsp=max_dsp, macs_per_dsp=_lanes)
+    # A layer's packings depend on its types and shape only; the folding picks one of them.
+    layers = fold(plan_layers(model), clock_hz=target.device.clock_hz, fps=fps, max_dsp=max_dsp,
+                  macs_per_dsp=_lanes, variants=lambda layer: layer_variants(layer, target, packing))
     with tempfile.TemporaryDirectory(prefix="edgec-fpga-") as temp:
         progress.stage("dataflow RTL")
         design = rtl.generate_rtl(layers, Path(temp) / RTL_DIR, name=name)
