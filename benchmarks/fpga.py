@@ -12,6 +12,10 @@ report.json:
 
 * DSP, LUT, FF, BRAM and large-RAM (SPRAM) counts, and LUTs per MAC unit (LUTs over the sum
   of PE x SIMD of the matrix-vector layers);
+* on AMD parts, the same net built unpacked (``packing="none"``, one product per DSP) for the
+  same ``--fps``/``--max-dsp`` goal and synthesised alike: its DSPs, LUTs and LUTs per MAC
+  unit and its modelled cycles per inference beside the packed build's (``--no-unpacked``
+  skips it);
 * MACs per DSP per matrix-vector layer (``a/b/c``, one figure a layer): what the generated
   RTL realises, what the lane planner packs on the target's DSP primitive (``planned``), and,
   on DSP48E2 targets, FINN's lane formula ``1 + floor((27 - !narrow - W) / (W + A - 1))`` with
@@ -98,17 +102,38 @@ def _planned(layer: dict) -> dict:
     return layer["packing"].get("planned", layer["packing"])
 
 
+def _mvu_layers(report: dict) -> list[dict]:
+    return [layer for layer in report["layers"] if layer["packing"] is not None]
+
+
+def _lut_per_mac_unit(report: dict) -> float:
+    return report["resources"]["lut"] / sum(layer["pe"] * layer["simd"] for layer in _mvu_layers(report))
+
+
+def unpacked_figures(model, net_name: str, target: str, out: Path, options: dict) -> dict:
+    """The same net, target and folding goal compiled with the plain multiply-accumulate core
+    (``packing="none"``: one product per DSP), synthesised by the same yosys flow: its DSPs,
+    LUTs, LUTs per MAC unit and cycles per inference (the fold model's: it is not simulated)."""
+    report = edgec.compile(model, target, out, name=net_name, packing="none", **options)
+    return {"unpacked_dsp": report["resources"]["dsp"], "unpacked_lut": report["resources"]["lut"],
+            "unpacked_lut_per_mac_unit": _lut_per_mac_unit(report),
+            "unpacked_cycles": report["modelled_cycles_per_inference"]}
+
+
 def measure(model, net_name: str, bits: int, target: str, out: Path, images: np.ndarray, *, netlist: bool,
-            fps: float | None, max_dsp: int | None) -> dict:
-    """Compile ``model`` for ``target`` into ``out``, check it on ``images``: one benchmark row."""
+            fps: float | None, max_dsp: int | None, unpacked: bool) -> dict:
+    """Compile ``model`` for ``target`` into ``out``, check it on ``images``: one benchmark row;
+    with ``unpacked``, on AMD targets, the unpacked build's figures beside it."""
     options = {key: value for key, value in (("fps", fps), ("max_dsp", max_dsp)) if value is not None}
     report = edgec.compile(model, target, out, name=net_name, **options)
-    mvu = [layer for layer in report["layers"] if layer["packing"] is not None]
-    units = sum(layer["pe"] * layer["simd"] for layer in mvu)
+    mvu = _mvu_layers(report)
     primitive = mvu[0]["packing"]["primitive"]
     resources = report["resources"]
-    return {"model": net_name, "bits": bits, "target": target, **resources,
-            "lut_per_mac_unit": resources["lut"] / units,
+    plain = {"unpacked_dsp": None, "unpacked_lut": None, "unpacked_lut_per_mac_unit": None, "unpacked_cycles": None}
+    if unpacked and primitive != "SB_MAC16":
+        plain = unpacked_figures(model, net_name, target, out.with_name(out.name + "-unpacked"), options)
+    return {"model": net_name, "bits": bits, "target": target, **resources, **plain,
+            "lut_per_mac_unit": _lut_per_mac_unit(report),
             "macs_per_dsp": [layer["packing"]["macs_per_dsp"] for layer in mvu],
             "planned_macs_per_dsp": [_planned(layer)["macs_per_dsp"] for layer in mvu],
             "planned_schemes": [_planned(layer)["scheme"] for layer in mvu],
@@ -130,14 +155,17 @@ def _exact(row: dict) -> str:
 def results_table(rows: list[dict]) -> Table:
     table = Table(title="edgec FPGA backend on Brevitas digits nets (resources: nextpnr on iCE40, yosys "
                         "synth_xilinx estimates on AMD parts)",
-                  caption="MACs/DSP per matrix-vector layer (unpacked: 1); FINN: its lane formula, on DSP48E2 only; "
-                          "fmax: nextpnr (iCE40 only)")
-    for header in ("model", "target", "DSP", "LUT", "FF", "BRAM", "SPRAM", "LUT/MAC unit", "MACs/DSP",
-                   "planned", "FINN", "fmax MHz", "cycles/inf", "inf/s", "exact"):
+                  caption="unpacked: the same goal with one product per DSP (AMD parts; its MACs/DSP are 1); MACs/DSP per "
+                          "matrix-vector layer; FINN: its lane formula, on DSP48E2 only; fmax: nextpnr (iCE40 only)")
+    for header in ("model", "target", "DSP", "LUT", "FF", "BRAM", "SPRAM", "LUT/MAC unit", "unpacked DSP/LUT/per MAC/cycles",
+                   "MACs/DSP", "planned", "FINN", "fmax MHz", "cycles/inf", "inf/s", "exact"):
         table.add_column(header, justify="left" if header in ("model", "target") else "right")
     for row in rows:
+        plain = "-" if row["unpacked_dsp"] is None else (
+            f"{row['unpacked_dsp']:g}/{row['unpacked_lut']:,}/{row['unpacked_lut_per_mac_unit']:.0f}/"
+            f"{row['unpacked_cycles']:,}")
         table.add_row(row["model"], f"{row['target']} ({row['primitive']})", f"{row['dsp']:g}", f"{row['lut']:,}",
-                      f"{row['ff']:,}", f"{row['bram']:g}", f"{row['spram']:g}", f"{row['lut_per_mac_unit']:.0f}",
+                      f"{row['ff']:,}", f"{row['bram']:g}", f"{row['spram']:g}", f"{row['lut_per_mac_unit']:.0f}", plain,
                       _per_layer(row["macs_per_dsp"]), _per_layer(row["planned_macs_per_dsp"]),
                       _per_layer(row["finn_lanes"]), "-" if row["fmax_mhz"] is None else f"{row['fmax_mhz']:.1f}",
                       f"{row['cycles_per_inference']:,}", f"{row['inferences_per_second']:,.0f}", _exact(row))
@@ -154,6 +182,8 @@ def main() -> None:
     parser.add_argument("--netlist", action="store_true", help="also simulate the iCE40 placed-and-routed netlist")
     parser.add_argument("--fps", type=float, help="folding goal: inferences per second")
     parser.add_argument("--max-dsp", type=int, help="folding goal: at most this many DSPs")
+    parser.add_argument("--no-unpacked", action="store_true",
+                        help="skip the unpacked builds on AMD targets (one more yosys run per row)")
     parser.add_argument("--epochs", type=int, default=8, help="training epochs per net (default 8)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where trained weights are cached")
     parser.add_argument("--keep", type=Path, help="keep the compiled projects under this directory")
@@ -178,7 +208,8 @@ def main() -> None:
                     began = time.monotonic()
                     try:
                         row = measure(model, net_name, bits, target, projects / f"{net_name}-{target}", images,
-                                      netlist=args.netlist, fps=args.fps, max_dsp=args.max_dsp)
+                                      netlist=args.netlist, fps=args.fps, max_dsp=args.max_dsp,
+                                      unpacked=not args.no_unpacked)
                     except EdgecError as error:
                         # The problem alone: the hint may name a log in the discarded project.
                         failures.append({"model": net_name, "bits": bits, "target": target,

@@ -111,27 +111,16 @@ class QuantConvNet(torch.nn.Module):
         return [(self.conv1, x, hidden1), (self.conv2, pooled, hidden2), (self.fc, flat, self.fc(flat))]
 
 
-class QuantFullResConvNet(torch.nn.Module):
-    """Two convolutions at the input's full 8x8 resolution (where a row-packed convolution
-    pays, benchmarks/fpga.py): 8-bit input quantizer, Conv 3x3 (1 -> 8, pad 1, Int32Bias),
-    ReLU, Conv 3x3 (8 -> 16, pad 1, no bias), ReLU, MaxPool 4, Linear(64, 10) with Int32Bias,
-    8-bit output quantizer; weights and hidden activations of ``bits`` bits."""
+class QuantFullResConvNet(QuantConvNet):
+    """:class:`QuantConvNet` with both convolutions at the input's full 8x8 resolution (where a
+    row-packed convolution pays, benchmarks/fpga.py): Conv 3x3 (8 -> 16) padded by 1, the
+    MaxPool 4 after it instead of the MaxPool 2 between the convolutions."""
 
     def __init__(self, bits: int) -> None:
-        super().__init__()
-        self.input_quant = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
-        self.conv1 = qnn.QuantConv2d(1, 8, 3, padding=1, weight_bit_width=bits, bias_quant=Int32Bias,
-                                     return_quant_tensor=True)
-        self.relu1 = qnn.QuantReLU(bit_width=bits, return_quant_tensor=True)
+        super().__init__(bits)
         self.conv2 = qnn.QuantConv2d(8, 16, 3, padding=1, bias=False, weight_bit_width=bits,
                                      return_quant_tensor=True)
-        self.relu2 = qnn.QuantReLU(bit_width=bits, return_quant_tensor=True)
         self.pool = torch.nn.MaxPool2d(4)
-        self.fc = qnn.QuantLinear(64, 10, bias=True, weight_bit_width=bits, bias_quant=Int32Bias,
-                                  output_quant=Int8ActPerTensorFloat, return_quant_tensor=True)
-
-    def forward(self, x):
-        return self.stages(x)[-1][2]
 
     def stages(self, x) -> list[tuple]:
         """``(layer, its input, the quantized output after it)`` for each layer with weights."""

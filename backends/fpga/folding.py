@@ -11,6 +11,10 @@ cycles of pipeline overhead per layer):
   ``positions * vector_length`` window elements that unit emits one per cycle; a max pool
   takes the larger of its input elements and its window elements
   (``positions * kh * kw * channels``), for the same reasons;
+* a row-packed convolution (:mod:`.conv_rows`) takes :func:`.conv_rows.row_cycles` (its
+  windows times the largest of its pairs over ``simd``, the pairs and its ``M`` columns'
+  outputs) and uses ``pe * simd`` DSPs with ``pe`` the output channels; ``variants`` offers
+  it beside the layer's SDV form, and the candidates of both compete on the same terms;
 * stages run concurrently, so the design's initiation interval (:func:`cycles_per_inference`)
   is its slowest stage's cycle count;
 * an MVU uses ``ceil(pe / macs_per_dsp(layer)) * simd`` DSPs (a packed DSP's lanes are PEs

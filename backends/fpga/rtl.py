@@ -21,6 +21,12 @@ handshakes between stages:
   input, so ``ceil(pe / lanes) * simd`` DSPs; a PE count that is not a multiple of ``lanes``
   leaves the last group's spare lanes on zero weights. ``generate_rtl(..., packed=False)``
   keeps the plain core everywhere (to compare packed with unpacked);
+* a row-packed convolution (:mod:`.conv_rows`, built when the layer's packing has scheme
+  ``conv`` and ``generate_rtl(..., packed=True)``): the window unit ``edgec_l<i>_swu`` streams
+  ``M`` input columns of one (kernel row, channel) pair a beat (``templates/edgec_swu_rows.v.j2``),
+  the core ``edgec_l<i>_mac`` (``templates/edgec_conv_core.v.j2``) has one ``edgec_conv_mac``
+  per output channel and SIMD pair, and the MVU adds each pass's carry segments into the next
+  and drops the output columns outside the row, giving ``pe * M`` outputs per pass;
 * thresholding: a pipelined binary search, one pipeline level per output bit, each level's
   thresholds in a ROM of its own (level ``j`` holds, per channel, the ``2**j`` thresholds it may
   compare with). It takes one element a cycle at every width with ``bits`` comparators (parallel
