@@ -21,6 +21,7 @@ from edgec.api import int8_output_names
 from edgec.backend import int8_input_rows
 from edgec.backends.fpga.dataflow_model import run_plan
 from edgec.backends.fpga.folding import cycles_per_inference, fold, layer_cycles, layer_dsps
+from edgec.backends.fpga.lanes import plan_packing
 from edgec.backends.fpga.layers import MvuLayer, PoolLayer, Window, apply_thresholds
 from edgec.backends.fpga.planner import check_model, plan_layers
 from edgec.backends.fpga.thresholds import Requant, accumulator_bits, accumulator_range, exact_thresholds
@@ -262,6 +263,22 @@ def test_fps_gets_the_cheapest_folding_meeting_it():
     assert cycles_per_inference(conv_folded) == 2304  # 64 positions x 36 window elements
     packed = fold(two_layer_plan(), clock_hz=1e6, fps=1e6 / 512, macs_per_dsp=lambda layer: 4)
     assert sum(layer_dsps(layer, lambda layer: 4) for layer in packed) == 2
+
+
+def test_a_packing_is_taken_only_where_it_saves_dsps():
+    sdv = plan_packing("DSP48E2", INT4, INT4, kind="mvu", accumulation=64)
+
+    def variants(layer):  # what the project offers: the plain core and the packed one
+        return [dataclasses.replace(layer, packing=None), dataclasses.replace(layer, packing=sdv)]
+
+    def lanes(layer):
+        return 1 if layer.packing is None else layer.packing.lanes
+
+    smallest = fold(two_layer_plan(), clock_hz=1e6, macs_per_dsp=lanes, variants=variants)
+    assert [layer.packing for layer in smallest] == [None, None]  # pe = 1: packing saves no DSP
+    fast = fold(two_layer_plan(), clock_hz=1e6, fps=1e6 / 64, macs_per_dsp=lanes, variants=variants)
+    assert fast[0].packing == sdv and fast[0].pe > 1
+    assert sum(layer_dsps(layer, lanes) for layer in fast) < sum(layer.pe * layer.simd for layer in fast)
 
 
 def test_an_unreachable_fps_names_the_best_rate():

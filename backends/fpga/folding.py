@@ -22,7 +22,8 @@ cycles of pipeline overhead per layer):
 
 Algorithm: a stage's candidates are every pair of divisors ``(pe, simd)``; the cheapest
 candidate meeting an interval ``ii`` is the one with the fewest DSPs, then the fewest
-multipliers ``pe * simd``, then the smaller ``pe``. The cost is a sum over stages and the
+multipliers ``pe * simd``, then the smaller ``pe``, then the plain core over a packed one
+(the folding is offered both: a packing that saves no DSP only costs LUTs). The cost is a sum over stages and the
 interval a maximum, so meeting ``ii`` at least cost is separable: each stage takes its own
 cheapest candidate. With ``fps`` the interval is ``floor(clock_hz / fps)``. With ``max_dsp``
 the achievable intervals (every candidate's cycle count) are tried in increasing order by
@@ -94,8 +95,10 @@ class _Candidate:
     dsps: int
 
     @property
-    def cost(self) -> tuple[int, int, int]:
-        return self.dsps, self.pe * self.simd, self.pe
+    def cost(self) -> tuple[int, int, int, bool]:
+        """Fewest DSPs, then multipliers, then PEs, then the plain core (a packed unit's
+        sideband and canaries cost LUTs, so it is only worth the DSPs it saves)."""
+        return self.dsps, self.pe * self.simd, self.pe, self.layer.packing is not None
 
 
 def _candidates(layer: Layer, macs_per_dsp: Callable[[Layer], int],

@@ -94,13 +94,14 @@ def conv_row_packing(layer: Layer, target: Target, packing: str = "auto") -> Pac
 
 
 def layer_variants(layer: Layer, target: Target, packing: str = "auto") -> list[Layer]:
-    """``layer`` as the folding may realise it: with :func:`layer_packing`, and for a
-    convolution the row packing can take also with :func:`conv_row_packing`."""
+    """``layer`` as the folding may realise it: with the plain core, with :func:`layer_packing`
+    where it packs, and for a convolution the row packing can take also with
+    :func:`conv_row_packing`."""
     if not isinstance(layer, MvuLayer):
         return [layer]
-    variants = [dataclasses.replace(layer, packing=layer_packing(layer, target, packing))]
-    row = conv_row_packing(layer, target, packing)
-    return variants if row is None else [*variants, dataclasses.replace(layer, packing=row)]
+    plain = dataclasses.replace(layer, packing=None)
+    lanes, row = layer_packing(layer, target, packing), conv_row_packing(layer, target, packing)
+    return [plain, *(dataclasses.replace(layer, packing=p) for p in (lanes, row) if p is not None)]
 
 
 def _packing_entry(layer: Layer, target: Target) -> dict | None:
@@ -113,11 +114,13 @@ def _packing_entry(layer: Layer, target: Target) -> dict | None:
     row = conv_row_packing(layer, target)
     if row is not None and row.macs_per_dsp > planned.macs_per_dsp:
         planned = row
-    realised = layer.packing
-    entry = {"primitive": target.dsp.primitive, "scheme": "none", "lanes": 1, "macs_per_dsp": 1,
-             "dsps": layer_dsps(layer, _lanes)}
+    realised, dsps = layer.packing, layer_dsps(layer, _lanes)
+    entry = {"primitive": target.dsp.primitive, "scheme": "none", "lanes": 1, "macs_per_dsp": 1, "dsps": dsps}
     if realised is not None:
-        entry.update(scheme=realised.scheme, lanes=realised.lanes, macs_per_dsp=realised.macs_per_dsp,
+        # Products per DSP per cycle at this folding: a row-packed DSP computes all of its
+        # packing's products; lanes beyond the PEs of a group sit on zero weights.
+        used = realised.macs_per_dsp if conv_rows.is_row_packed(layer) else round(layer.pe * layer.simd / dsps, 2)
+        entry.update(scheme=realised.scheme, lanes=realised.lanes, macs_per_dsp=used,
                      description=realised.describe())
     entry["planned"] = {"scheme": planned.scheme, "lanes": planned.lanes, "macs_per_dsp": planned.macs_per_dsp,
                         "description": planned.describe()}
