@@ -193,20 +193,27 @@ def quantize(model: str, calib: str | None, output: str, method: str, rounding: 
               help="FPGA targets: the fastest folding that uses at most this many DSP blocks.")
 @click.option("--board", help="FPGA targets: the board whose pins the bitstream's constraints use "
                               "(default: the target's own board; see docs/fpga.md).")
+@click.option("--flow", help="FPGA targets: who builds the design: edgec (default) or finn (FINN's build "
+                             "steps, in the environment scripts/setup-finn.sh makes; docs/fpga.md).")
+@click.option("--folding-config", type=PathParam("file"),
+              help="FPGA targets, --flow finn: FINN's folding JSON (PE/SIMD per FINN layer, e.g. a build's "
+                   "finn/report/auto_folding_config.json) instead of --fps.")
 @ignore_size_limits_option
 @weight_bits_option
 @activation_bits_option
 def compile(model: str, target_name: str, output: str, calib: str | None, method: str, rounding: str | None,
             input_shapes: tuple[str, ...], input_layout: str | None, emit_only: bool, overlap_io: bool,
-            fps: float | None, max_dsp: int | None, board: str | None, ignore_size_limits: bool,
-            weight_bits: int, activation_bits: int) -> None:
+            fps: float | None, max_dsp: int | None, board: str | None, flow: str | None,
+            folding_config: str | None, ignore_size_limits: bool, weight_bits: int, activation_bits: int) -> None:
     """Compile MODEL for TARGET into a project directory.
 
     Cortex-M targets: a C library with build files and a QEMU harness, built once with the
     target's cross compiler to check it and measure flash and RAM (OUTPUT/report.json),
     unless --emit-only. FPGA targets: a streaming dataflow design in Verilog, synthesised
     for its resources; on iCE40 placed, routed and packed into a bitstream (OUTPUT/*.bin),
-    on AMD parts with a Vivado script. A float model is quantized first (needs --calib).
+    on AMD parts with a Vivado script; with --flow finn, FINN's build steps instead (its
+    estimates and generated RTL under OUTPUT/finn). A float model is quantized first (needs
+    --calib).
     """
     target = get_target(target_name)
     backend = backend_for_target(target)
@@ -215,7 +222,8 @@ def compile(model: str, target_name: str, output: str, calib: str | None, method
         options["emit_only"] = True
     if overlap_io:
         options["separate_io"] = False
-    options.update({key: value for key, value in (("fps", fps), ("max_dsp", max_dsp), ("board", board))
+    options.update({key: value for key, value in (("fps", fps), ("max_dsp", max_dsp), ("board", board),
+                                                  ("flow", flow), ("folding_config", folding_config))
                     if value is not None})
     integer_model = quantize_with_progress(model, calib, method, rounding, input_shapes, None, input_layout,
                                            (weight_bits, activation_bits))

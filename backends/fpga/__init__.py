@@ -14,7 +14,9 @@ targets over these modules:
   :mod:`.dataflow_model` is the plan in numpy, equal to the integer reference;
 * :mod:`.flow_ice40` (yosys, nextpnr-ice40, icepack), :mod:`.flow_xilinx` (yosys estimates),
   :mod:`.vivado` (the script for AMD bitstreams) and :mod:`.boards` (pins, UART board top);
-* :mod:`.project` writes the project directory and its report.
+* :mod:`.project` writes the project directory and its report;
+* :mod:`.finn_flow` is the FINN flow (option ``flow="finn"``): the same plan as a QONNX graph
+  (:mod:`.finn_graph`) built by FINN in its own environment (:mod:`.finn_driver`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import onnx_ir as ir
 from edgec import progress
 from edgec.api import PROJECT_MODEL
 from edgec.backend import Backend, Project, RunResult, read_manifest
-from edgec.backends.fpga import flow_ice40, simulate
+from edgec.backends.fpga import finn_flow, flow_ice40, simulate
 from edgec.backends.fpga.planner import check_model
 from edgec.backends.fpga.project import BUILD_DIR, RTL_DIR, compile_project
 from edgec.backends.fpga.rtl import load_design
@@ -65,7 +67,10 @@ class FpgaBackend(Backend):
 
     kind = "fpga"
     name = "FPGA"
-    options = {"fps": None, "max_dsp": None, "board": None, "emit_only": False, "packing": "auto"}
+    options = {"fps": None, "max_dsp": None, "board": None, "emit_only": False, "packing": "auto", "flow": "edgec",
+               "folding_config": None}
+    #: ``flow``: who builds the design, edgec (:mod:`.project`) or FINN (:mod:`.finn_flow`).
+    flows = ("edgec", "finn")
     run_variants = {"netlist": "the placed-and-routed netlist (iverilog)"}
     untraced_variants = {"netlist": "the RTL simulation"}  # a netlist keeps only edgec_top's ports
 
@@ -73,9 +78,23 @@ class FpgaBackend(Backend):
         check_model(model)
 
     def compile(self, model: ir.Model, target: Target, out_dir: Path, *, name: str, **options) -> dict:
-        return compile_project(model, target, out_dir, name, **options)
+        flow, folding_config = options.pop("flow"), options.pop("folding_config")
+        if flow not in self.flows:
+            raise EdgecError(f"no FPGA flow '{flow}'", f"give --flow {' or --flow '.join(self.flows)}")
+        if flow == "edgec":
+            if folding_config is not None:
+                raise EdgecError("--folding-config is a FINN folding file", "add --flow finn, or fold with --fps")
+            return compile_project(model, target, out_dir, name, **options)
+        for option, default in (("max_dsp", None), ("board", None), ("packing", "auto")):
+            if options[option] != default:
+                raise EdgecError(f"the FINN flow has no {option.replace('_', '-')} option",
+                                 "fold FINN's build with --fps or --folding-config, or drop --flow finn")
+        return finn_flow.compile_finn_project(model, target, out_dir, name, fps=options["fps"],
+                                         folding_config=folding_config, emit_only=options["emit_only"])
 
     def compile_summary(self, manifest: dict, target: Target, out_dir: Path) -> list[str]:
+        if manifest.get("flow") == "finn":
+            return finn_flow.finn_summary(manifest, target, out_dir)
         r = manifest["resources"]
         used = ("not synthesised" if r is None else
                 f"{r['lut']:,} LUT, {r['ff']:,} FF, {r['dsp']:g} DSP, {r['bram']:g} BRAM, {r['spram']:g} large RAM")
@@ -94,7 +113,10 @@ class FpgaBackend(Backend):
                 f"  simulate: edgec run {out_dir} --input x.npy --check"]
 
     def is_project(self, directory: Path) -> bool:
-        return (read_manifest(directory, required=False).get("backend") == "fpga"
+        manifest = read_manifest(directory, required=False)
+        if manifest.get("flow") == "finn":
+            return finn_flow.is_finn_project(directory, manifest)
+        return (manifest.get("backend") == "fpga"
                 and (directory / PROJECT_MODEL).is_file() and (directory / RTL_DIR / "design.json").is_file())
 
     def load_project(self, directory: Path) -> Project:
@@ -104,6 +126,10 @@ class FpgaBackend(Backend):
 
     def run(self, project: Project, rows: np.ndarray, *, variant: str | None = None,
             trace: bool = False) -> RunResult:
+        if project.manifest.get("flow") == "finn":
+            if variant is not None:
+                raise EdgecError(f"a FINN project has no {variant} run", "run it without --" + variant)
+            return finn_flow.run_finn_project(project, rows)
         netlist = _netlist_sources(project) if variant == "netlist" else None
         trace = trace and netlist is None  # a netlist keeps only edgec_top's ports: no per-layer trace
         result = simulate.simulate(project.path / RTL_DIR, None, rows, simulator=SIMULATOR, trace=trace,
