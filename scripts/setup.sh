@@ -8,6 +8,8 @@
 #   EDGEC_SKIP_APT=1 ./scripts/setup.sh     Python side only
 #   EDGEC_UNLOCKED=1 ./scripts/setup.sh     newest versions within pyproject.toml's bounds
 #                                           instead of the lock (to try new releases)
+#   EDGEC_SKIP_FINN=1 ./scripts/setup.sh    without FINN's environment (.venv-finn, 2.3 GB, made by
+#                                           scripts/setup-finn.sh), which --flow finn and its tests need
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,4 +57,7 @@ else
     "${pip[@]}" install -q --no-deps --no-build-isolation -e .
 fi
 "${pip[@]}" check
+if [ "${EDGEC_SKIP_FINN:-0}" != "1" ]; then
+    ./scripts/setup-finn.sh
+fi
 echo "edgec setup: done. Run the tests with: .venv/bin/python -m pytest"

@@ -248,7 +248,7 @@ def compile_finn_project(model: ir.Model, target: Target, out_dir: Path, name: s
                                          if result.get("execution_model") else None)}}
         _relocate_paths(finn_dir, str(staging), str(Path(os.path.abspath(out_dir))))
         files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
-        manifest["files"] = sorted({*files, MANIFEST})
+        manifest["files"] = sorted({*files, MANIFEST, PROJECT_MODEL, PROJECT_FILE})
         (staging / PROJECT_FILE).write_text(target_toml(target))
         ir.save(model, staging / PROJECT_MODEL)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
