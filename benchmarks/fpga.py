@@ -26,11 +26,21 @@ report.json:
   bit for bit on ``--images`` test images (``--netlist``: the iCE40 placed-and-routed
   netlist as well).
 
+With ``--finn``, each net on each AMD target is also built by FINN (``flow="finn"``, FINN's
+environment from scripts/setup-finn.sh) at the same ``--fps``, and a second table sets FINN's
+estimates (its estimate_layer_resources and estimate_network_performance reports: DSP, LUT,
+BRAM_18K, cycles per inference of its slowest layer) beside edgec's yosys figures and simulated
+cycles, with MACs per DSP per matrix-vector layer (FINN: PE x SIMD over its DSP estimate) and
+whether FINN's numpy execution equals the integer reference bit for bit. FINN's DSP estimate
+for its RTL MVU is ``ceil(PE/4) * SIMD`` whatever the widths (its RTL packs
+``1 + (27 - W) // (W + A - 1)`` lanes: 4 only at W4A4), so at W8A8 it understates and at W2A2
+overstates what FINN's own RTL would use; the LUT estimate of an RTL MVU is 0.
+
 A net that does not fit a target, or that the backend cannot take, prints the one-line
 reason in place of its row. One progress line per compile.
 
 Usage: python benchmarks/fpga.py [--models mlp,conv] [--bits 8,4,2] [--targets ice40-up5k,pynq-z2,zcu104]
-       [--images 20] [--netlist] [--fps F] [--max-dsp N] [--epochs 8] [--cache DIR] [--json FILE]
+       [--images 20] [--netlist] [--fps F] [--max-dsp N] [--finn] [--epochs 8] [--cache DIR] [--json FILE]
 """
 
 from __future__ import annotations
@@ -137,12 +147,48 @@ def measure(model, net_name: str, bits: int, target: str, out: Path, images: np.
             "macs_per_dsp": [layer["packing"]["macs_per_dsp"] for layer in mvu],
             "planned_macs_per_dsp": [_planned(layer)["macs_per_dsp"] for layer in mvu],
             "planned_schemes": [_planned(layer)["scheme"] for layer in mvu],
+            "folding": [f"{layer['pe']}x{layer['simd']}" for layer in mvu],
             "finn_lanes": [finn_lanes(IntType.parse(layer["weights"]), IntType.parse(layer["inputs"]))
                            for layer in mvu] if primitive == FINN_PRIMITIVE else None,
             "primitive": primitive, "fmax_mhz": report["fmax_mhz"],
             "clock_mhz": report["clock_mhz"], "cycles_per_inference": report["cycles_per_inference"],
             "inferences_per_second": report["inferences_per_second"], "bitstream": report["bitstream"],
             "images": len(images), **check_project(out, images, netlist)}
+
+
+def finn_figures(model, net_name: str, target: str, out: Path, images: np.ndarray, fps: float | None) -> dict:
+    """The net built by FINN for ``target`` at ``fps`` (its estimates) and checked on ``images``
+    with FINN's numpy execution."""
+    report = edgec.compile(model, target, out, name=net_name, flow="finn", **({"fps": fps} if fps else {}))
+    mvus = [layer for layer in report["layers"] if "macs" in layer]
+    dsps = [sum(n["dsp"] or 0 for n in layer["finn_nodes"]) for layer in mvus]
+    r = report["resources"]
+    return {"finn_dsp": r["dsp"], "finn_lut": r["lut"], "finn_bram_18k": r["bram_18k"], "finn_uram": r["uram"],
+            "finn_cycles": report["cycles_per_inference"], "finn_fps": report["inferences_per_second"],
+            "finn_macs_per_dsp": [round(layer["pe"] * layer["simd"] / d, 2) if d else None
+                                  for layer, d in zip(mvus, dsps)],
+            "finn_folding": [f"{layer['pe']}x{layer['simd']}" for layer in mvus],
+            "finn_exact": check_project(out, images, False)["rtl_exact"]}
+
+
+def finn_table(rows: list[dict]) -> Table:
+    table = Table(title="edgec vs FINN at the same --fps (edgec: yosys synth_xilinx and simulated cycles; "
+                        "FINN: its own estimate reports)",
+                  caption="BRAM: edgec counts the part's block RAMs (RAMB36 on these parts), FINN BRAM_18K halves; "
+                          "MACs/DSP per matrix-vector layer; FINN's DSP estimate ignores the widths (see the docstring)")
+    for header in ("model", "target", "DSP e/F", "LUT e/F", "BRAM e / BRAM18 F", "PE x SIMD e", "PE x SIMD F",
+                   "MACs/DSP e", "MACs/DSP F", "cycles/inf e/F", "exact e/F"):
+        table.add_column(header, justify="left" if header in ("model", "target") else "right")
+    for row in rows:
+        if row.get("finn_dsp") is None:
+            continue
+        table.add_row(row["model"], row["target"], f"{row['dsp']:g} / {row['finn_dsp']:g}",
+                      f"{row['lut']:,} / {row['finn_lut']:,.0f}", f"{row['bram']:g} / {row['finn_bram_18k']:g}",
+                      "/".join(row["folding"]), "/".join(row["finn_folding"]), _per_layer(row["macs_per_dsp"]),
+                      "/".join("-" if v is None else f"{v:g}" for v in row["finn_macs_per_dsp"]),
+                      f"{row['cycles_per_inference']:,} / {row['finn_cycles']:,}",
+                      f"{'yes' if row['rtl_exact'] else 'NO'} / {'yes' if row['finn_exact'] else 'NO'}")
+    return table
 
 
 def _exact(row: dict) -> str:
@@ -184,6 +230,8 @@ def main() -> None:
     parser.add_argument("--max-dsp", type=int, help="folding goal: at most this many DSPs")
     parser.add_argument("--no-unpacked", action="store_true",
                         help="skip the unpacked builds on AMD targets (one more yosys run per row)")
+    parser.add_argument("--finn", action="store_true",
+                        help="also build each net on AMD targets with FINN (flow finn) and compare (second table)")
     parser.add_argument("--epochs", type=int, default=8, help="training epochs per net (default 8)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where trained weights are cached")
     parser.add_argument("--keep", type=Path, help="keep the compiled projects under this directory")
@@ -216,15 +264,25 @@ def main() -> None:
                                          "reason": error.problem})
                         console.print(f"    does not build: {error.problem}", highlight=False)
                         continue
+                    if args.finn and row["primitive"] != "SB_MAC16":
+                        try:
+                            row.update(finn_figures(model, net_name, target, projects / f"{net_name}-{target}-finn",
+                                                    images, args.fps))
+                        except EdgecError as error:
+                            failures.append({"model": net_name, "bits": bits, "target": f"{target} (FINN)",
+                                             "reason": error.problem})
                     rows.append(row)
                     console.print(f"    {time.monotonic() - began:.0f} s", highlight=False)
     console.print(results_table(rows))
+    if args.finn:
+        console.print(finn_table(rows))
     for failure in failures:
         console.print(f"{failure['model']} for {failure['target']}: {failure['reason']}", highlight=False)
     console.print(f"{len(rows)} built, {len(failures)} did not; {time.monotonic() - started:.0f} s in all")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "failures": failures}, indent=1) + "\n")
-    if not all(row["rtl_exact"] and row["netlist_exact"] is not False for row in rows):
+    if not all(row["rtl_exact"] and row["netlist_exact"] is not False and row.get("finn_exact") is not False
+               for row in rows):
         raise SystemExit(1)
 
 

@@ -90,7 +90,7 @@ class FpgaBackend(Backend):
                 raise EdgecError(f"the FINN flow has no {option.replace('_', '-')} option",
                                  "fold FINN's build with --fps or --folding-config, or drop --flow finn")
         return finn_flow.compile_finn_project(model, target, out_dir, name, fps=options["fps"],
-                                         folding_config=folding_config, emit_only=options["emit_only"])
+                                              folding_config=folding_config, emit_only=options["emit_only"])
 
     def compile_summary(self, manifest: dict, target: Target, out_dir: Path) -> list[str]:
         if manifest.get("flow") == "finn":

@@ -87,6 +87,18 @@ def _node_summary(model) -> list[dict]:
     return nodes
 
 
+def _finn_board(board: str | None) -> str | None:
+    """FINN's name for ``board`` (edgec's ``PYNQ-Z2`` is FINN's ``Pynq-Z2``, ``KV260`` its
+    ``KV260_SOM``); None when FINN knows no such board (only the bitfile step needs one)."""
+    from finn.util.basic import pynq_part_map
+
+    if board is None:
+        return None
+    folded = {name.casefold(): name for name in pynq_part_map}
+    return folded.get(board.casefold()) or next(
+        (name for key, name in folded.items() if key.startswith(board.casefold())), None)
+
+
 def _config(request: dict, steps: list[str]):
     import finn.builder.build_dataflow_config as bc
 
@@ -96,7 +108,7 @@ def _config(request: dict, steps: list[str]):
                     bc.DataflowOutputType.PYNQ_DRIVER, bc.DataflowOutputType.DEPLOYMENT_PACKAGE]
     return bc.DataflowBuildConfig(
         output_dir=str(Path(request["output_dir"]).resolve()), synth_clk_period_ns=float(request["clock_ns"]),
-        fpga_part=request["fpga_part"], board=request.get("board"), target_fps=request.get("target_fps"),
+        fpga_part=request["fpga_part"], board=_finn_board(request.get("board")), target_fps=request.get("target_fps"),
         folding_config_file=request.get("folding_config"), standalone_thresholds=True,
         generate_outputs=outputs, steps=steps, shell_flow_type=bc.ShellFlowType.VIVADO_ZYNQ,
         save_intermediate_models=True)

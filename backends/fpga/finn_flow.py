@@ -58,8 +58,8 @@ FINN_MODEL = f"{FINN_DIR}/model_qonnx.onnx"
 PYTHON_VARIABLE = "EDGEC_FINN_PYTHON"
 SETUP_SCRIPT = "scripts/setup-finn.sh"
 DRIVER = Path(__file__).with_name("finn_driver.py")
-#: FPGA families FINN builds for (its parts are AMD's).
-FINN_FAMILIES = ("xilinx-7", "xilinx-ultrascale+")
+#: The prefix of the FPGA families FINN builds for (its parts are AMD's: xilinx-7series, ...).
+FINN_FAMILY_PREFIX = "xilinx"
 
 
 def finn_python() -> Path:
@@ -186,7 +186,7 @@ def _folding_request(fps: float | None, folding_config: str | None, finn_dir: Pa
 
 
 def check_finn_target(target: Target) -> None:
-    if target.device.family not in FINN_FAMILIES:
+    if not target.device.family.startswith(FINN_FAMILY_PREFIX):
         raise EdgecError(f"FINN builds for AMD parts, and {target.name} is a {target.device.family} part",
                          "compile for it with the edgec flow (drop --flow finn), or pick an AMD target (zcu104)")
 
@@ -210,7 +210,7 @@ def compile_finn_project(model: ir.Model, target: Target, out_dir: Path, name: s
         request = {"model": str(staging / FINN_MODEL), "output_dir": str(finn_dir),
                    "build_dir": str(finn_dir / "codegen"), "fpga_part": target.device.part,
                    "clock_ns": 1e9 / target.device.clock_hz, "impl_style": "rtl",
-                   "board": getattr(target.device, "board", None), "vendor_steps": vendor, **folding}
+                   "board": target.device.board, "vendor_steps": vendor, **folding}
         progress.stage("FINN: starting its environment")
         result = run_driver("build", request, finn_dir, "build.log")
         (finn_dir / "result.json").write_text(json.dumps(result, indent=1) + "\n")
