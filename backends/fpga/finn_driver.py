@@ -80,7 +80,7 @@ def _node_summary(model) -> list[dict]:
                               "accDataType", "numSteps", "ram_style", "mem_mode"):
                 try:
                     value = op.get_nodeattr(attribute)
-                except (AttributeError, Exception):
+                except Exception:  # qonnx raises AttributeError, some ops their own errors, for an absent one
                     continue
                 entry[attribute] = value.decode() if isinstance(value, bytes) else value
         nodes.append(entry)

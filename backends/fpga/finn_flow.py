@@ -85,7 +85,7 @@ def vendor_tools_missing() -> list[str]:
     return missing + ([] if os.environ.get("XILINX_VIVADO") else ["XILINX_VIVADO"])
 
 
-def run_driver(command: str, request: dict, work: Path, log_name: str, total_steps: int = 0) -> dict:
+def run_driver(command: str, request: dict, work: Path, log_name: str) -> dict:
     """Run the driver's ``command`` on ``request`` in the FINN environment; its result. Each
     ``step`` line it prints becomes a progress stage; its log goes to ``work/log_name``."""
     python = finn_python()
