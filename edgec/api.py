@@ -21,12 +21,15 @@ from edgec import ops
 from edgec.backend import INTEGER_GRAPH, backend_for_target
 from edgec.calibration import calibrate
 from edgec.data import InputSpec, load_arrays, random_samples, split_calibration, split_samples
+from edgec.delta import DeltaScheme
 from edgec.errors import EdgecWarning, InputDataError, ModelLoadError, UnsupportedModelError
 from edgec.fixedpoint import ROUNDING_MODES
 from edgec.frontend.onnx_frontend import import_proto, import_validated, read_proto
 from edgec.frontend.tflite_frontend import read_tflite_model
 from edgec.frontend.torch_frontend import example_inputs_for, export_module, is_module_spec, load_module_spec
 from edgec.inttype import VALUE_BITS
+from edgec.passes.delta_encode import DeltaEncodePass
+from edgec.passes.delta_encode import total as delta_total
 from edgec.passes.input_layout import InputLayoutPass
 from edgec.passes.qparams import get_qparams
 from edgec.pipeline import canonical_passes, integer_passes, run_passes
@@ -141,7 +144,7 @@ def calibration_samples(model: ir.Model, calib) -> list[dict[str, np.ndarray]]:
 def quantize(source, calib=None, *, method: str = "minmax", rounding: str | None = None, example_inputs=None,
              input_shapes: Mapping[str, Sequence[int]] | None = None, dump_dir: str | Path | None = None,
              advance: Callable[[], None] | None = None, input_layout: str | None = None, weight_bits: int = 8,
-             activation_bits: int = 8) -> ir.Model:
+             activation_bits: int = 8, delta: DeltaScheme | None = None) -> ir.Model:
     """Quantize ``source`` to an edgec integer graph.
 
     ``calib``: calibration data (see :func:`calibration_samples`); required unless the
@@ -156,7 +159,10 @@ def quantize(source, calib=None, *, method: str = "minmax", rounding: str | None
     ``source``'s input. ``weight_bits`` and ``activation_bits`` (2 to 8, default 8) are the
     widths of post-training quantization: weights symmetric per channel in
     ``[-(2^(b-1) - 1), 2^(b-1) - 1]``, activations asymmetric signed; tensors whose
-    quantization the model records (QDQ, QONNX) keep it.
+    quantization the model records (QDQ, QONNX) keep it. ``delta`` (a
+    :class:`~edgec.delta.DeltaScheme`) stores the weights as references plus narrow deltas
+    (:class:`~edgec.passes.delta_encode.DeltaEncodePass`, also on an already integer model);
+    weights it changes (a model not trained for the scheme) give a warning with the error.
     """
     if rounding is not None and rounding not in ROUNDING_MODES:
         raise InputDataError(f"unknown rounding mode '{rounding}'", f"use one of {list(ROUNDING_MODES)}")
@@ -175,7 +181,9 @@ def quantize(source, calib=None, *, method: str = "minmax", rounding: str | None
             if model is source:  # record the mode on a copy: the caller's model stays as it was
                 model = ir.from_proto(ir.to_proto(model))
             model.metadata_props[ops.ROUNDING_KEY] = rounding
-        return _with_input_layout(model, input_layout)
+        if delta is not None and model is source:
+            model = ir.from_proto(ir.to_proto(model))
+        return _with_input_layout(_delta_encoded(model, delta), input_layout)
     samples = calibration_samples(model, calib)
     if not samples and _needs_calibration(model):
         raise InputDataError("quantization needs calibration data",
@@ -184,7 +192,25 @@ def quantize(source, calib=None, *, method: str = "minmax", rounding: str | None
     first = len(canonical_passes()) if dump_dir is not None else 0
     rounding = rounding or model.metadata_props.get(ops.ROUNDING_KEY, "double")  # a QONNX model records "single"
     passes = integer_passes(ranges, rounding, weight_bits=weight_bits, activation_bits=activation_bits)
-    return _with_input_layout(run_passes(model, passes, dump_dir, first_index=first), input_layout)
+    model = run_passes(model, passes, dump_dir, first_index=first)
+    return _with_input_layout(_delta_encoded(model, delta), input_layout)
+
+
+def _delta_encoded(model: ir.Model, delta: DeltaScheme | None) -> ir.Model:
+    """``model`` with its weights delta-encoded (in place), warning when that changed weights."""
+    if delta is None:
+        return model
+    encode = DeltaEncodePass(delta)
+    model = run_passes(model, [encode])
+    totals = delta_total(encode.report)
+    if not any(layer.encoded for layer in encode.report):
+        warnings.warn(f"no layer's weights are wider than {delta.bits} bits: nothing was delta-encoded",
+                      EdgecWarning, stacklevel=3)
+    elif totals["changed"]:
+        warnings.warn(f"{delta.describe()} changed {totals['changed']} of {totals['weights']} weights "
+                      f"(largest error {totals['max_error']} steps): the model was not trained for it; "
+                      "train it with edgec train --delta to make the encoding exact", EdgecWarning, stacklevel=3)
+    return model
 
 
 def _with_input_layout(model: ir.Model, input_layout: str | None) -> ir.Model:
@@ -196,7 +222,7 @@ def compile_model(source, target, output: str | Path, calib=None, *, method: str
                   rounding: str | None = None, example_inputs=None,
                   input_shapes: Mapping[str, Sequence[int]] | None = None, name: str | None = None,
                   input_layout: str | None = None, weight_bits: int = 8, activation_bits: int = 8,
-                  **options) -> dict:
+                  delta: DeltaScheme | None = None, **options) -> dict:
     """Quantize ``source`` (if needed) and compile it for ``target`` into the project ``output``.
 
     ``target``: a packaged target's name, the path of a target TOML file, or a
@@ -205,7 +231,7 @@ def compile_model(source, target, output: str | Path, calib=None, *, method: str
     it takes every node (:meth:`~edgec.backend.Backend.check`) and compiles.
 
     Exported as ``edgec.compile``. ``name`` (default :func:`model_name`) names the model in the
-    project; ``input_layout``, ``weight_bits`` and ``activation_bits`` are as for :func:`quantize`.
+    project; ``input_layout``, ``weight_bits``, ``activation_bits`` and ``delta`` are as for :func:`quantize`.
     ``options`` are the backend's (an unknown one is an error); the Cortex-M backend's: ``ignore_size_limits`` (go on when the
     model exceeds the part's flash or RAM), ``emit_only`` (write the project without building
     it: no cross compiler needed; flash and stack are then not measured) and
@@ -221,7 +247,7 @@ def compile_model(source, target, output: str | Path, calib=None, *, method: str
                                     "compile for a target whose backend takes the integer graph")
     integer_model = quantize(source, calib, method=method, rounding=rounding, example_inputs=example_inputs,
                              input_shapes=input_shapes, input_layout=input_layout, weight_bits=weight_bits,
-                             activation_bits=activation_bits)
+                             activation_bits=activation_bits, delta=delta)
     passes = backend.passes(resolved)
     model = run_passes(integer_model, passes) if passes else integer_model
     backend.check(model, resolved)
