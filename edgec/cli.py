@@ -30,6 +30,8 @@ from edgec.cli_options import (
     activation_bits_option,
     calib_option,
     chosen_variant,
+    delta_options,
+    delta_scheme,
     host_option,
     ignore_size_limits_option,
     input_layout_option,
@@ -43,6 +45,7 @@ from edgec.cli_options import (
 from edgec.cli_output import (
     console,
     error_console,
+    print_delta_report,
     print_outputs,
     print_profile,
     print_summary,
@@ -55,6 +58,7 @@ from edgec.cli_output import (
 from edgec.cli_run import run_compiled, run_reference
 from edgec.errors import EdgecError
 from edgec.files import atomic_write
+from edgec.passes.delta_encode import read_report as read_delta_report
 from edgec.summary import summarize
 from edgec.target import KINDS, all_targets, get_target, load_target_file, target_toml
 
@@ -147,22 +151,25 @@ def inspect(model: str, input_shapes: tuple[str, ...], as_json: bool) -> None:
 @input_layout_option
 @weight_bits_option
 @activation_bits_option
+@delta_options
 @click.option("--dump-dir", type=PathParam("directory"), help="Save the model after every pass here.")
 def quantize(model: str, calib: str | None, output: str, method: str, rounding: str | None,
              input_shapes: tuple[str, ...], input_layout: str | None, weight_bits: int, activation_bits: int,
-             dump_dir: str | None) -> None:
+             dump_dir: str | None, **delta) -> None:
     """Quantize MODEL to an edgec integer graph and write it to OUTPUT.
 
     Weights become int8 (or --weight-bits) per output channel, activations int8 (or
     --activation-bits, stored as int8) per tensor, biases int32; requantization follows the
     TFLite/CMSIS-NN int8 specification. A QDQ or QONNX (Brevitas) model keeps its own scales
-    and widths and needs no --calib.
+    and widths and needs no --calib. With --delta-bits the weights are stored as references
+    plus narrow deltas (a table gives per layer the bytes against int8 and the error introduced).
     """
     integer_model = quantize_with_progress(model, calib, method, rounding, input_shapes, dump_dir, input_layout,
-                                           (weight_bits, activation_bits))
+                                           (weight_bits, activation_bits), delta_scheme(**delta))
     proto = ir.to_proto(integer_model)
     onnx.checker.check_model(proto)
     atomic_write(output, lambda tmp: onnx.save(proto, str(tmp)))
+    print_delta_report(read_delta_report(integer_model))
     summary = summarize(integer_model)
     console.print(f"wrote {output}: {len(summary.layers)} integer operators, "
                   f"{summary.total_packed_bytes:,} bytes of weights, {summary.total_macs:,} MACs")
@@ -201,10 +208,12 @@ def quantize(model: str, calib: str | None, output: str, method: str, rounding: 
 @ignore_size_limits_option
 @weight_bits_option
 @activation_bits_option
+@delta_options
 def compile(model: str, target_name: str, output: str, calib: str | None, method: str, rounding: str | None,
             input_shapes: tuple[str, ...], input_layout: str | None, emit_only: bool, overlap_io: bool,
             fps: float | None, max_dsp: int | None, board: str | None, flow: str | None,
-            folding_config: str | None, ignore_size_limits: bool, weight_bits: int, activation_bits: int) -> None:
+            folding_config: str | None, ignore_size_limits: bool, weight_bits: int, activation_bits: int,
+            **delta) -> None:
     """Compile MODEL for TARGET into a project directory.
 
     Cortex-M targets: a C library with build files and a QEMU harness, built once with the
@@ -226,7 +235,8 @@ def compile(model: str, target_name: str, output: str, calib: str | None, method
                                                   ("flow", flow), ("folding_config", folding_config))
                     if value is not None})
     integer_model = quantize_with_progress(model, calib, method, rounding, input_shapes, None, input_layout,
-                                           (weight_bits, activation_bits))
+                                           (weight_bits, activation_bits), delta_scheme(**delta))
+    print_delta_report(read_delta_report(integer_model))
     with status(f"generating {'' if emit_only else 'and building '}for {target.name}"):
         manifest = api.compile_model(integer_model, target, output, name=Path(model).stem, **options)
     for line in backend.compile_summary(manifest, target, output):

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from edgec.calibration import METHODS
+from edgec.delta import DELTA_BITS, SCHEMES, DeltaScheme
 from edgec.errors import EdgecError
 from edgec.fixedpoint import ROUNDING_MODES
 from edgec.inttype import VALUE_BITS
@@ -74,6 +75,36 @@ activation_bits_option = click.option(
     "--activation-bits", type=_BITS, default=8, show_default=True,
     help="Width of post-training quantized activations: asymmetric per tensor, signed (4: [-8, 7]), stored as "
          "int8. Softmax outputs stay int8; tensors a QDQ/QONNX model quantized keep their own.")
+
+
+def delta_options(command):
+    """``--delta-bits``, ``--delta-scheme``, ``--delta-scope`` and ``--delta-exact``; read them
+    back with :func:`delta_scheme`."""
+    for option in reversed((
+        click.option("--delta-bits", type=click.IntRange(DELTA_BITS.start, DELTA_BITS.stop - 1), default=None,
+                     help="Store Conv/FullyConnected weights as full-width references plus deltas of this many "
+                          "bits (Delta-Aware Training, docs/delta.md). A model trained for it (edgec train "
+                          "--delta) is encoded exactly; any other is saturated, with a warning giving the error."),
+        click.option("--delta-scheme", type=click.Choice(SCHEMES), default="closed-loop", show_default=True,
+                     help="fixed: each weight is its group's reference plus a delta; consecutive: a running sum "
+                          "of deltas (errors accumulate); closed-loop: a running sum whose deltas correct the "
+                          "reconstruction so far."),
+        click.option("--delta-scope", default="channel", show_default=True, metavar="tensor|channel|block:N",
+                     help="Weights sharing one reference: the whole tensor, one output channel, or blocks of N."),
+        click.option("--delta-exact", is_flag=True,
+                     help="Fail when a weight does not fit the deltas instead of saturating it."),
+    )):
+        command = option(command)
+    return command
+
+
+def delta_scheme(delta_bits: int | None, delta_scheme: str, delta_scope: str, delta_exact: bool) -> DeltaScheme | None:
+    """The :class:`DeltaScheme` the ``--delta-*`` options ask for, or None without ``--delta-bits``."""
+    if delta_bits is None:
+        return None
+    return DeltaScheme.parse(delta_bits, delta_scheme, delta_scope, saturate=not delta_exact)
+
+
 ignore_size_limits_option = click.option(
     "--ignore-size-limits", is_flag=True, help="Go on even if the model exceeds the part's flash or RAM.")
 rounding_option = click.option("--rounding", type=click.Choice(ROUNDING_MODES), default=None,

@@ -20,7 +20,10 @@ from rich.table import Table
 
 from edgec import api, progress
 from edgec.cli_options import parse_input_shapes
+from edgec.delta import DeltaScheme
 from edgec.files import atomic_write
+from edgec.passes.delta_encode import LayerDeltaReport
+from edgec.passes.delta_encode import total as delta_total
 from edgec.target import KINDS, Target
 
 #: Wide enough for layer tables when the output is a pipe or a CI log rather than a terminal.
@@ -145,10 +148,10 @@ def status(what: str):
 
 def quantize_with_progress(model: str, calib: str | None, method: str, rounding: str | None, input_shapes,
                            dump_dir: str | None, input_layout: str | None = None,
-                           widths: tuple[int, int] = (8, 8)) -> ir.Model:
+                           widths: tuple[int, int] = (8, 8), delta: DeltaScheme | None = None) -> ir.Model:
     """:func:`edgec.api.quantize`, showing a progress bar (on stderr) once calibration starts.
     ``input_shapes``: the ``--input-shape`` strings; ``widths``: the ``(weight_bits,
-    activation_bits)`` of post-training quantization."""
+    activation_bits)`` of post-training quantization; ``delta``: the weights' delta encoding."""
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=error_console, transient=True, disable=not error_console.is_terminal)
     task = None
@@ -163,7 +166,26 @@ def quantize_with_progress(model: str, calib: str | None, method: str, rounding:
     try:
         return api.quantize(model, calib, method=method, rounding=rounding,
                             input_shapes=parse_input_shapes(input_shapes), dump_dir=dump_dir, advance=advance,
-                            input_layout=input_layout, weight_bits=widths[0], activation_bits=widths[1])
+                            input_layout=input_layout, weight_bits=widths[0], activation_bits=widths[1],
+                            delta=delta)
     finally:
         if task is not None:
             bar.stop()
+
+
+def print_delta_report(report: list[LayerDeltaReport]) -> None:
+    """The delta encoding per layer and in total: weights, bytes against int8, error introduced."""
+    if not report:
+        return
+    table = Table(title="delta-encoded weights", title_justify="left")
+    for column in ("layer", "op", "weights", "int8 bytes", "stored bytes", "ratio", "changed", "max error"):
+        table.add_column(column, justify="left" if column in ("layer", "op") else "right")
+    for layer in report:
+        table.add_row(escape(layer.layer), layer.op_type, f"{layer.weights:,}", f"{layer.int8_bits // 8:,}",
+                      f"{layer.stored_bits / 8:,.0f}" + ("" if layer.encoded else " (kept)"), f"{layer.ratio:.1%}",
+                      f"{layer.changed:,}", str(layer.max_error))
+    totals = delta_total(report)
+    table.add_row("total", "", f"{totals['weights']:,}", f"{totals['int8_bits'] // 8:,}",
+                  f"{totals['stored_bits'] / 8:,.0f}", f"{totals['ratio']:.1%}", f"{totals['changed']:,}",
+                  str(totals["max_error"]), style="bold")
+    console.print(table)

@@ -27,6 +27,7 @@ import numpy as np
 import onnx_ir as ir
 
 from edgec import ops
+from edgec.delta import get_scheme, weight_rows
 from edgec.passes.graph_utils import attribute, static_shape
 from edgec.passes.qparams import int_type_of
 from edgec.support import is_supported, unsupported_warning
@@ -136,10 +137,15 @@ def _is_integer(value: ir.Value) -> bool:
     return value.dtype is not None and np.dtype(value.dtype.numpy()).kind in "iu"
 
 
-def packed_bytes(value: ir.Value) -> int:
-    """Bytes of the constant ``value`` with its elements at their type's bit width (integers)."""
+def packed_bytes(value: ir.Value, op_type: str = "") -> int:
+    """Bytes of the constant ``value`` with its elements at their type's bit width (integers),
+    or in its delta encoding (:mod:`edgec.delta`) when it has one (``op_type``: its reader's)."""
     if not _is_integer(value):
         return value.const_value.nbytes
+    scheme = get_scheme(value)
+    if scheme is not None:
+        rows, length = weight_rows(op_type, value.const_value.numpy()).shape
+        return -(-scheme.stored_bits(rows, length, int_type_of(value).bits) // 8)
     return -(-value.const_value.size * int_type_of(value).bits // 8)
 
 
@@ -166,7 +172,7 @@ def summarize(model: ir.Model) -> ModelSummary:
             params=sum(math.prod(v.shape.numpy()) for v in constants if v.shape is not None),
             param_bytes=sum(v.const_value.nbytes for v in constants), macs=_macs(node, out_shape, weight),
             unsupported=not is_supported(node, integer), types=layer_types(node, constants) if integer else "",
-            packed_bytes=sum(packed_bytes(v) for v in constants),
+            packed_bytes=sum(packed_bytes(v, node.op_type) for v in constants),
         ))
     return ModelSummary(
         kind="integer" if integer else "float",

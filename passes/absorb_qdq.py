@@ -7,11 +7,14 @@ scales and zero points, but computes with its own integer operators, so:
 1. ``DequantizeLinear(q, scale, zero_point, axis)`` with all inputs constant (weights,
    int32 biases) becomes the float constant ``(q - zero_point) * scale``; the per-channel
    scales (weights) are recorded on it with :func:`passes.qparams.set_channel_scales`.
-2. ``DequantizeLinear(QuantizeLinear(x, s, z), s, z)`` (an activation's fake
+2. ``DequantizeLinear(QuantizeLinear(c, s, z, axis), s, z, axis)`` with ``c`` constant (a
+   fake-quantized weight, as torch's ``fake_quantize_per_channel_affine`` exports) is rule 1
+   applied to ``QuantizeLinear``'s integers: ``saturate(round_half_even(c / s) + z)``.
+3. ``DequantizeLinear(QuantizeLinear(x, s, z), s, z)`` (an activation's fake
    quantization) is removed: readers of its output read ``x``, and ``(s, z)`` is recorded
    on ``x`` with :func:`passes.qparams.set_qparams`. uint8 pairs are shifted to int8
    (``z - 128``, same scale).
-3. Any other QuantizeLinear/DequantizeLinear (per-axis activations, int16, a quantized
+4. Any other QuantizeLinear/DequantizeLinear (per-axis activations, int16, a quantized
    graph input or output) is rejected with an :class:`UnsupportedModelError`.
 
 Invariant: afterwards no QuantizeLinear/DequantizeLinear node remains; float semantics
@@ -58,6 +61,29 @@ def _as_int8_qparams(node: ir.Node, scale: np.ndarray, zero_point: np.ndarray) -
     return QParams(float(np.float32(scale.ravel()[0])), int(zero_point.ravel()[0]) + offset)
 
 
+def _broadcast_shape(node: ir.Node, scale: np.ndarray, rank: int) -> list[int]:
+    shape = [1] * rank
+    if scale.size > 1:
+        shape[attribute(node, "axis", 1) % rank] = -1
+    return shape
+
+
+def _quantized_constant(dequantize: ir.Node) -> np.ndarray | None:
+    """The integers of ``DequantizeLinear``'s input when a ``QuantizeLinear`` of a constant
+    computes it (rule 2), else ``None``."""
+    quantize = dequantize.inputs[0].producer()
+    if quantize is None or quantize.op_type != "QuantizeLinear" or quantize.domain != "":
+        return None
+    real = const_array(quantize.inputs[0])
+    if real is None:
+        return None
+    scale, zero_point = _scale_and_zero_point(quantize)
+    shape = _broadcast_shape(quantize, scale, real.ndim)
+    info = np.iinfo(zero_point.dtype)
+    q = np.rint(real.astype(np.float32) / scale.astype(np.float32).reshape(shape)) + zero_point.reshape(shape)
+    return np.clip(q, info.min, info.max).astype(zero_point.dtype)
+
+
 class AbsorbQDQPass(ir.passes.InPlacePass):
     """See the module docstring."""
 
@@ -67,7 +93,12 @@ class AbsorbQDQPass(ir.passes.InPlacePass):
         for node in list(graph):
             if node.op_type == "DequantizeLinear" and node.domain == "":
                 if const_array(node.inputs[0]) is not None:
-                    self._fold_constant(graph, node)
+                    self._fold_constant(graph, node, const_array(node.inputs[0]))
+                elif _quantized_constant(node) is not None:
+                    quantize = node.inputs[0].producer()
+                    self._fold_constant(graph, node, _quantized_constant(node))
+                    if not quantize.outputs[0].uses():
+                        graph.remove(quantize, safe=True)
                 else:
                     self._remove_pair(graph, node)
                 modified = True
@@ -80,14 +111,10 @@ class AbsorbQDQPass(ir.passes.InPlacePass):
         return ir.passes.PassResult(model, modified)
 
     @staticmethod
-    def _fold_constant(graph: ir.Graph, node: ir.Node) -> None:
-        q = const_array(node.inputs[0])
+    def _fold_constant(graph: ir.Graph, node: ir.Node, q: np.ndarray) -> None:
         scale, zero_point = _scale_and_zero_point(node)
-        axis = attribute(node, "axis", 1)
-        shape = [1] * q.ndim
-        if scale.size > 1:
-            axis = axis % q.ndim
-            shape[axis] = -1
+        axis = attribute(node, "axis", 1) % max(q.ndim, 1)
+        shape = _broadcast_shape(node, scale, q.ndim)
         real = (q.astype(np.float64) - zero_point.astype(np.float64).reshape(shape)) * scale.astype(
             np.float64
         ).reshape(shape)
