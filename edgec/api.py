@@ -21,7 +21,7 @@ from edgec import ops
 from edgec.backend import INTEGER_GRAPH, backend_for_target
 from edgec.calibration import calibrate
 from edgec.data import InputSpec, load_arrays, random_samples, split_calibration, split_samples
-from edgec.delta import DeltaScheme
+from edgec.delta import DELTA_KEY, DeltaScheme
 from edgec.errors import EdgecWarning, InputDataError, ModelLoadError, UnsupportedModelError
 from edgec.fixedpoint import ROUNDING_MODES
 from edgec.frontend.onnx_frontend import import_proto, import_validated, read_proto
@@ -162,7 +162,8 @@ def quantize(source, calib=None, *, method: str = "minmax", rounding: str | None
     quantization the model records (QDQ, QONNX) keep it. ``delta`` (a
     :class:`~edgec.delta.DeltaScheme`) stores the weights as references plus narrow deltas
     (:class:`~edgec.passes.delta_encode.DeltaEncodePass`, also on an already integer model);
-    weights it changes (a model not trained for the scheme) give a warning with the error.
+    weights it changes (a model not trained for the scheme) give a warning with the error; a
+    model written by ``edgec train --delta`` records its scheme, used when ``delta`` is None.
     """
     if rounding is not None and rounding not in ROUNDING_MODES:
         raise InputDataError(f"unknown rounding mode '{rounding}'", f"use one of {list(ROUNDING_MODES)}")
@@ -170,6 +171,8 @@ def quantize(source, calib=None, *, method: str = "minmax", rounding: str | None
         if bits not in VALUE_BITS:
             raise InputDataError(f"{what} is {bits}", f"give {VALUE_BITS.start} to {VALUE_BITS.stop - 1} bits")
     model = load(source, example_inputs=example_inputs, input_shapes=input_shapes, dump_dir=dump_dir)
+    if delta is None and DELTA_KEY in model.metadata_props:  # trained for it: edgec train --delta
+        delta = DeltaScheme.from_json(model.metadata_props[DELTA_KEY])
     if ops.is_integer_model(model):
         if calib is not None:
             warnings.warn("the model is already quantized; the calibration data is not used", EdgecWarning,

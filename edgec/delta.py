@@ -166,7 +166,11 @@ def reconstruct(rows: np.ndarray, scheme: DeltaScheme, int_type: IntType) -> np.
             ref = (int(group.min()) + int(group.max()) + 1) // 2
             out[start:stop] = ref + np.clip(group - ref, low, high)
         return out.reshape(rows.shape)
-    # Running sums, all groups at once: step j of every group longer than j.
+    if len(starts) * 8 < int(lengths.max()):  # a few long chains: scalar loops are faster
+        for start, stop in zip(starts, stops):
+            out[start:stop] = _running_chain(flat[start:stop].tolist(), scheme, int_type)
+        return out.reshape(rows.shape)
+    # Many chains: all at once, step j of every chain longer than j.
     previous = flat[starts].copy()
     for j in range(int(lengths.max())):
         live = lengths > j
@@ -180,6 +184,19 @@ def reconstruct(rows: np.ndarray, scheme: DeltaScheme, int_type: IntType) -> np.
         out[index] = value
         previous[live] = value
     return out.reshape(rows.shape)
+
+
+def _running_chain(values: list[int], scheme: DeltaScheme, int_type: IntType) -> list[int]:
+    """One group's reconstruction under a running scheme (the rules of the module docstring)."""
+    low, high = scheme.delta_min, scheme.delta_max
+    closed = scheme.scheme == "closed-loop"
+    out, previous, last = [], values[0], values[0]
+    for value in values:
+        step = min(max(value - (previous if closed else last), low), high)
+        previous = min(max(previous + step, int_type.min), int_type.max)
+        last = value
+        out.append(previous)
+    return out
 
 
 @dataclasses.dataclass(frozen=True)

@@ -81,3 +81,14 @@ def test_rows_follow_the_kernels_order(op_type, shape):
     else:
         np.testing.assert_array_equal(rows[1], weights[1].ravel())
     np.testing.assert_array_equal(rows_to_weights(op_type, rows, shape), weights)
+
+
+@pytest.mark.parametrize("kind", ["consecutive", "closed-loop"])
+def test_long_chains_and_many_chains_agree(kind):
+    """A few long chains take a scalar loop, many chains a vectorised one: same results."""
+    int8 = IntType(8, True, True)
+    row = np.random.default_rng(3).integers(-127, 128, (1, 100))
+    scheme = DeltaScheme(3, kind, "channel")
+    alone = reconstruct(row, scheme, int8)
+    stacked = reconstruct(np.repeat(row, 20, axis=0), scheme, int8)
+    np.testing.assert_array_equal(stacked, np.repeat(alone, 20, axis=0))

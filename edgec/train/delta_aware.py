@@ -8,7 +8,9 @@ very codec the compiler uses, so training and compilation cannot disagree) — a
 backward pass treats that projection as the identity.
 
 Scales (``scale``): ``"int8"`` is edgec's own post-training rule ``max|w| / 127``, the grid a
-plain int8 build would use; ``"fit"`` (default) makes each output channel's grid coarse
+plain int8 build would use; ``"pow2"`` is 8-bit fixed point per layer (the paper's arithmetic):
+one grid ``2^-f`` for the whole tensor, ``f`` the most fractional bits that keep ``max|w|``
+within 127 steps; ``"fit"`` (default) makes each output channel's grid coarse
 enough that its weights fit the deltas without saturating — for ``fixed`` a group's spread
 within ``2^b - 1`` steps, for running schemes each step between neighbours within
 ``2^(b-1) - 1`` — and never finer than ``max|w| / 127``.
@@ -16,8 +18,10 @@ within ``2^b - 1`` steps, for running schemes each step between neighbours withi
 The result's ``module`` is the trained network with its weights on the grid and exactly
 representable in the scheme; it exports with its scales as ONNX QuantizeLinear/
 DequantizeLinear pairs, so ``edgec.quantize(result.module, calib, delta=result.scheme)``
-recovers those integers and encodes them with zero error (a BatchNorm after a trained layer
-would rescale its weights: fold it into the layer before training).
+recovers those integers and encodes them with zero error. A BatchNorm would rescale the
+weights of the layer before it after training, so BatchNorms are first folded into their
+Conv/Linear layers (``torch.fx``'s conv-bn fusion, in eval mode); one that follows anything
+else is an error.
 """
 
 from __future__ import annotations
@@ -32,12 +36,12 @@ import torch
 from torch.nn.utils import parametrize
 
 from edgec.delta import DeltaScheme, reconstruct
-from edgec.errors import EdgecError
+from edgec.errors import EdgecError, first_line
 from edgec.inttype import IntType
 
 #: Symmetric narrow int8, the type of edgec's int8 weights.
 INT8_WEIGHTS = IntType(8, True, True)
-SCALES = ("fit", "int8")
+SCALES = ("fit", "int8", "pow2")
 _LAYERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)
 
 
@@ -58,6 +62,9 @@ def channel_scales(weights: torch.Tensor, scheme: DeltaScheme, scale: str) -> to
     """Per-output-channel scales of ``weights`` under the ``scale`` rule (module docstring)."""
     rows = _rows(weights.detach()).to(torch.float64)
     scales = rows.abs().amax(dim=1) / INT8_WEIGHTS.max
+    if scale == "pow2":
+        largest = float(scales.max())
+        scales = torch.full_like(scales, 2.0 ** math.ceil(math.log2(largest)) if largest > 0 else 1.0)
     if scale == "fit":
         length = rows.shape[1]
         size = scheme.block if scheme.scope == "block" else length
@@ -137,6 +144,23 @@ def delta_layers(module: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
     return layers
 
 
+def _without_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` with each BatchNorm folded into the Conv/Linear layer it follows."""
+    if not any(isinstance(layer, torch.nn.modules.batchnorm._BatchNorm) for layer in module.modules()):
+        return module
+    from torch.fx.experimental.optimization import fuse
+
+    try:
+        fused = fuse(module.eval())
+    except Exception as error:
+        raise EdgecError(f"cannot fold the module's BatchNorm layers before training ({first_line(error)})",
+                         "fold them into the layers before them, or remove them") from None
+    if any(isinstance(layer, torch.nn.modules.batchnorm._BatchNorm) for layer in fused.modules()):
+        raise EdgecError("a BatchNorm layer does not follow a Conv or Linear layer",
+                         "delta-aware training folds BatchNorm into the layer before it; move or remove it")
+    return fused
+
+
 def evaluate(module: torch.nn.Module, loader: Iterable) -> float:
     """Top-1 accuracy of ``module`` (eval mode, no gradients) over ``(x, label)`` batches."""
     was_training = module.training
@@ -167,7 +191,7 @@ def delta_aware(module: torch.nn.Module, train_loader: Iterable, *, scheme: Delt
         raise EdgecError(f"unknown scale rule '{scale}'", f"use one of {', '.join(SCALES)}")
     if epochs < 1:
         raise EdgecError(f"{epochs} epochs", "train for at least one epoch")
-    model = copy.deepcopy(module)
+    model = _without_batchnorm(copy.deepcopy(module))
     layers = delta_layers(model)
     for _, layer in layers:
         parametrize.register_parametrization(layer, "weight", DeltaProjection(scheme, scale))

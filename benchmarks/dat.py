@@ -1,0 +1,192 @@
+"""Delta-Aware Training: accuracy, weight storage and Cortex-M4 cost of delta-encoded weights.
+
+Two tasks (data made here, see ``benchmarks/dat_data.py``: no registry package ships
+FashionMNIST):
+
+* ``mlp``: the paper's MLP 784-150-16-400-120-84-10 with HardTanh on the MNIST-sized synthetic
+  task (60,000 / 10,000 images), pretrained in float for 8 epochs;
+* ``conv``: a small CNN (conv 3x3 8, depthwise 3x3, conv 3x3 16 stride 2, FC 10) on
+  scikit-learn's digits, pretrained for 40 epochs.
+
+Rows: the int8 build (post-training quantized, edgec's calibration) — the baseline; the same
+float model delta-encoded without training (saturated); and each delta configuration
+fine-tuned with ``edgec.train.delta_aware`` (same epochs for all) and then quantized with it.
+Accuracy is the integer graph's top-1 on the whole test set, run by edgec's reference
+executor (the numbers every backend reproduces bit for bit); weight bytes are the encoded
+weights of the Conv/FC layers (``DeltaEncodePass``' report; int8: one byte per weight); M4
+instructions per inference are measured on QEMU (mps2-an386, one test image) with
+``--qemu``. Seeds are fixed; pretrained models are cached under ``.cache/dat/``.
+
+Usage: python benchmarks/dat.py [--tasks mlp,conv] [--epochs N] [--qemu] [--quick] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from dat_data import digits, synthetic_mnist
+from rich.console import Console
+from rich.table import Table
+
+import edgec
+from edgec.backends import cortex_m
+from edgec.delta import DeltaScheme
+from edgec.passes.delta_encode import read_report
+from edgec.passes.delta_encode import total as delta_total
+from edgec.target import get_target
+from edgec.train import delta_aware
+from edgec.train.files import loader
+
+CACHE = Path(__file__).resolve().parent.parent / ".cache" / "dat"
+#: (label, scheme, scale) of the trained rows; "paper" is arXiv 2606.16516's fixed-reference
+#: scheme on one grid for the layer, as published; the others are ours.
+CONFIGS = [
+    ("paper: fixed ref per tensor", DeltaScheme(4, "fixed", "tensor"), "int8"),
+    ("paper: consecutive per tensor", DeltaScheme(4, "consecutive", "tensor"), "int8"),
+    ("closed-loop per tensor", DeltaScheme(4, "closed-loop", "tensor"), "int8"),
+    ("closed-loop per channel", DeltaScheme(4, "closed-loop", "channel"), "int8"),
+    ("closed-loop per channel, fit", DeltaScheme(4, "closed-loop", "channel"), "fit"),
+    ("fixed per channel, fit", DeltaScheme(4, "fixed", "channel"), "fit"),
+    ("fixed per channel, fit, 3-bit", DeltaScheme(3, "fixed", "channel"), "fit"),
+]
+
+
+def mlp() -> torch.nn.Module:
+    layers, width = [torch.nn.Flatten()], 784
+    for size in (150, 16, 400, 120, 84):
+        layers += [torch.nn.Linear(width, size), torch.nn.Hardtanh()]
+        width = size
+    return torch.nn.Sequential(*layers, torch.nn.Linear(width, 10))
+
+
+def conv() -> torch.nn.Module:
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1, groups=8),
+        torch.nn.ReLU(), torch.nn.Conv2d(8, 16, 3, stride=2, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+        torch.nn.Linear(16 * 4 * 4, 10))
+
+
+TASKS = {"mlp": (mlp, synthetic_mnist, 8, 128), "conv": (conv, digits, 40, 64)}
+
+
+def pretrained(task: str, data: dict, quick: bool) -> torch.nn.Module:
+    """The float model of ``task``, trained once with seed 0 and cached."""
+    factory, _, epochs, batch = TASKS[task]
+    path = CACHE / f"{task}{'-quick' if quick else ''}.pt"
+    torch.manual_seed(0)
+    model = factory()
+    if path.exists():
+        model.load_state_dict(torch.load(path))
+        return model.eval()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3 if task == "mlp" else 5e-3)
+    for _ in range(1 if quick else epochs):
+        for x, y in loader(data["x_train"], data["y_train"], batch, shuffle=True):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    return model.eval()
+
+
+def integer_row(label: str, module, data: dict, scheme: DeltaScheme | None, qemu: bool) -> dict:
+    """Quantize ``module`` (with ``scheme``), score it on the test set, measure it on the M4."""
+    x, calib = data["x_test"], data["x_train"][:500]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        graph = edgec.quantize(module, calib, example_inputs=(torch.from_numpy(x[:1]),), delta=scheme)
+    outputs = edgec.run(graph, x)
+    predicted = np.array([next(iter(out.values())).argmax() for out in outputs])
+    report = read_report(graph)
+    totals = delta_total(report) if report else None
+    weights = sum(int(np.prod(layer.shape)) for layer in _weight_values(graph))
+    row = {"config": label, "scheme": scheme.scheme if scheme else "int8", "bits": scheme.bits if scheme else 8,
+           "scope": scheme.scope_name if scheme else "-", "accuracy": float((predicted == data["y_test"]).mean()),
+           "weight_bytes": totals["stored_bits"] / 8 if totals else weights, "int8_bytes": weights,
+           "changed": totals["changed"] if totals else 0, "warnings": len(caught), "m4_instructions": None}
+    if qemu:
+        row["m4_instructions"] = m4_instructions(graph, x[:1])
+    return row
+
+
+def _weight_values(graph):
+    for node in graph.graph:
+        if node.op_type in ("Conv", "DepthwiseConv", "FullyConnected"):
+            yield node.inputs[1]
+
+
+def m4_instructions(graph, x: np.ndarray) -> int | None:
+    """Instructions per inference on QEMU's Cortex-M4 (None when the build cannot run)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            cortex_m.compile_project(graph, get_target("cortex-m4"), Path(tmp) / "p", "dat", ignore_size_limits=True)
+            result = cortex_m.run_project(Path(tmp) / "p", x)
+        except edgec.EdgecError as error:
+            print(f"  M4 run failed: {error}")
+            return None
+        if not np.array_equal(result.outputs[0], cortex_m.reference_outputs(graph, x)[0]):
+            raise SystemExit("the M4 build differs from the integer reference")
+        return int(result.instructions[0])
+
+
+def run_task(task: str, epochs: int, qemu: bool, quick: bool, console: Console) -> list[dict]:
+    _, make_data, _, batch = TASKS[task]
+    data = make_data(train=4000, test=1000) if quick and task == "mlp" else make_data()
+    model = pretrained(task, data, quick)
+    rows = [integer_row("int8 (post-training)", model, data, None, qemu),
+            integer_row("closed-loop per channel, untrained", model, data, DeltaScheme(4, "closed-loop", "channel"),
+                        qemu)]
+    for label, scheme, scale in CONFIGS:
+        start = time.time()
+        torch.manual_seed(0)
+        result = delta_aware(model, loader(data["x_train"], data["y_train"], batch, shuffle=True), scheme=scheme,
+                             epochs=epochs, scale=scale, lr=5e-4)
+        row = integer_row(label, result.module, data, scheme, qemu)
+        row["train_seconds"] = time.time() - start
+        rows.append(row)
+        console.print(f"  {task}: {label}: {row['accuracy']:.2%} in {row['train_seconds']:.0f} s")
+    for row in rows:
+        row["task"] = task
+    return rows
+
+
+def table(rows: list[dict]) -> Table:
+    out = Table(title="Delta-Aware Training (accuracy: integer graph, whole test set)")
+    for column in ("task", "configuration", "scheme", "bits", "scope", "accuracy", "vs int8", "weight bytes",
+                   "ratio to int8", "M4 instructions"):
+        out.add_column(column, justify="left" if column in ("task", "configuration", "scheme", "scope") else "right")
+    for row in rows:
+        base = next(r for r in rows if r["task"] == row["task"] and r["scheme"] == "int8")
+        out.add_row(row["task"], row["config"], row["scheme"], str(row["bits"]), row["scope"],
+                    f"{row['accuracy']:.2%}", f"{(row['accuracy'] - base['accuracy']) * 100:+.2f}",
+                    f"{row['weight_bytes']:,.0f}", f"{row['weight_bytes'] / row['int8_bytes']:.3f}",
+                    f"{row['m4_instructions']:,}" if row["m4_instructions"] else "n/a")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", default="mlp,conv")
+    parser.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs per configuration")
+    parser.add_argument("--qemu", action="store_true", help="measure M4 instructions per inference on QEMU")
+    parser.add_argument("--quick", action="store_true", help="small data and 1 epoch: a smoke run")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    console = Console(width=200)
+    rows = []
+    for task in args.tasks.split(","):
+        rows += run_task(task, 1 if args.quick else args.epochs, args.qemu, args.quick, console)
+    console.print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
