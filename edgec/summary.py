@@ -150,8 +150,12 @@ def packed_bytes(value: ir.Value, op_type: str = "") -> int:
 
 
 def layer_types(node: ir.Node, weights: list[ir.Value]) -> str:
-    """``"w <type> / out <type>"`` for an integer node (either part left out where not integer)."""
+    """``"w <type> [as <b>-bit <scheme> deltas/<scope>] / out <type>"`` for an integer node (either part
+    left out where not integer; the deltas when the weights are delta-encoded)."""
     parts = [f"w {int_type_of(weights[0])}"] if weights and _is_integer(weights[0]) else []
+    scheme = get_scheme(weights[0]) if parts else None
+    if scheme is not None:
+        parts[0] += f" as {scheme.bits}-bit {scheme.scheme} deltas/{scheme.scope_name}"
     if _is_integer(node.outputs[0]):
         parts.append(f"out {int_type_of(node.outputs[0])}")
     return " / ".join(parts)
