@@ -143,3 +143,21 @@ def test_a_qdq_model_keeps_onnxruntime_scales_and_weights(tmp_path, rng):
     layers = compare_layers(float_model, integer, samples)
     assert {layer.op for layer in layers} >= {"Conv", "AveragePool", "FullyConnected"}
     assert all(layer.max_abs_diff <= 1 for layer in layers), layers
+
+
+def test_fake_quantized_constant_weights_keep_their_integers(rng):
+    """QuantizeLinear of a constant weight then DequantizeLinear (torch's per-channel fake
+    quantization as exported): the weight's integers are ``round_half_even(w / s)``, kept."""
+    scales = np.array([0.02, 0.05], dtype=np.float32)
+    weights = rng.normal(0, 1, (2, 3)).astype(np.float32)
+    weights[0, 0] = 2.5 * 0.02  # a tie: half to even gives 2
+    nodes = [helper.make_node("QuantizeLinear", ["w", "s", "z"], ["wq"], axis=0),
+             helper.make_node("DequantizeLinear", ["wq", "s", "z"], ["wd"], axis=0),
+             helper.make_node("Gemm", ["x", "wd"], ["y"], transB=1)]
+    initializers = {"w": weights, "s": scales, "z": np.zeros(2, np.int8)}
+    model = make_model(nodes, [tensor_info("x", [1, 3])], [tensor_info("y", [1, 2])], initializers)
+    integer = edgec.quantize(model, rng.random((16, 1, 3), dtype=np.float32))
+    fc = next(node for node in integer.graph if node.op_type == "FullyConnected")
+    expected = np.clip(np.rint(weights / scales[:, None]), -127, 127)
+    assert expected[0, 0] == 2
+    np.testing.assert_array_equal(fc.inputs[1].const_value.numpy(), expected)
