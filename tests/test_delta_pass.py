@@ -123,3 +123,23 @@ def test_cli_bad_delta_options(model_path, calib_path, tmp_path, args, message):
     result = invoke("quantize", model_path, "--calib", calib_path, "-o", out, *args)
     assert result.exit_code != 0 and message in result.output
     assert not out.exists()
+
+
+def test_weights_inside_subgraphs_are_encoded():
+    """The pass walks subgraphs: a FullyConnected inside an If branch is encoded too."""
+    x = ir.Value(name="x", shape=ir.Shape([1, 4]), type=ir.TensorType(ir.DataType.INT8))
+    condition = ir.Value(name="c", shape=ir.Shape([]), type=ir.TensorType(ir.DataType.BOOL))
+    weights = ir.Value(name="w", type=ir.TensorType(ir.DataType.INT8), shape=ir.Shape([2, 4]),
+                       const_value=ir.tensor(np.array([[100, -100, 3, 4]] * 2, dtype=np.int8), name="w"))
+    fc = ir.Node("edgec", "FullyConnected", [x, weights], num_outputs=1, name="branch_fc")
+    clamp = ir.Node("edgec", "Clamp", [x], num_outputs=1, name="else_clamp")
+    route = ir.Node("", "If", [condition], num_outputs=1, name="route", attributes=[
+        ir.AttrGraph("then_branch", ir.Graph([], fc.outputs, nodes=[fc], initializers=[weights], name="then")),
+        ir.AttrGraph("else_branch", ir.Graph([], clamp.outputs, nodes=[clamp], name="else"))])
+    model = ir.Model(ir.Graph([x, condition], route.outputs, nodes=[route], opset_imports={"": 13, "edgec": 1}),
+                     ir_version=8)
+    encode = DeltaEncodePass(DeltaScheme(4, "fixed", "channel"))
+    encode(model)
+    assert [(layer.layer, layer.changed, layer.max_error) for layer in encode.report] == [("branch_fc", 4, 93)]
+    np.testing.assert_array_equal(weights.const_value.numpy(), [[7, -8, 3, 4]] * 2)
+    assert get_scheme(weights) == DeltaScheme(4, "fixed", "channel")
