@@ -33,6 +33,7 @@ from edgec.backends.fpga import finn_flow, flow_ice40, simulate
 from edgec.backends.fpga.planner import check_model
 from edgec.backends.fpga.project import BUILD_DIR, RTL_DIR, compile_project
 from edgec.backends.fpga.rtl import load_design
+from edgec.delta import get_scheme
 from edgec.errors import EdgecError
 from edgec.target import Target, project_target
 
@@ -85,6 +86,11 @@ class FpgaBackend(Backend):
             if folding_config is not None:
                 raise EdgecError("--folding-config is a FINN folding file", "add --flow finn, or fold with --fps")
             return compile_project(model, target, out_dir, name, **options)
+        encoded = next((node for node in model.graph if len(node.inputs) > 1 and node.inputs[1] is not None
+                        and get_scheme(node.inputs[1]) is not None), None)
+        if encoded is not None:
+            raise EdgecError(f"layer {encoded.name}: the FINN flow does not take delta-encoded weights",
+                             "compile with edgec's own flow (drop --flow finn), or without --delta-bits")
         for option, default in (("max_dsp", None), ("board", None), ("packing", "auto")):
             if options[option] != default:
                 raise EdgecError(f"the FINN flow has no {option.replace('_', '-')} option",

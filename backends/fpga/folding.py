@@ -31,6 +31,9 @@ binary search (the least cost of an interval never grows as the interval grows),
 first whose least cost fits is taken: the fastest design within the budget, at its least
 cost. Both are optimal for this cost model.
 
+Delta-encoded weights (``MvuLayer.delta``, :mod:`.delta_rtl`) take only a ``simd`` whose
+words do not straddle the scheme's blocks (:func:`.delta_rtl.simd_fits`), and no row packing.
+
 Limits: the model counts DSPs and multipliers only, not LUTs, memory ports or routing; it
 assumes a packed unit's ``macs_per_dsp`` does not depend on ``pe``/``simd``; it folds only
 by divisors (no padding of channel counts); and it does not model FIFO depths or the first
@@ -43,7 +46,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 
-from edgec.backends.fpga import conv_rows
+from edgec.backends.fpga import conv_rows, delta_rtl
 from edgec.backends.fpga.layers import AddLayer, Layer, MvuLayer
 from edgec.errors import EdgecError
 
@@ -113,7 +116,8 @@ def _candidates(layer: Layer, macs_per_dsp: Callable[[Layer], int],
             continue
         per_dsp = macs_per_dsp(variant)
         found += [_Candidate(variant, pe, simd, layer_cycles(variant, pe, simd), math.ceil(pe / per_dsp) * simd)
-                  for pe in _divisors(variant.out_channels) for simd in _divisors(_inner(variant))]
+                  for pe in _divisors(variant.out_channels) for simd in _divisors(_inner(variant))
+                  if delta_rtl.simd_fits(variant, simd)]
     return sorted(found, key=lambda c: c.cost)
 
 

@@ -20,6 +20,8 @@ Invariants, checked by :func:`check_layer`:
   ``output_type.levels - 1`` long;
 * ``pe`` divides ``out_channels`` and ``simd`` divides the vector length ``k`` (for a
   convolution: divides ``in_channels``);
+* a ``delta`` scheme (delta-encoded weights) is one ``weights`` is exactly representable in,
+  read in the order above (:mod:`edgec.backends.fpga.delta_rtl` checks it and the folding);
 * an add's output element is ``output_type.min + #{t in thresholds[0] : sum >= t}`` with
   ``sum = table[main - input_type.min] + skip_table[skip - skip_type.min]``; its tables hold
   one term per input value, ``thresholds`` is ``[1, output_type.levels - 1]`` non-decreasing;
@@ -36,6 +38,7 @@ import dataclasses
 import numpy as np
 
 from edgec.backends.fpga.lanes import Packing
+from edgec.delta import DeltaScheme
 from edgec.inttype import IntType
 
 
@@ -78,6 +81,7 @@ class MvuLayer:
     pe: int = 1
     simd: int = 1
     packing: Packing | None = None  # what the RTL's multiply-accumulate core realises (None: plain)
+    delta: DeltaScheme | None = None  # how its weight memory stores ``weights`` (None: plain), :mod:`.delta_rtl`
 
     @property
     def out_channels(self) -> int:

@@ -17,6 +17,9 @@ another, never nest). Walking the graph in order, :func:`plan_layers`:
    and padding, dilation 1) into an :class:`MvuLayer` whose thresholds
    (:mod:`edgec.backends.fpga.thresholds`) fold bias, zero points and the requantization in;
    a convolution pads with its input zero point, which contributes nothing, as in the reference;
+   weights delta-encoded (:func:`edgec.delta.get_scheme`) keep their scheme on the layer, and
+   a FullyConnected whose absorbed Transpose reorders them is refused unless the scheme holds
+   in the new column order;
 5. turns ``MaxPool`` into a :class:`PoolLayer` padding with the input type's minimum (never
    larger than a valid element, so it never wins, as in the reference);
 6. turns the joining ``Add`` into an :class:`AddLayer`: each input's rescaled term is the
@@ -37,6 +40,7 @@ import onnx_ir as ir
 from edgec import ops
 from edgec.backends.fpga.layers import AddLayer, Layer, MvuLayer, PoolLayer, Window, apply_thresholds, check_layer
 from edgec.backends.fpga.thresholds import Requant, accumulator_range, exact_thresholds, node_requant
+from edgec.delta import get_scheme, reconstruct
 from edgec.errors import UnsupportedModelError
 from edgec.fixedpoint import operator_rounding
 from edgec.inttype import IntType
@@ -302,16 +306,22 @@ class _Walk:
                 raise _refuse(node, f"its input has shape {shape}: one vector per inference is a stage, "
                               "several are not", "flatten the input before the FullyConnected")
         matrix = weights.reshape(weights.shape[0], -1).astype(np.int64)
+        delta = get_scheme(node.inputs[1])
         if node.op_type == "FullyConnected" and self.order is not None:
             permuted = np.empty_like(matrix)
             permuted[:, self.order] = matrix
             matrix, self.order, self.transpose = permuted, None, None
+            if delta is not None and not np.array_equal(reconstruct(matrix, delta, weight_type), matrix):
+                raise _refuse(node, f"its {delta.describe()} do not hold in the order the absorbed Transpose "
+                              "gives its columns (the stream's order, which the decoder follows)",
+                              "flatten channels-last in the model (or quantize with --input-layout nhwc where "
+                              "the Transpose is the input's), or use --delta-scheme fixed --delta-scope channel")
         if self.build:
             rounding = operator_rounding(self.rounding, node.op_type)
             requant = node_requant(attrs, rounding, matrix, _constant(node, 2), out_type)
             lo, hi = accumulator_range(matrix, in_type)
             layer = MvuLayer(len(self.layers), node.name, node.op_type, y.name, in_type, weight_type, out_type,
-                             matrix, exact_thresholds(requant, lo, hi, node.name), window)
+                             matrix, exact_thresholds(requant, lo, hi, node.name), window, delta=delta)
             check_layer(layer)
             self.layers.append(layer)
         self.stages += 1

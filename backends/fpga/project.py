@@ -26,7 +26,10 @@ when that is lower), ``bitstream`` (a relative path, or null with ``bitstream_no
 why), and per layer ``pe``, ``simd``, ``macs``, ``cycles`` and ``packing`` {``primitive``,
 ``scheme``, ``lanes``, ``macs_per_dsp``, ``dsps`` (multipliers the layer's core uses),
 ``description``, ``planned``: the lane planner's densest choice for the layer, which the
-folding may not take when another packing meets the rate with fewer DSPs}. The ``packing``
+folding may not take when another packing meets the rate with fewer DSPs}, and for a layer
+with delta-encoded weights ``delta`` (:func:`.delta_rtl.memory_bits`: the bits of its delta
+and base ROMs against the weights stored plain and as int8, and ``decoder_resources``, yosys'
+figures for its decoder module on AMD parts, null on iCE40, whose synthesis is flattened). The ``packing``
 option is ``"auto"`` (packed cores where the planner packs: SDV lanes, the dual 8x8 mode, and
 for a convolution of horizontal stride 1 also the row-packed convolution, :mod:`.conv_rows`,
 the folding choosing whichever meets the goal with the fewest DSPs) or ``"none"`` (one
@@ -48,7 +51,7 @@ import onnx_ir as ir
 from edgec import progress, project_dir
 from edgec.api import PROJECT_MODEL
 from edgec.backend import MANIFEST
-from edgec.backends.fpga import boards, conv_rows, flow_ice40, flow_xilinx, rtl, simulate, vivado
+from edgec.backends.fpga import boards, conv_rows, delta_rtl, flow_ice40, flow_xilinx, rtl, simulate, vivado
 from edgec.backends.fpga.folding import cycles_per_inference, fold, layer_cycles, layer_dsps
 from edgec.backends.fpga.lanes import Packing, plan_packing
 from edgec.backends.fpga.layers import Layer, MvuLayer
@@ -84,8 +87,9 @@ def conv_row_packing(layer: Layer, target: Target, packing: str = "auto") -> Pac
     """The row-packed convolution's packing (:mod:`.conv_rows`) of ``layer`` on the target's
     DSP: the convolution packing of one kernel row's taps, accumulated over the window's
     (kernel row, channel) pairs; None when ``layer`` is not such a convolution, ``packing`` is
-    ``"none"``, or the primitive cannot hold a kernel row."""
-    if packing == "none" or not conv_rows.row_packable(layer):
+    ``"none"``, the layer's weights are delta-encoded (the row-packed core has no decoder), or
+    the primitive cannot hold a kernel row."""
+    if packing == "none" or not conv_rows.row_packable(layer) or layer.delta is not None:
         return None
     kh, kw = layer.window.kernel
     row = plan_packing(target.dsp.primitive, layer.weight_type, layer.input_type, kind="conv", taps=kw,
@@ -142,6 +146,8 @@ def _layer_entries(layers: list[Layer], target: Target) -> list[dict]:
             entry.update(pe=layer.pe, simd=layer.simd, macs=layer.macs,
                          weights=layer.weight_type.name, inputs=layer.input_type.name,
                          outputs=layer.output_type.name)
+            if layer.delta is not None:
+                entry["delta"] = {**delta_rtl.memory_bits(layer), "decoder_resources": None}
         entries.append(entry)
     return entries
 
@@ -196,6 +202,8 @@ def _xilinx_flow(staging: Path, design: rtl.RtlDesign, target: Target, name: str
     for entry, stage in zip(layers, design.layers):
         used = [estimate["instances"][i] for i in stage.instances if i in estimate["instances"]]
         entry["resources"] = {key: sum(u[key] for u in used) for key in flow_ice40.RESOURCE_KEYS}
+        if "delta" in entry:  # the decoder is a module of its own inside the layer's MVU
+            entry["delta"]["decoder_resources"] = estimate["modules"].get(f"edgec_l{stage.index}_dec")
     script_dir = staging / VIVADO_DIR
     script_dir.mkdir()
     sources = [f"../{RTL_DIR}/{s}" for s in design.sources]

@@ -82,7 +82,7 @@ import jinja2
 import numpy as np
 
 from edgec import __version__
-from edgec.backends.fpga import conv_packed_rtl, conv_rows, packed_rtl
+from edgec.backends.fpga import conv_packed_rtl, conv_rows, delta_rtl, packed_rtl
 from edgec.backends.fpga.folding import layer_cycles
 from edgec.backends.fpga.lanes import Packing
 from edgec.backends.fpga.layers import AddLayer, Layer, MvuLayer, PoolLayer, Window, check_plan
@@ -253,14 +253,28 @@ def _mvu_files(layer: MvuLayer, module: str, design: str, rows_packed: bool = Fa
     files = {}
     rows = rows_view(layer) if rows_packed else {"rows": False, "segs": 1}
     if rows_packed:  # a beat is a pair's M activations, a weight word a pair's N taps
+        if layer.delta is not None:
+            raise EdgecError(f"layer {layer.name}: a row-packed convolution does not decode delta-encoded weights",
+                             "build it with SDV lanes or the plain core (the folding does for such layers)")
         a, w, k = a * rows["m"], w * rows["taps"], conv_rows.pairs(layer)
     nf, sf = channels // pe, k // simd
+    decoder, rom_bits = None, w
+    if layer.delta is not None:  # the ROMs hold deltas, the decoder gives the core weights
+        encoded = delta_rtl.check_layer(layer)
+        bases = delta_rtl.base_words(layer, encoded)
+        decoder = delta_rtl.decoder_view(layer, f"{module[:-4]}_dec", bases, f"{module}_b.hex")
+        if decoder["const_base"] is None:
+            files[f"{module}_b.hex"] = hex_file(bases, pe * w, f"{header}, delta bases")
+        rom_bits = layer.delta.bits
     for p in range(pe):
         if rows_packed:
             words = [pack(word, layer.weight_type.bits) for word in conv_rows.weight_words(layer, p)]
+        elif decoder is not None:
+            words = delta_rtl.delta_words(layer, encoded, p)
         else:
             words = [pack(layer.weights[n * pe + p, s * simd:(s + 1) * simd], w) for n in range(nf) for s in range(sf)]
-        files[f"{module}_w{p}.hex"] = hex_file(words, simd * w, f"{header}, weights of PE {p}")
+        files[f"{module}_w{p}.hex"] = hex_file(words, simd * rom_bits, f"{header}, "
+                                               f"{'deltas' if decoder else 'weights'} of PE {p}")
     levels, thresholds = _threshold_files(layer.thresholds, lo, hi, accw, module, header)
     files.update(thresholds)
     view = {"module": module, "name": layer.name, "index": layer.index, "a": a, "w": w, "o": o,
@@ -269,7 +283,7 @@ def _mvu_files(layer: MvuLayer, module: str, design: str, rows_packed: bool = Fa
             "nfw": bits_for(nf), "sfw": bits_for(sf), "waw": bits_for(nf * sf), "siw": bits_for(simd),
             "outs": pe * rows.get("m", 1), "pcw": bits_for(pe * rows.get("m", 1) + 1), "chw": bits_for(channels),
             "accw": accw, "acc_lo": lo, "acc_hi": hi, "levels": levels, "out_min": mask(layer.output_type.min, o),
-            "thr": f"{module[:-4]}_thr", **rows}
+            "thr": f"{module[:-4]}_thr", "dec": decoder, "rw": rom_bits, **rows}
     return view, files
 
 
@@ -429,6 +443,8 @@ def generate_rtl(layers: list[Layer], out_dir: Path, *, name: str, packed: bool 
                 texts[f"{core['module']}.v"] = env.get_template("edgec_packed_mac.v.j2").render(design=name, **core)
                 texts.update(packed_rtl.unit_sources(layer.packing))
                 view.update(mac=core["module"], packing=core["description"])
+            if view["dec"] is not None:
+                texts[f"{prefix}_dec.v"] = env.get_template("edgec_delta_dec.v.j2").render(design=name, **view["dec"])
             texts[f"{prefix}_mvu.v"] = env.get_template("edgec_mvu.v.j2").render(design=name, **view)
             texts[f"{prefix}_thr.v"] = env.get_template("edgec_thr.v.j2").render(design=name, **view)
             memories.update(files)
