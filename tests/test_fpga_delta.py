@@ -359,6 +359,6 @@ def test_the_command_line_compiles_and_checks_delta_encoded_nets_on_zcu104(net, 
 @pytest.mark.slow
 @needs_yosys
 def test_the_command_line_builds_a_delta_encoded_cnn_bitstream_on_the_up5k(tmp_path):
-    report = cli_compile_and_check(tmp_path, cnn_model(), "ice40-up5k", "--delta-bits", "4",
+    report = cli_compile_and_check(tmp_path, cnn_model(), "ice40-up5k", "--activation-bits", "4", "--delta-bits", "4",
                                    "--delta-scheme", "closed-loop")
     assert report["bitstream"] and all("delta" in layer for layer in report["layers"] if layer["op"] != "MaxPool")
