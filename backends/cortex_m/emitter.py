@@ -34,12 +34,14 @@ from edgec.target import PROJECT_FILE, Target, target_toml
 
 PACKAGE = Path(__file__).resolve().parent
 KERNEL_HEADERS = ("edgec_kernels.h", "edgec_arith.h", "edgec_dot.h", "edgec_im2col.h",
-                  "edgec_depthwise_walk.h")
-#: Headers only the packed-weight kernels include (copied with them).
+                  "edgec_depthwise_walk.h", "edgec_depthwise_block.h", "edgec_conv_sums.h")
+#: Headers only the packed-weight and delta-weight kernels include (copied with them).
 PACKED_HEADERS = {"edgec_conv_w4.c": ("edgec_conv_packed.h", "edgec_dot_packed.h"),
                   "edgec_conv_w2.c": ("edgec_conv_packed.h", "edgec_dot_packed.h"),
                   "edgec_depthwise_w4.c": ("edgec_depthwise_packed.h",),
-                  "edgec_depthwise_w2.c": ("edgec_depthwise_packed.h",)}
+                  "edgec_depthwise_w2.c": ("edgec_depthwise_packed.h",),
+                  "edgec_conv_delta.c": ("edgec_delta.h",),
+                  "edgec_depthwise_delta.c": ("edgec_delta.h",)}
 ALWAYS_NEEDED = ("edgec_layout.c",)  # Quantize/Dequantize of the float wrapper
 #: The Makefile's build directories (``make clean`` removes them).
 BUILD_DIRS = ("build", "build-trace", "build-profile", "build-host", "build-host-trace", "build-host-profile")
@@ -65,6 +67,7 @@ def _layer_view(network: Network, index: int, layer: CLayer) -> dict:
     node = layer.node
     constants = [c_struct_array(a.ctype, a.name, a.values, section=WEIGHTS_SECTION) if a.ctype.startswith("edgec_")
                  else c_array(a.ctype, a.name, a.values, section=WEIGHTS_SECTION) for a in layer.arrays]
+    constants += [c_struct(ctype, name, fields, section=WEIGHTS_SECTION) for ctype, name, fields in layer.structs]
     if layer.params_type is not None:
         constants.append(c_struct(layer.params_type, f"layer{index}", layer.params, section=WEIGHTS_SECTION))
     pointers = {f"in{i}": network.pointer(v) for i, v in enumerate(node.inputs) if v is not None and v.const_value is None}

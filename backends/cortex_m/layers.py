@@ -56,6 +56,9 @@ class CLayer:
     params: dict[str, object] = dataclasses.field(default_factory=dict)
     scratch_bytes: int = 0
     in_place: bool = False              # the output may reuse input 0's buffer
+    #: more parameter blocks (C type, name, fields), emitted before ``params``
+    structs: list[tuple[str, str, dict[str, object]]] = dataclasses.field(default_factory=list)
+    encoding: str | None = None         # how the weights are stored, when not as plain values
 
 
 def shape_of(value: ir.Value) -> list[int]:
@@ -82,7 +85,7 @@ def _padded_rows(weights: np.ndarray) -> tuple[np.ndarray, int]:
     return np.pad(rows, ((0, 0), (0, k_padded - k))), k_padded
 
 
-def _folded_bias(node: ir.Node, weights_per_channel: np.ndarray, input_zero_point: int) -> np.ndarray:
+def folded_bias(node: ir.Node, weights_per_channel: np.ndarray, input_zero_point: int) -> np.ndarray:
     bias = (node.inputs[2].const_value.numpy().astype(np.int64) if len(node.inputs) > 2 and node.inputs[2] is not None
             else np.zeros(weights_per_channel.shape[0], dtype=np.int64))
     folded = bias - input_zero_point * weights_per_channel.astype(np.int64).sum(axis=1)
@@ -113,7 +116,7 @@ def requant_table(name: str, multipliers, shifts, rounding: str, channels: int |
     return CArray(name, "edgec_requant_t", np.asarray(rows, dtype=np.int64))
 
 
-def _window_geometry(x: list[int], y: list[int], k_h: int, k_w: int, attrs: dict) -> dict:
+def window_geometry(x: list[int], y: list[int], k_h: int, k_w: int, attrs: dict) -> dict:
     """The NHWC window fields shared by the conv and depthwise parameter structs."""
     return dict(batches=x[0], in_h=x[1], in_w=x[2], in_c=x[3], out_h=y[1], out_w=y[2], out_c=y[3],
                 k_h=k_h, k_w=k_w, stride_h=attrs["strides"][0], stride_w=attrs["strides"][1],
@@ -121,7 +124,7 @@ def _window_geometry(x: list[int], y: list[int], k_h: int, k_w: int, attrs: dict
                 pad_top=attrs["pads"][0], pad_left=attrs["pads"][1])
 
 
-def _accumulator_params(prefix: str, attrs: dict) -> dict:
+def accumulator_params(prefix: str, attrs: dict) -> dict:
     """The fields of an int32-accumulating layer: its constants (named by ``prefix``), zero
     points, activation range and output-stage choice."""
     return {"weights": f"{prefix}_weights", "bias": f"{prefix}_bias", "requant": f"{prefix}_requant",
@@ -130,16 +133,23 @@ def _accumulator_params(prefix: str, attrs: dict) -> dict:
             "generic": needs_generic_requant(attrs["output_shift"])}
 
 
+def gathered_column_bytes(g: dict, k_padded: int, step: int = 4) -> int:
+    """Scratch for the gathered input columns of edgec_im2col.h's ``column`` (``k_padded`` bytes
+    a column, two when there are two pixels or more), 0 when every column is read in place (a
+    1x1 window over a multiple of ``step`` channels, every window inside the input)."""
+    pixels = g["batches"] * g["out_h"] * g["out_w"]
+    inside = (g["out_h"] - 1) * g["stride_h"] < g["in_h"] and (g["out_w"] - 1) * g["stride_w"] < g["in_w"]
+    direct = g["k_h"] == g["k_w"] == 1 and g["in_c"] % step == 0 and g["pad_top"] == g["pad_left"] == 0 and inside
+    return 0 if direct else k_padded * (2 if pixels > 1 else 1)
+
+
 def conv_scratch_bytes(g: dict, k_padded: int, weight_bits: int | None = None) -> int:
     """Scratch of edgec_conv/edgec_fully_connected (the rule stated in edgec_conv.c), or of their
     packed forms for ``weight_bits`` 4 or 2 (edgec_conv_packed.h)."""
     pixels = g["batches"] * g["out_h"] * g["out_w"]
-    inside = (g["out_h"] - 1) * g["stride_h"] < g["in_h"] and (g["out_w"] - 1) * g["stride_w"] < g["in_w"]
     step = 4 if weight_bits is None else row_step(weight_bits)
-    direct = g["k_h"] == g["k_w"] == 1 and g["in_c"] % step == 0 and g["pad_top"] == g["pad_left"] == 0 and inside
-    gathered = 0 if direct else k_padded * (2 if pixels > 1 else 1)
     columns = 4 * k_padded if pixels > 1 or weight_bits is not None else 0
-    return columns + gathered
+    return columns + gathered_column_bytes(g, k_padded, step)
 
 
 def _conv_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLayer:
@@ -158,11 +168,11 @@ def _conv_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLaye
         geometry = dict(batches=math.prod(x[:-1]), in_h=1, in_w=1, in_c=k, out_h=1, out_w=1, out_c=y[-1],
                         k_h=1, k_w=1, stride_h=1, stride_w=1, dilation_h=1, dilation_w=1, pad_top=0, pad_left=0)
     else:
-        geometry = _window_geometry(x, y, weights.shape[1], weights.shape[2], attrs)
+        geometry = window_geometry(x, y, weights.shape[1], weights.shape[2], attrs)
     arrays = [CArray(f"{prefix}_weights", "int8_t", stored),
-              CArray(f"{prefix}_bias", "int32_t", _folded_bias(node, rows, attrs["input_zero_point"])),
+              CArray(f"{prefix}_bias", "int32_t", folded_bias(node, rows, attrs["input_zero_point"])),
               requant_table(f"{prefix}_requant", attrs["output_multiplier"], attrs["output_shift"], rounding)]
-    params = {**_accumulator_params(prefix, attrs), **geometry, "k_padded": k_padded,
+    params = {**accumulator_params(prefix, attrs), **geometry, "k_padded": k_padded,
               "per_channel": int(len(attrs["output_multiplier"]) > 1)}
     function = "edgec_fully_connected" if fully_connected else "edgec_conv"
     suffix = "" if bits is None else f"_w{bits}"
@@ -200,9 +210,9 @@ def _depthwise_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str, dsp
     bits = packed_bits(node.inputs[1]) if attrs["depth_multiplier"] == 1 and k_h * k_w <= 256 else None
     stored = depthwise_weights(weights, attrs["depth_multiplier"], dsp) if bits is None else pack_depthwise(weights, bits)
     arrays = [CArray(f"{prefix}_weights", "int8_t", stored),
-              CArray(f"{prefix}_bias", "int32_t", _folded_bias(node, per_tap.T, attrs["input_zero_point"])),
+              CArray(f"{prefix}_bias", "int32_t", folded_bias(node, per_tap.T, attrs["input_zero_point"])),
               requant_table(f"{prefix}_requant", attrs["output_multiplier"], attrs["output_shift"], rounding, out_c)]
-    params = {**_accumulator_params(prefix, attrs), **_window_geometry(x, y, k_h, k_w, attrs),
+    params = {**accumulator_params(prefix, attrs), **window_geometry(x, y, k_h, k_w, attrs),
               "depth_multiplier": attrs["depth_multiplier"]}
     suffix = "" if bits is None else f"_w{bits}"
     return CLayer(node, f"edgec_depthwise{suffix}.c",

@@ -9,7 +9,8 @@
   planner keeps them apart (:attr:`ArenaPlan.apart_cost` bytes), the last layer does not
   write over the input in place, and a Reshape from the input straight to the output
   becomes a copy;
-* one :class:`~backends.cortex_m.layers.CLayer` per remaining node, in graph order;
+* one :class:`~backends.cortex_m.layers.CLayer` per remaining node, in graph order (a
+  delta-encoded layer's from :mod:`backends.cortex_m.delta_layers`);
 * which tensors share storage: a Reshape views its input; an elementwise operator whose
   input dies at it writes over that input (in place); tensors joined this way form one group;
 * where each group lives: an offset in the arena planned by
@@ -25,7 +26,8 @@ import math
 import onnx_ir as ir
 
 from edgec import ops
-from edgec.backends.cortex_m.layers import CLayer, lower_node, shape_of
+from edgec.backends.cortex_m.delta_layers import lower_layer
+from edgec.backends.cortex_m.layers import CLayer, shape_of
 from edgec.backends.cortex_m.memory_plan import ArenaPlan, Buffer, live_bytes_bound, plan_arena
 from edgec.errors import UnsupportedModelError
 from edgec.passes.qparams import QParams, get_qparams
@@ -126,7 +128,7 @@ def build_network(model: ir.Model, dsp: bool, separate_io: bool = True) -> Netwo
     if separate_io and first is last:
         raise UnsupportedModelError("the model's output is its input: it computes nothing",
                                     "compile a model with at least one operator between input and output")
-    layers = [lower_node(node, index, rounding, dsp) for index, node in enumerate(nodes)]
+    layers = [lower_layer(node, index, rounding, dsp) for index, node in enumerate(nodes)]
     end = len(layers)
     defined = {first.name: -1}
     used = {first.name: -1, last.name: end}

@@ -26,7 +26,9 @@ _IO_NOTES = {True: "io_separation_bytes: arena bytes that keep the input and out
                    "can be written while the last output is read",
              False: "input and output may share arena bytes (--overlap-io): read the output before writing "
                     "the next input"}
-_WEIGHTS_NOTE = "flash.weights: bytes of the model's constant arrays (weights, biases, tables), known without building"
+_WEIGHTS_NOTE = ("flash.weights: bytes of the model's constant arrays (weights, biases, tables), known without "
+                 "building; a layer's weight_bytes count its weights as stored (weight_encoding: the delta "
+                 "encoding of delta-encoded weights, null for plain values)")
 _BUILT_NOTES = ["flash and static RAM: the library built with arm-none-eabi-gcc (harness excluded)",
                 "stack_bound: deepest edgec_invoke call chain from -fcallgraph-info, C library calls excluded"]
 _NOT_BUILT_NOTE = ("not built (--emit-only): flash, static RAM and stack are not measured (null); "
@@ -41,6 +43,7 @@ def _layers(network: Network) -> list[dict]:
             "index": index, "name": node.name, "op": node.op_type, "output": node.outputs[0].name,
             "output_bytes": math.prod(shape_of(node.outputs[0])),
             "macs": emitter.layer_macs(layer), "weight_bytes": sum(a.values.nbytes for a in layer.arrays),
+            "weight_encoding": layer.encoding,
             "scratch_bytes": layer.scratch_bytes, "kernel": layer.call.split("(")[0] if layer.call else "alias",
             "live_bytes": network.live_bytes[index],
         })

@@ -22,6 +22,7 @@
 #include "edgec_dot.h"
 #define EDGEC_COLUMN_K_MASK 3u
 #include "edgec_im2col.h"
+#include "edgec_conv_sums.h"
 
 #if EDGEC_DSP
 
@@ -46,12 +47,6 @@ EDGEC_INLINE void pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *
     }
 }
 
-/* acc[i] = the raw int8 column col (kp bytes) dotted with weight row w + i * stride, i < 4. */
-EDGEC_INLINE void dot_1x4(const int8_t *w, uint32_t stride, const int8_t *col, uint32_t kp, int32_t acc[4])
-{
-    edgec_dot_1x4(w, stride, col, kp / 4u, acc);
-}
-
 #else
 
 EDGEC_INLINE void pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *o, const uint32_t *cols,
@@ -61,27 +56,15 @@ EDGEC_INLINE void pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *
     for (uint32_t c = 0; c < out_c; c += 2) {
         const int8_t *w0 = p->weights + (size_t)c * kp;
         const int8_t *w1 = c + 1 < out_c ? w0 + kp : w0;
-        int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0; /* [channel][pixel] */
-        for (uint32_t start = 0; start < kp; start += EDGEC_LANE_CHUNK) {
-            const uint32_t count = kp - start < EDGEC_LANE_CHUNK ? kp - start : EDGEC_LANE_CHUNK;
-            int64_t s0, s1;
-            edgec_dot_packed_2x2(w0 + start, w1 + start, (const int32_t *)cols + start, count, &s0, &s1);
-            split(s0, &a00, &a01);
-            split(s1, &a10, &a11);
-        }
-        out0[c] = edgec_output_stage(o, a00, c, single, stage);
-        out1[c] = edgec_output_stage(o, a01, c, single, stage);
+        int32_t acc[4];
+        pair_sums(w0, w1, cols, kp, acc);
+        out0[c] = edgec_output_stage(o, acc[0], c, single, stage);
+        out1[c] = edgec_output_stage(o, acc[1], c, single, stage);
         if (c + 1 < out_c) {
-            out0[c + 1] = edgec_output_stage(o, a10, c + 1, single, stage);
-            out1[c + 1] = edgec_output_stage(o, a11, c + 1, single, stage);
+            out0[c + 1] = edgec_output_stage(o, acc[2], c + 1, single, stage);
+            out1[c + 1] = edgec_output_stage(o, acc[3], c + 1, single, stage);
         }
     }
-}
-
-/* acc[i] = the raw int8 column col (kp bytes) dotted with weight row w + i * stride, i < 4. */
-EDGEC_INLINE void dot_1x4(const int8_t *w, uint32_t stride, const int8_t *col, uint32_t kp, int32_t acc[4])
-{
-    edgec_dot_1x4_s8(w, stride, col, kp, acc);
 }
 
 #endif
@@ -92,7 +75,7 @@ EDGEC_INLINE void four_channels(const edgec_conv_params *p, const edgec_outputs_
 {
     const uint32_t kp = p->k_padded;
     int32_t acc[4];
-    dot_1x4(p->weights + (size_t)c * kp, kp, col, kp, acc);
+    lone_sums(p->weights + (size_t)c * kp, kp, col, kp, acc);
     for (uint32_t i = 0; i < 4; i++) {
         out[c + i] = edgec_output_stage(o, acc[i], c + i, single, stage);
     }
@@ -115,7 +98,7 @@ EDGEC_INLINE void single_pixel(const edgec_conv_params *p, const edgec_outputs_t
     }
     for (; c < out_c; c++) {
         int32_t acc[4];
-        dot_1x4(p->weights + (size_t)c * kp, 0, col, kp, acc);
+        lone_sums(p->weights + (size_t)c * kp, 0, col, kp, acc);
         out[c] = edgec_output_stage(o, acc[0], c, single, stage);
     }
 }

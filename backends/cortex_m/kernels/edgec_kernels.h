@@ -41,6 +41,18 @@ typedef struct {
     uint16_t depth_multiplier, generic;
 } edgec_depthwise_params;
 
+/* Delta-encoded weights (backends/cortex_m/delta_layers.py states the layout): the params'
+ * `weights` point at the delta stream, rows of row_bytes bytes of `bits`-bit two's complement
+ * deltas, least significant bit first; `bases` holds `segments` bases per row. A weight is
+ * base + delta (running == 0) or the previous weight + delta (running == 1, from the base),
+ * restarting at every segment of segment_length weights. Decoded rows take row_buffer bytes
+ * of scratch each (edgec_delta.h). */
+typedef struct {
+    const int8_t *bases;
+    uint16_t k, row_bytes, segment_length, segments, row_buffer;
+    uint8_t bits, running;
+} edgec_delta_t;
+
 /* Add / Sub / Mul with broadcasting over 4-D shapes: strides are element strides of each
  * input in the output's index space (0 along broadcast axes). Add and Sub read each input's
  * rescaled value, MBQM((x - zero_point) << left_shift, m, s), from a 256-entry table indexed
@@ -94,6 +106,14 @@ void edgec_fully_connected_w4(const edgec_conv_params *p, const int8_t *input, i
 void edgec_fully_connected_w2(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch);
 void edgec_depthwise_conv_w4(const edgec_depthwise_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
 void edgec_depthwise_conv_w2(const edgec_depthwise_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+/* The same with delta-encoded weights (see edgec_delta_t; scratch: edgec_conv_delta.c and
+ * edgec_depthwise_delta.c). */
+void edgec_conv_delta(const edgec_conv_params *p, const edgec_delta_t *d, const int8_t *input, int8_t *output,
+                      void *scratch);
+void edgec_fully_connected_delta(const edgec_conv_params *p, const edgec_delta_t *d, const int8_t *input,
+                                 int8_t *output, void *scratch);
+void edgec_depthwise_conv_delta(const edgec_depthwise_params *p, const edgec_delta_t *d, const int8_t *input,
+                                int8_t *output, int8_t *scratch);
 void edgec_add(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *output);
 void edgec_sub(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *output);
 void edgec_mul(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *output);
