@@ -16,8 +16,15 @@ models are quantized with ``weight_bits``; the int8 TFLite models, already quant
 their weights clipped to the narrow range and typed so ("clipped": accuracy is not the point,
 speed and size are). Low-bit rows are checked against the integer reference.
 
+Delta-encoded weights (``--delta``, default ``4/closed-loop/channel``; ``none`` for none):
+every model's int8 build again with its Conv/FC weights stored as references plus deltas
+(docs/delta.md) and decoded in the MAC loops, in the same second table. These models were not
+trained for the encoding, so it saturates them (the graph changes, the rows are still checked
+against its integer reference): the kernels' speed and flash do not depend on the weights'
+values, so these are the figures of a model trained for the scheme.
+
 Usage: python benchmarks/cortex_m.py [--shared DIR] [--cores cortex-m3,...] [--models ...] [--weight-bits 8,4,2]
-       [--json FILE]
+       [--delta 4/closed-loop/channel,...] [--json FILE]
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import json
 import os
 import re
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +45,8 @@ import edgec
 from edgec.api import input_specs
 from edgec.backends import cortex_m
 from edgec.backends.cortex_m.packing import with_narrowed_weights
+from edgec.delta import DeltaScheme
+from edgec.errors import EdgecWarning
 from edgec.target import get_target
 
 TFLITE = {"kws": "kws_dscnn_int8", "vww": "vww_mobilenetv1_025_int8", "resnet8": "ic_resnet8_int8",
@@ -84,18 +94,27 @@ def integer_model(name: str, file: str, shared: Path, weight_bits: int = 8):
     return model, cortex_m.int8_inputs(model, [{spec.name: sample}]), None, "int8" if weight_bits == 8 else "quantized"
 
 
+def delta_encoded(model, scheme: DeltaScheme):
+    """The integer ``model`` with its weights delta-encoded by ``scheme`` (saturated: it was not
+    trained for it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EdgecWarning)  # the saturation warning: expected here
+        return edgec.quantize(model, delta=scheme)
+
+
 def low_bit_table(rows: list[dict]) -> Table:
-    """Flash (weights and parameters) and instructions of each low-bit row against its int8 row."""
-    table = Table(title="low-bit weights (packed in flash) vs int8, same model and core")
+    """Flash (weights and parameters) and instructions of each low-bit or delta-encoded row
+    against its int8 row."""
+    table = Table(title="low-bit and delta-encoded weights vs int8, same model and core")
     for column in ("model", "core", "weights", "made by", "weights+params B", "vs int8", "instructions", "vs int8",
                    "exact"):
         table.add_column(column, justify="right")
-    int8 = {(row["model"], row["core"]): row for row in rows if row["weight_bits"] == 8}
+    int8 = {(row["model"], row["core"]): row for row in rows if row["weights"] == "W8"}
     for row in rows:
         base = int8.get((row["model"], row["core"]))
-        if row["weight_bits"] == 8 or base is None:
+        if row["weights"] == "W8" or base is None:
             continue
-        table.add_row(row["model"], row["core"], f"W{row['weight_bits']}", row["weights_from"],
+        table.add_row(row["model"], row["core"], row["weights"], row["weights_from"],
                       f"{row['weights_and_parameters']:,}",
                       f"{row['weights_and_parameters'] / base['weights_and_parameters']:.3f}",
                       f"{row['instructions']:,}", f"{row['instructions'] / base['instructions']:.3f}",
@@ -134,10 +153,14 @@ def main() -> None:
     parser.add_argument("--cores", default="cortex-m3,cortex-m4,cortex-m7,cortex-m33")
     parser.add_argument("--models", default=",".join([*TFLITE, *ONNX]))
     parser.add_argument("--weight-bits", default="8,4,2", help="weight widths to build each model with")
+    parser.add_argument("--delta", default="4/closed-loop/channel",
+                        help="delta encodings (bits/scheme/scope, comma-separated, or 'none') of each int8 model")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
     peers = tflm_figures(args.shared / "benchmarks" / "peers.md")
     wanted = args.models.split(",")
+    schemes = [] if args.delta == "none" else [DeltaScheme.parse(int(spec.split("/", 2)[0]), *spec.split("/", 2)[1:])
+                                                for spec in args.delta.split(",")]
     table = Table(title="edgec on QEMU (instructions, not cycles) vs TFLM + CMSIS-NN on the same boards")
     for column in ("model", "core", "instructions", "instr/MAC", "TFLM instr", "ratio", "flash B", "RAM B",
                    "arena B", "live bound B", "TFLM arena B", "exact"):
@@ -147,17 +170,23 @@ def main() -> None:
         for name, file in [*TFLITE.items(), *ONNX.items()]:
             if name not in wanted:
                 continue
+            builds = []
             for bits in [int(b) for b in args.weight_bits.split(",")]:
                 model, inputs, expected, made_by = integer_model(name, file, args.shared, bits)
+                builds.append((f"W{bits}", model, inputs, expected, made_by))
+                if bits == 8:
+                    builds += [(f"\N{GREEK CAPITAL LETTER DELTA}{scheme.bits} {scheme.scheme}/{scheme.scope_name}",
+                                delta_encoded(model, scheme), inputs, None, "saturated") for scheme in schemes]
+            for label, model, inputs, expected, made_by in builds:
                 for core in args.cores.split(","):
-                    row = measure(model, inputs, expected, Path(tmp) / f"{file}-w{bits}-{core}", name, file, core,
-                                  peers.get((name, core), {}) if bits == 8 else {})
-                    rows.append({**row, "weight_bits": bits, "weights_from": made_by})
-                    if bits == 8:
+                    row = measure(model, inputs, expected, Path(tmp) / f"{file}-{len(rows)}-{core}", name, file, core,
+                                  peers.get((name, core), {}) if label == "W8" else {})
+                    rows.append({**row, "weights": label, "weights_from": made_by})
+                    if label == "W8":
                         add_row(table, row)
     console = Console(width=220)
     console.print(table)
-    if any(row["weight_bits"] != 8 for row in rows):
+    if any(row["weights"] != "W8" for row in rows):
         console.print(low_bit_table(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")

@@ -4,12 +4,13 @@ Two tasks (data made here, see ``benchmarks/dat_data.py``: no registry package s
 FashionMNIST):
 
 * ``mlp``: the paper's MLP 784-150-16-400-120-84-10 with HardTanh on the MNIST-sized synthetic
-  task (60,000 / 10,000 images), pretrained in float for 8 epochs;
+  task (60,000 / 10,000 images), pretrained in float for 8 epochs, fine-tuned for 5;
 * ``conv``: a small CNN (conv 3x3 8, depthwise 3x3, conv 3x3 16 stride 2, FC 10) on
-  scikit-learn's digits, pretrained for 40 epochs.
+  scikit-learn's digits, pretrained for 40 epochs, fine-tuned for 40 (1,437 training images).
 
 Rows: the baseline — the float model fine-tuned in float for as many epochs as the delta rows,
-then int8 post-training quantized (edgec's calibration, 500 training images); the pretrained
+then int8 post-training quantized (edgec's calibration, 500 training images); the same with
+4-bit weights (what packed W4 storage, the other way to halve weight flash, gives); the pretrained
 model in int8 without fine-tuning; the pretrained model delta-encoded without training
 (saturated); and each delta configuration fine-tuned with ``edgec.train.delta_aware`` and
 quantized with it (it must encode with zero error). Trained graphs are cached, so a second run
@@ -82,12 +83,13 @@ def conv() -> torch.nn.Module:
         torch.nn.Linear(16 * 4 * 4, 10))
 
 
-TASKS = {"mlp": (mlp, synthetic_mnist, 8, 128), "conv": (conv, digits, 40, 64)}
+#: task -> (model, data, pretraining epochs, batch, fine-tuning epochs)
+TASKS = {"mlp": (mlp, synthetic_mnist, 8, 128, 5), "conv": (conv, digits, 40, 64, 40)}
 
 
 def pretrained(task: str, data: dict, quick: bool) -> torch.nn.Module:
     """The float model of ``task``, trained once with seed 0 and cached."""
-    factory, _, epochs, batch = TASKS[task]
+    factory, _, epochs, batch, _ = TASKS[task]
     path = CACHE / f"{task}{'-quick' if quick else ''}.pt"
     torch.manual_seed(0)
     model = factory()
@@ -118,34 +120,37 @@ def finetuned(model: torch.nn.Module, data: dict, epochs: int, batch: int) -> to
     return model.eval()
 
 
-def quantized(module, data: dict, scheme: DeltaScheme | None, cached: Path | None = None):
-    """``module`` quantized (with ``scheme``) on 500 training images; read from / written to
-    ``cached`` (an .onnx file) when given."""
+def quantized(module, data: dict, scheme: DeltaScheme | None, cached: Path | None = None, weight_bits: int = 8):
+    """``module`` quantized (with ``scheme``, or to ``weight_bits``-bit weights) on 500 training
+    images; read from / written to ``cached`` (an .onnx file) when given."""
     if cached is not None and cached.exists():
         return ir.load(cached)
     x, calib = data["x_test"], data["x_train"][:500]
-    graph = edgec.quantize(module, calib, example_inputs=(torch.from_numpy(x[:1]),), delta=scheme)
+    graph = edgec.quantize(module, calib, example_inputs=(torch.from_numpy(x[:1]),), delta=scheme,
+                           weight_bits=weight_bits)
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
         ir.save(graph, cached)
     return graph
 
 
-def integer_row(label: str, graph, data: dict, scheme: DeltaScheme | None, qemu: dict | None) -> dict:
-    """Score the integer ``graph`` on the test set and (``qemu``: a cache of counts per scheme)
-    measure it on the M4."""
+def integer_row(label: str, graph, data: dict, scheme: DeltaScheme | None, qemu: dict | None,
+                weight_bits: int = 8) -> dict:
+    """Score the integer ``graph`` (delta-encoded by ``scheme``, or of ``weight_bits``-bit
+    weights) on the test set and (``qemu``: a cache of counts per scheme) measure it on the M4."""
     x = data["x_test"]
     outputs = edgec.run(graph, x)
     predicted = np.array([next(iter(out.values())).argmax() for out in outputs])
     report = read_report(graph)
     totals = delta_total(report) if report else None
     weights = sum(int(np.prod(layer.shape)) for layer in _weight_values(graph))
-    row = {"config": label, "scheme": scheme.scheme if scheme else "int8", "bits": scheme.bits if scheme else 8,
+    plain = f"int{weight_bits}"
+    row = {"config": label, "scheme": scheme.scheme if scheme else plain, "bits": scheme.bits if scheme else weight_bits,
            "scope": scheme.scope_name if scheme else "-", "accuracy": float((predicted == data["y_test"]).mean()),
-           "weight_bytes": totals["stored_bits"] / 8 if totals else weights, "int8_bytes": weights,
+           "weight_bytes": totals["stored_bits"] / 8 if totals else weights * weight_bits / 8, "int8_bytes": weights,
            "changed": totals["changed"] if totals else 0, "m4_instructions": None}
     if qemu is not None:
-        key = scheme.to_json() if scheme else "int8"
+        key = scheme.to_json() if scheme else plain
         if key not in qemu:  # the kernels' instruction counts do not depend on the weights' values
             qemu[key] = m4_instructions(graph, x[:1])
         row["m4_instructions"] = qemu[key]
@@ -173,13 +178,16 @@ def m4_instructions(graph, x: np.ndarray) -> int | None:
 
 
 def run_task(task: str, epochs: int, qemu: bool, quick: bool, console: Console) -> list[dict]:
-    _, make_data, _, batch = TASKS[task]
+    _, make_data, _, batch, _ = TASKS[task]
     data = make_data(train=4000, test=1000) if quick and task == "mlp" else make_data()
     model = pretrained(task, data, quick)
     counts = {} if qemu else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EdgecWarning)  # the untrained row's saturation warning
-        rows = [integer_row(BASELINE, quantized(finetuned(model, data, epochs, batch), data, None), data, None, counts),
+        tuned = finetuned(model, data, epochs, batch)
+        rows = [integer_row(BASELINE, quantized(tuned, data, None), data, None, counts),
+                integer_row("int4 weights (same, post-training; packed)", quantized(tuned, data, None, weight_bits=4),
+                            data, None, counts, weight_bits=4),
                 integer_row("int8, no fine-tuning", quantized(model, data, None), data, None, counts),
                 integer_row("closed-loop per channel, untrained",
                             quantized(model, data, DeltaScheme(4, "closed-loop", "channel")), data,
@@ -221,7 +229,7 @@ def table(rows: list[dict]) -> Table:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="mlp,conv")
-    parser.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs per configuration")
+    parser.add_argument("--epochs", type=int, help="fine-tuning epochs per configuration (default: mlp 5, conv 40)")
     parser.add_argument("--qemu", action="store_true", help="measure M4 instructions per inference on QEMU")
     parser.add_argument("--quick", action="store_true", help="small data and 1 epoch: a smoke run")
     parser.add_argument("--json", type=Path)
@@ -229,7 +237,8 @@ def main() -> None:
     console = Console(width=200)
     rows = []
     for task in args.tasks.split(","):
-        rows += run_task(task, 1 if args.quick else args.epochs, args.qemu, args.quick, console)
+        epochs = 1 if args.quick else args.epochs or TASKS[task][4]
+        rows += run_task(task, epochs, args.qemu, args.quick, console)
     console.print(table(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
