@@ -98,6 +98,26 @@ def tensor_info(name: str, shape, dtype=TensorProto.FLOAT):
     return helper.make_tensor_value_info(name, dtype, shape)
 
 
+def pool_cnn(in_channels: int = 1, flatten_spatial: int = 2) -> onnx.ModelProto:
+    """x[1,C,8,8] -> Conv 3x3 pad 1 (4) -> Relu -> MaxPool 2 -> Conv (6; its kernel leaves
+    ``flatten_spatial`` x ``flatten_spatial`` positions) -> Relu -> Flatten -> Gemm (5), float,
+    seed 11 (the FPGA tests' small CNN)."""
+    rng = np.random.default_rng(11)
+    k2 = 5 - flatten_spatial
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+             helper.make_node("MaxPool", ["r1"], ["p1"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Conv", ["p1", "w2", "b2"], ["c2"], name="conv2"),
+             helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+             helper.make_node("Flatten", ["r2"], ["f"], name="flatten"),
+             helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], name="fc", transB=1)]
+    inits = {"w1": rng.normal(size=(4, in_channels, 3, 3)), "b1": rng.normal(size=4) * 0.1,
+             "w2": rng.normal(size=(6, 4, k2, k2)), "b2": rng.normal(size=6) * 0.1,
+             "fw": rng.normal(size=(5, 6 * flatten_spatial ** 2)), "fb": rng.normal(size=5) * 0.1}
+    return make_model(nodes, [tensor_info("x", [1, in_channels, 8, 8])], [tensor_info("y", [1, 5])],
+                      {key: value.astype(np.float32) for key, value in inits.items()})
+
+
 needs_toolchain = pytest.mark.skipif(
     shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
     reason="arm-none-eabi-gcc and qemu-system-arm are needed "

@@ -20,7 +20,7 @@ from edgec.backend import open_project
 from edgec.errors import EdgecError, ToolchainError, UnsupportedModelError
 from edgec.trace_compare import reference_outputs
 
-from conftest import invoke, make_model, tensor_info
+from conftest import invoke, make_model, pool_cnn, tensor_info
 
 ICE40_TOOLS = ("yosys", "nextpnr-ice40", "icepack", "iverilog")
 needs_iverilog = pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog is not installed")
@@ -29,23 +29,6 @@ needs_ice40_flow = pytest.mark.skipif(any(shutil.which(t) is None for t in ICE40
 needs_yosys = pytest.mark.skipif(any(shutil.which(t) is None for t in ("yosys", "iverilog")),
                                  reason="the AMD estimate needs yosys (and iverilog to measure cycles)")
 REPORT_KEYS = {"resources", "fmax_mhz", "cycles_per_inference", "inferences_per_second", "bitstream", "layers"}
-
-
-def float_cnn():
-    """x[1,1,8,8] -> Conv 3x3 pad 1 (4) -> Relu -> MaxPool 2 -> Conv 3x3 (6) -> Relu -> Flatten -> Gemm (5)."""
-    rng = np.random.default_rng(11)
-    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
-             helper.make_node("MaxPool", ["r1"], ["p1"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
-             helper.make_node("Conv", ["p1", "w2", "b2"], ["c2"], name="conv2"),
-             helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
-             helper.make_node("Flatten", ["r2"], ["f"], name="flatten"),
-             helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], name="fc", transB=1)]
-    inits = {"w1": rng.normal(size=(4, 1, 3, 3)), "b1": rng.normal(size=4) * 0.1,
-             "w2": rng.normal(size=(6, 4, 3, 3)), "b2": rng.normal(size=6) * 0.1,
-             "fw": rng.normal(size=(5, 24)), "fb": rng.normal(size=5) * 0.1}
-    inits = {key: value.astype(np.float32) for key, value in inits.items()}
-    return make_model(nodes, [tensor_info("x", [1, 1, 8, 8])], [tensor_info("y", [1, 5])], inits)
 
 
 def float_residual():
@@ -59,7 +42,7 @@ def float_residual():
 
 @pytest.fixture
 def cnn_files(tmp_path):
-    save(float_cnn(), tmp_path / "cnn.onnx")
+    save(pool_cnn(), tmp_path / "cnn.onnx")
     samples = np.random.default_rng(5).random((16, 1, 8, 8)).astype(np.float32)
     np.save(tmp_path / "calib.npy", samples)
     np.save(tmp_path / "x.npy", samples[:4])
@@ -67,7 +50,7 @@ def cnn_files(tmp_path):
 
 
 def w4a4(tmp_path):
-    return edgec.quantize(float_cnn(), np.load(tmp_path / "calib.npy"), weight_bits=4, activation_bits=4)
+    return edgec.quantize(pool_cnn(), np.load(tmp_path / "calib.npy"), weight_bits=4, activation_bits=4)
 
 
 @pytest.mark.slow

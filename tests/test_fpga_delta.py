@@ -31,7 +31,7 @@ from edgec.errors import EdgecError, UnsupportedModelError
 from edgec.inttype import IntType
 from edgec.trace_compare import reference_outputs
 
-from conftest import invoke, make_model, tensor_info
+from conftest import invoke, make_model, pool_cnn, tensor_info
 from fpga_rtl_plans import U4, evaluate, mvu, needs_iverilog, needs_verilator, needs_yosys, packed
 from fpga_units_helpers import tool
 
@@ -241,25 +241,6 @@ def mlp_model():
                       {k: v.astype(np.float32) for k, v in inits.items()})
 
 
-def cnn_model(flatten_spatial: int = 1):
-    """x[1,2,8,8] -> Conv 3x3 pad 1 (4) -> Relu -> MaxPool 2 -> Conv (6) -> Relu -> Flatten -> Gemm (5);
-    the second conv leaves ``flatten_spatial`` x ``flatten_spatial`` positions to flatten."""
-    rng = np.random.default_rng(11)
-    k2 = 5 - flatten_spatial
-    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
-             helper.make_node("MaxPool", ["r1"], ["p1"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
-             helper.make_node("Conv", ["p1", "w2", "b2"], ["c2"], name="conv2"),
-             helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
-             helper.make_node("Flatten", ["r2"], ["f"], name="flatten"),
-             helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], name="fc", transB=1)]
-    inits = {"w1": rng.normal(size=(4, 2, 3, 3)), "b1": rng.normal(size=4) * 0.1,
-             "w2": rng.normal(size=(6, 4, k2, k2)), "b2": rng.normal(size=6) * 0.1,
-             "fw": rng.normal(size=(5, 6 * flatten_spatial ** 2)), "fb": rng.normal(size=5) * 0.1}
-    return make_model(nodes, [tensor_info("x", [1, 2, 8, 8])], [tensor_info("y", [1, 5])],
-                      {k: v.astype(np.float32) for k, v in inits.items()})
-
-
 def compiled(model, target: str, out: Path, delta: DeltaScheme, **options) -> dict:
     """``edgec.compile`` of a float model with ``delta`` (saturating its untrained weights)."""
     shape = [int(d.dim_value) for d in model.graph.input[0].type.tensor_type.shape.dim]
@@ -294,15 +275,15 @@ def test_running_deltas_behind_a_reordering_transpose_and_the_finn_flow_are_refu
     delta = DeltaScheme(4, "closed-loop", "channel")
     with pytest.raises(UnsupportedModelError, match="node 'fc' .* do not hold in the order the absorbed Transpose") \
             as raised:
-        compiled(cnn_model(flatten_spatial=2), "ice40-up5k", tmp_path / "never", delta, emit_only=True)
+        compiled(pool_cnn(2, flatten_spatial=2), "ice40-up5k", tmp_path / "never", delta, emit_only=True)
     assert "(fix: flatten channels-last" in raised.value.one_line() and not (tmp_path / "never").exists()
     with pytest.raises(EdgecError, match="layer conv1: the FINN flow does not take delta-encoded weights"):
-        compiled(cnn_model(), "zcu104", tmp_path / "finn", delta, flow="finn")
+        compiled(pool_cnn(2, 1), "zcu104", tmp_path / "finn", delta, flow="finn")
 
 
 @needs_iverilog
 def test_fixed_channel_deltas_follow_a_reordering_transpose(tmp_path):
-    compiled(cnn_model(flatten_spatial=2), "ice40-up5k", tmp_path / "out", DeltaScheme(3, "fixed", "channel"),
+    compiled(pool_cnn(2, flatten_spatial=2), "ice40-up5k", tmp_path / "out", DeltaScheme(3, "fixed", "channel"),
              emit_only=True)
     assert_bit_exact(tmp_path / "out")
 
@@ -345,7 +326,7 @@ def cli_compile_and_check(tmp_path: Path, model, target: str, *options) -> dict:
 @pytest.mark.parametrize(("net", "scheme", "scope"), [("mlp", "closed-loop", "channel"), ("mlp", "fixed", "block:4"),
                                                       ("cnn", "closed-loop", "block:8"), ("cnn", "fixed", "channel")])
 def test_the_command_line_compiles_and_checks_delta_encoded_nets_on_zcu104(net, scheme, scope, tmp_path):
-    model = mlp_model() if net == "mlp" else cnn_model()
+    model = mlp_model() if net == "mlp" else pool_cnn(2, 1)
     report = cli_compile_and_check(tmp_path, model, "zcu104", "--fps", "1000000" if net == "mlp" else "50000",
                                    "--delta-bits", "4", "--delta-scheme", scheme, "--delta-scope", scope)
     encoded = [layer for layer in report["layers"] if "delta" in layer]
@@ -359,6 +340,6 @@ def test_the_command_line_compiles_and_checks_delta_encoded_nets_on_zcu104(net, 
 @pytest.mark.slow
 @needs_yosys
 def test_the_command_line_builds_a_delta_encoded_cnn_bitstream_on_the_up5k(tmp_path):
-    report = cli_compile_and_check(tmp_path, cnn_model(), "ice40-up5k", "--activation-bits", "4", "--delta-bits", "4",
+    report = cli_compile_and_check(tmp_path, pool_cnn(2, 1), "ice40-up5k", "--activation-bits", "4", "--delta-bits", "4",
                                    "--delta-scheme", "closed-loop")
     assert report["bitstream"] and all("delta" in layer for layer in report["layers"] if layer["op"] != "MaxPool")
