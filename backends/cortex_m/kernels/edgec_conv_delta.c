@@ -46,14 +46,18 @@ EDGEC_INLINE void tile(const edgec_conv_params *p, const edgec_delta_t *d, const
     }
 }
 
-/* A lone pixel: four rows at a time (the last row repeated past out_c). */
+/* A lone pixel: four rows at a time (zero rows past out_c, their sums unused). */
 EDGEC_INLINE void lone_pixel(const edgec_conv_params *p, const edgec_delta_t *d, const edgec_outputs_t *o,
                              const int8_t *col, int8_t *rows, int8_t *restrict out, int single, int stage)
 {
     const uint32_t kp = p->k_padded, out_c = p->out_c, rb = d->row_buffer;
     for (uint32_t c = 0; c < out_c; c += 4) {
         for (uint32_t i = 0; i < 4; i++) {
-            edgec_delta_row(d, p->weights, c + i < out_c ? c + i : out_c - 1, rows + (size_t)i * rb, kp);
+            if (c + i < out_c) {
+                edgec_delta_row(d, p->weights, c + i, rows + (size_t)i * rb, kp);
+            } else {
+                memset(rows + (size_t)i * rb, 0, kp);
+            }
         }
         int32_t acc[4];
         lone_sums(rows, rb, col, kp, acc);
