@@ -1,0 +1,101 @@
+"""Channel allocation of Sigma-Branch children: a narrowed copy computes exactly what the dense
+segment computes with the dropped channels' contributions removed, keeps the most active
+channels, and refuses layers it cannot narrow."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from conftest import require_torch
+
+torch = require_torch()
+
+from edgec.errors import EdgecError  # noqa: E402
+from edgec.train.sigma_narrow import hidden_layers, narrowed_copy  # noqa: E402
+
+
+def cnn_segment() -> torch.nn.Sequential:
+    torch.manual_seed(0)
+    segment = torch.nn.Sequential(
+        torch.nn.Conv2d(4, 8, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3, padding=1, groups=8), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 6, 1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(6 * 3 * 3, 5))
+    segment[3].running_mean.uniform_(-0.5, 0.5)
+    segment[3].running_var.uniform_(0.5, 2)
+    return segment.eval()
+
+
+def with_columns_dropped(segment: torch.nn.Sequential, narrowed: torch.nn.Sequential) -> torch.nn.Sequential:
+    """The dense segment with the inputs of dropped channels zeroed in every layer that
+    consumes them: what the narrowed copy must equal."""
+    dense = copy.deepcopy(segment)
+    with torch.no_grad():
+        conv, head = dense[5], dense[9]
+        kept_first = [c for c in range(8) if any(torch.equal(narrowed[0].weight[i], segment[0].weight[c])
+                                                  for i in range(narrowed[0].out_channels))]
+        dropped_first = [c for c in range(8) if c not in kept_first]
+        conv.weight[:, dropped_first] = 0
+        kept_second = [c for c in range(6) if any(torch.equal(narrowed[5].weight[i], conv.weight[c, kept_first])
+                                                   for i in range(narrowed[5].out_channels))]
+        for c in range(6):
+            if c not in kept_second:
+                head.weight[:, c * 9:(c + 1) * 9] = 0
+    return dense
+
+
+def test_hidden_layers_are_the_plain_weighted_layers_but_the_last():
+    assert hidden_layers(cnn_segment()) == [0, 5]
+
+
+def test_a_narrowed_copy_equals_the_dense_segment_without_the_dropped_channels():
+    segment = cnn_segment()
+    inputs = torch.randn(16, 4, 6, 6)
+    narrowed = narrowed_copy(segment, inputs, 0.5).eval()
+    assert [narrowed[0].out_channels, narrowed[2].groups, narrowed[3].num_features, narrowed[5].in_channels,
+            narrowed[5].out_channels, narrowed[9].in_features, narrowed[9].out_features] == [4, 4, 4, 4, 3, 27, 5]
+    expected = with_columns_dropped(segment, narrowed)(inputs)
+    torch.testing.assert_close(narrowed(inputs), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_width_one_copies_the_segment_whole():
+    segment = cnn_segment()
+    inputs = torch.randn(4, 4, 6, 6)
+    copied = narrowed_copy(segment, inputs, 1.0)
+    torch.testing.assert_close(copied(inputs), segment(inputs))
+    assert copied[0].weight is not segment[0].weight
+
+
+def test_the_most_active_channels_are_kept():
+    torch.manual_seed(1)
+    segment = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.ReLU(), torch.nn.Linear(10, 3))
+    with torch.no_grad():
+        segment[0].weight[[1, 4, 7]] *= 20  # three channels far more active than the rest
+    narrowed = narrowed_copy(segment, torch.randn(32, 6), 0.3)
+    torch.testing.assert_close(narrowed[0].weight, segment[0].weight[[1, 4, 7]])
+    torch.testing.assert_close(narrowed[2].weight, segment[2].weight[:, [1, 4, 7]])
+
+
+def test_the_narrowed_copy_trains_apart_from_the_dense_segment():
+    segment = cnn_segment()
+    narrowed = narrowed_copy(segment, torch.randn(8, 4, 6, 6), 0.5)
+    dense = {id(p) for p in segment.parameters()}
+    assert not any(id(p) in dense for p in narrowed.parameters())
+
+
+@pytest.mark.parametrize(("layer", "message"), [
+    (torch.nn.Softmax(dim=1), "cannot narrow the channels through Softmax"),
+    (torch.nn.Conv2d(8, 8, 1, groups=2), "grouped convolution"),
+])
+def test_layers_it_cannot_narrow_are_refused_by_name(layer, message):
+    segment = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 1), layer, torch.nn.Conv2d(8, 4, 1), torch.nn.ReLU(),
+                                  torch.nn.Conv2d(4, 2, 1))
+    with pytest.raises(EdgecError, match=message):
+        narrowed_copy(segment, torch.randn(4, 3, 5, 5), 0.5)
+
+
+def test_a_width_outside_zero_to_one_is_refused():
+    with pytest.raises(EdgecError, match="a child's width is 1.5"):
+        narrowed_copy(cnn_segment(), torch.randn(2, 4, 6, 6), 1.5)
