@@ -1,0 +1,171 @@
+"""The Sigma-Branch tree: a dense ``nn.Sequential`` rebuilt as a binary tree of segments with a
+cosine router at every inner node, so that one inference runs one root-to-leaf path.
+
+Structure. ``splits`` are indices into the dense network, ``0 < s_1 < ... < s_D < len``. The
+root runs the backbone ``dense[:s_1]``; a node at depth ``d`` (1 <= d <= D) runs a copy of
+``dense[s_d:s_(d+1)]`` (the last one ends at the network's end); every node above depth ``D``
+ends in a router choosing one of its two children. There are ``2^D`` leaves.
+
+Routers (:class:`CosineRouter`). A router sees its node's output, pooled to one vector per
+sample (the mean over spatial positions for a feature map), and holds one weight row per child,
+initialised to the unit centroids of a spherical 2-means of those vectors on the calibration
+samples that reached the node (:mod:`edgec.train.spherical_kmeans`). Hard routing (eval mode,
+and deployment) takes ``argmax_j (w_j . v)``: a matrix product and a comparison, no
+normalisation. Soft routing (training) weighs the children by ``softmax(cos(v, w_j) / T)``.
+
+Children (:func:`build_tree`). Each child is a copy of its dense segment narrowed to the
+``widths[d - 1]`` fraction of its hidden channels most active on its cluster
+(:mod:`edgec.train.sigma_narrow`); a segment's output keeps the dense width, so every level
+reads the features the dense network computes there.
+
+Outputs. Soft: the mixture ``sum_leaves P(leaf) * leaf output`` (``P`` the product of the
+routing probabilities along the path) and the leaf probabilities, for the fine-tune's loss.
+Hard: each sample's output from its one leaf, and the leaf's index (leaves numbered left to
+right, ``0 .. 2^D - 1``).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from edgec.errors import EdgecError
+from edgec.train.sigma_narrow import narrowed_copy
+from edgec.train.spherical_kmeans import spherical_kmeans, unit_rows
+
+
+def pooled(x: torch.Tensor) -> torch.Tensor:
+    """One vector per sample: ``x`` ``[N, C]`` as is, a feature map ``[N, C, ...]`` averaged
+    over its positions."""
+    return x.mean(dim=tuple(range(2, x.dim()))) if x.dim() > 2 else x
+
+
+class CosineRouter(torch.nn.Module):
+    """Chooses one of ``len(centroids)`` children (see the module docstring)."""
+
+    def __init__(self, centroids: torch.Tensor):
+        super().__init__()
+        self.weight = torch.nn.Parameter(centroids.detach().clone())
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """``[N, children]``: the hard route is their argmax."""
+        return pooled(x) @ self.weight.T
+
+    def probabilities(self, x: torch.Tensor, temperature: float) -> torch.Tensor:
+        """``[N, children]`` soft routing weights."""
+        cosine = unit_rows(pooled(x)) @ unit_rows(self.weight).T
+        return torch.softmax(cosine / temperature, dim=1)
+
+
+class SigmaNode(torch.nn.Module):
+    """A segment, then (inner nodes) a router and two children."""
+
+    def __init__(self, segment: torch.nn.Sequential, router: CosineRouter | None = None,
+                 branches: tuple[SigmaNode, SigmaNode] | None = None):
+        super().__init__()
+        self.segment = segment
+        self.router = router
+        self.branches = torch.nn.ModuleList(branches or [])
+
+    @property
+    def leaves(self) -> int:
+        return 1 if self.router is None else sum(child.leaves for child in self.branches)
+
+    def soft(self, x: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mixture output, leaf probabilities ``[N, leaves]``)."""
+        h = self.segment(x)
+        if self.router is None:
+            return h, torch.ones(len(h), 1, dtype=h.dtype, device=h.device)
+        weights = self.router.probabilities(h, temperature)
+        outputs, leaf_probabilities = zip(*(child.soft(h, temperature) for child in self.branches), strict=True)
+        shape = (-1,) + (1,) * (outputs[0].dim() - 1)
+        mixture = sum(weights[:, j].reshape(shape) * out for j, out in enumerate(outputs))
+        leaves = torch.cat([weights[:, j:j + 1] * p for j, p in enumerate(leaf_probabilities)], dim=1)
+        return mixture, leaves
+
+    def hard(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(each sample's output from its leaf, the leaf's index ``[N]``)."""
+        h = self.segment(x)
+        if self.router is None:
+            return h, torch.zeros(len(h), dtype=torch.long, device=h.device)
+        choice = self.router.scores(h).argmax(dim=1)
+        output, leaf = None, torch.zeros(len(h), dtype=torch.long, device=h.device)
+        offset = 0
+        for j, child in enumerate(self.branches):
+            taken = choice == j
+            if bool(taken.any()):
+                out, child_leaf = child.hard(h[taken])
+                if output is None:
+                    output = out.new_zeros((len(h), *out.shape[1:]))
+                output[taken] = out
+                leaf[taken] = child_leaf + offset
+            offset += child.leaves
+        return output, leaf
+
+
+class SigmaBranchNet(torch.nn.Module):
+    """The tree as one module: soft routing at ``temperature`` in training mode, hard routing
+    in eval mode (``forward`` returns the output only; :meth:`route` the leaves too)."""
+
+    def __init__(self, root: SigmaNode, temperature: float = 1.0):
+        super().__init__()
+        self.root = root
+        self.temperature = temperature
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.root.soft(x, self.temperature)[0] if self.training else self.root.hard(x)[0]
+
+    def route(self, x: torch.Tensor) -> torch.Tensor:
+        """The leaf each sample of ``x`` takes under hard routing."""
+        return self.root.hard(x)[1]
+
+    def paths(self) -> list[list[SigmaNode]]:
+        """Every root-to-leaf path, leaves left to right."""
+        def walk(node: SigmaNode, above: list[SigmaNode]) -> list[list[SigmaNode]]:
+            here = [*above, node]
+            return [here] if node.router is None else [p for child in node.branches for p in walk(child, here)]
+        return walk(self.root, [])
+
+    def path_parameters(self) -> list[int]:
+        """Parameters one inference reads on each path: its segments and the routers on it."""
+        return [sum(p.numel() for node in path for module in (node.segment, node.router) if module is not None
+                    for p in module.parameters()) for path in self.paths()]
+
+
+def check_splits(dense: torch.nn.Sequential, splits: list[int]) -> None:
+    """Raise unless ``splits`` are increasing indices strictly inside ``dense``."""
+    if not splits or list(splits) != sorted(set(splits)) or splits[0] < 1 or splits[-1] >= len(dense):
+        raise EdgecError(f"split points {list(splits)} do not divide a network of {len(dense)} layers",
+                         f"give increasing layer indices between 1 and {len(dense) - 1}, one per tree level")
+
+
+def build_tree(dense: torch.nn.Sequential, splits: list[int], inputs: torch.Tensor, widths: list[float],
+               seed: int = 0) -> SigmaBranchNet:
+    """The tree of ``dense`` (see the module docstring) initialised from ``inputs`` (calibration
+    samples): routers from spherical 2-means of each node's outputs, children narrowed to
+    ``widths[d - 1]`` on the samples routed to them."""
+    check_splits(dense, splits)
+    if len(widths) != len(splits):
+        raise EdgecError(f"{len(widths)} widths for {len(splits)} tree levels", "give one width per level")
+    bounds = [*splits, len(dense)]
+
+    def build(segment: torch.nn.Sequential, x: torch.Tensor, depth: int) -> SigmaNode:
+        with torch.no_grad():
+            h = segment(x)
+        if depth == len(splits):
+            return SigmaNode(segment)
+        clusters = spherical_kmeans(pooled(h), 2, seed=seed + depth)
+        dense_child = dense[bounds[depth]:bounds[depth + 1]]
+        branches = []
+        for j in range(2):
+            members = h[clusters.assignment == j]
+            branches.append(build(narrowed_copy(dense_child, members, widths[depth]), members, depth + 1))
+        return SigmaNode(segment, CosineRouter(clusters.centroids), (branches[0], branches[1]))
+
+    was_training = dense.training
+    dense.eval()
+    try:
+        return SigmaBranchNet(build(copy.deepcopy(dense[:splits[0]]), inputs, 0))
+    finally:
+        dense.train(was_training)
