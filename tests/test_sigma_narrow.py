@@ -1,6 +1,7 @@
 """Channel allocation of Sigma-Branch children: a narrowed copy computes exactly what the dense
-segment computes with the dropped channels' contributions removed, keeps the most active
-channels, and refuses layers it cannot narrow."""
+segment computes on the kept channels with the dropped ones removed (whether its input, its
+hidden layers or its output are narrowed), keeps the most active channels, and refuses layers
+it cannot narrow."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from conftest import require_torch
 torch = require_torch()
 
 from edgec.errors import EdgecError  # noqa: E402
-from edgec.train.sigma_narrow import hidden_layers, narrowed_copy  # noqa: E402
+from edgec.train.sigma_narrow import narrowed_copy  # noqa: E402
 
 
 def cnn_segment() -> torch.nn.Sequential:
@@ -46,14 +47,12 @@ def with_columns_dropped(segment: torch.nn.Sequential, narrowed: torch.nn.Sequen
     return dense
 
 
-def test_hidden_layers_are_the_plain_weighted_layers_but_the_last():
-    assert hidden_layers(cnn_segment()) == [0, 5]
-
-
 def test_a_narrowed_copy_equals_the_dense_segment_without_the_dropped_channels():
     segment = cnn_segment()
     inputs = torch.randn(16, 4, 6, 6)
-    narrowed = narrowed_copy(segment, inputs, 0.5).eval()
+    narrowed, kept = narrowed_copy(segment, inputs, 0.5, final=True)
+    narrowed.eval()
+    assert kept is None  # the classifier keeps every class
     assert [narrowed[0].out_channels, narrowed[2].groups, narrowed[3].num_features, narrowed[5].in_channels,
             narrowed[5].out_channels, narrowed[9].in_features, narrowed[9].out_features] == [4, 4, 4, 4, 3, 27, 5]
     expected = with_columns_dropped(segment, narrowed)(inputs)
@@ -63,8 +62,9 @@ def test_a_narrowed_copy_equals_the_dense_segment_without_the_dropped_channels()
 def test_width_one_copies_the_segment_whole():
     segment = cnn_segment()
     inputs = torch.randn(4, 4, 6, 6)
-    copied = narrowed_copy(segment, inputs, 1.0)
+    copied, kept = narrowed_copy(segment, inputs, 1.0)
     torch.testing.assert_close(copied(inputs), segment(inputs))
+    assert kept.tolist() == list(range(5))
     assert copied[0].weight is not segment[0].weight
 
 
@@ -73,14 +73,38 @@ def test_the_most_active_channels_are_kept():
     segment = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.ReLU(), torch.nn.Linear(10, 3))
     with torch.no_grad():
         segment[0].weight[[1, 4, 7]] *= 20  # three channels far more active than the rest
-    narrowed = narrowed_copy(segment, torch.randn(32, 6), 0.3)
+    narrowed, _ = narrowed_copy(segment, torch.randn(32, 6), 0.3, final=True)
     torch.testing.assert_close(narrowed[0].weight, segment[0].weight[[1, 4, 7]])
     torch.testing.assert_close(narrowed[2].weight, segment[2].weight[:, [1, 4, 7]])
 
 
+def test_a_segment_that_is_not_final_narrows_its_output_too():
+    torch.manual_seed(2)
+    segment = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.ReLU(), torch.nn.Linear(10, 8), torch.nn.ReLU())
+    inputs = torch.randn(32, 6)
+    narrowed, kept = narrowed_copy(segment, inputs, 0.5)
+    assert narrowed[2].out_features == 4 and len(kept) == 4
+    dense = copy.deepcopy(segment)
+    with torch.no_grad():
+        dropped = [c for c in range(10) if not any(torch.equal(w, segment[0].weight[c]) for w in narrowed[0].weight)]
+        dense[2].weight[:, dropped] = 0
+        torch.testing.assert_close(narrowed(inputs), dense(inputs)[:, kept])
+
+
+def test_a_child_reads_the_channels_its_parent_kept():
+    torch.manual_seed(3)
+    segment = torch.nn.Sequential(torch.nn.Conv2d(6, 4, 1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 9, 3))
+    kept_in = torch.tensor([0, 2, 5])
+    inputs = torch.randn(8, 3, 3, 3)
+    narrowed, _ = narrowed_copy(segment, inputs, 1.0, kept_in=kept_in, final=True)
+    padded = torch.zeros(8, 6, 3, 3)
+    padded[:, kept_in] = inputs
+    torch.testing.assert_close(narrowed(inputs), segment(padded))
+
+
 def test_the_narrowed_copy_trains_apart_from_the_dense_segment():
     segment = cnn_segment()
-    narrowed = narrowed_copy(segment, torch.randn(8, 4, 6, 6), 0.5)
+    narrowed, _ = narrowed_copy(segment, torch.randn(8, 4, 6, 6), 0.5)
     dense = {id(p) for p in segment.parameters()}
     assert not any(id(p) in dense for p in narrowed.parameters())
 

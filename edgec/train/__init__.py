@@ -2,8 +2,11 @@
 
 * :func:`delta_aware` (:mod:`edgec.train.delta_aware`): Delta-Aware Training, weights that fit
   a delta encoding exactly.
+* :func:`sigma_branch` (:mod:`edgec.train.sigma_branch`): a dense network rebuilt as a
+  single-path tree (Sigma-Branch) and fine-tuned with soft routing.
 """
 
 from edgec.train.delta_aware import DeltaTrainingResult, delta_aware
+from edgec.train.sigma_branch import SigmaBranchReport, SigmaBranchResult, sigma_branch
 
-__all__ = ["DeltaTrainingResult", "delta_aware"]
+__all__ = ["DeltaTrainingResult", "SigmaBranchReport", "SigmaBranchResult", "delta_aware", "sigma_branch"]

@@ -1,12 +1,12 @@
 """Channel allocation for Sigma-Branch children: a copy of a dense segment that keeps only the
-hidden channels most active on its cluster's samples.
+channels most active on its cluster's samples.
 
-A segment is an ``nn.Sequential`` slice of the dense network. Its *hidden* channels are the
-outputs of every ``Conv``/``Linear`` but the last one (the segment's output keeps its full
-width, so the next level's router and the classifier see the dense network's features). For
-each such layer the copy keeps ``round(width * channels)`` outputs (at least one), those with
-the largest mean absolute output over the cluster's samples, in their original order; the
-layers after it take the matching input channels:
+A segment is an ``nn.Sequential`` slice of the dense network; its input may itself be narrowed
+(``kept_in``: the dense channels the parent kept, in order). Every plain ``Conv``/``Linear``
+of the copy keeps ``round(width * channels)`` outputs (at least one) — those with the largest
+mean absolute output over the cluster's samples, in their original order — except the last one
+of a ``final`` segment (the classifier keeps every class). Each layer takes the input channels
+its predecessor kept:
 
 * a plain ``Conv1d``/``Conv2d`` or ``Linear``: rows of the kept outputs, columns of the kept
   inputs;
@@ -16,8 +16,10 @@ layers after it take the matching input channels:
 * element-wise and pooling layers (ReLU, Hardtanh, …, MaxPool, AvgPool, Dropout, Identity) pass
   the channels through.
 
-Any other layer is refused with an error naming it. The copy's parameters are fresh tensors
-(slices of the dense ones, copied), so children train apart from each other and the dense model.
+So the copy computes exactly what the dense segment computes on the kept channels with the
+dropped ones removed. Any other layer, and grouped (not depthwise) convolutions, are refused
+with an error naming them. The copy's parameters are fresh tensors (copied slices), so children
+train apart from each other and from the dense model.
 """
 
 from __future__ import annotations
@@ -39,26 +41,6 @@ _PASS_THROUGH = (torch.nn.ReLU, torch.nn.ReLU6, torch.nn.Hardtanh, torch.nn.Leak
 
 def _is_depthwise(layer: torch.nn.Module) -> bool:
     return isinstance(layer, _CONVS) and layer.groups > 1 and layer.groups == layer.in_channels == layer.out_channels
-
-
-def hidden_layers(segment: torch.nn.Sequential) -> list[int]:
-    """Indices of the layers whose output channels a child may narrow: every plain Conv/Linear
-    but the segment's last weighted layer."""
-    weighted = [i for i, layer in enumerate(segment) if isinstance(layer, _WEIGHTED) and not _is_depthwise(layer)]
-    return weighted[:-1]
-
-
-def channel_activity(segment: torch.nn.Sequential, inputs: torch.Tensor) -> dict[int, torch.Tensor]:
-    """Mean absolute output per channel of each of :func:`hidden_layers`, over ``inputs``."""
-    activity: dict[int, torch.Tensor] = {}
-    wanted = set(hidden_layers(segment))
-    x = inputs
-    with torch.no_grad():
-        for index, layer in enumerate(segment):
-            x = layer(x)
-            if index in wanted:
-                activity[index] = x.abs().transpose(0, 1).reshape(x.shape[1], -1).mean(dim=1)
-    return activity
 
 
 def _slice_weighted(layer: torch.nn.Module, rows: torch.Tensor | None, columns: torch.Tensor | None) -> torch.nn.Module:
@@ -104,42 +86,45 @@ def _input_columns(kept: torch.Tensor | None, spatial: int) -> torch.Tensor | No
     return (kept[:, None] * spatial + torch.arange(spatial)).reshape(-1)
 
 
-def narrowed_copy(segment: torch.nn.Sequential, inputs: torch.Tensor, width: float) -> torch.nn.Sequential:
-    """A copy of ``segment`` keeping the ``width`` fraction of each hidden layer's channels most
-    active on ``inputs`` (the module docstring states the rule); ``width`` 1 copies it whole."""
+def narrowed_copy(segment: torch.nn.Sequential, inputs: torch.Tensor, width: float,
+                  kept_in: torch.Tensor | None = None, final: bool = False
+                  ) -> tuple[torch.nn.Sequential, torch.Tensor | None]:
+    """A copy of ``segment`` narrowed to ``width`` on ``inputs`` (already narrowed to
+    ``kept_in``, None: all channels), as the module docstring states; and the dense channels
+    its output keeps (None: all)."""
     if not 0 < width <= 1:
         raise EdgecError(f"a child's width is {width}", "give a fraction of the dense channels in (0, 1]")
-    if width == 1:
-        return copy.deepcopy(segment)
-    activity = channel_activity(segment, inputs)
+    weighted = [i for i, layer in enumerate(segment) if isinstance(layer, _WEIGHTED) and not _is_depthwise(layer)]
+    whole = {weighted[-1]} if final and weighted else set()
     layers: list[torch.nn.Module] = []
-    kept: torch.Tensor | None = None  # input channels of the next layer still kept (None: all)
-    spatial = 1  # positions per channel after a Flatten
-    x = inputs
+    kept, spatial, x = kept_in, 1, inputs
     for index, layer in enumerate(segment):
         if isinstance(layer, _CONVS) and layer.groups > 1 and not _is_depthwise(layer):
             raise EdgecError(f"Sigma-Branch cannot narrow the grouped convolution at layer {index} "
                              f"({layer.groups} groups)", "give width 1 for this segment")
-        with torch.no_grad():
-            out = layer(x)
-        if index in activity:
-            count = max(1, round(width * activity[index].numel()))
-            rows = activity[index].topk(count).indices.sort().values
-            layers.append(_slice_weighted(layer, rows, _input_columns(kept, spatial)))
-            kept, spatial = rows, 1
+        if isinstance(layer, _WEIGHTED) and not _is_depthwise(layer):
+            narrowed = _slice_weighted(layer, None, _input_columns(kept, spatial))
+            if index in whole:
+                kept = None
+            else:
+                with torch.no_grad():
+                    out = narrowed(x)
+                activity = out.abs().transpose(0, 1).reshape(out.shape[1], -1).mean(dim=1)
+                kept = activity.topk(max(1, round(width * activity.numel()))).indices.sort().values
+                narrowed = _slice_weighted(narrowed, kept, None)
+            spatial = 1
         elif _is_depthwise(layer):
-            layers.append(copy.deepcopy(layer) if kept is None else _slice_depthwise(layer, kept))
-        elif isinstance(layer, _WEIGHTED):  # the segment's last weighted layer: all outputs
-            layers.append(_slice_weighted(layer, None, _input_columns(kept, spatial)))
-            kept, spatial = None, 1
+            narrowed = copy.deepcopy(layer) if kept is None else _slice_depthwise(layer, kept)
         elif isinstance(layer, _NORMS):
-            layers.append(copy.deepcopy(layer) if kept is None else _slice_norm(layer, kept))
+            narrowed = copy.deepcopy(layer) if kept is None else _slice_norm(layer, kept)
         elif isinstance(layer, (torch.nn.Flatten, *_PASS_THROUGH)):
             if isinstance(layer, torch.nn.Flatten):
                 spatial = math.prod(x.shape[2:]) if x.dim() > 2 else 1
-            layers.append(copy.deepcopy(layer))
+            narrowed = copy.deepcopy(layer)
         else:
             raise EdgecError(f"Sigma-Branch cannot narrow the channels through {type(layer).__name__} (layer {index})",
                              "give width 1 for this segment, or use Conv/Linear/BatchNorm/activation/pooling layers")
-        x = out
-    return torch.nn.Sequential(*layers)
+        with torch.no_grad():
+            x = narrowed(x)
+        layers.append(narrowed)
+    return torch.nn.Sequential(*layers), kept

@@ -6,17 +6,19 @@ root runs the backbone ``dense[:s_1]``; a node at depth ``d`` (1 <= d <= D) runs
 ``dense[s_d:s_(d+1)]`` (the last one ends at the network's end); every node above depth ``D``
 ends in a router choosing one of its two children. There are ``2^D`` leaves.
 
-Routers (:class:`CosineRouter`). A router sees its node's output, pooled to one vector per
-sample (the mean over spatial positions for a feature map), and holds one weight row per child,
-initialised to the unit centroids of a spherical 2-means of those vectors on the calibration
-samples that reached the node (:mod:`edgec.train.spherical_kmeans`). Hard routing (eval mode,
-and deployment) takes ``argmax_j (w_j . v)``: a matrix product and a comparison, no
-normalisation. Soft routing (training) weighs the children by ``softmax(cos(v, w_j) / T)``.
+Routers (:class:`CosineRouter`). A router sees its node's output, pooled to one vector ``v``
+per sample (the mean over spatial positions for a feature map), centred on the mean ``mu`` of
+the calibration samples that reached the node (post-ReLU features all point into one orthant;
+centred, their directions spread), and holds one weight row per child, initialised to the unit
+centroids of a spherical 2-means of the centred vectors (:mod:`edgec.train.spherical_kmeans`).
+Hard routing (eval mode, and deployment) takes ``argmax_j (w_j . v - w_j . mu)``: a fully
+connected layer with a bias and a comparison, no normalisation. Soft routing (training) weighs
+the children by ``softmax(cos(v - mu, w_j) / T)``.
 
 Children (:func:`build_tree`). Each child is a copy of its dense segment narrowed to the
-``widths[d - 1]`` fraction of its hidden channels most active on its cluster
-(:mod:`edgec.train.sigma_narrow`); a segment's output keeps the dense width, so every level
-reads the features the dense network computes there.
+``widths[d - 1]`` fraction of the channels most active on its cluster
+(:mod:`edgec.train.sigma_narrow`), reading the channels its parent kept; the leaves' last layer
+(the classifier) keeps every output. The backbone stays whole.
 
 Outputs. Soft: the mixture ``sum_leaves P(leaf) * leaf output`` (``P`` the product of the
 routing probabilities along the path) and the leaf probabilities, for the fine-tune's loss.
@@ -42,19 +44,21 @@ def pooled(x: torch.Tensor) -> torch.Tensor:
 
 
 class CosineRouter(torch.nn.Module):
-    """Chooses one of ``len(centroids)`` children (see the module docstring)."""
+    """Chooses one of ``len(centroids)`` children for features centred on ``center`` (see the
+    module docstring); ``center`` is a buffer, the weights train."""
 
-    def __init__(self, centroids: torch.Tensor):
+    def __init__(self, centroids: torch.Tensor, center: torch.Tensor):
         super().__init__()
         self.weight = torch.nn.Parameter(centroids.detach().clone())
+        self.register_buffer("center", center.detach().clone())
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         """``[N, children]``: the hard route is their argmax."""
-        return pooled(x) @ self.weight.T
+        return (pooled(x) - self.center) @ self.weight.T
 
     def probabilities(self, x: torch.Tensor, temperature: float) -> torch.Tensor:
         """``[N, children]`` soft routing weights."""
-        cosine = unit_rows(pooled(x)) @ unit_rows(self.weight).T
+        cosine = unit_rows(pooled(x) - self.center) @ unit_rows(self.weight).T
         return torch.softmax(cosine / temperature, dim=1)
 
 
@@ -150,22 +154,25 @@ def build_tree(dense: torch.nn.Sequential, splits: list[int], inputs: torch.Tens
         raise EdgecError(f"{len(widths)} widths for {len(splits)} tree levels", "give one width per level")
     bounds = [*splits, len(dense)]
 
-    def build(segment: torch.nn.Sequential, x: torch.Tensor, depth: int) -> SigmaNode:
+    def build(segment: torch.nn.Sequential, x: torch.Tensor, kept: torch.Tensor | None, depth: int) -> SigmaNode:
         with torch.no_grad():
             h = segment(x)
         if depth == len(splits):
             return SigmaNode(segment)
-        clusters = spherical_kmeans(pooled(h), 2, seed=seed + depth)
+        features = pooled(h)
+        center = features.mean(dim=0)
+        clusters = spherical_kmeans(features - center, 2, seed=seed + depth)
         dense_child = dense[bounds[depth]:bounds[depth + 1]]
         branches = []
         for j in range(2):
             members = h[clusters.assignment == j]
-            branches.append(build(narrowed_copy(dense_child, members, widths[depth]), members, depth + 1))
-        return SigmaNode(segment, CosineRouter(clusters.centroids), (branches[0], branches[1]))
+            child, child_kept = narrowed_copy(dense_child, members, widths[depth], kept, final=depth + 1 == len(splits))
+            branches.append(build(child, members, child_kept, depth + 1))
+        return SigmaNode(segment, CosineRouter(clusters.centroids, center), (branches[0], branches[1]))
 
     was_training = dense.training
     dense.eval()
     try:
-        return SigmaBranchNet(build(copy.deepcopy(dense[:splits[0]]), inputs, 0))
+        return SigmaBranchNet(build(copy.deepcopy(dense[:splits[0]]), inputs, None, 0))
     finally:
         dense.train(was_training)

@@ -3,9 +3,9 @@
 Samples are compared by cosine similarity only: each feature vector is scaled to unit length,
 each centroid is the unit-length mean of its members, and a sample belongs to the centroid it
 has the largest dot product with. Because a sample's length does not change which centroid
-wins, the same assignment is ``argmax_j (c_j . x)`` on the raw features: a router that is one
-matrix product without normalisation (exact in integer arithmetic up to the rounding of
-``x``), which is what makes the centroids usable as router weights.
+wins, the same assignment is ``argmax_j (c_j . x)`` on the unnormalised features: a router
+that is one matrix product without normalisation (exact in integer arithmetic up to the
+rounding of ``x``), which is what makes the centroids usable as router weights.
 
 Deterministic for a given ``seed``: k-means++ seeding on cosine distance, then Lloyd
 iterations until no assignment changes (or ``iterations``). A cluster that empties is

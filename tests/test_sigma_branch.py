@@ -1,0 +1,98 @@
+"""Sigma-Branch training (fast tier): a digits CNN rebuilt as a tree and fine-tuned a few
+steps keeps routing every leaf, reads fewer parameters per path, reports consistently, and bad
+arguments get one-line errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import require_torch
+
+torch = require_torch()
+
+from edgec.errors import EdgecError  # noqa: E402
+from edgec.train.sigma_branch import cut_points, default_splits, sigma_branch  # noqa: E402
+
+
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    return (data.images / 16.0).astype(np.float32)[:, None], data.target.astype(np.int64)
+
+
+def dense_cnn() -> torch.nn.Sequential:
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Flatten(), torch.nn.Linear(32 * 4 * 4, 10))
+
+
+@pytest.fixture(scope="module")
+def pretrained():
+    """The dense CNN trained 3 epochs on 1,200 digits (seconds)."""
+    torch.manual_seed(0)
+    x, y = digits()
+    model = dense_cnn()
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+    inputs, labels = torch.from_numpy(x[:1200]), torch.from_numpy(y[:1200])
+    for _ in range(3):
+        for i in range(0, 1200, 64):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(inputs[i:i + 64]), labels[i:i + 64]).backward()
+            optimizer.step()
+    return model.eval(), (x[:1200], y[:1200]), (x[1200:], y[1200:])
+
+
+def test_a_fine_tuned_tree_routes_every_leaf_and_reads_fewer_parameters(pretrained):
+    model, train, test = pretrained
+    steps, epochs = [], []
+    result = sigma_branch(model, train, depth=1, split=5, widths=0.4, epochs=2, test=test, max_steps=30,
+                          on_step=lambda step, total, loss: steps.append((step, total)), on_epoch=epochs.append)
+    report = result.report
+    assert not result.module.training
+    assert report.splits == [5] and report.widths == [0.4]
+    assert len(report.path_parameters) == 2 and len(report.leaf_shares) == 2
+    assert sum(report.leaf_shares) == pytest.approx(1.0) and min(report.leaf_shares) > 0.05
+    assert report.active_reduction > 0.4
+    assert report.tree_parameters > max(report.path_parameters)
+    assert report.dense_accuracy > 0.8 and report.accuracy_after > 0.6
+    assert steps[-1] == (30, 30) and [record["epoch"] for record in epochs] == [1, 2]  # 19 steps an epoch
+    assert result.log == epochs and epochs[-1]["temperature"] == pytest.approx(0.05)
+    with torch.no_grad():
+        hard = result.module(torch.from_numpy(test[0][:8]))
+    assert hard.shape == (8, 10)
+
+
+def test_depth_two_has_four_leaves_and_default_splits(pretrained):
+    model, train, test = pretrained
+    assert cut_points(model) == [2, 4, 5, 7, 8]
+    assert default_splits(model, 1) == [5] and default_splits(model, 2) == [5, 7]
+    result = sigma_branch(model, train, depth=2, split=[2, 5], widths=[0.5, 0.5], epochs=1, max_steps=2)
+    assert len(result.report.path_parameters) == 4 and result.report.splits == [2, 5]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"depth": 0}, "tree depth 0"),
+    ({"depth": 2, "split": [5]}, "1 split points for depth 2"),
+    ({"split": [9]}, "do not divide a network of 9 layers"),
+    ({"depth": 5, "split": 5}, "no room for a tree of depth 5 from layer 5"),
+    ({"widths": 2.0}, "a child's width is 2.0"),
+])
+def test_bad_arguments_are_refused_in_one_line(pretrained, kwargs, message):
+    model, train, _ = pretrained
+    with pytest.raises(EdgecError, match=message):
+        sigma_branch(model, train, epochs=1, max_steps=1, **kwargs)
+
+
+def test_only_a_sequential_network_is_taken():
+    class Net(torch.nn.Module):
+        def forward(self, x):
+            return x
+
+    with pytest.raises(EdgecError, match="needs an nn.Sequential"):
+        sigma_branch(Net(), (np.zeros((2, 3)), np.zeros(2)))
+    with pytest.raises(EdgecError, match="3 inputs and 2 labels"):
+        sigma_branch(dense_cnn(), (np.zeros((3, 1, 8, 8)), np.zeros(2)))
