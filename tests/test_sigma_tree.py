@@ -1,6 +1,7 @@
 """The Sigma-Branch tree: hard routing runs one leaf per sample and matches the path computed
 by hand, soft routing at a low temperature agrees with it, routers initialised from the
-clusters send every calibration cluster to its own leaf, and a path reads fewer parameters."""
+clusters send every calibration cluster to its own leaf, a path reads fewer parameters, and
+the tree exports to ONNX If nodes that onnxruntime runs as torch does."""
 
 from __future__ import annotations
 
@@ -81,3 +82,32 @@ def test_a_path_reads_fewer_parameters_than_the_dense_network():
 def test_bad_split_points_and_widths_are_refused(splits, widths, message):
     with pytest.raises(EdgecError, match=message):
         build_tree(dense_cnn(), splits, samples(), widths)
+
+
+def test_the_tree_exports_as_onnx_if_nodes_that_onnxruntime_runs_like_torch(tmp_path):
+    import numpy as np
+    import onnx_ir as ir
+    import onnxruntime
+
+    from edgec.frontend.torch_frontend import export_module
+
+    x = samples(128)
+    tree = build_tree(dense_cnn(), [2, 7], x, [0.5, 0.5]).eval()
+    model = export_module(tree, (x[:1],))
+    assert [node.op_type for node in model.graph].count("If") == 1  # the root's; its children's sit inside
+    ir.save(model, tmp_path / "tree.onnx")
+    session = onnxruntime.InferenceSession(str(tmp_path / "tree.onnx"))
+    name = session.get_inputs()[0].name
+    with torch.no_grad():
+        expected, leaves = tree(x).numpy(), tree.route(x)
+    assert set(leaves.tolist()) == {0, 1, 2, 3}
+    got = np.concatenate([session.run(None, {name: x[i:i + 1].numpy()})[0] for i in range(len(x))])
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_tree_exports_for_one_sample_at_a_time():
+    from edgec.frontend.torch_frontend import export_module
+
+    tree = build_tree(dense_cnn(), [2], samples(), [0.5]).eval()
+    with pytest.raises(EdgecError, match="one sample, not a batch of 2"):
+        export_module(tree, (samples(2),))

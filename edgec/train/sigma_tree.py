@@ -53,8 +53,9 @@ class CosineRouter(torch.nn.Module):
         self.register_buffer("center", center.detach().clone())
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
-        """``[N, children]``: the hard route is their argmax."""
-        return (pooled(x) - self.center) @ self.weight.T
+        """``[N, children]``, ``w_j . v - w_j . mu``: the hard route is their argmax (a fully
+        connected layer with a bias when exported)."""
+        return torch.nn.functional.linear(pooled(x), self.weight, -(self.weight @ self.center))
 
     def probabilities(self, x: torch.Tensor, temperature: float) -> torch.Tensor:
         """``[N, children]`` soft routing weights."""
@@ -108,9 +109,21 @@ class SigmaNode(torch.nn.Module):
         return output, leaf
 
 
+    def exported(self, x: torch.Tensor) -> torch.Tensor:
+        """Hard routing of one sample as ``torch.cond`` per inner node (child 0 when its score is
+        not below child 1's, as argmax breaks ties): ``torch.onnx.export`` makes each an ONNX
+        ``If`` whose branches hold the children's graphs."""
+        h = self.segment(x)
+        if self.router is None:
+            return h
+        scores = self.router.scores(h)
+        return torch.cond(scores[0, 0] >= scores[0, 1], self.branches[0].exported, self.branches[1].exported, (h,))
+
+
 class SigmaBranchNet(torch.nn.Module):
     """The tree as one module: soft routing at ``temperature`` in training mode, hard routing
-    in eval mode (``forward`` returns the output only; :meth:`route` the leaves too)."""
+    in eval mode (``forward`` returns the output only; :meth:`route` the leaves). Under
+    ``torch.onnx.export`` (one sample) it is the graph of :meth:`SigmaNode.exported`."""
 
     def __init__(self, root: SigmaNode, temperature: float = 1.0):
         super().__init__()
@@ -118,7 +131,14 @@ class SigmaBranchNet(torch.nn.Module):
         self.temperature = temperature
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.root.soft(x, self.temperature)[0] if self.training else self.root.hard(x)[0]
+        if self.training:
+            return self.root.soft(x, self.temperature)[0]
+        if torch.compiler.is_exporting():
+            if x.shape[0] != 1:
+                raise EdgecError(f"a Sigma-Branch tree exports for one sample, not a batch of {x.shape[0]}",
+                                 "export it with example inputs of batch size 1")
+            return self.root.exported(x)
+        return self.root.hard(x)[0]
 
     def route(self, x: torch.Tensor) -> torch.Tensor:
         """The leaf each sample of ``x`` takes under hard routing."""
