@@ -21,7 +21,7 @@ import click
 import onnx
 import onnx_ir as ir
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
 from edgec import __version__, api
 from edgec.backend import backend_for_target
@@ -337,56 +337,59 @@ def profile(model: str, targets: str | None, input_path: str | None, json_path: 
 
 @cli.command()
 @click.argument("module")
-@click.option("--delta", is_flag=True, help="Delta-Aware Training (the only kind yet; docs/delta.md).")
+@click.option("--delta", is_flag=True, help="Delta-Aware Training: weights that fit a delta encoding (docs/delta.md).")
+@click.option("--sigma-branch", is_flag=True,
+              help="Sigma-Branch: rebuild an nn.Sequential as a single-path tree of routed branches.")
 @click.option("--data", required=True, type=PathParam("file"),
               help="Dataset .npz: x_train, y_train (class labels), optionally x_test, y_test.")
 @click.option("-o", "--output", required=True, type=PathParam("file"),
-              help="Trained model to write (.onnx, weight scales kept); its log goes to OUTPUT.train.json.")
+              help="Trained model to write (.onnx); its log goes to OUTPUT.train.json.")
 @click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
               help="Adam learning rate.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--scale", type=click.Choice(["fit", "int8", "pow2"]), default="fit", show_default=True,
-              help="fit: per-channel grids coarse enough for the deltas; int8: edgec's max|w|/127 grid; "
-                   "pow2: 8-bit fixed point per layer (the paper's).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--scale", type=click.Choice(["fit", "int8", "pow2"]), default=None,
+              help="--delta: fit (default): per-channel grids coarse enough for the deltas; int8: edgec's "
+                   "max|w|/127 grid; pow2: 8-bit fixed point per layer (the paper's).")
 @delta_options
-def train(module: str, delta: bool, data: str, output: str, epochs: int, lr: float, batch_size: int, scale: str,
-          seed: int, **delta_flags) -> None:
-    """Fine-tune the PyTorch MODULE (package.module:factory) so that its weights fit a delta encoding.
+@click.option("--depth", type=click.IntRange(min=1), default=1, show_default=True,
+              help="--sigma-branch: tree levels (2^depth leaves).")
+@click.option("--split", default=None, metavar="I[,J...]",
+              help="--sigma-branch: the layer index where each level starts (default: from the middle of the "
+                   "network on).")
+@click.option("--widths", default="0.5", show_default=True, metavar="W[,W...]",
+              help="--sigma-branch: the fraction of channels each level's branches keep (one, or one per level).")
+@click.option("--balance", type=click.FloatRange(min=0), default=0.1, show_default=True,
+              help="--sigma-branch: weight of the load-balancing term (no leaf starves).")
+def train(module: str, delta: bool, sigma_branch: bool, data: str, output: str, epochs: int, lr: float,
+          batch_size: int, seed: int, scale: str | None, depth: int, split: str | None, widths: str, balance: float,
+          **delta_flags) -> None:
+    """Train the PyTorch MODULE (package.module:factory) for a compiler pass and write it as ONNX.
 
-    Every Conv/Linear layer trains through the encoding (straight-through estimator); the
-    result, written as ONNX, compiles with that encoding and zero reconstruction error
-    (edgec compile OUTPUT --target ...). --delta-bits defaults to 4 here.
+    --delta fine-tunes every Conv/Linear layer through a delta encoding (straight-through
+    estimator): the result compiles with that encoding and zero reconstruction error (edgec
+    compile OUTPUT --target ...); --delta-bits defaults to 4 here. --sigma-branch rebuilds a
+    dense nn.Sequential as a tree (spherical 2-means routers, branches narrowed to the channels
+    their samples use), fine-tunes it with soft routing and writes it routing hard, an ONNX If
+    per router; the log holds parameters per path, leaf shares and accuracy.
     """
+    from edgec.cli_train import train_delta, train_sigma_branch
     from edgec.frontend.torch_frontend import load_module_spec
-    from edgec.train.files import train_delta_from_files
 
-    if not delta:
-        raise EdgecError("edgec train needs the kind of training", "give --delta (Delta-Aware Training)")
-    delta_flags["delta_bits"] = delta_flags["delta_bits"] or 4
-    scheme = delta_scheme(**delta_flags)
-    network = load_module_spec(module)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=error_console, transient=True) as bar:
-        task = bar.add_task(f"training for {scheme.describe()}", total=None)
-
-        def on_step(step: int, steps: int, loss: float) -> None:
-            bar.update(task, completed=step, total=steps or None,
-                       description=f"training for {scheme.describe()} (loss {loss:.4f})")
-
-        def on_epoch(record: dict) -> None:
-            accuracy = f", test accuracy {record['test_accuracy']:.2%}" if "test_accuracy" in record else ""
-            console.print(f"epoch {record['epoch']}: loss {record['loss']:.4f}, "
-                          f"train accuracy {record['train_accuracy']:.2%}{accuracy}")
-
-        result = train_delta_from_files(network, data, output, scheme, epochs=epochs, lr=lr, batch_size=batch_size,
-                                        scale=scale, seed=seed, on_step=on_step, on_epoch=on_epoch)
-    stored = sum(layer["stored_bits"] for layer in result.layers)
-    int8 = sum(layer["int8_bits"] for layer in result.layers)
-    console.print(f"wrote {output} and {Path(output).with_suffix('.train.json')}: {len(result.layers)} layers, "
-                  f"weights {stored / 8:,.0f} bytes as {scheme.describe()} ({stored / int8:.1%} of int8); "
-                  f"compile it with: edgec compile {output} --target TARGET --calib FILE")
+    if delta == sigma_branch:
+        raise EdgecError("edgec train needs one kind of training",
+                         "give --delta (Delta-Aware Training) or --sigma-branch (Sigma-Branch)")
+    common = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
+    if delta:
+        delta_flags["delta_bits"] = delta_flags["delta_bits"] or 4
+        scheme = delta_scheme(**delta_flags)
+        train_delta(load_module_spec(module), data, output, scheme, scale=scale or "fit", **common)
+        return
+    if scale is not None or delta_flags["delta_bits"] is not None:
+        raise EdgecError("--scale and --delta-* are options of --delta training", "leave them out with --sigma-branch")
+    train_sigma_branch(load_module_spec(module), data, output, depth=depth, split=split, widths=widths,
+                       balance=balance, **common)
 
 
 def main() -> None:

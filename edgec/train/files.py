@@ -2,11 +2,15 @@
 
 The dataset is one ``.npz`` with ``x_train`` (inputs, float, batch first, in the module's own
 layout) and ``y_train`` (integer class labels), and optionally ``x_test``/``y_test`` for the
-accuracy printed each epoch. The trained module is exported to ONNX with its weight scales
-(QuantizeLinear/DequantizeLinear on the weights) and the delta scheme recorded in the model's
-``metadata_props`` (:data:`edgec.delta.DELTA_KEY`), so ``edgec quantize``/``compile`` of that
-file encode it with that scheme and zero error unless told otherwise; the per-epoch log goes
-to a JSON file beside it.
+accuracy printed each epoch. The log (per epoch, and the method's own report) goes to a JSON
+file beside the model, ``OUTPUT.train.json``.
+
+* Delta-Aware Training: the trained module is exported to ONNX with its weight scales
+  (QuantizeLinear/DequantizeLinear on the weights) and the delta scheme recorded in the
+  model's ``metadata_props`` (:data:`edgec.delta.DELTA_KEY`), so ``edgec quantize``/``compile``
+  of that file encode it with that scheme and zero error unless told otherwise.
+* Sigma-Branch: the tree is exported for one sample, an ONNX ``If`` per router
+  (:meth:`edgec.train.sigma_tree.SigmaNode.exported`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from edgec.errors import InputDataError
 from edgec.files import atomic_write
 from edgec.frontend.torch_frontend import export_module
 from edgec.train.delta_aware import DeltaTrainingResult, delta_aware
+from edgec.train.sigma_branch import SigmaBranchResult, sigma_branch
 
 
 def read_dataset(path: str | Path) -> dict[str, np.ndarray]:
@@ -70,6 +75,27 @@ def train_delta_from_files(module: torch.nn.Module, data: str | Path, output: st
     result = delta_aware(module, train, scheme=scheme, epochs=epochs, lr=lr, scale=scale, test_loader=test,
                          on_step=on_step, on_epoch=on_epoch)
     export_trained(result, arrays["x_train"][:1], output)
-    log = {"scheme": json.loads(scheme.to_json()), "scale": scale, "epochs": result.log, "layers": result.layers}
+    _write_log(output, {"scheme": json.loads(scheme.to_json()), "scale": scale, "epochs": result.log,
+                        "layers": result.layers})
+    return result
+
+
+def _write_log(output: str | Path, log: dict) -> None:
     atomic_write(Path(output).with_suffix(".train.json"), lambda tmp: tmp.write_text(json.dumps(log, indent=2)))
+
+
+def train_sigma_branch_from_files(module: torch.nn.Module, data: str | Path, output: str | Path, *,
+                                  on_step: Callable | None = None, on_epoch: Callable | None = None,
+                                  **options) -> SigmaBranchResult:
+    """Rebuild ``module`` as a Sigma-Branch tree trained on the dataset file ``data``
+    (``options``: :func:`~edgec.train.sigma_branch.sigma_branch`'s); write ``output`` (.onnx)
+    and its log with the report. Returns the result."""
+    arrays = read_dataset(data)
+    test = (arrays["x_test"], arrays["y_test"]) if "x_test" in arrays else None
+    result = sigma_branch(module, (arrays["x_train"], arrays["y_train"]), test=test, on_step=on_step,
+                          on_epoch=on_epoch, **options)
+    example = torch.from_numpy(np.asarray(arrays["x_train"][:1], dtype=np.float32))
+    model = export_module(result.module, (example,))
+    atomic_write(output, lambda tmp: ir.save(model, tmp, format="protobuf"))
+    _write_log(output, {"method": "sigma-branch", "epochs": result.log, "report": result.report.to_dict()})
     return result

@@ -16,9 +16,10 @@
    growing as one starves.
 3. **Hard routing.** The result's module is in eval mode: one path per sample.
 
-Split points (``split``): one layer index per tree level (or the first one alone for depth 1);
-by default the cut points (boundaries right after a layer that is not a Conv, Linear or
-BatchNorm) are taken from the middle of the network on, evenly spread over those left.
+Split points (``split``): one layer index per tree level (or the first level's alone). Levels
+start at cut points (right after a layer that is not a Conv, Linear or BatchNorm) and each must
+hold a Conv/Linear its branches can narrow; by default each level starts at the latest cut
+point that allows it, from the last level up (the deepest shared backbone).
 
 The report (:class:`SigmaBranchReport`) gives the dense parameters, the tree's total, the
 parameters one inference reads on each path (segments and routers along it), the share of
@@ -31,12 +32,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
-from edgec.errors import EdgecError
+from edgec.errors import EdgecError, EdgecWarning
+from edgec.train.sigma_narrow import narrowable_layers
 from edgec.train.sigma_tree import SigmaBranchNet, build_tree, check_splits
 
 _NOT_CUT_AFTER = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear, torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)
@@ -82,17 +85,37 @@ def cut_points(dense: torch.nn.Sequential) -> list[int]:
 
 
 def default_splits(dense: torch.nn.Sequential, depth: int, first: int | None = None) -> list[int]:
-    """``depth`` split points: ``first`` (default: the middle cut point) and the cut points after
-    it, evenly spread."""
+    """``depth`` split points, chosen from the last level up: each level starts at the latest
+    cut point that leaves it a layer to narrow (:func:`~edgec.train.sigma_narrow.narrowable_layers`)
+    before the next level; ``first``, when given, is the first level's start."""
+    narrowable = narrowable_layers(dense)
     points = cut_points(dense)
-    start = first if first is not None else (points[len(points) // 2] if points else None)
-    later = [p for p in points if start is not None and p > start]
-    if start is None or len(later) < depth - 1:
-        raise EdgecError(f"the network has no room for a tree of depth {depth}"
-                         + ("" if start is None else f" from layer {start}"),
-                         "give split=[...] (one layer index per level) or a smaller depth")
-    picks = sorted({later[round((i + 1) * (len(later) - 1) / depth)] for i in range(depth - 1)})
-    return [start, *(picks if len(picks) == depth - 1 else later[:depth - 1])]
+    splits: list[int] = []
+    end = len(dense)
+    for level in range(depth, 0, -1):
+        if level == 1 and first is not None:
+            candidates = [first] if any(first <= i < end for i in narrowable) else []
+        else:
+            candidates = [p for p in points if any(p <= i < end for i in narrowable) and p < end
+                          and (first is None or p > first)]
+        if not candidates:
+            raise EdgecError(f"the network has no room for a tree of depth {depth}"
+                             + ("" if first is None else f" from layer {first}")
+                             + f": each level needs a Conv/Linear to narrow (cut points {points})",
+                             "give split=[...] (one layer index per level), a smaller depth or an earlier split")
+        end = candidates[-1]
+        splits.insert(0, end)
+    return splits
+
+
+def _check_room(dense: torch.nn.Sequential, splits: list[int]) -> None:
+    """Raise when a level holds no layer its branches can narrow (they would copy it whole)."""
+    narrowable = narrowable_layers(dense)
+    for start, end in zip(splits, [*splits[1:], len(dense)], strict=True):
+        if not any(start <= i < end for i in narrowable):
+            raise EdgecError(f"the tree level from layer {start} to {end - 1} has no Conv/Linear to narrow "
+                             "(the classifier keeps every class): its branches would copy the dense layers",
+                             f"split earlier or at other layers (cut points {cut_points(dense)})")
 
 
 def _tensors(data, what: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,6 +165,7 @@ def sigma_branch(module: torch.nn.Module, data, *, depth: int = 1, split: int | 
         raise EdgecError(f"tree depth {depth}", "give depth 1 or more")
     splits = list(split) if isinstance(split, Sequence) else default_splits(module, depth, split)
     check_splits(module, splits)
+    _check_room(module, splits)
     if len(splits) != depth:
         raise EdgecError(f"{len(splits)} split points for depth {depth}", "give one split point per tree level")
     level_widths = [float(widths)] * depth if isinstance(widths, (int, float)) else [float(w) for w in widths]
@@ -153,6 +177,11 @@ def sigma_branch(module: torch.nn.Module, data, *, depth: int = 1, split: int | 
     torch.manual_seed(seed)
     tree = build_tree(dense, splits, calib, level_widths, seed).eval()
     dense_accuracy, before = _accuracy(dense, x_test, y_test), _accuracy(tree, x_test, y_test)
+    classes = int(y.max()) + 1
+    if dense_accuracy < 1.5 / classes:
+        warnings.warn(f"the dense network scores {dense_accuracy:.1%} on {classes} classes, near chance: "
+                      "Sigma-Branch rebuilds a trained network (its clusters and channel choices come from what "
+                      "it has learnt); train it first", EdgecWarning, stacklevel=2)
     log = _fine_tune(tree, x, y, x_test, y_test, epochs=epochs, lr=lr, batch_size=batch_size, temperature=temperature,
                      balance=balance, generator=generator, max_steps=max_steps, on_step=on_step, on_epoch=on_epoch)
     tree.eval()

@@ -43,6 +43,13 @@ def _is_depthwise(layer: torch.nn.Module) -> bool:
     return isinstance(layer, _CONVS) and layer.groups > 1 and layer.groups == layer.in_channels == layer.out_channels
 
 
+def narrowable_layers(network: torch.nn.Sequential) -> list[int]:
+    """Indices of the layers a branch can narrow when ``network`` ends a tree: every plain
+    Conv/Linear but the last (the classifier keeps every class)."""
+    weighted = [i for i, layer in enumerate(network) if isinstance(layer, _WEIGHTED) and not _is_depthwise(layer)]
+    return weighted[:-1]
+
+
 def _slice_weighted(layer: torch.nn.Module, rows: torch.Tensor | None, columns: torch.Tensor | None) -> torch.nn.Module:
     weight = layer.weight.detach()
     if rows is not None:
@@ -95,7 +102,7 @@ def narrowed_copy(segment: torch.nn.Sequential, inputs: torch.Tensor, width: flo
     if not 0 < width <= 1:
         raise EdgecError(f"a child's width is {width}", "give a fraction of the dense channels in (0, 1]")
     weighted = [i for i, layer in enumerate(segment) if isinstance(layer, _WEIGHTED) and not _is_depthwise(layer)]
-    whole = {weighted[-1]} if final and weighted else set()
+    whole = set(weighted) - set(narrowable_layers(segment)) if final else set()
     layers: list[torch.nn.Module] = []
     kept, spatial, x = kept_in, 1, inputs
     for index, layer in enumerate(segment):
