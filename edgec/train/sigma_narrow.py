@@ -108,7 +108,7 @@ def narrowed_copy(segment: torch.nn.Sequential, inputs: torch.Tensor, width: flo
     for index, layer in enumerate(segment):
         if isinstance(layer, _CONVS) and layer.groups > 1 and not _is_depthwise(layer):
             raise EdgecError(f"Sigma-Branch cannot narrow the grouped convolution at layer {index} "
-                             f"({layer.groups} groups)", "give width 1 for this segment")
+                             f"({layer.groups} groups)", "split the tree after it, or use plain or depthwise convolutions")
         if isinstance(layer, _WEIGHTED) and not _is_depthwise(layer):
             narrowed = _slice_weighted(layer, None, _input_columns(kept, spatial))
             if index in whole:
@@ -130,7 +130,8 @@ def narrowed_copy(segment: torch.nn.Sequential, inputs: torch.Tensor, width: flo
             narrowed = copy.deepcopy(layer)
         else:
             raise EdgecError(f"Sigma-Branch cannot narrow the channels through {type(layer).__name__} (layer {index})",
-                             "give width 1 for this segment, or use Conv/Linear/BatchNorm/activation/pooling layers")
+                             "split the tree after it, or build the levels of Conv/Linear/BatchNorm/activation/pooling "
+                             "layers")
         with torch.no_grad():
             x = narrowed(x)
         layers.append(narrowed)
