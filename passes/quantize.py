@@ -63,6 +63,12 @@ class QuantizePass(ir.passes.FunctionalPass):
         self.activation_type = IntType(activation_bits, signed=True)
 
     def requires(self, model: ir.Model) -> None:
+        branching = next((node for node in model.graph if node.op_type == "If" and not node.domain), None)
+        if branching is not None:
+            raise UnsupportedModelError(
+                f"the model branches (ONNX If, node '{branching.name}'): edgec does not quantize control flow yet",
+                "run it with onnxruntime for now; Sigma-Branch trees compile once control flow lands "
+                "(docs/sigma_branch.md)")
         unsupported = unsupported_nodes(model.graph)
         if unsupported:
             node = unsupported[0]

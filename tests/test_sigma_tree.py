@@ -111,3 +111,12 @@ def test_a_tree_exports_for_one_sample_at_a_time():
     tree = build_tree(dense_cnn(), [2], samples(), [0.5]).eval()
     with pytest.raises(EdgecError, match="one sample, not a batch of 2"):
         export_module(tree, (samples(2),))
+
+
+def test_quantizing_a_tree_says_control_flow_is_not_supported_yet():
+    import edgec
+
+    x = samples(32)
+    tree = build_tree(dense_cnn(), [2], x, [0.5]).eval()
+    with pytest.raises(EdgecError, match=r"the model branches \(ONNX If, node '.*'\): edgec does not quantize"):
+        edgec.quantize(tree, x.numpy(), example_inputs=(x[:1],))
