@@ -3,7 +3,8 @@
 :func:`calibrate` runs the canonical float model on the samples with
 ``onnxruntime.quantization``'s ``MinMax`` (default), ``Percentile`` or ``Entropy``
 calibrator and returns ``{tensor name: (min, max)}`` for every float tensor of the graph,
-every range finite. Where the model makes NaN or infinite activations (finite but huge
+every range finite; in a graph that branches, each branch's tensors over the samples routed
+into it (:mod:`edgec.calibration_branches`). Where the model makes NaN or infinite activations (finite but huge
 weights overflow float32), the error names the first such tensor in topological order and
 the first sample that makes it. The calibrators' progress prints and onnxruntime's warning
 log lines are kept off the terminal.
@@ -25,6 +26,8 @@ import onnx_ir as ir
 import onnxruntime as ort
 from onnxruntime.quantization.calibrate import CalibrationDataReader, CalibrationMethod, create_calibrator
 
+from edgec.calibration_branches import calibrate_branches
+from edgec.control_flow import has_control_flow
 from edgec.errors import InputDataError
 from edgec.oracle import ORT_LOG_SEVERITY, ort_session
 
@@ -100,6 +103,14 @@ def calibrate(
     if not samples:
         raise InputDataError("no calibration samples", "give --calib a file with at least one sample")
     ort.set_default_logger_severity(ORT_LOG_SEVERITY)  # the calibrators' own sessions log through it
+    if has_control_flow(model.graph):
+        return calibrate_branches(model, samples, lambda m, s, a: _calibrate_main_graph(m, s, method, a), advance)
+    return _calibrate_main_graph(model, samples, method, advance)
+
+
+def _calibrate_main_graph(model: ir.Model, samples: Sequence[dict[str, np.ndarray]], method: str,
+                          advance: Callable[[], None] | None) -> dict[str, tuple[float, float]]:
+    """Ranges of the float tensors of ``model``'s main graph (not of its branches)."""
     with tempfile.TemporaryDirectory(prefix="edgec-calib-") as tmp:
         model_path = Path(tmp) / "model.onnx"
         ir.save(model, model_path)

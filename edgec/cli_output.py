@@ -55,12 +55,20 @@ def _shape(shape) -> str:
     return "×".join(str(d) for d in shape) if shape else "-"
 
 
+def _branch(branch: tuple[int, ...]) -> str:
+    """A branch as ``then``/``else`` words, e.g. ``then › else``; empty for the main graph."""
+    return " › ".join("then" if choice == 0 else "else" for choice in branch)
+
+
 def print_summary(title: str, summary) -> None:
-    """The layer table of a :class:`edgec.summary.ModelSummary`, with its totals."""
+    """The layer table of a :class:`edgec.summary.ModelSummary`, with its totals; for a graph
+    that branches, a branch column and a table of what each path reads and computes."""
     caption = "✗ edgec does not support this operator" if summary.unsupported else None
     table = Table(title=f"{title} ({summary.kind} graph)", caption=caption, show_footer=True)
     table.add_column("#", justify="right", footer="")
     table.add_column("layer", footer="total", overflow="ellipsis", max_width=48, no_wrap=True)
+    if summary.paths:
+        table.add_column("branch")
     table.add_column("op")
     table.add_column("input")
     table.add_column("output")
@@ -70,14 +78,23 @@ def print_summary(title: str, summary) -> None:
     table.add_column("params", justify="right", footer=f"{summary.total_params:,}")
     table.add_column("MACs", justify="right", footer=f"{summary.total_macs:,}")
     for index, layer in enumerate(summary.layers):
-        table.add_row(str(index), escape(layer.name), f"{layer.op} ✗" if layer.unsupported else layer.op,
+        table.add_row(str(index), escape(layer.name), *([_branch(layer.branch)] if summary.paths else []),
+                      f"{layer.op} ✗" if layer.unsupported else layer.op,
                       _shape(layer.input_shape), _shape(layer.output_shape), *([layer.types] if typed else []),
                       f"{layer.params:,}" if layer.params else "", f"{layer.macs:,}" if layer.macs else "")
     console.print(table)
     packed = (f", {summary.total_packed_bytes:,} packed at their widths"
               if summary.total_packed_bytes != summary.total_param_bytes else "")
     console.print(f"parameters: {summary.total_params:,} ({summary.total_param_bytes:,} bytes{packed})   "
-                  f"MACs: {summary.total_macs:,}")
+                  f"MACs: {summary.total_macs:,}{' (every branch)' if summary.paths else ''}")
+    if summary.paths:
+        paths = Table(title="one inference per path")
+        for column in ("path", "branches", "params", "of all", "MACs"):
+            paths.add_column(column, justify="left" if column in ("path", "branches") else "right")
+        for index, path in enumerate(summary.paths):
+            paths.add_row(str(index), _branch(path.path), f"{path.params:,}",
+                          f"{path.params / max(summary.total_params, 1):.0%}", f"{path.macs:,}")
+        console.print(paths)
 
 
 def print_outputs(outputs: dict[str, np.ndarray]) -> None:

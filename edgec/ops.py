@@ -27,6 +27,10 @@ holds a tensor of the float model, that tensor's name and layout (``edgec.source
 ``edgec.layout``); weight initializers carry their per-channel scales and integer type. The
 model records the rounding mode in ``metadata_props['edgec.rounding']``.
 
+Control flow is the standard ONNX ``If``: its condition comes from a ``Router``, its
+branches are integer subgraphs whose outputs share the ``If`` outputs' quantization
+(:mod:`edgec.control_flow`, :mod:`passes.lower_control`).
+
 The exact semantics of every operator are defined by :mod:`edgec.reference` (one function
 per operator); the specs below name inputs and attributes and are used to validate nodes.
 """
@@ -34,6 +38,8 @@ per operator); the specs below name inputs and attributes and are used to valida
 from __future__ import annotations
 
 import dataclasses
+
+import onnx_ir as ir
 
 DOMAIN = "edgec"
 OPSET_VERSION = 1
@@ -115,6 +121,9 @@ OPS: dict[str, OpSpec] = {
                ("X",), {"pads": None, "value": None}),
         OpSpec("Reshape", "new shape, same data order (zero-copy)", ("X",), {"shape": None}),
         OpSpec("Transpose", "permutation of axes", ("X",), {"perm": None}),
+        OpSpec("Router", "boolean condition of an If: bias + sum_k W[0, k] (X[0, k] - input_zero_point) >= 0 "
+               "(> 0 when strict) in exact int32; X [1, K], W [1, K], B [1]",
+               ("X", "W", "B"), {"input_zero_point": None, "strict": 0}),
     )
 }
 
@@ -128,8 +137,13 @@ def is_edgec_node(node) -> bool:
     return node.domain == DOMAIN
 
 
+def is_integer_node(node) -> bool:
+    """True when ``node`` may appear in an integer graph: an edgec operator or an ONNX ``If``."""
+    return is_edgec_node(node) or (node.domain == "" and node.op_type == "If")
+
+
 def is_integer_model(model) -> bool:
-    """True when ``model`` (an ``onnx_ir.Model``) is an edgec integer graph."""
+    """True when ``model`` (an ``onnx_ir.Model``) is an edgec integer graph (branches included)."""
     return model.opset_imports.get(DOMAIN) is not None and all(
-        is_edgec_node(node) for node in model.graph
+        is_integer_node(node) for node in ir.traversal.RecursiveGraphIterator(model.graph)
     )

@@ -15,7 +15,12 @@ an int4 weight takes half the bytes of its int8 storage, an int32 bias four byte
 in a float graph ``packed_bytes`` equals ``param_bytes``.
 
 A layer is marked ``unsupported`` when edgec cannot compile its operator
-(:func:`edgec.support.is_supported`).
+(:func:`edgec.support.unsupported_nodes`).
+
+In a graph that branches (:mod:`edgec.control_flow`) the layers of every branch are listed,
+each ``If`` before its branches, with the ``branch`` choices leading to them (``(0, 1)``:
+then, then else); the totals count every branch (what flash holds), and :attr:`ModelSummary.paths`
+gives what one inference reads and computes on each path.
 """
 
 from __future__ import annotations
@@ -27,10 +32,11 @@ import numpy as np
 import onnx_ir as ir
 
 from edgec import ops
+from edgec.control_flow import branches, has_control_flow, is_branching, path_nodes, paths
 from edgec.delta import get_scheme, weight_rows
 from edgec.passes.graph_utils import attribute, static_shape
 from edgec.passes.qparams import int_type_of
-from edgec.support import is_supported, unsupported_warning
+from edgec.support import unsupported_nodes, unsupported_warning
 
 #: Float operators whose constant inputs are parameters: weights, biases, and the per-channel
 #: scale and shift of a BatchNorm that could not be folded into a convolution (a Mul and an Add).
@@ -54,6 +60,18 @@ class Layer:
     unsupported: bool
     types: str = ""
     packed_bytes: int = 0
+    branch: tuple[int, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class PathSummary:
+    """What one inference on ``path`` reads and computes: its layers' parameters, their
+    bytes packed at their widths, and MACs."""
+
+    path: tuple[int, ...]
+    params: int
+    packed_bytes: int
+    macs: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +82,7 @@ class ModelSummary:
     inputs: dict[str, tuple[int, ...]]
     outputs: dict[str, tuple[int, ...]]
     layers: list[Layer]
+    paths: list[PathSummary] = dataclasses.field(default_factory=list)
 
     @property
     def total_macs(self) -> int:
@@ -103,6 +122,7 @@ class ModelSummary:
             "total_param_bytes": self.total_param_bytes,
             "total_packed_bytes": self.total_packed_bytes,
             "unsupported": [{"name": layer.name, "op": layer.op} for layer in self.unsupported],
+            "paths": [{**dataclasses.asdict(path), "path": list(path.path)} for path in self.paths],
         }
 
 
@@ -123,6 +143,8 @@ def _macs(node: ir.Node, out_shape: tuple[int, ...] | None, weight: np.ndarray |
         return math.prod(out_shape) * weight.shape[1] * weight.shape[2]
     if node.domain == ops.DOMAIN and op == "FullyConnected":
         return math.prod(out_shape) * weight.shape[1]
+    if node.domain == ops.DOMAIN and op == "Router":
+        return weight.size
     return 0
 
 
@@ -161,26 +183,47 @@ def layer_types(node: ir.Node, weights: list[ir.Value]) -> str:
     return " / ".join(parts)
 
 
+def _layer(node: ir.Node, integer: bool, unsupported: bool, branch: tuple[int, ...]) -> Layer:
+    activations = [v for v in node.inputs if v is not None and v.const_value is None]
+    constants = _parameters(node)
+    weight = constants[0].const_value.numpy() if constants else None
+    out_shape = static_shape(node.outputs[0])
+    return Layer(
+        name=node.name or node.outputs[0].name, op=node.op_type,
+        input_shape=static_shape(activations[0]) if activations else None, output_shape=out_shape,
+        params=sum(math.prod(v.shape.numpy()) for v in constants if v.shape is not None),
+        param_bytes=sum(v.const_value.nbytes for v in constants), macs=_macs(node, out_shape, weight),
+        unsupported=unsupported,
+        types=layer_types(node, constants) if integer else "",
+        packed_bytes=sum(packed_bytes(v, node.op_type) for v in constants), branch=branch,
+    )
+
+
 def summarize(model: ir.Model) -> ModelSummary:
     """Summarize a canonical float model or an integer graph."""
     integer = ops.is_integer_model(model)
-    layers = []
-    for node in model.graph:
-        activations = [v for v in node.inputs if v is not None and v.const_value is None]
-        constants = _parameters(node)
-        weight = constants[0].const_value.numpy() if constants else None
-        out_shape = static_shape(node.outputs[0])
-        layers.append(Layer(
-            name=node.name or node.outputs[0].name, op=node.op_type,
-            input_shape=static_shape(activations[0]) if activations else None, output_shape=out_shape,
-            params=sum(math.prod(v.shape.numpy()) for v in constants if v.shape is not None),
-            param_bytes=sum(v.const_value.nbytes for v in constants), macs=_macs(node, out_shape, weight),
-            unsupported=not is_supported(node, integer), types=layer_types(node, constants) if integer else "",
-            packed_bytes=sum(packed_bytes(v, node.op_type) for v in constants),
-        ))
+    by_node: dict[ir.Node, Layer] = {}
+    unsupported = set(unsupported_nodes(model.graph, integer))
+
+    def walk(graph: ir.Graph, branch: tuple[int, ...]) -> None:
+        for node in graph:
+            by_node[node] = _layer(node, integer, node in unsupported, branch)
+            if is_branching(node):
+                for choice, subgraph in enumerate(branches(node)):
+                    walk(subgraph, (*branch, choice))
+
+    walk(model.graph, ())
+    path_summaries = []
+    if has_control_flow(model.graph):
+        for path in paths(model.graph):
+            on_path = [by_node[node] for node in path_nodes(model.graph, path)]
+            path_summaries.append(PathSummary(path, sum(layer.params for layer in on_path),
+                                              sum(layer.packed_bytes for layer in on_path),
+                                              sum(layer.macs for layer in on_path)))
     return ModelSummary(
         kind="integer" if integer else "float",
         inputs={v.name: static_shape(v) for v in model.graph.inputs},
         outputs={v.name: static_shape(v) for v in model.graph.outputs},
-        layers=layers,
+        layers=list(by_node.values()),
+        paths=path_summaries,
     )

@@ -16,7 +16,9 @@ from collections.abc import Sequence
 import onnx_ir as ir
 
 from edgec import ops
+from edgec.control_flow import all_nodes, is_branching
 from edgec.passes.absorb_qonnx import ABSORBED_OPS, is_qonnx_node
+from edgec.passes.lower_control import absorbed_nodes, find_routers
 from edgec.passes.lower_ops import LOWERINGS
 
 
@@ -30,8 +32,13 @@ def is_supported(node: ir.Node, integer: bool = False) -> bool:
 
 
 def unsupported_nodes(graph: ir.Graph, integer: bool = False) -> list[ir.Node]:
-    """The nodes of ``graph`` that edgec cannot compile, in graph order (see :func:`is_supported`)."""
-    return [node for node in graph if not is_supported(node, integer)]
+    """The nodes of ``graph`` and its branches that edgec cannot compile, in graph order (see
+    :func:`is_supported`); a float router's picks (:mod:`passes.lower_control`) are supported,
+    and an integer graph's ``If``."""
+    if integer:
+        return [node for node in all_nodes(graph) if not (is_supported(node, True) or is_branching(node))]
+    routed = absorbed_nodes(find_routers(graph))
+    return [node for node in all_nodes(graph) if not (is_supported(node) or node in routed)]
 
 
 def supported_operators(integer: bool = False) -> list[str]:

@@ -25,6 +25,7 @@ import numpy as np
 import onnx_ir as ir
 
 from edgec import ops
+from edgec.control_flow import all_nodes
 from edgec.errors import UnsupportedModelError
 from edgec.inttype import INT8, IntType, storage_type
 from edgec.passes.graph_utils import attribute
@@ -70,9 +71,9 @@ def _initializer_problem(value: ir.Value) -> str | None:
 
 
 def _node_problem(node: ir.Node) -> str | None:
-    """Rules 3 and 4 for one node."""
+    """Rules 3 and 4 for one node (an ``If`` has its branches' outputs, checked there)."""
     out = node.outputs[0]
-    if not _is_integer(out):
+    if not _is_integer(out) or node.domain != ops.DOMAIN:
         return None
     what, out_type = f"node '{node.name}' ({node.op_type})", int_type_of(out)
     defaults = ops.OPS[node.op_type].attributes if node.op_type in ops.OPS else {}
@@ -97,7 +98,7 @@ def first_width_problem(model: ir.Model) -> str | None:
     """A sentence naming the first value or node breaking a rule of the module docstring, or
     ``None`` when the graph is width-consistent."""
     graph = model.graph
-    values = [*graph.inputs, *graph.initializers.values(), *(out for node in graph for out in node.outputs)]
+    values = [*graph.inputs, *graph.initializers.values(), *(out for node in all_nodes(graph) for out in node.outputs)]
     for value in values:
         problem = _storage_problem(value) if _is_integer(value) else None
         if problem is not None:
@@ -106,7 +107,7 @@ def first_width_problem(model: ir.Model) -> str | None:
         problem = _initializer_problem(value) if _is_integer(value) else None
         if problem is not None:
             return problem
-    for node in graph:
+    for node in all_nodes(graph):
         problem = _node_problem(node)
         if problem is not None:
             return problem

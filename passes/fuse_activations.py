@@ -12,6 +12,8 @@ activation's quantization, so the clamp is the only thing left of the activation
 In both cases the Clamp's input takes over the Clamp output's name and float-tensor tag
 (:data:`edgec.ops.SOURCE_KEY`): it now holds the activation's result.
 
+Branches (``If`` subgraphs) are walked like the main graph.
+
 Invariant: outputs are bit-identical before and after (clamping is elementwise, so it
 commutes with reshapes, and clamping twice equals clamping once to the intersection).
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import onnx_ir as ir
 
 from edgec import ops
+from edgec.control_flow import all_nodes
 from edgec.passes.graph_utils import attribute, replace_value, sole_consumer
 from edgec.passes.qparams import int_type_of
 
@@ -47,9 +50,8 @@ class FuseActivationsPass(ir.passes.InPlacePass):
     """See the module docstring."""
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        graph = model.graph
         modified = False
-        for clamp in list(graph):
+        for clamp in list(all_nodes(model.graph)):
             if clamp.domain != ops.DOMAIN or clamp.op_type != "Clamp":
                 continue
             low, high = int(attribute(clamp, "min", -128)), int(attribute(clamp, "max", 127))
@@ -62,7 +64,7 @@ class FuseActivationsPass(ir.passes.InPlacePass):
                 continue
             name, tags = result.name, {k: result.metadata_props.get(k) for k in (ops.SOURCE_KEY, ops.LAYOUT_KEY)}
             replace_value(result, source)
-            graph.remove(clamp, safe=True)
+            clamp.graph.remove(clamp, safe=True)
             if not source.is_graph_output():
                 source.name = name
                 for key, tag in tags.items():

@@ -9,16 +9,17 @@ type it was built with unless the float model recorded another.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import onnx_ir as ir
 
 from edgec import ops
+from edgec.control_flow import all_nodes
 from edgec.errors import UnsupportedModelError
 from edgec.inttype import INT8, INT8_WEIGHTS, IntType
 from edgec.passes.graph_utils import const_array, sole_consumer, static_shape
-from edgec.passes.multipliers import requantize_attributes
+from edgec.passes.multipliers import MultiplierRangeError, requantize_attributes
 from edgec.passes.normalize_reshapes import keeps_data_order
 from edgec.passes.qparams import (
     QParams,
@@ -50,26 +51,40 @@ class IntegerGraphBuilder:
     Each float value maps to one integer value plus a layout flag: ``channels_last`` means
     the integer tensor holds the float tensor permuted by :func:`channels_last_perm`.
     ``weight_type`` and ``activation_type`` are the types post-training quantization gives
-    weights and activations that the float model does not quantize itself.
+    weights and activations that the float model does not quantize itself. ``lowerings``
+    maps float op types to their lowering functions (:data:`passes.lower_ops.LOWERINGS`);
+    ``routers`` are the graph's float routers by comparison node and ``absorbed`` the nodes
+    they stand for, which are not lowered on their own (:mod:`passes.lower_control`).
+
+    ``nodes`` collects the graph being built: the main graph, or while a branch is lowered
+    (:meth:`lower_branch`) that branch's. Initializers all go to the main graph.
     """
 
     def __init__(self, float_model: ir.Model, ranges: Mapping[str, tuple[float, float]],
-                 weight_type: IntType = INT8_WEIGHTS, activation_type: IntType = INT8) -> None:
+                 weight_type: IntType = INT8_WEIGHTS, activation_type: IntType = INT8, *,
+                 lowerings: Mapping[str, Callable] | None = None, routers: Mapping | None = None,
+                 absorbed: set[ir.Node] | None = None) -> None:
         self.float_model = float_model
         self.ranges = ranges
         self.weight_type = weight_type
         self.activation_type = activation_type
+        self.lowerings = lowerings or {}
+        self.routers = routers or {}
+        self.absorbed = absorbed or set()
         self.nodes: list[ir.Node] = []
         self.initializers: list[ir.Value] = []
         self._values: dict[str, tuple[ir.Value, bool]] = {}
         self._converted: dict[tuple[str, bool], ir.Value] = {}
+        #: Float value name -> parameters a branch output must have (those of its If's output).
+        self._forced: dict[str, QParams] = {}
         graph = float_model.graph
         self._interface = {v.name for v in graph.inputs} | {v.name for v in graph.outputs}
         self._names: set[str] = set(self._interface)
         #: Float value name -> name of the float node computing it: the integer node emitted
         #: for that value takes the float node's name (the layer name users see).
-        self._layer_names = {out.name: node.name for node in graph for out in node.outputs if node.name}
-        self._node_names: set[str] = set()
+        self._layer_names = {out.name: node.name for node in all_nodes(graph) for out in node.outputs if node.name}
+        #: Node names given so far (unique over the whole model, branches included).
+        self.node_names: set[str] = set()
 
     # -- names and shapes ------------------------------------------------------------
     def unique_name(self, base: str, taken: set[str] | None = None) -> str:
@@ -94,7 +109,10 @@ class IntegerGraphBuilder:
 
     # -- quantization parameters --------------------------------------------------------
     def desired_qparams(self, value: ir.Value) -> QParams:
-        """The parameters ``value`` should be quantized with (module docstring, case 4)."""
+        """The parameters ``value`` should be quantized with (module docstring, case 4); a
+        branch output's are its ``If`` output's."""
+        if value.name in self._forced:
+            return self._forced[value.name]
         recorded = get_qparams(value)
         if recorded is not None:
             return stored_as_int8(recorded, value.name)
@@ -140,19 +158,68 @@ class IntegerGraphBuilder:
         return value
 
     def emit(self, op_type: str, inputs: list[ir.Value | None], attrs: dict, *, shape, name: str,
-             qparams: QParams | None, dtype: ir.DataType = ir.DataType.INT8) -> ir.Value:
-        """Append an edgec node; returns its (single) output value."""
-        value_name = self.unique_name(f"{name}_int8" if name in self._interface else name)
-        node_name = self.unique_name(self._layer_names.get(name, value_name), self._node_names)
+             qparams: QParams | None, dtype: ir.DataType = ir.DataType.INT8, node_name: str | None = None) -> ir.Value:
+        """Append an edgec node; returns its (single) output value, named after the float
+        value ``name``, the node after the float node computing that value (or ``node_name``)."""
+        out_name = self._value_name(name)
+        node_name = self.unique_name(node_name, self.node_names) if node_name else self.node_name(name, out_name)
         node = ir.node(op_type, inputs, attrs, domain=ops.DOMAIN, name=node_name)
         out = node.outputs[0]
-        out.name = value_name
+        out.name = out_name
         out.shape = ir.Shape(list(shape))
         out.type = ir.TensorType(dtype)
         if qparams is not None:
             set_qparams(out, qparams)
         self.nodes.append(node)
         return out
+
+    def _value_name(self, float_name: str) -> str:
+        return self.unique_name(f"{float_name}_int8" if float_name in self._interface else float_name)
+
+    def node_name(self, float_value_name: str, fallback: str | None = None) -> str:
+        """A unique node name: that of the float node computing ``float_value_name``."""
+        return self.unique_name(self._layer_names.get(float_value_name, fallback or float_value_name),
+                                self.node_names)
+
+    def name_output(self, out: ir.Value, float_value: ir.Value, qparams: QParams) -> None:
+        """Name, shape and quantize ``out`` (an output of a node built by hand) as
+        :meth:`emit` does for the integer value of ``float_value``."""
+        out.name = self._value_name(float_value.name)
+        out.shape = ir.Shape(list(self.shape_of(float_value)))
+        out.type = ir.TensorType(ir.DataType.INT8)
+        set_qparams(out, qparams)
+
+    # -- lowering ---------------------------------------------------------------------
+    def lower_graph(self, graph: ir.Graph) -> None:
+        """Lower every node of ``graph`` (not absorbed by a router) with :attr:`lowerings`."""
+        for node in graph:
+            if node in self.absorbed:
+                continue
+            try:
+                self.lowerings[node.op_type](self, node)
+            except MultiplierRangeError as error:
+                raise UnsupportedModelError(
+                    f"{node.op_type} node '{node.name}' cannot be requantized in int8: {error}",
+                    "the ranges of its inputs and output differ by too many orders of magnitude; check its "
+                    "weights and the calibration data") from None
+
+    def lower_branch(self, branch: ir.Graph, targets: list[QParams]) -> ir.Graph:
+        """The integer subgraph of ``branch`` (a float ``If`` branch), its outputs channels-first
+        with the parameters ``targets`` (see :mod:`passes.lower_control`)."""
+        saved = self.nodes, dict(self._values), dict(self._converted), dict(self._forced)
+        self.nodes = []
+        self._forced.update({out.name: q for out, q in zip(branch.outputs, targets, strict=True)})
+        self.lower_graph(branch)
+        outputs = []
+        for out_f, q in zip(branch.outputs, targets, strict=True):
+            value = self.to_qparams(self.value_in_layout(out_f, channels_last=False), q, f"{out_f.name}_requantized")
+            if value.producer() is None or value.producer() not in self.nodes:  # read from outside: a copy
+                value = self.emit("Reshape", [value], {"shape": list(value.shape.numpy())}, shape=value.shape.numpy(),
+                                  name=f"{out_f.name}_branch", qparams=q)
+            outputs.append(value)
+        graph = ir.Graph([], outputs, nodes=self.nodes, name=branch.name)
+        self.nodes, self._values, self._converted, self._forced = saved
+        return graph
 
     def bind(self, float_value: ir.Value, int_value: ir.Value, channels_last: bool) -> None:
         """Record that ``int_value`` holds ``float_value`` (tagging it, unless already tagged)."""

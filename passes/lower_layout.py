@@ -68,7 +68,9 @@ def lower_global_pool(b: IntegerGraphBuilder, node: ir.Node) -> None:
 
 
 def lower_reduce_mean(b: IntegerGraphBuilder, node: ir.Node) -> None:
-    """ReduceMean becomes edgec Mean (TFLite MEAN: 1/n folded into the rescaling multiplier)."""
+    """ReduceMean becomes edgec Mean (TFLite MEAN: 1/n folded into the rescaling multiplier), in
+    the input's layout unless dropping axes would leave the kept ones permuted (a channels-last
+    map averaged over its positions gives ``[N, C]`` directly)."""
     x_f, out_f = node.inputs[0], node.outputs[0]
     rank = len(b.shape_of(x_f))
     axes = attribute(node, "axes")
@@ -76,12 +78,15 @@ def lower_reduce_mean(b: IntegerGraphBuilder, node: ir.Node) -> None:
         axes = constant_input(node, 1, "axes").tolist()
     if axes is None:
         axes = list(range(rank))  # ONNX: no axes reduces everything (noop_with_empty_axes aside)
+    axes = sorted(a % rank for a in axes)
     x, channels_last = b.lookup(x_f)
     keepdims = int(attribute(node, "keepdims", 1))
-    if not keepdims and channels_last and rank >= 3:  # dropped axes: reduce in the float layout
-        x, channels_last = b.value_in_layout(x_f, channels_last=False), False
     perm = channels_last_perm(rank) if channels_last and rank >= 3 else list(range(rank))
-    int_axes = sorted(perm.index(a % rank) for a in axes)
+    kept = [perm.index(a) for a in range(rank) if a not in axes]
+    if not keepdims and kept != sorted(kept):  # the kept axes would come out permuted: reduce in the float layout
+        x, channels_last = b.value_in_layout(x_f, channels_last=False), False
+        perm = list(range(rank))
+    int_axes = sorted(perm.index(a) for a in axes)
     qx, qy = b.qparams_of(x), b.desired_qparams(out_f)
     in_shape = list(x.shape.numpy())
     count = math.prod(in_shape[a] for a in int_axes)
@@ -89,7 +94,7 @@ def lower_reduce_mean(b: IntegerGraphBuilder, node: ir.Node) -> None:
         [d for a, d in enumerate(in_shape) if a not in int_axes]
     attrs = {"axes": int_axes, "keepdims": keepdims, **mean_attributes(qx, qy, count), **clamp_attributes(qy.int_type)}
     y = b.emit("Mean", [x], attrs, shape=out_shape, name=out_f.name, qparams=qy)
-    b.bind(out_f, y, channels_last)
+    b.bind(out_f, y, channels_last and bool(keepdims))
 
 
 def lower_concat(b: IntegerGraphBuilder, node: ir.Node) -> None:

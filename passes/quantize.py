@@ -38,11 +38,12 @@ from collections.abc import Mapping
 import onnx_ir as ir
 
 from edgec import ops
+from edgec.control_flow import all_nodes, is_branching
 from edgec.errors import UnsupportedModelError
 from edgec.inttype import INT8, VALUE_BITS, IntType, weight_type
 from edgec.passes.integer_builder import IntegerGraphBuilder
+from edgec.passes.lower_control import absorbed_nodes, find_routers
 from edgec.passes.lower_ops import LOWERINGS
-from edgec.passes.multipliers import MultiplierRangeError
 from edgec.passes.qparams import QParams, get_qparams
 from edgec.support import supported_operators, unsupported_nodes
 from edgec.widths import first_width_problem
@@ -63,12 +64,6 @@ class QuantizePass(ir.passes.FunctionalPass):
         self.activation_type = IntType(activation_bits, signed=True)
 
     def requires(self, model: ir.Model) -> None:
-        branching = next((node for node in model.graph if node.op_type == "If" and not node.domain), None)
-        if branching is not None:
-            raise UnsupportedModelError(
-                f"the model branches (ONNX If, node '{branching.name}'): edgec does not quantize control flow yet",
-                "run it with onnxruntime for now; Sigma-Branch trees compile once control flow lands "
-                "(docs/sigma_branch.md)")
         unsupported = unsupported_nodes(model.graph)
         if unsupported:
             node = unsupported[0]
@@ -82,7 +77,9 @@ class QuantizePass(ir.passes.FunctionalPass):
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         graph = model.graph
-        builder = IntegerGraphBuilder(model, self.ranges, self.weight_type, self.activation_type)
+        routers = find_routers(graph)
+        builder = IntegerGraphBuilder(model, self.ranges, self.weight_type, self.activation_type, lowerings=LOWERINGS,
+                                      routers=routers, absorbed=absorbed_nodes(routers))
         inputs = []
         for value in graph.inputs:
             if value.dtype not in (ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.DOUBLE):
@@ -96,14 +93,7 @@ class QuantizePass(ir.passes.FunctionalPass):
             quantized = builder.emit("Quantize", [new_input], quantize_attributes(value, q),
                                      shape=shape, name=value.name, qparams=q)
             builder.bind(value, quantized, channels_last=False)
-        for node in graph:
-            try:
-                LOWERINGS[node.op_type](builder, node)
-            except MultiplierRangeError as error:
-                raise UnsupportedModelError(
-                    f"{node.op_type} node '{node.name}' cannot be requantized in int8: {error}",
-                    "the ranges of its inputs and output differ by too many orders of magnitude; check its "
-                    "weights and the calibration data") from None
+        builder.lower_graph(graph)
         outputs = []
         for value in graph.outputs:
             quantized = builder.value_in_layout(value, channels_last=False)
@@ -122,8 +112,8 @@ class QuantizePass(ir.passes.FunctionalPass):
         return ir.passes.PassResult(new_model, modified=True)
 
     def ensures(self, model: ir.Model) -> None:
-        for node in model.graph:
-            if node.domain != ops.DOMAIN:
+        for node in all_nodes(model.graph):
+            if node.domain != ops.DOMAIN and not is_branching(node):
                 raise ir.passes.PostconditionError(f"node {node.name} is {node.op_type}, not an edgec operator")
             for out in node.outputs:
                 if out.dtype == ir.DataType.INT8 and get_qparams(out) is None:

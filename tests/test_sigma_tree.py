@@ -11,22 +11,10 @@ from conftest import require_torch
 
 torch = require_torch()
 
+from sigma_models import dense_cnn, samples  # noqa: E402
+
 from edgec.errors import EdgecError  # noqa: E402
 from edgec.train.sigma_tree import build_tree, pooled  # noqa: E402
-
-
-def dense_cnn() -> torch.nn.Sequential:
-    torch.manual_seed(0)
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(),                    # 0-1: backbone
-        torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),  # 2-4: level 1
-        torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.ReLU(),                  # 5-6
-        torch.nn.Flatten(), torch.nn.Linear(16 * 4 * 4, 32), torch.nn.ReLU(),    # 7-9: level 2
-        torch.nn.Linear(32, 10)).eval()
-
-
-def samples(count: int = 64) -> torch.Tensor:
-    return torch.rand(count, 1, 8, 8, generator=torch.Generator().manual_seed(1))
 
 
 def test_hard_routing_runs_the_chosen_leaf_of_each_sample():
@@ -111,12 +99,3 @@ def test_a_tree_exports_for_one_sample_at_a_time():
     tree = build_tree(dense_cnn(), [2], samples(), [0.5]).eval()
     with pytest.raises(EdgecError, match="one sample, not a batch of 2"):
         export_module(tree, (samples(2),))
-
-
-def test_quantizing_a_tree_says_control_flow_is_not_supported_yet():
-    import edgec
-
-    x = samples(32)
-    tree = build_tree(dense_cnn(), [2], x, [0.5]).eval()
-    with pytest.raises(EdgecError, match=r"the model branches \(ONNX If, node '.*'\): edgec does not quantize"):
-        edgec.quantize(tree, x.numpy(), example_inputs=(x[:1],))

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import onnx_ir as ir
 
+from edgec.control_flow import all_nodes
 from edgec.errors import EdgecError, InputDataError, ModelLoadError, UnsupportedModelError, first_line
 from edgec.frontend.onnx_frontend import import_validated, read_proto
 from edgec.passes.absorb_qonnx import is_qonnx_node
@@ -183,9 +184,10 @@ def name_nodes_after_modules(model: ir.Model) -> None:
     (:data:`NAME_SCOPES_KEY`); a QONNX quantizer node of a Brevitas export takes the path of
     its quantizer (``fc1.weight_quant``, ``relu1.act_quant``). Names are unique: the second node of one module is
     ``path_1``, and so on. A node outside every submodule (a function applied in the top
-    module's ``forward``) keeps the exporter's name.
+    module's ``forward``) keeps the exporter's name. Nodes inside branches (``If``
+    subgraphs) are named the same way.
     """
-    paths = [(node, _module_path(node)) for node in model.graph]
+    paths = [(node, _module_path(node)) for node in all_nodes(model.graph)]
     taken = {node.name for node, path in paths if path is None}
     for node, path in paths:
         if path is None:

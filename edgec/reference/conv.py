@@ -58,3 +58,13 @@ def fully_connected(attrs: dict, rounding: str, x: np.ndarray, w: np.ndarray, b:
     centered = x.astype(np.int64).reshape(-1, k) - int(attrs["input_zero_point"])
     acc = exact_int_matmul(centered, w.T).reshape(*x.shape[:-1], cout)
     return _finish(acc, b, attrs, rounding)
+
+
+def router(attrs: dict, rounding: str, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Router: the boolean ``bias + sum_k w[0, k] (x[0, k] - zp) >= 0`` (``> 0`` when
+    ``strict``) of ``x`` int8 ``[1, K]``, ``w`` int8 ``[1, K]``, ``b`` int32 ``[1]``, exact
+    (the int32 accumulator of the C code, which the quantizer keeps from overflowing)."""
+    del rounding
+    acc = int(b.reshape(-1)[0]) + int(exact_int_matmul(x.astype(np.int64).reshape(1, -1) - int(attrs["input_zero_point"]),
+                                                       w.reshape(1, -1).T)[0, 0])
+    return np.array(acc > 0 if attrs["strict"] else acc >= 0)

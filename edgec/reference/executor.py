@@ -5,6 +5,11 @@ After every node its integer result is saturated to the output's declared
 width means. A graph that passes :func:`edgec.widths.check_widths` never needs it (its
 clamp attributes already keep every result in its type), which is why backends that
 saturate only through those attributes agree with the reference.
+
+An ``If`` runs its condition's branch (:mod:`edgec.control_flow`): the branch reads the
+values computed so far, and its outputs become the ``If`` outputs; values defined inside a
+branch are visible only within it (``keep_intermediates`` returns those of the branches
+taken).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import numpy as np
 import onnx_ir as ir
 
 from edgec import ops
+from edgec.control_flow import branches, is_branching
 from edgec.errors import InputDataError, UnsupportedModelError
 from edgec.fixedpoint import operator_rounding
 from edgec.inttype import IntType, storage_type
@@ -42,6 +48,7 @@ KERNELS: dict[str, Kernel] = {
     "Pad": layout.pad,
     "Reshape": layout.reshape,
     "Transpose": layout.transpose,
+    "Router": conv.router,
 }
 
 
@@ -103,8 +110,19 @@ class ReferenceExecutor:
             value.name: value.const_value.numpy() for value in graph.initializers.values()
             if value.const_value is not None
         }
-        self._plan = [(node, KERNELS[node.op_type], node_attributes(node), operator_rounding(self.rounding, node.op_type),
-                       declared_type(node.outputs[0])) for node in graph]
+        self._plan = self._plan_graph(graph)
+
+    def _plan_graph(self, graph: ir.Graph) -> list[tuple]:
+        """One step per node: ``(node, kernel, attrs, rounding, type)``, or for an ``If``
+        ``(node, None, (then plan, else plan), None, None)``."""
+        plan = []
+        for node in graph:
+            if is_branching(node):
+                plan.append((node, None, tuple(self._plan_graph(b) for b in branches(node)), None, None))
+            else:
+                plan.append((node, KERNELS[node.op_type], node_attributes(node),
+                             operator_rounding(self.rounding, node.op_type), declared_type(node.outputs[0])))
+        return plan
 
     @property
     def input_names(self) -> list[str]:
@@ -150,13 +168,21 @@ class ReferenceExecutor:
         """Run the graph; returns the graph outputs (and every tensor if ``keep_intermediates``)."""
         values: dict[str, np.ndarray] = dict(self._constants)
         values.update(self._bind_inputs(inputs))
-        for node, kernel, attrs, rounding, int_type in self._plan:
-            if all(output.name in values for output in node.outputs):
-                continue
-            args = [values[v.name] if v is not None else None for v in node.inputs]
-            result = kernel(attrs, rounding, *args)
-            values[node.outputs[0].name] = result if int_type is None else int_type.saturate(result)
+        self._run_plan(self._plan, values)
         if keep_intermediates:
             return {name: array for name, array in values.items() if name not in self._constants}
         return {name: values[name] for name in self.output_names}
 
+    def _run_plan(self, plan: list[tuple], values: dict[str, np.ndarray]) -> None:
+        for node, kernel, attrs, rounding, int_type in plan:
+            if all(output.name in values for output in node.outputs):
+                continue
+            if kernel is None:
+                choice = 0 if bool(np.asarray(values[node.inputs[0].name]).reshape(-1)[0]) else 1
+                self._run_plan(attrs[choice], values)
+                for out, result in zip(node.outputs, branches(node)[choice].outputs, strict=True):
+                    values[out.name] = values[result.name]
+                continue
+            args = [values[v.name] if v is not None else None for v in node.inputs]
+            result = kernel(attrs, rounding, *args)
+            values[node.outputs[0].name] = result if int_type is None else int_type.saturate(result)

@@ -57,6 +57,12 @@ class CosineRouter(torch.nn.Module):
         connected layer with a bias when exported)."""
         return torch.nn.functional.linear(pooled(x), self.weight, -(self.weight @ self.center))
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Child 0 over child 1 for one sample: the condition of the exported ``If`` (the
+        router's pooling and comparison then export under the router's name)."""
+        scores = self.scores(x)
+        return scores[0, 0] >= scores[0, 1]
+
     def probabilities(self, x: torch.Tensor, temperature: float) -> torch.Tensor:
         """``[N, children]`` soft routing weights."""
         cosine = unit_rows(pooled(x) - self.center) @ unit_rows(self.weight).T
@@ -116,8 +122,7 @@ class SigmaNode(torch.nn.Module):
         h = self.segment(x)
         if self.router is None:
             return h
-        scores = self.router.scores(h)
-        return torch.cond(scores[0, 0] >= scores[0, 1], self.branches[0].exported, self.branches[1].exported, (h,))
+        return torch.cond(self.router(h), self.branches[0].exported, self.branches[1].exported, (h,))
 
 
 class SigmaBranchNet(torch.nn.Module):

@@ -1,0 +1,31 @@
+"""Small Sigma-Branch trees for the tests: an untrained CNN of four stages on 8 x 8 one-channel
+inputs, its calibration samples, and trees built from it (routers from the samples' clusters,
+so every leaf is taken by some of them)."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from edgec.train.sigma_tree import SigmaBranchNet, build_tree
+
+
+def dense_cnn() -> torch.nn.Sequential:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(),                    # 0-1: backbone
+        torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),  # 2-4: level 1
+        torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.ReLU(),                  # 5-6
+        torch.nn.Flatten(), torch.nn.Linear(16 * 4 * 4, 32), torch.nn.ReLU(),    # 7-9: level 2
+        torch.nn.Linear(32, 10)).eval()
+
+
+def samples(count: int = 64, seed: int = 1) -> torch.Tensor:
+    return torch.rand(count, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
+
+
+@functools.cache
+def tree(depth: int) -> SigmaBranchNet:
+    """A tree of ``depth`` levels (splits after the backbone and level 1), half width, eval mode."""
+    return build_tree(dense_cnn(), [2, 7][:depth], samples(256), [0.5] * depth).eval()
