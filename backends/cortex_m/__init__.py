@@ -31,6 +31,7 @@ from edgec.backends.cortex_m import emitter, qemu, report, toolchain
 from edgec.backends.cortex_m.layers import KERNEL_OPS
 from edgec.backends.cortex_m.network import build_network
 from edgec.backends.cortex_m.packing import unsupported_width
+from edgec.control_flow import all_nodes, is_branching
 from edgec.errors import EdgecError, UnsupportedModelError
 from edgec.target import Target, project_target
 from edgec.trace_compare import reference_outputs
@@ -63,7 +64,9 @@ def check_model(model: ir.Model) -> None:
         raise UnsupportedModelError(f"the model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs",
                                     "the Cortex-M backend compiles models with one input and one output")
     edges = _edge_nodes(model)
-    for node in graph:
+    for node in all_nodes(graph):
+        if is_branching(node):  # a branch of edgec_invoke (backends/cortex_m/branching.py)
+            continue
         if node.op_type not in KERNEL_OPS and node not in edges:  # Quantize/Dequantize only at the edges
             raise UnsupportedModelError(f"the Cortex-M backend has no kernel for {node.op_type} (node '{node.name}')",
                                         "Quantize/Dequantize are supported only at the model's input and output")

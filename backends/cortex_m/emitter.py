@@ -25,6 +25,7 @@ import onnx_ir as ir
 from edgec import __version__
 from edgec.api import PROJECT_MODEL
 from edgec.backend import MANIFEST, read_manifest  # noqa: F401 (read_manifest: part of this module's API)
+from edgec.backends.cortex_m.branching import invoke_lines
 from edgec.backends.cortex_m.layers import CLayer, shape_of
 from edgec.backends.cortex_m.network import Network
 from edgec.backends.cortex_m.printers import c_array, c_struct, c_struct_array, c_value
@@ -72,11 +73,24 @@ def _layer_view(network: Network, index: int, layer: CLayer) -> dict:
         constants.append(c_struct(layer.params_type, f"layer{index}", layer.params, section=WEIGHTS_SECTION))
     pointers = {f"in{i}": network.pointer(v) for i, v in enumerate(node.inputs) if v is not None and v.const_value is None}
     out = node.outputs[0]
-    pointers["out"] = network.pointer(out)
+    condition = out.dtype == ir.DataType.BOOL  # a Router: its call is the branch condition
+    pointers["out"] = "NULL" if condition else network.pointer(out)
     pointers["scratch"] = f"(edgec_arena + {network.scratch_offsets[index]})" if layer.scratch_bytes else "NULL"
     return {"index": index, "op": node.op_type, "name": comment_text(node.name), "constants": constants,
             "call": layer.call.format(**pointers) if layer.call else None, "output": pointers["out"],
-            "output_bytes": math.prod(shape_of(out))}
+            "output_bytes": 0 if condition else math.prod(shape_of(out)), "condition": condition}
+
+
+def _statements(view: dict) -> list[str]:
+    """The lines of one layer in ``edgec_invoke``: its call, trace and profile hooks (a
+    Router's call sets its branch condition ``route<index>``)."""
+    if view["call"] is None:
+        return []
+    index = view["index"]
+    if view["condition"]:
+        return [f"const int route{index} = {view['call']};", f"EDGEC_PROFILE_LAYER({index}u);"]
+    return [f"{view['call']};", f"EDGEC_TRACE_LAYER({index}u, {view['output']}, {view['output_bytes']}u);",
+            f"EDGEC_PROFILE_LAYER({index}u);"]
 
 
 def render_sources(network: Network, target: Target, model_name: str) -> dict[str, str]:
@@ -91,6 +105,7 @@ def render_sources(network: Network, target: Target, model_name: str) -> dict[st
         "output": network.output, "input_scale": c_value(float(network.input.qparams.scale)),
         "output_scale": c_value(float(network.output.qparams.scale)), "arena_bytes": network.plan.size,
         "live_bound": network.live_bound, "macs": macs, "layers": layers,
+        "invoke": invoke_lines(network.body, lambda index: _statements(layers[index]), comment_text),
         "input_pointer": network.pointer(network.input.value), "output_pointer": network.pointer(network.output.value),
         "sources": ["src/edgec_model.c", *(f"src/{s}" for s in sources)], "stack_bytes": STACK_RESERVE_BYTES,
         "input_layout": input_description(network), "separate_io": network.separate_io,

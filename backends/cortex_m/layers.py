@@ -342,9 +342,19 @@ def _concat_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
     return CLayer(node, "edgec_layout.c", call, arrays)
 
 
+def _router_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
+    """A branch condition: ``call`` is an ``int`` expression (the then branch when non-zero)."""
+    weights = node.inputs[1].const_value.numpy().reshape(1, -1)
+    arrays = [CArray(f"{prefix}_weights", "int8_t", weights.ravel())]
+    params = {"weights": f"{prefix}_weights", "bias": int(folded_bias(node, weights, attrs["input_zero_point"])[0]),
+              "k": weights.shape[1], "strict": int(attrs["strict"])}
+    return CLayer(node, "edgec_router.c", f"edgec_router(&{prefix}, {{in0}})", arrays, "edgec_router_params", params)
+
+
 #: The integer operators :func:`lower_node` has a C kernel for.
 KERNEL_OPS = frozenset({"Conv", "FullyConnected", "DepthwiseConv", "Add", "Sub", "Mul", "Requantize", "Clamp",
-                        "AveragePool", "MaxPool", "Mean", "Softmax", "Transpose", "Pad", "Concat", "Reshape"})
+                        "AveragePool", "MaxPool", "Mean", "Softmax", "Transpose", "Pad", "Concat", "Reshape",
+                        "Router"})
 
 
 def lower_node(node: ir.Node, index: int, rounding_mode: str, dsp: bool) -> CLayer:
@@ -376,6 +386,8 @@ def lower_node(node: ir.Node, index: int, rounding_mode: str, dsp: bool) -> CLay
         return _concat_layer(node, prefix, attrs)
     if op == "Reshape":
         return CLayer(node, None, None)
+    if op == "Router":
+        return _router_layer(node, prefix, attrs)
     raise UnsupportedModelError(
         f"the Cortex-M backend has no kernel for {op} (node '{node.name}')",
         "Quantize/Dequantize are supported only at the model's input and output",

@@ -10,7 +10,9 @@
   write over the input in place, and a Reshape from the input straight to the output
   becomes a copy;
 * one :class:`~backends.cortex_m.layers.CLayer` per remaining node, in graph order (a
-  delta-encoded layer's from :mod:`backends.cortex_m.delta_layers`);
+  delta-encoded layer's from :mod:`backends.cortex_m.delta_layers`), the layers of a graph
+  that branches in the linear order of :mod:`backends.cortex_m.branching` (each ``If``'s
+  outputs one buffer with its branches' outputs);
 * which tensors share storage: a Reshape views its input; an elementwise operator whose
   input dies at it writes over that input (in place); tensors joined this way form one group;
 * where each group lives: an offset in the arena planned by
@@ -26,6 +28,7 @@ import math
 import onnx_ir as ir
 
 from edgec import ops
+from edgec.backends.cortex_m.branching import linearize, output_aliases
 from edgec.backends.cortex_m.delta_layers import lower_layer
 from edgec.backends.cortex_m.layers import CLayer, shape_of
 from edgec.backends.cortex_m.memory_plan import ArenaPlan, Buffer, live_bytes_bound, plan_arena
@@ -60,6 +63,7 @@ class Network:
     rounding: str
     live_bytes: list[int]            # per layer: tensor bytes live during it, plus its scratch
     separate_io: bool                # input and output never share arena bytes
+    body: list                       # edgec_invoke's steps: layer indices and Branch blocks
 
     @property
     def io_separation_bytes(self) -> int:
@@ -71,30 +75,31 @@ class Network:
         return f"(edgec_arena + {self.offsets[value.name]})"
 
 
-def _boundaries(model: ir.Model) -> tuple[ir.Value, ir.Value, list[ir.Node]]:
+def _boundaries(model: ir.Model) -> tuple[ir.Value, ir.Value, set[ir.Node]]:
+    """(the C input, the C output, the float edge nodes that are no layers)."""
     graph = model.graph
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise UnsupportedModelError(
             f"the model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs",
             "the Cortex-M backend compiles models with one input and one output",
         )
-    nodes = list(graph)
+    edges: set[ir.Node] = set()
     first, last = graph.inputs[0], graph.outputs[0]
     if first.dtype != ir.DataType.INT8:
         consumers = first.consumers()
         if len(consumers) != 1 or consumers[0].op_type != "Quantize":
             raise UnsupportedModelError("the model's float input is not read by a single Quantize",
                                         "quantize the model with edgec quantize")
-        nodes.remove(consumers[0])
+        edges.add(consumers[0])
         first = consumers[0].outputs[0]
     if last.dtype != ir.DataType.INT8:
         producer = last.producer()
         if producer is None or producer.op_type != "Dequantize":
             raise UnsupportedModelError("the model's float output is not produced by Dequantize",
                                         "quantize the model with edgec quantize")
-        nodes.remove(producer)
+        edges.add(producer)
         last = producer.inputs[0]
-    return first, last, nodes
+    return first, last, edges
 
 
 class _Groups:
@@ -124,7 +129,8 @@ def build_network(model: ir.Model, dsp: bool, separate_io: bool = True) -> Netwo
     """Analyse ``model`` (an edgec integer graph) for a core with (``dsp``) or without the DSP
     extension, as described in the module docstring."""
     rounding = model.metadata_props.get(ops.ROUNDING_KEY, "double")
-    first, last, nodes = _boundaries(model)
+    first, last, edges = _boundaries(model)
+    nodes, body = linearize(model.graph, edges)
     if separate_io and first is last:
         raise UnsupportedModelError("the model's output is its input: it computes nothing",
                                     "compile a model with at least one operator between input and output")
@@ -136,12 +142,21 @@ def build_network(model: ir.Model, dsp: bool, separate_io: bool = True) -> Netwo
         for value in node.inputs:
             if value is not None and value.const_value is None:
                 used[value.name] = max(used.get(value.name, -1), index)
-        defined[node.outputs[0].name] = index
+        if node.outputs[0].dtype != ir.DataType.BOOL:  # a Router's condition lives in a register
+            defined[node.outputs[0].name] = index
+    aliases = output_aliases(body)
+    for out, result in reversed(aliases):  # an If output: written by its branches' last layers (inner Ifs first)
+        defined[out.name] = min(defined.get(out.name, end), defined[result.name])
     last_use = {name: used.get(name, index) for name, index in defined.items()}
     groups = _Groups()
+    for out, result in aliases:
+        groups.join(out.name, result.name)
+    outputs = {name for name in defined if groups.find(name) == groups.find(last.name)}
     for index, layer in enumerate(layers):
         source, result = layer.node.inputs[0], layer.node.outputs[0]
-        if separate_io and result is last and groups.find(source.name) == groups.find(first.name):
+        if result.name not in defined:
+            continue
+        if separate_io and result.name in outputs and groups.find(source.name) == groups.find(first.name):
             if layer.call is None:
                 layers[index] = _copy_layer(layer)
         elif layer.call is None:
@@ -153,7 +168,8 @@ def build_network(model: ir.Model, dsp: bool, separate_io: bool = True) -> Netwo
     members: dict[str, list[str]] = {}
     for value_name in defined:
         members.setdefault(groups.find(value_name), []).append(value_name)
-    sizes = {v.name: math.prod(shape_of(v)) for node in nodes for v in node.outputs}
+    sizes = {v.name: math.prod(shape_of(v)) for node in nodes for v in node.outputs if v.name in defined}
+    sizes.update({out.name: math.prod(shape_of(out)) for out, _ in aliases})
     sizes[first.name] = math.prod(shape_of(first))
     tensors = [Buffer(f"tensor:{root}", max(sizes[n] for n in names), min(defined[n] for n in names),
                       max(last_use[n] for n in names)) for root, names in members.items()]
@@ -167,4 +183,4 @@ def build_network(model: ir.Model, dsp: bool, separate_io: bool = True) -> Netwo
     live = [sum(b.size for b in tensors if b.first <= index <= b.last) + layer.scratch_bytes
             for index, layer in enumerate(layers)]
     return Network(layers, boundary[0], boundary[1], offsets, scratch_offsets, plan,
-                   live_bytes_bound(tensors, 1), rounding, live, separate_io)
+                   live_bytes_bound(tensors, 1), rounding, live, separate_io, body)

@@ -35,6 +35,8 @@ def profile_project(project: Project, row: np.ndarray, advance: Callable[[str], 
     advance("per-layer timer run")
     timed = run_project(project.path, row, variant="profile")
     called = [layer["index"] for layer in manifest["layers"] if layer["kernel"] != "alias"]
+    if manifest.get("paths"):  # a model that branches: the layers of the path this input takes
+        called = [index for index in called if index in timed.layer_instructions]
     advance("block-log run (cycle estimate)")
     model_cycles = MODELS[target.core.cpu]
     cycles = traced_layer_cycles(executable_path(project.path, variant="profile"), target, row.tobytes(),

@@ -2,7 +2,8 @@
 
 :func:`planned_report` holds everything known without building: the interface (shapes,
 quantization, input layout), MACs, the arena (with the bytes that keep the input and output
-apart), the weights, every layer, and the files edgec wrote. Its flash, static RAM and
+apart), the weights, every layer, for a model that branches every path (the layers it runs,
+their MACs and weight bytes), and the files edgec wrote. Its flash, static RAM and
 stack figures are ``null`` and ``built`` is false (an ``--emit-only`` project).
 :func:`measured_report` fills them in from a build of the library; :func:`check_limits`
 compares what is known with the target's part.
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from edgec import __version__
 from edgec.backends.cortex_m import emitter, toolchain
+from edgec.backends.cortex_m.branching import Branch, path_layers
 from edgec.backends.cortex_m.layers import shape_of
 from edgec.backends.cortex_m.network import Network
 from edgec.errors import SizeLimitError
@@ -70,8 +72,19 @@ def planned_report(network: Network, target: Target, model_name: str, files: lis
                 "total": None},
         "notes": [_ARENA_NOTE, _IO_NOTES[network.separate_io], _WEIGHTS_NOTE, _NOT_BUILT_NOTE],
         "layers": layers,
+        "paths": _paths(network, layers),
         "files": files,
     }
+
+
+def _paths(network: Network, layers: list[dict]) -> list[dict]:
+    """For a model that branches, each path's layers (indices), MACs and weight bytes: what one
+    inference taking it runs and reads; empty otherwise."""
+    if not any(isinstance(step, Branch) for step in network.body):
+        return []
+    return [{"path": list(path), "layers": indices, "macs": sum(layers[i]["macs"] for i in indices),
+             "weight_bytes": sum(layers[i]["weight_bytes"] for i in indices)}
+            for path, indices in path_layers(network.body)]
 
 
 def measured_report(report: dict, project: Path) -> dict:

@@ -78,6 +78,13 @@ typedef struct {
 } edgec_mean_params;
 
 typedef struct {
+    const int8_t *weights;            /* one row of k */
+    int32_t bias;                     /* folded: b - input_zero_point * sum(weights) */
+    uint32_t k;
+    uint32_t strict;                  /* 1: acc > 0, 0: acc >= 0 */
+} edgec_router_params;
+
+typedef struct {
     uint32_t rows, depth;
     int32_t input_multiplier, input_left_shift, diff_min;
 } edgec_softmax_params;
@@ -124,6 +131,8 @@ void edgec_average_pool(const edgec_pool_params *p, const int8_t *input, int8_t 
 void edgec_max_pool(const edgec_pool_params *p, const int8_t *input, int8_t *output);
 void edgec_mean(const edgec_mean_params *p, const int8_t *input, int8_t *output);
 void edgec_softmax(const edgec_softmax_params *p, const int8_t *input, int8_t *output);
+/* 1 when the branch condition holds (take the then branch), else 0. */
+int edgec_router(const edgec_router_params *p, const int8_t *input);
 void edgec_transpose(const edgec_transpose_params *p, const int8_t *input, int8_t *output);
 void edgec_pad(const edgec_pad_params *p, const int8_t *input, int8_t *output);
 void edgec_concat(uint32_t outer, uint32_t out_inner, uint32_t count, const int8_t *const *inputs,
