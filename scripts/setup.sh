@@ -13,10 +13,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Cortex-M: the Arm cross compiler and QEMU; FPGA: synthesis (yosys), place and route and
+# Cortex-M: the Arm cross compiler, QEMU and gdb-multiarch (watchpoints on the emulated core);
+# FPGA: synthesis (yosys), place and route and
 # bitstream packing for iCE40 (nextpnr-ice40, fpga-icestorm), RTL simulation (verilator, iverilog).
 SYSTEM_PACKAGES=(python3 python3-venv python3-dev gcc g++ make cmake
-                 gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+                 gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gdb-multiarch
                  yosys nextpnr-ice40 fpga-icestorm verilator iverilog)
 
 if [ "${EDGEC_SKIP_APT:-0}" != "1" ]; then

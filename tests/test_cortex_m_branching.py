@@ -1,9 +1,12 @@
 """A Sigma-Branch tree on Cortex-M: edgec_invoke runs the router and then only the chosen
 branch, bit-exact against the reference on every core and under the host sanitizers for
-inputs covering every leaf; sibling branches share arena bytes; the report and the profile
-speak per path."""
+inputs covering every leaf; an inference reads the constants of its path's layers and of no
+other (read watchpoints under gdb on QEMU); sibling branches share arena bytes; the report and
+the profile speak per path."""
 
 from __future__ import annotations
+
+import shutil
 
 import numpy as np
 import pytest
@@ -105,3 +108,20 @@ def test_the_profile_shows_the_path_the_input_takes(tmp_path, integer_tree, cove
     taken = manifest["paths"][leaves[0]]["layers"]
     called = [i for i in taken if manifest["layers"][i]["kernel"] != "alias"]
     assert [layer.index for layer in profile.layers] == called
+
+
+@needs_toolchain
+@pytest.mark.skipif(shutil.which("gdb-multiarch") is None, reason="gdb-multiarch is not installed "
+                    "(apt-get install gdb-multiarch; scripts/setup.sh does)")
+def test_an_inference_reads_the_weights_of_its_path_only(tmp_path, integer_tree, covering):
+    from edgec.backends.cortex_m.weight_watch import constant_symbols, read_layers
+
+    feeds, leaves = covering
+    manifest = cortex_m.compile_project(integer_tree, get_target("cortex-m4"), tmp_path, "tree")
+    every_layer = list(range(len(manifest["layers"])))
+    for leaf in range(4):
+        feed = feeds[leaves.index(leaf)]
+        read = read_layers(tmp_path, cortex_m.int8_inputs(integer_tree, [feed]), every_layer)
+        with_constants = set(constant_symbols(cortex_m.executable_path(tmp_path)))
+        assert read == set(manifest["paths"][leaf]["layers"]) & with_constants, leaf
+    assert len(with_constants) > len(manifest["paths"][0]["layers"])  # the other branches' constants were watched

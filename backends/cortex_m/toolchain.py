@@ -28,6 +28,8 @@ INSTALL = {
     "make": "sudo apt-get install make",
     "gcc": "sudo apt-get install gcc",
     "qemu-system-arm": "sudo apt-get install qemu-system-arm",
+    "arm-none-eabi-nm": "sudo apt-get install binutils-arm-none-eabi",
+    "gdb-multiarch": "sudo apt-get install gdb-multiarch",
 }
 
 # What arm-none-eabi-gcc says without libnewlib-arm-none-eabi: no C headers, no specs files.
