@@ -20,6 +20,7 @@ from rich.table import Table
 
 from edgec import api, progress
 from edgec.cli_options import parse_input_shapes
+from edgec.control_flow import path_words
 from edgec.delta import DeltaScheme
 from edgec.files import atomic_write
 from edgec.passes.delta_encode import LayerDeltaReport
@@ -55,11 +56,6 @@ def _shape(shape) -> str:
     return "×".join(str(d) for d in shape) if shape else "-"
 
 
-def _branch(branch: tuple[int, ...]) -> str:
-    """A branch as ``then``/``else`` words, e.g. ``then › else``; empty for the main graph."""
-    return " › ".join("then" if choice == 0 else "else" for choice in branch)
-
-
 def print_summary(title: str, summary) -> None:
     """The layer table of a :class:`edgec.summary.ModelSummary`, with its totals; for a graph
     that branches, a branch column and a table of what each path reads and computes."""
@@ -78,7 +74,7 @@ def print_summary(title: str, summary) -> None:
     table.add_column("params", justify="right", footer=f"{summary.total_params:,}")
     table.add_column("MACs", justify="right", footer=f"{summary.total_macs:,}")
     for index, layer in enumerate(summary.layers):
-        table.add_row(str(index), escape(layer.name), *([_branch(layer.branch)] if summary.paths else []),
+        table.add_row(str(index), escape(layer.name), *([path_words(layer.branch)] if summary.paths else []),
                       f"{layer.op} ✗" if layer.unsupported else layer.op,
                       _shape(layer.input_shape), _shape(layer.output_shape), *([layer.types] if typed else []),
                       f"{layer.params:,}" if layer.params else "", f"{layer.macs:,}" if layer.macs else "")
@@ -92,7 +88,7 @@ def print_summary(title: str, summary) -> None:
         for column in ("path", "branches", "params", "of all", "MACs"):
             paths.add_column(column, justify="left" if column in ("path", "branches") else "right")
         for index, path in enumerate(summary.paths):
-            paths.add_row(str(index), _branch(path.path), f"{path.params:,}",
+            paths.add_row(str(index), path_words(path.path), f"{path.params:,}",
                           f"{path.params / max(summary.total_params, 1):.0%}", f"{path.macs:,}")
         console.print(paths)
 

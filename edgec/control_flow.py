@@ -143,3 +143,8 @@ def inline_path(model: ir.Model, path: tuple[int, ...]) -> ir.Model:
     if remaining:
         raise ValueError(f"path {list(path)} is longer than the graph's branching")
     return copy
+
+
+def path_words(path: tuple[int, ...] | list[int]) -> str:
+    """A path (or a branch's choices) in words, e.g. ``then › else``; empty for none."""
+    return " › ".join("then" if choice == 0 else "else" for choice in path)

@@ -14,6 +14,7 @@ import numpy as np
 import onnx_ir as ir
 
 from edgec.api import int8_output_names
+from edgec.control_flow import taken_path
 from edgec.reference import ReferenceExecutor
 
 
@@ -33,6 +34,13 @@ def _reference_values(executor: ReferenceExecutor, model: ir.Model, row: np.ndar
     shape = [int(d) for d in model.graph.inputs[0].shape.numpy()]
     feed = np.asarray(row, dtype=np.int8).reshape(shape)
     return executor.run({executor.input_names[0]: feed}, keep_intermediates=True)
+
+
+def taken_paths(model: ir.Model, rows: np.ndarray) -> list[tuple[int, ...]]:
+    """The path (:mod:`edgec.control_flow`) the integer reference takes for each input row;
+    ``()`` for every row of a model that does not branch."""
+    executor = ReferenceExecutor(model)
+    return [taken_path(model.graph, _reference_values(executor, model, row)) for row in rows]
 
 
 def reference_outputs(model: ir.Model, rows: np.ndarray) -> np.ndarray:

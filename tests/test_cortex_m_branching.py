@@ -125,3 +125,17 @@ def test_an_inference_reads_the_weights_of_its_path_only(tmp_path, integer_tree,
         with_constants = set(constant_symbols(cortex_m.executable_path(tmp_path)))
         assert read == set(manifest["paths"][leaf]["layers"]) & with_constants, leaf
     assert len(with_constants) > len(manifest["paths"][0]["layers"])  # the other branches' constants were watched
+
+
+@needs_toolchain
+def test_a_run_prices_instructions_per_mac_of_the_path_taken(tmp_path, integer_tree, covering):
+    from edgec.backend import open_project
+
+    feeds, leaves = covering
+    manifest = cortex_m.compile_project(integer_tree, get_target("cortex-m3"), tmp_path, "tree")
+    backend, project = open_project(tmp_path)
+    result = backend.run(project, cortex_m.int8_inputs(integer_tree, feeds[:2]))
+    path = manifest["paths"][leaves[0]]
+    per_mac = result.costs["instructions"][0] / path["macs"]
+    words = " › ".join("then" if c == 0 else "else" for c in path["path"])
+    assert f"{per_mac:.2f} per MAC of its path ({words})" in result.summary

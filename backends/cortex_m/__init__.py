@@ -31,10 +31,10 @@ from edgec.backends.cortex_m import emitter, qemu, report, toolchain
 from edgec.backends.cortex_m.layers import KERNEL_OPS
 from edgec.backends.cortex_m.network import build_network
 from edgec.backends.cortex_m.packing import unsupported_width
-from edgec.control_flow import all_nodes, is_branching
+from edgec.control_flow import all_nodes, is_branching, path_words
 from edgec.errors import EdgecError, UnsupportedModelError
 from edgec.target import Target, project_target
-from edgec.trace_compare import reference_outputs
+from edgec.trace_compare import reference_outputs, taken_paths
 from edgec.widths import check_widths
 
 #: The C input rows and dequantized outputs are the core's int8 conversions; the reference
@@ -178,9 +178,14 @@ class CortexMBackend(Backend):
         if result.instructions:
             counts = ", ".join(f"{n:,}" for n in result.instructions[:8])
             more = " ..." if len(result.instructions) > 8 else ""
-            per_mac = result.instructions[0] / max(project.manifest["macs"], 1)
+            macs, of_path = project.manifest["macs"], ""
+            if project.manifest.get("paths"):  # a model that branches: the MACs of the first input's path
+                path = list(taken_paths(project.model, rows[:1])[0])
+                macs = next(p["macs"] for p in project.manifest["paths"] if p["path"] == path)
+                of_path = f" of its path ({path_words(path)})"
+            per_mac = result.instructions[0] / max(macs, 1)
             summary = (f"{project.target.name} ({project.target.qemu.machine}): instructions per inference "
-                       f"{counts}{more}; {per_mac:.2f} per MAC; stack {max(result.stack_bytes):,} B")
+                       f"{counts}{more}; {per_mac:.2f} per MAC{of_path}; stack {max(result.stack_bytes):,} B")
         costs = {"instructions": result.instructions, "stack_bytes": result.stack_bytes} if result.instructions else {}
         return RunResult(result.outputs, costs, qemu.parse_trace(result.trace), summary)
 
