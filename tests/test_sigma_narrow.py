@@ -123,3 +123,46 @@ def test_layers_it_cannot_narrow_are_refused_by_name(layer, message):
 def test_a_width_outside_zero_to_one_is_refused():
     with pytest.raises(EdgecError, match="a child's width is 1.5"):
         narrowed_copy(cnn_segment(), torch.randn(2, 4, 6, 6), 1.5)
+
+
+def resnet() -> torch.nn.Sequential:
+    from edgec.train.residual import ResidualBlock
+
+    torch.manual_seed(3)
+
+    def conv_bn(cin, cout, kernel=3, stride=1):
+        return [torch.nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2), torch.nn.BatchNorm2d(cout)]
+
+    network = torch.nn.Sequential(
+        *conv_bn(3, 8), torch.nn.ReLU(),
+        ResidualBlock(torch.nn.Sequential(*conv_bn(8, 8), torch.nn.ReLU(), *conv_bn(8, 8))),
+        ResidualBlock(torch.nn.Sequential(*conv_bn(8, 16, stride=2), torch.nn.ReLU(), *conv_bn(16, 16)),
+                      torch.nn.Sequential(*conv_bn(8, 16, kernel=1, stride=2))),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 10))
+    for module in network.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2)
+    return network.eval()
+
+
+def dense_channels(narrowed_norm, dense_norm) -> list[int]:
+    """The dense channels a narrowed BatchNorm kept (its running means are distinct)."""
+    return [int((dense_norm.running_mean == m).nonzero()) for m in narrowed_norm.running_mean]
+
+
+def test_residual_blocks_narrow_with_the_sum_on_one_channel_set():
+    network, x = resnet(), torch.randn(32, 3, 8, 8)
+    whole, _ = narrowed_copy(network, x, 1.0, final=True)
+    torch.testing.assert_close(whole.eval()(x), network(x), rtol=1e-5, atol=1e-5)
+    stem_kept = torch.tensor([0, 2, 3, 5, 6, 7])
+    narrowed, kept = narrowed_copy(network[3:], network[:3](x)[:, stem_kept], 0.5, kept_in=stem_kept, final=True)
+    identity, projection = narrowed[0], narrowed[1]
+    assert kept is None and narrowed.eval()(network[:3](x)[:, stem_kept]).shape == (32, 10)
+    # identity shortcut: the block's output channels are its input's; only the inner ones narrow
+    assert dense_channels(identity.body[4], network[3].body[4]) == stem_kept.tolist()
+    assert identity.body[0].out_channels == 4
+    # projection: the body's last layers and the shortcut keep the same half of the channels
+    body_out = dense_channels(projection.body[4], network[4].body[4])
+    assert len(body_out) == 8 and body_out == dense_channels(projection.shortcut[1], network[4].shortcut[1])
+    assert narrowed[4].in_features == 8  # the classifier reads the kept channels
