@@ -20,6 +20,7 @@ import onnx_ir as ir
 from edgec import ops
 from edgec.backend import INTEGER_GRAPH, backend_for_target
 from edgec.calibration import calibrate
+from edgec.control_flow import all_nodes, is_branching
 from edgec.data import InputSpec, load_arrays, random_samples, split_calibration, split_samples
 from edgec.delta import DELTA_KEY, DeltaScheme
 from edgec.errors import EdgecWarning, InputDataError, ModelLoadError, UnsupportedModelError
@@ -251,6 +252,10 @@ def compile_model(source, target, output: str | Path, calib=None, *, method: str
     integer_model = quantize(source, calib, method=method, rounding=rounding, example_inputs=example_inputs,
                              input_shapes=input_shapes, input_layout=input_layout, weight_bits=weight_bits,
                              activation_bits=activation_bits, delta=delta)
+    branching = next((node for node in all_nodes(integer_model.graph) if is_branching(node)), None)
+    if branching is not None and not backend.branches:
+        raise UnsupportedModelError(f"the model branches (If node '{branching.name}'): the {backend.name} backend "
+                                    "does not run control flow", "compile it for a cortex-m target")
     passes = backend.passes(resolved)
     model = run_passes(integer_model, passes) if passes else integer_model
     backend.check(model, resolved)

@@ -102,9 +102,11 @@ class Backend(abc.ABC):
     takes), ``options`` (the keyword options ``compile`` takes, with their defaults) and
     ``run_variants`` (the other ways ``run`` can execute a project than on the target's own
     runner: variant name -> what it runs, e.g. ``{"host": "the host build (gcc, ASan + UBSan)"}``;
-    the command line offers each as a flag ``--<name>``) and ``untraced_variants`` (those of
+    the command line offers each as a flag ``--<name>``), ``untraced_variants`` (those of
     them whose ``run(..., trace=True)`` records no per-layer values -> the run that does, in
-    words for messages; the target's own runner always records them).
+    words for messages; the target's own runner always records them) and ``branches``
+    (whether ``compile`` takes graphs with control flow, ONNX ``If``; the core refuses such a
+    graph for a backend without it, naming the ``If``).
 
     The core calls, in this order: :meth:`passes` (run on the graph), :meth:`check`, then
     :meth:`compile`; later :meth:`load_project`, :meth:`run` and :meth:`profile` on the project.
@@ -116,6 +118,7 @@ class Backend(abc.ABC):
     options: Mapping[str, object] = {}
     run_variants: Mapping[str, str] = {}
     untraced_variants: Mapping[str, str] = {}
+    branches: bool = False
 
     def passes(self, target: Target) -> list[ir.passes.PassBase]:
         """Passes the backend wants run on the graph before :meth:`check` (default: none)."""

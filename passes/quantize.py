@@ -24,10 +24,13 @@ following the TFLite/CMSIS-NN int8 specification (:mod:`passes.qparams`) general
    :class:`passes.fuse_activations.FuseActivationsPass` folds into the producer.
    Scale-preserving operators (pools, reshapes, pad, ...) keep their input's parameters
    and type; Softmax outputs int8.
+5. Control flow: an ONNX ``If`` stays an ``If`` whose branches are lowered into integer
+   subgraphs, and the router deciding it becomes ``edgec::Router``
+   (:mod:`passes.lower_control`).
 
 Invariant: every int8 value of the result carries its scale, zero point and integer type
 in ``metadata_props``, weights and biases their type; the widths satisfy
-:func:`edgec.widths.check_widths`; the graph contains no standard ONNX operator. With the
+:func:`edgec.widths.check_widths`; the graph contains no standard ONNX operator but ``If``. With the
 default 8 bits the graph is the int8 graph of the TFLite specification.
 """
 

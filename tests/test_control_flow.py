@@ -155,3 +155,10 @@ def test_inspect_lists_every_branch_and_what_each_path_reads(integer_tree, float
         assert summary.to_dict()["paths"][0]["path"] == [0, 0]
     routers = [layer for layer in summarize(integer_tree).layers if layer.op == "Router"]
     assert [layer.params for layer in routers] == [9, 9, 9]  # 8 weights and a bias each
+
+
+def test_a_backend_that_cannot_branch_refuses_the_tree_by_its_if(integer_tree, tmp_path):
+    with pytest.raises(EdgecError, match=r"the model branches \(If node '.*'\): the FPGA backend does not run "
+                                         r"control flow"):
+        edgec.compile(integer_tree, "ice40-up5k", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -139,6 +139,7 @@ class CortexMBackend(Backend):
     kind = "cortex-m"
     name = "Cortex-M"
     options = {"ignore_size_limits": False, "emit_only": False, "separate_io": True}
+    branches = True
     run_variants = {"host": "the host (ASan/UBSan)"}
 
     def check(self, model: ir.Model, target: Target) -> None:

@@ -7,9 +7,8 @@ clamp attributes already keep every result in its type), which is why backends t
 saturate only through those attributes agree with the reference.
 
 An ``If`` runs its condition's branch (:mod:`edgec.control_flow`): the branch reads the
-values computed so far, and its outputs become the ``If`` outputs; values defined inside a
-branch are visible only within it (``keep_intermediates`` returns those of the branches
-taken).
+values computed so far, and its outputs become the ``If`` outputs; the other branch does not
+run (``keep_intermediates`` returns the values of the branches taken only).
 """
 
 from __future__ import annotations
