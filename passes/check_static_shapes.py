@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import onnx_ir as ir
 
+from edgec.control_flow import all_nodes
 from edgec.errors import UnsupportedModelError
 
 
@@ -16,7 +17,7 @@ class CheckStaticShapesPass(ir.passes.InPlacePass):
     """See the module docstring."""
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        for node in model.graph:
+        for node in all_nodes(model.graph):
             for value in node.outputs:
                 if value.uses() or value.is_graph_output():
                     if value.shape is None or not value.shape.is_static() or value.dtype is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import onnx_ir as ir
 
+from edgec.control_flow import all_nodes
 from edgec.passes.graph_utils import attribute, replace_value, static_shape
 
 
@@ -40,9 +41,8 @@ class EliminateNoOpsPass(ir.passes.InPlacePass):
     """See the module docstring."""
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        graph = model.graph
         modified = False
-        for node in list(graph):
+        for node in list(all_nodes(model.graph)):
             if not _is_noop(node):
                 continue
             source, result = node.inputs[0], node.outputs[0]
@@ -50,6 +50,6 @@ class EliminateNoOpsPass(ir.passes.InPlacePass):
                                              or source.is_initializer()):
                 continue
             replace_value(result, source)
-            graph.remove(node, safe=True)
+            node.graph.remove(node, safe=True)
             modified = True
         return ir.passes.PassResult(model, modified)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from edgec.control_flow import all_nodes
 from edgec.passes.graph_utils import add_initializer, attribute, const_array, replace_value, sole_consumer
 
 
@@ -37,9 +38,9 @@ class FoldBatchNormPass(ir.passes.InPlacePass):
     """See the module docstring."""
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        graph = model.graph
+        graph = model.graph  # new initializers go to the main graph, whatever branch the node is in
         modified = False
-        for bn in list(graph):
+        for bn in list(all_nodes(graph)):
             if bn.op_type != "BatchNormalization" or bn.domain != "":
                 continue
             affine = _bn_affine(bn)
@@ -54,7 +55,7 @@ class FoldBatchNormPass(ir.passes.InPlacePass):
                 replace_value(bn.outputs[0], producer.outputs[0])
             else:
                 self._as_mul_add(graph, bn, *affine)
-            graph.remove(bn, safe=True)
+            bn.graph.remove(bn, safe=True)
             modified = True
         return ir.passes.PassResult(model, modified)
 
@@ -97,7 +98,7 @@ class FoldBatchNormPass(ir.passes.InPlacePass):
         mul = ir.node("Mul", [bn.inputs[0], scale], name=f"{bn.name}_mul")
         add = ir.node("Add", [mul.outputs[0], shift], name=f"{bn.name}_add")
         mul.outputs[0].name = f"{bn.name}_scaled"
-        graph.insert_before(bn, [mul, add])
+        bn.graph.insert_before(bn, [mul, add])
         replace_value(bn.outputs[0], add.outputs[0])
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from edgec.control_flow import all_nodes
+
 
 def const_array(value: ir.Value | None) -> np.ndarray | None:
     """The constant behind ``value`` (an initializer or folded constant), or ``None``."""
@@ -25,7 +27,7 @@ def attribute(node: ir.Node, name: str, default=None):
 def add_initializer(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
     """Register ``array`` as a new initializer of ``graph`` under a name not yet taken."""
     taken = {v.name for v in graph.initializers.values()} | {
-        out.name for node in graph for out in node.outputs
+        out.name for node in all_nodes(graph) for out in node.outputs
     } | {v.name for v in graph.inputs}
     unique, counter = name, 1
     while unique in taken:

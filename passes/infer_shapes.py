@@ -12,6 +12,7 @@ from __future__ import annotations
 import onnx
 import onnx_ir as ir
 
+from edgec.control_flow import all_nodes
 from edgec.errors import ModelLoadError
 
 
@@ -28,10 +29,11 @@ class InferShapesPass(ir.passes.InPlacePass):
             raise ModelLoadError(f"the model's shapes are inconsistent: {detail}",
                                  "re-export the model; check the shapes it declares") from None
         found = {}
-        for value_info in (*inferred.graph.value_info, *inferred.graph.output):
-            found[value_info.name] = ir.serde.deserialize_value_info_proto(value_info, None)
+        for graph in _graphs(inferred.graph):
+            for value_info in (*graph.value_info, *graph.output):
+                found[value_info.name] = ir.serde.deserialize_value_info_proto(value_info, None)
         modified = False
-        for node in model.graph:
+        for node in all_nodes(model.graph):
             for value in node.outputs:
                 source = found.get(value.name)
                 if source is None:
@@ -41,3 +43,12 @@ class InferShapesPass(ir.passes.InPlacePass):
                 if source.dtype is not None and value.dtype != source.dtype:
                     value.dtype, modified = source.dtype, True
         return ir.passes.PassResult(model, modified)
+
+
+def _graphs(graph: onnx.GraphProto) -> list[onnx.GraphProto]:
+    """``graph`` and, recursively, the subgraphs of its nodes (``If`` branches)."""
+    found = [graph]
+    for node in graph.node:
+        for attr in node.attribute:
+            found += [g for sub in ([attr.g] if attr.HasField("g") else list(attr.graphs)) for g in _graphs(sub)]
+    return found

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from edgec.control_flow import all_nodes
 from edgec.passes.graph_utils import add_initializer, attribute, const_array, replace_value, sole_consumer, static_shape
 
 _SHAPE_OPS = ("Flatten", "Squeeze", "Unsqueeze", "Reshape")
@@ -36,15 +37,15 @@ class NormalizeReshapesPass(ir.passes.InPlacePass):
     """See the module docstring."""
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        graph = model.graph
+        self._main = model.graph  # new initializers go to the main graph, whatever branch the node is in
         modified = False
-        for node in list(graph):
+        for node in list(all_nodes(model.graph)):
             if node.domain != "" or node.graph is None:
                 continue
             if node.op_type in _SHAPE_OPS:
-                modified |= self._to_explicit_reshape(graph, node)
+                modified |= self._to_explicit_reshape(node.graph, node)
             elif node.op_type == "Transpose":
-                modified |= self._transpose(graph, node)
+                modified |= self._transpose(node.graph, node)
         return ir.passes.PassResult(model, modified)
 
     @staticmethod
@@ -69,7 +70,7 @@ class NormalizeReshapesPass(ir.passes.InPlacePass):
             source = inner.inputs[0]
         elif node.op_type == "Reshape" and list(const_array(node.inputs[1]) if const_array(node.inputs[1]) is not None else []) == list(shape):
             return False
-        target = add_initializer(graph, f"{node.name or 'reshape'}_shape", np.array(shape, dtype=np.int64))
+        target = add_initializer(self._main, f"{node.name or 'reshape'}_shape", np.array(shape, dtype=np.int64))
         self._replace(graph, node, source, "Reshape", {}, (target,))
         if inner is not None and not inner.outputs[0].uses() and not inner.outputs[0].is_graph_output():
             graph.remove(inner, safe=True)
@@ -81,7 +82,7 @@ class NormalizeReshapesPass(ir.passes.InPlacePass):
         if perm is None or in_shape is None:
             return False
         if keeps_data_order(in_shape, perm):
-            target = add_initializer(graph, f"{node.name or 'transpose'}_shape",
+            target = add_initializer(self._main, f"{node.name or 'transpose'}_shape",
                                      np.array([in_shape[p] for p in perm], dtype=np.int64))
             self._replace(graph, node, node.inputs[0], "Reshape", {}, (target,))
             return True

@@ -162,3 +162,32 @@ def test_a_backend_that_cannot_branch_refuses_the_tree_by_its_if(integer_tree, t
                                          r"control flow"):
         edgec.compile(integer_tree, "ice40-up5k", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_canonicalization_walks_branches():
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+
+    def branch(name: str) -> object:
+        weight = numpy_helper.from_array(rng.normal(size=(2, 2, 3, 3)).astype(np.float32), f"{name}_w")
+        stats = [numpy_helper.from_array(v.astype(np.float32), f"{name}_{k}") for k, v in
+                 (("scale", rng.uniform(0.5, 2, 2)), ("bias", rng.normal(size=2)), ("mean", rng.normal(size=2)),
+                  ("var", rng.uniform(0.5, 2, 2)))]
+        nodes = [helper.make_node("Conv", ["x", f"{name}_w"], [f"{name}_c"], pads=[1, 1, 1, 1]),
+                 helper.make_node("BatchNormalization", [f"{name}_c", *(s.name for s in stats)], [f"{name}_bn"]),
+                 helper.make_node("Identity", [f"{name}_bn"], [f"{name}_out"])]
+        return helper.make_graph(nodes, name, [], [helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT,
+                                                                                 [1, 2, 4, 4])], [weight, *stats])
+
+    zero = numpy_helper.from_array(np.array(0.0, np.float32), "zero")
+    graph = helper.make_graph(
+        [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+         helper.make_node("Greater", ["s", "zero"], ["cond"]),
+         helper.make_node("If", ["cond"], ["y"], then_branch=branch("then"), else_branch=branch("else"))],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])], [zero])
+    model = edgec.load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
+    inner = [node.op_type for node in all_nodes(model.graph) if node.graph is not model.graph]
+    assert inner == ["Conv", "Conv"]  # BatchNorm folded into each branch's Conv, Identity gone
+    assert all(node.outputs[0].shape is not None for node in all_nodes(model.graph))
