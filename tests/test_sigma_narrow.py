@@ -54,7 +54,7 @@ def test_a_narrowed_copy_equals_the_dense_segment_without_the_dropped_channels()
     narrowed.eval()
     assert kept is None  # the classifier keeps every class
     assert [narrowed[0].out_channels, narrowed[2].groups, narrowed[3].num_features, narrowed[5].in_channels,
-            narrowed[5].out_channels, narrowed[9].in_features, narrowed[9].out_features] == [4, 4, 4, 4, 3, 27, 5]
+            narrowed[5].out_channels, narrowed[9].in_features, narrowed[9].out_features] == [4, 4, 4, 4, 4, 36, 5]
     expected = with_columns_dropped(segment, narrowed)(inputs)
     torch.testing.assert_close(narrowed(inputs), expected, rtol=1e-5, atol=1e-5)
 
@@ -70,12 +70,12 @@ def test_width_one_copies_the_segment_whole():
 
 def test_the_most_active_channels_are_kept():
     torch.manual_seed(1)
-    segment = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.ReLU(), torch.nn.Linear(10, 3))
+    segment = torch.nn.Sequential(torch.nn.Linear(6, 12), torch.nn.ReLU(), torch.nn.Linear(12, 3))
     with torch.no_grad():
-        segment[0].weight[[1, 4, 7]] *= 20  # three channels far more active than the rest
-    narrowed, _ = narrowed_copy(segment, torch.randn(32, 6), 0.3, final=True)
-    torch.testing.assert_close(narrowed[0].weight, segment[0].weight[[1, 4, 7]])
-    torch.testing.assert_close(narrowed[2].weight, segment[2].weight[:, [1, 4, 7]])
+        segment[0].weight[[1, 4, 7, 10]] *= 20  # four channels far more active than the rest
+    narrowed, _ = narrowed_copy(segment, torch.randn(32, 6), 0.3, final=True)  # 3.6 channels: one step of 4
+    torch.testing.assert_close(narrowed[0].weight, segment[0].weight[[1, 4, 7, 10]])
+    torch.testing.assert_close(narrowed[2].weight, segment[2].weight[:, [1, 4, 7, 10]])
 
 
 def test_a_segment_that_is_not_final_narrows_its_output_too():
@@ -166,3 +166,10 @@ def test_residual_blocks_narrow_with_the_sum_on_one_channel_set():
     body_out = dense_channels(projection.body[4], network[4].body[4])
     assert len(body_out) == 8 and body_out == dense_channels(projection.shortcut[1], network[4].shortcut[1])
     assert narrowed[4].in_features == 8  # the classifier reads the kept channels
+
+
+def test_kept_counts_are_multiples_of_four_channels():
+    from edgec.train.sigma_narrow import kept_count
+
+    assert [kept_count(0.4, c) for c in (64, 32, 16, 10, 4, 3)] == [24, 12, 8, 4, 4, 3]
+    assert [kept_count(0.05, 64), kept_count(1.0, 5), kept_count(0.9, 10)] == [4, 5, 8]

@@ -3,9 +3,9 @@ channels most active on its cluster's samples.
 
 A segment is an ``nn.Sequential`` slice of the dense network; its input may itself be narrowed
 (``kept_in``: the dense channels the parent kept, in order). Every plain ``Conv``/``Linear``
-of the copy keeps ``round(width * channels)`` outputs (at least one) — those with the largest
-mean absolute output over the cluster's samples, in their original order — except the last one
-of a ``final`` segment (the classifier keeps every class). Each layer takes the input channels
+of the copy keeps :func:`kept_count` outputs (``width * channels`` to a multiple of four),
+those with the largest mean absolute output over the cluster's samples, in their original
+order; the last one of a ``final`` segment keeps every output (the classifier, every class). Each layer takes the input channels
 its predecessor kept:
 
 * a plain ``Conv1d``/``Conv2d`` or ``Linear``: rows of the kept outputs, columns of the kept
@@ -105,10 +105,25 @@ def _input_columns(kept: torch.Tensor | None, spatial: int) -> torch.Tensor | No
     return (kept[:, None] * spatial + torch.arange(spatial)).reshape(-1)
 
 
+#: Kept channel counts are multiples of this (see :func:`kept_count`).
+CHANNEL_STEP = 4
+
+
+def kept_count(width: float, channels: int) -> int:
+    """How many of ``channels`` a layer narrowed to ``width`` keeps: ``width * channels``
+    rounded to the nearest multiple of :data:`CHANNEL_STEP` (the channels the Cortex-M kernels
+    handle at once, so a narrowed layer keeps their speed per MAC), at least one step; every
+    channel when that rounds to all of them or the layer has at most one step."""
+    wanted = round(width * channels)
+    if wanted >= channels or channels <= CHANNEL_STEP:
+        return channels
+    return min(channels, max(CHANNEL_STEP, CHANNEL_STEP * round(width * channels / CHANNEL_STEP)))
+
+
 def _most_active(out: torch.Tensor, width: float) -> torch.Tensor:
-    """The ``width`` fraction of ``out``'s channels with the largest mean absolute value, in order."""
+    """The :func:`kept_count` channels of ``out`` with the largest mean absolute value, in order."""
     activity = out.abs().transpose(0, 1).reshape(out.shape[1], -1).mean(dim=1)
-    return activity.topk(max(1, round(width * activity.numel()))).indices.sort().values
+    return activity.topk(kept_count(width, activity.numel())).indices.sort().values
 
 
 def _narrow_block(block: ResidualBlock, x: torch.Tensor, width: float, kept: torch.Tensor | None,
