@@ -6,12 +6,12 @@ Two tasks, data made or shipped locally (nothing is downloaded):
   residual blocks of 16, 32 and 64 channels, the last two projecting with stride 2, average
   pooling, FC 10; 78,042 parameters) — on ``shapes10`` (``benchmarks/sigma_data.py``), the
   documented CIFAR-10 substitute: 16x16 RGB, 10 classes, 12,000 / 2,000 images. Pretrained 15
-  epochs.
+  epochs; trees split after the stem (layer 3) and, at depth 2, after the first block.
 * ``digits``: the CNN of ``docs/sigma_branch.md`` (conv 8, conv 16, max-pool, conv 32, FC 10)
-  on scikit-learn's digits (1,200 / 597 images). Pretrained 15 epochs.
+  on scikit-learn's digits (1,200 / 597 images). Pretrained 40 epochs.
 
 Each tree (depth and widths per row) is rebuilt from the pretrained network and fine-tuned
-with ``edgec.train.sigma_branch``. Dense network and tree are then quantized by edgec (int8,
+with ``edgec.train.sigma_branch`` for 20 epochs. Dense network and tree are then quantized by edgec (int8,
 512 training images to calibrate) and compiled for the Cortex-M4.
 
 Columns:
@@ -85,8 +85,8 @@ def digits_cnn() -> torch.nn.Sequential:
 
 #: task -> (data, network, pretraining epochs, tree epochs, rows: (depth, splits, widths))
 TASKS = {
-    "shapes": (shapes10, resnet8, 15, 8, [(1, [4], [0.4]), (2, [4, 5], [0.5, 0.5])]),
-    "digits": (digits, digits_cnn, 15, 10, [(1, [2], [0.4]), (2, [2, 5], [0.5, 0.5])]),
+    "shapes": (shapes10, resnet8, 15, 20, [(1, [3], [0.5]), (2, [3, 5], [0.5, 0.5])]),
+    "digits": (digits, digits_cnn, 40, 20, [(1, [2], [0.4]), (2, [2, 5], [0.5, 0.5])]),
 }
 
 

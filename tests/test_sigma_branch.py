@@ -184,3 +184,22 @@ def test_an_untrained_network_gets_a_warning():
     torch.manual_seed(0)
     with pytest.warns(EdgecWarning, match="near chance: Sigma-Branch rebuilds a trained network"):
         sigma_branch(dense_cnn(), (x[:300], y[:300]), split=5, epochs=1, max_steps=1)
+
+
+def test_branch_norms_are_re_estimated_on_the_samples_routed_to_them():
+    from sigma_models import resnet
+
+    from edgec.train.sigma_branch import recalibrate_norms
+    from edgec.train.sigma_tree import build_tree
+
+    x = torch.rand(256, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    tree = build_tree(resnet(), [4], x, [0.5]).eval()
+    stem_norm = tree.root.segment[1].running_mean.clone()
+    recalibrate_norms(tree, x)
+    assert not tree.training and torch.equal(tree.root.segment[1].running_mean, stem_norm)
+    with torch.no_grad():
+        route, h = tree.route(x), tree.root.segment(x)
+        for leaf, branch in enumerate(tree.root.branches):
+            block = branch.segment[0]
+            out = block.body[0](h[route == leaf])
+            torch.testing.assert_close(block.body[1].running_mean, out.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-5)

@@ -13,6 +13,8 @@ from conftest import require_torch
 
 torch = require_torch()
 
+from sigma_models import resnet  # noqa: E402
+
 from edgec.errors import EdgecError  # noqa: E402
 from edgec.train.sigma_narrow import narrowed_copy  # noqa: E402
 
@@ -123,27 +125,6 @@ def test_layers_it_cannot_narrow_are_refused_by_name(layer, message):
 def test_a_width_outside_zero_to_one_is_refused():
     with pytest.raises(EdgecError, match="a child's width is 1.5"):
         narrowed_copy(cnn_segment(), torch.randn(2, 4, 6, 6), 1.5)
-
-
-def resnet() -> torch.nn.Sequential:
-    from edgec.train.residual import ResidualBlock
-
-    torch.manual_seed(3)
-
-    def conv_bn(cin, cout, kernel=3, stride=1):
-        return [torch.nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2), torch.nn.BatchNorm2d(cout)]
-
-    network = torch.nn.Sequential(
-        *conv_bn(3, 8), torch.nn.ReLU(),
-        ResidualBlock(torch.nn.Sequential(*conv_bn(8, 8), torch.nn.ReLU(), *conv_bn(8, 8))),
-        ResidualBlock(torch.nn.Sequential(*conv_bn(8, 16, stride=2), torch.nn.ReLU(), *conv_bn(16, 16)),
-                      torch.nn.Sequential(*conv_bn(8, 16, kernel=1, stride=2))),
-        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 10))
-    for module in network.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.5, 0.5)
-            module.running_var.uniform_(0.5, 2)
-    return network.eval()
 
 
 def dense_channels(narrowed_norm, dense_norm) -> list[int]:

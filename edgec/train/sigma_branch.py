@@ -7,14 +7,17 @@
    network's activations are captured level by level; each inner node's router comes from a
    spherical 2-means of its outputs and each child is its dense segment narrowed to the
    ``widths`` fraction of the hidden channels most active on its cluster.
-2. **Fine-tune with soft routing.** Adam on every parameter of the tree (routers included);
-   the output is the mixture of the leaves weighted by their path probabilities at
+2. **Fine-tune with soft routing.** Adam on every parameter of the tree (routers included),
+   the learning rate decaying from ``lr`` to zero on a cosine over the steps; the output is the mixture of the leaves weighted by their path probabilities at
    temperature ``T``, annealed geometrically from ``temperature[0]`` to ``temperature[1]``
    over the steps; the loss is the task's cross-entropy on that mixture plus ``balance`` times
    the load-balancing term ``sum_l m_l log(m_l * L)`` (``m`` the batch's mean leaf
    probabilities, ``L`` the number of leaves): zero when every leaf gets an equal share,
    growing as one starves.
-3. **Hard routing.** The result's module is in eval mode: one path per sample.
+3. **Hard routing.** The result's module is in eval mode: one path per sample. Its
+   BatchNorms' statistics are re-estimated under hard routing on the training data (soft
+   routing showed every branch every sample; deployed, a branch sees only its cluster), the
+   backbone's kept as trained.
 
 Split points (``split``): one layer index per tree level (or the first level's alone). Levels
 start at cut points (right after a layer that is not a Conv, Linear or BatchNorm) and each must
@@ -193,6 +196,27 @@ def sigma_branch(module: torch.nn.Module, data, *, depth: int = 1, split: int | 
     return SigmaBranchResult(tree, report, log)
 
 
+def recalibrate_norms(tree: SigmaBranchNet, x: torch.Tensor, batch_size: int = 512) -> None:
+    """Re-estimate the BatchNorm statistics of ``tree``'s branches under hard routing on ``x``
+    (each branch over the samples routed to it; the backbone's stay), leaving it in eval mode."""
+    tree.eval()
+    norms = [m for child in tree.root.branches for m in child.modules()
+             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over every batch
+        norm.train()
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            tree.root.hard(x[start:start + batch_size])
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
+        norm.eval()
+
+
 def _fine_tune(tree: SigmaBranchNet, x, y, x_test, y_test, *, epochs: int, lr: float, batch_size: int,
                temperature: tuple[float, float], balance: float, generator: torch.Generator,
                max_steps: int | None, on_step, on_epoch) -> list[dict]:
@@ -200,6 +224,7 @@ def _fine_tune(tree: SigmaBranchNet, x, y, x_test, y_test, *, epochs: int, lr: f
     optimizer = torch.optim.Adam(tree.parameters(), lr=lr)
     per_epoch = math.ceil(len(x) / batch_size)
     steps = min(epochs * per_epoch, max_steps if max_steps is not None else math.inf)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda done: 0.5 * (1 + math.cos(math.pi * done / steps)))
     start, end = temperature
     log, step = [], 0
     for epoch in range(1, epochs + 1):
@@ -218,11 +243,12 @@ def _fine_tune(tree: SigmaBranchNet, x, y, x_test, y_test, *, epochs: int, lr: f
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            schedule.step()
             step, done = step + 1, done + 1
             total += loss.item()
             if on_step is not None:
                 on_step(step, int(steps), loss.item())
-        tree.eval()
+        recalibrate_norms(tree, x)
         record = {"epoch": epoch, "loss": total / done, "temperature": tree.temperature,
                   "train_accuracy": _accuracy(tree, x, y), "test_accuracy": _accuracy(tree, x_test, y_test)}
         log.append(record)
