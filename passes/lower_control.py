@@ -10,7 +10,8 @@ whose result only decides ``If`` nodes (what ``torch.onnx`` exports for
 (when the router alone reads it) and the picks are then not lowered on their own. The
 comparison ``s_i >= s_j`` is ``(W_i - W_j) . v + (b_i - b_j) >= 0``: one weight row, one
 bias, no requantization. It becomes ``edgec::Router(v, w, bias)``: ``w`` the row quantized
-symmetric in the weight type, the bias int32 at scale ``s_v * s_w``, and the condition the
+symmetric to int8 whatever the network's weight width (a router is one row of ``K`` weights,
+and it decides the whole path), the bias int32 at scale ``s_v * s_w``, and the condition the
 sign of the exact int32 accumulator ``bias + sum_k w_k (v_k - zp_v)`` (``>= 0``, or ``> 0``
 with ``strict = 1``). Deciding on the accumulator, not on requantized scores, leaves input
 and weight rounding as the only differences from the float router.
@@ -32,7 +33,7 @@ import onnx_ir as ir
 from edgec import ops
 from edgec.control_flow import BRANCHES, all_nodes, branches, is_branching
 from edgec.errors import UnsupportedModelError
-from edgec.inttype import INT32
+from edgec.inttype import INT8_WEIGHTS, INT32
 from edgec.passes.graph_utils import attribute, const_array, static_shape
 from edgec.passes.integer_builder import IntegerGraphBuilder
 from edgec.passes.qparams import bias_safe_scales, quantize_bias, quantize_weights, weight_scales
@@ -151,10 +152,10 @@ def lower_comparison(b: IntegerGraphBuilder, node: ir.Node) -> None:
     row, bias = _router_row(router)
     x = b.value_in_layout(router.scores.inputs[0], channels_last=False)
     qx = b.qparams_of(x)
-    scales = bias_safe_scales(weight_scales(row[None, :], 0, b.weight_type), np.array([bias]), qx.scale)
-    weights = quantize_weights(row[None, :], scales, 0, b.weight_type)
+    scales = bias_safe_scales(weight_scales(row[None, :], 0, INT8_WEIGHTS), np.array([bias]), qx.scale)
+    weights = quantize_weights(row[None, :], scales, 0, INT8_WEIGHTS)
     cond = b.emit("Router", [x, b.constant(f"{node.name}_weights", weights, channel_scales=(scales, 0),
-                                           int_type=b.weight_type),
+                                           int_type=INT8_WEIGHTS),
                              b.constant(f"{node.name}_bias", quantize_bias(np.array([bias]), qx.scale, scales),
                                         int_type=INT32)],
                   {"input_zero_point": qx.zero_point, "strict": int(router.strict)}, shape=[],

@@ -191,3 +191,12 @@ def test_canonicalization_walks_branches():
     inner = [node.op_type for node in all_nodes(model.graph) if node.graph is not model.graph]
     assert inner == ["Conv", "Conv"]  # BatchNorm folded into each branch's Conv, Identity gone
     assert all(node.outputs[0].shape is not None for node in all_nodes(model.graph))
+
+
+def test_routers_stay_int8_when_the_weights_are_narrower():
+    from edgec.passes.qparams import int_type_of
+
+    graph = edgec.quantize(tree(1), samples(128).numpy(), example_inputs=(samples(1),), weight_bits=4)
+    kinds = {node.op_type: str(int_type_of(node.inputs[1])) for node in all_nodes(graph.graph)
+             if node.op_type in ("Router", "Conv")}
+    assert kinds == {"Router": "int8n", "Conv": "int4n"}
