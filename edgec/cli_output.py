@@ -138,6 +138,9 @@ def print_profile(result) -> None:
         console.print(f"  whole model, uninstrumented: {target.uninstrumented_instructions:,} instructions "
                       f"(per-layer sum differs by {target.instrumentation_error:.3%}); flash {target.flash_total:,} B; "
                       f"cycle model: {target.cycle_model}")
+        if target.path is not None:
+            console.print(f"  path {path_words(target.path)}: the layers this input runs (every path's layers and "
+                          "MACs are in the project's report.json)")
     if len(result.targets) > 1:
         table = Table(title="comparison (est. ms per layer)")
         table.add_column("layer")

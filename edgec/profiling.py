@@ -58,6 +58,8 @@ class TargetProfile:
     uninstrumented_instructions: int
     cycle_model: str
     layers: list[LayerProfile]
+    #: For a model that branches, the path the profiled input took (its layers are those shown).
+    path: tuple[int, ...] | None = None
 
     @property
     def instructions(self) -> int:

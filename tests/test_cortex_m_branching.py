@@ -108,6 +108,7 @@ def test_the_profile_shows_the_path_the_input_takes(tmp_path, integer_tree, cove
     taken = manifest["paths"][leaves[0]]["layers"]
     called = [i for i in taken if manifest["layers"][i]["kernel"] != "alias"]
     assert [layer.index for layer in profile.layers] == called
+    assert profile.path == tuple(manifest["paths"][leaves[0]]["path"])
 
 
 @needs_toolchain

@@ -35,8 +35,10 @@ def profile_project(project: Project, row: np.ndarray, advance: Callable[[str], 
     advance("per-layer timer run")
     timed = run_project(project.path, row, variant="profile")
     called = [layer["index"] for layer in manifest["layers"] if layer["kernel"] != "alias"]
+    path = None
     if manifest.get("paths"):  # a model that branches: the layers of the path this input takes
         called = [index for index in called if index in timed.layer_instructions]
+        path = next(tuple(p["path"]) for p in manifest["paths"] if set(called) <= set(p["layers"]))
     advance("block-log run (cycle estimate)")
     model_cycles = MODELS[target.core.cpu]
     cycles = traced_layer_cycles(executable_path(project.path, variant="profile"), target, row.tobytes(),
@@ -49,4 +51,4 @@ def profile_project(project: Project, row: np.ndarray, advance: Callable[[str], 
                                    estimate / target.part.clock_hz * 1e3, entry["weight_bytes"], entry["live_bytes"]))
     return TargetProfile(target.name, target.part.name, target.part.clock_hz, target.part.ram_bytes,
                          manifest["flash"]["total"], manifest["ram"]["arena"], whole.instructions[0],
-                         model_cycles.sources, layers)
+                         model_cycles.sources, layers, path)
