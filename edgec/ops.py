@@ -121,8 +121,9 @@ OPS: dict[str, OpSpec] = {
                ("X",), {"pads": None, "value": None}),
         OpSpec("Reshape", "new shape, same data order (zero-copy)", ("X",), {"shape": None}),
         OpSpec("Transpose", "permutation of axes", ("X",), {"perm": None}),
-        OpSpec("Router", "boolean condition of an If: bias + sum_k W[0, k] (X[0, k] - input_zero_point) >= 0 "
-               "(> 0 when strict) in exact int32; X [1, K], W [1, K], B [1]",
+        OpSpec("Router", "boolean condition of an If: bias + sum_c W[0, c] sum_p (X[p, c] - input_zero_point) >= 0 "
+               "(> 0 when strict), exact; X [1, C] or a feature map [1, ..., C] summed over its positions p, "
+               "W [1, C], B [1]",
                ("X", "W", "B"), {"input_zero_point": None, "strict": 0}),
     )
 }

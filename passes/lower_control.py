@@ -13,8 +13,12 @@ bias, no requantization. It becomes ``edgec::Router(v, w, bias)``: ``w`` the row
 symmetric to int8 whatever the network's weight width (a router is one row of ``K`` weights,
 and it decides the whole path), the bias int32 at scale ``s_v * s_w``, and the condition the
 sign of the exact int32 accumulator ``bias + sum_k w_k (v_k - zp_v)`` (``>= 0``, or ``> 0``
-with ``strict = 1``). Deciding on the accumulator, not on requantized scores, leaves input
-and weight rounding as the only differences from the float router.
+with ``strict = 1``). Where ``v`` is the mean of a feature map over its positions (a
+``ReduceMean`` read by the router alone), the router reads the map itself and sums it: the
+condition ``sum_c w_c sum_p (x_pc - zp) + bias >= 0`` is the same comparison scaled by the
+count of positions, with the bias at scale ``s_x * s_w / positions``, and skips the rounding of
+the pooled vector. Deciding on the exact accumulator, not on requantized scores, leaves the
+feature map's and the weights' rounding as the only differences from the float router.
 
 ``If``. Each branch is lowered with the same builder into a subgraph without inputs that
 reads the enclosing graphs' integer values by name; the values it defines are visible only
@@ -122,7 +126,29 @@ def absorbed_nodes(routers: dict[ir.Node, Router]) -> set[ir.Node]:
         scores = router.scores.outputs[0]
         if not scores.is_graph_output() and all(consumer in readers for consumer in scores.consumers()):
             parts.add(router.scores)
+            pooling = _pooling(router.scores)
+            if pooling is not None:
+                parts.add(pooling)
     return parts
+
+
+def _pooling(gemm: ir.Node) -> ir.Node | None:
+    """The ``ReduceMean`` over every spatial axis (``keepdims=0``) that feeds only ``gemm``, if any:
+    the router then sums the feature map itself (see the module docstring)."""
+    pooled = gemm.inputs[0]
+    mean = pooled.producer()
+    if mean is None or mean.op_type != "ReduceMean" or mean.domain != "" or pooled.is_graph_output():
+        return None
+    if [c for c in pooled.consumers()] != [gemm] or int(attribute(mean, "keepdims", 1)) != 0:
+        return None
+    shape = static_shape(mean.inputs[0])
+    axes = attribute(mean, "axes")
+    if axes is None and len(mean.inputs) > 1:
+        axes = const_array(mean.inputs[1])
+        axes = None if axes is None else axes.tolist()
+    if shape is None or len(shape) < 3 or axes is None:
+        return None
+    return mean if sorted(int(a) % len(shape) for a in axes) == list(range(2, len(shape))) else None
 
 
 def _router_row(router: Router) -> tuple[np.ndarray, float]:
@@ -150,15 +176,20 @@ def lower_comparison(b: IntegerGraphBuilder, node: ir.Node) -> None:
         raise UnsupportedModelError(f"{node.op_type} node '{node.name}' is not a router edgec can lower",
                                     ROUTER_FIX)
     row, bias = _router_row(router)
-    x = b.value_in_layout(router.scores.inputs[0], channels_last=False)
-    qx = b.qparams_of(x)
-    scales = bias_safe_scales(weight_scales(row[None, :], 0, INT8_WEIGHTS), np.array([bias]), qx.scale)
+    pooling = _pooling(router.scores) if router.scores in b.absorbed else None
+    if pooling is None:
+        x, positions = b.value_in_layout(router.scores.inputs[0], channels_last=False), 1
+    else:
+        x = b.value_in_layout(pooling.inputs[0], channels_last=True)
+        positions = int(np.prod(x.shape.numpy()[1:-1]))
+    unit = b.qparams_of(x).scale / positions  # the scale of one count of the summed input
+    scales = bias_safe_scales(weight_scales(row[None, :], 0, INT8_WEIGHTS), np.array([bias]), unit)
     weights = quantize_weights(row[None, :], scales, 0, INT8_WEIGHTS)
     cond = b.emit("Router", [x, b.constant(f"{node.name}_weights", weights, channel_scales=(scales, 0),
                                            int_type=INT8_WEIGHTS),
-                             b.constant(f"{node.name}_bias", quantize_bias(np.array([bias]), qx.scale, scales),
+                             b.constant(f"{node.name}_bias", quantize_bias(np.array([bias]), unit, scales),
                                         int_type=INT32)],
-                  {"input_zero_point": qx.zero_point, "strict": int(router.strict)}, shape=[],
+                  {"input_zero_point": b.qparams_of(x).zero_point, "strict": int(router.strict)}, shape=[],
                   name=node.outputs[0].name, qparams=None, dtype=ir.DataType.BOOL, node_name=router.scores.name)
     b.bind(node.outputs[0], cond, channels_last=False)
 

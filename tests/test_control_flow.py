@@ -200,3 +200,10 @@ def test_routers_stay_int8_when_the_weights_are_narrower():
     kinds = {node.op_type: str(int_type_of(node.inputs[1])) for node in all_nodes(graph.graph)
              if node.op_type in ("Router", "Conv")}
     assert kinds == {"Router": "int8n", "Conv": "int4n"}
+
+
+def test_a_router_sums_the_feature_map_its_float_router_averages(integer_tree):
+    nodes = list(all_nodes(integer_tree.graph))
+    routers = [node for node in nodes if node.op_type == "Router"]
+    assert all(len(node.inputs[0].shape) == 4 for node in routers)  # NHWC maps, not pooled vectors
+    assert not any(node.op_type == "Mean" for node in nodes)  # the pooling became the routers' sums

@@ -345,9 +345,12 @@ def _concat_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
 def _router_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
     """A branch condition: ``call`` is an ``int`` expression (the then branch when non-zero)."""
     weights = node.inputs[1].const_value.numpy().reshape(1, -1)
+    positions = math.prod(shape_of(node.inputs[0])) // weights.shape[1]
+    bias = int(node.inputs[2].const_value.numpy().reshape(-1)[0])
+    folded = bias - attrs["input_zero_point"] * positions * int(weights.astype(np.int64).sum())
     arrays = [CArray(f"{prefix}_weights", "int8_t", weights.ravel())]
-    params = {"weights": f"{prefix}_weights", "bias": int(folded_bias(node, weights, attrs["input_zero_point"])[0]),
-              "k": weights.shape[1], "strict": int(attrs["strict"])}
+    params = {"weights": f"{prefix}_weights", "bias": folded, "k": weights.shape[1], "positions": positions,
+              "strict": int(attrs["strict"])}
     return CLayer(node, "edgec_router.c", f"edgec_router(&{prefix}, {{in0}})", arrays, "edgec_router_params", params)
 
 

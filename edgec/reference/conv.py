@@ -61,10 +61,11 @@ def fully_connected(attrs: dict, rounding: str, x: np.ndarray, w: np.ndarray, b:
 
 
 def router(attrs: dict, rounding: str, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Router: the boolean ``bias + sum_k w[0, k] (x[0, k] - zp) >= 0`` (``> 0`` when
-    ``strict``) of ``x`` int8 ``[1, K]``, ``w`` int8 ``[1, K]``, ``b`` int32 ``[1]``, exact
-    (the int32 accumulator of the C code, which the quantizer keeps from overflowing)."""
+    """Router: the boolean ``bias + sum_c w[0, c] sum_p (x[p, c] - zp) >= 0`` (``> 0`` when
+    ``strict``) of ``x`` int8 ``[1, ..., C]`` (a vector, or a feature map summed over its
+    positions), ``w`` int8 ``[1, C]``, ``b`` int32 ``[1]``, in exact integers."""
     del rounding
-    acc = int(b.reshape(-1)[0]) + int(exact_int_matmul(x.astype(np.int64).reshape(1, -1) - int(attrs["input_zero_point"]),
-                                                       w.reshape(1, -1).T)[0, 0])
+    channels = w.size
+    sums = (x.astype(np.int64).reshape(-1, channels) - int(attrs["input_zero_point"])).sum(axis=0)
+    acc = int(b.reshape(-1)[0]) + int(np.dot(sums, w.reshape(-1).astype(np.int64)))
     return np.array(acc > 0 if attrs["strict"] else acc >= 0)

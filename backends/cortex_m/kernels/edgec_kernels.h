@@ -78,9 +78,9 @@ typedef struct {
 } edgec_mean_params;
 
 typedef struct {
-    const int8_t *weights;            /* one row of k */
-    int32_t bias;                     /* folded: b - input_zero_point * sum(weights) */
-    uint32_t k;
+    const int8_t *weights;            /* one row of k (channels) */
+    int64_t bias;                     /* folded: b - input_zero_point * positions * sum(weights) */
+    uint32_t k, positions;            /* the input: positions x k, channels last */
     uint32_t strict;                  /* 1: acc > 0, 0: acc >= 0 */
 } edgec_router_params;
 
