@@ -171,8 +171,11 @@ def quantize(model: str, calib: str | None, output: str, method: str, rounding: 
     atomic_write(output, lambda tmp: onnx.save(proto, str(tmp)))
     print_delta_report(read_delta_report(integer_model))
     summary = summarize(integer_model)
+    macs = f"{summary.total_macs:,} MACs"
+    if summary.paths:  # a model that branches: what one inference computes
+        macs += f" over {len(summary.paths)} paths, {max(p.macs for p in summary.paths):,} on the largest"
     console.print(f"wrote {output}: {len(summary.layers)} integer operators, "
-                  f"{summary.total_packed_bytes:,} bytes of weights, {summary.total_macs:,} MACs")
+                  f"{summary.total_packed_bytes:,} bytes of weights, {macs}")
 
 
 @cli.command()

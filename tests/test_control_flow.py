@@ -207,3 +207,14 @@ def test_a_router_sums_the_feature_map_its_float_router_averages(integer_tree):
     routers = [node for node in nodes if node.op_type == "Router"]
     assert all(len(node.inputs[0].shape) == 4 for node in routers)  # NHWC maps, not pooled vectors
     assert not any(node.op_type == "Mean" for node in nodes)  # the pooling became the routers' sums
+
+
+def test_the_quantize_command_reports_the_macs_of_one_path(float_tree, tmp_path):
+    from conftest import invoke
+
+    ir.save(float_tree, tmp_path / "tree.onnx")
+    np.save(tmp_path / "calib.npy", samples(128).numpy())
+    result = invoke("quantize", tmp_path / "tree.onnx", "--calib", tmp_path / "calib.npy", "-o", tmp_path / "q.onnx")
+    assert result.exit_code == 0, result.output
+    largest = max(path.macs for path in edgec.summarize(edgec.load(tmp_path / "q.onnx")).paths)
+    assert f"MACs over 4 paths, {largest:,} on the largest" in " ".join(result.output.split())
