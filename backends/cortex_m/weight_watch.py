@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edgec.backend import read_manifest
-from edgec.backends.cortex_m.qemu import ICOUNT_SHIFT, execute
+from edgec.backends.cortex_m.qemu import execute, qemu_command
 from edgec.backends.cortex_m.toolchain import make, require
 from edgec.errors import ToolchainError
 from edgec.target import project_target
@@ -76,10 +76,7 @@ def read_layers(project: Path, row: np.ndarray, layers: list[int], timeout: int 
     with tempfile.TemporaryDirectory(prefix="edgec-watch-") as tmp:
         work = Path(tmp)
         (work / "watch.gdb").write_text(_script(port, watched), encoding="utf-8")
-        qemu = [require("qemu-system-arm"), "-M", target.qemu.machine, "-nographic", "-monitor", "none",
-                "-semihosting-config", "enable=on,target=native", "-icount", f"shift={ICOUNT_SHIFT}",
-                "-gdb", f"tcp:127.0.0.1:{port},server=on,wait=on", "-S", "-kernel", str(executable)]
-        (work / "edgec_input.bin").write_bytes(np.ascontiguousarray(row, dtype=np.int8).tobytes())
+        qemu = qemu_command(target, executable, "-gdb", f"tcp:127.0.0.1:{port},server=on,wait=on", "-S")
         emulator = subprocess.Popen(qemu, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             session = execute([gdb, "-batch", "-nx", "-x", str(work / "watch.gdb"), str(executable)], work,
