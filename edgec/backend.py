@@ -60,10 +60,10 @@ ENTRY_POINT_GROUP = "edgec.backends"
 BACKENDS = {
     "cortex-m": "edgec.backends.cortex_m:CortexMBackend",
     "fpga": "edgec.backends.fpga:FpgaBackend",
+    "tile": "edgec.backends.tile:TileBackend",
 }
 #: Target kinds edgec has targets for but no backend yet -> the fix naming the roadmap issue.
 PLANNED_KINDS = {
-    "tile": "roadmap issue 15 adds the tile-accelerator backend",
     "host": "run the integer reference on the host instead: edgec run MODEL --input x.npy",
 }
 

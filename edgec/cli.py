@@ -208,6 +208,9 @@ def quantize(model: str, calib: str | None, output: str, method: str, rounding: 
 @click.option("--folding-config", type=PathParam("file"),
               help="FPGA targets, --flow finn: FINN's folding JSON (PE/SIMD per FINN layer, e.g. a build's "
                    "finn/report/auto_folding_config.json) instead of --fps.")
+@click.option("--tiles", type=click.IntRange(min=1),
+              help="Tile targets: the degree of parallelism, how many tiles the network holds (default: the "
+                   "fewest within 5% of the fastest latency).")
 @ignore_size_limits_option
 @weight_bits_option
 @activation_bits_option
@@ -215,8 +218,8 @@ def quantize(model: str, calib: str | None, output: str, method: str, rounding: 
 def compile(model: str, target_name: str, output: str, calib: str | None, method: str, rounding: str | None,
             input_shapes: tuple[str, ...], input_layout: str | None, emit_only: bool, overlap_io: bool,
             fps: float | None, max_dsp: int | None, board: str | None, flow: str | None,
-            folding_config: str | None, ignore_size_limits: bool, weight_bits: int, activation_bits: int,
-            **delta) -> None:
+            folding_config: str | None, tiles: int | None, ignore_size_limits: bool, weight_bits: int,
+            activation_bits: int, **delta) -> None:
     """Compile MODEL for TARGET into a project directory.
 
     Cortex-M targets: a C library with build files and a QEMU harness, built once with the
@@ -224,8 +227,10 @@ def compile(model: str, target_name: str, output: str, calib: str | None, method
     unless --emit-only. FPGA targets: a streaming dataflow design in Verilog, synthesised
     for its resources; on iCE40 placed, routed and packed into a bitstream (OUTPUT/*.bin),
     on AMD parts with a Vivado script; with --flow finn, FINN's build steps instead (its
-    estimates and generated RTL under OUTPUT/finn). A float model is quantized first (needs
-    --calib).
+    estimates and generated RTL under OUTPUT/finn). Tile targets: the network mapped onto
+    every number of tiles and simulated (latency for each in OUTPUT/report.json), with the
+    schedule, per-layer table and Gantt chart of --tiles K. A float model is quantized first
+    (needs --calib).
     """
     target = get_target(target_name)
     backend = backend_for_target(target)
@@ -235,7 +240,8 @@ def compile(model: str, target_name: str, output: str, calib: str | None, method
     if overlap_io:
         options["separate_io"] = False
     options.update({key: value for key, value in (("fps", fps), ("max_dsp", max_dsp), ("board", board),
-                                                  ("flow", flow), ("folding_config", folding_config))
+                                                  ("flow", flow), ("folding_config", folding_config),
+                                                  ("tiles", tiles))
                     if value is not None})
     integer_model = quantize_with_progress(model, calib, method, rounding, input_shapes, None, input_layout,
                                            (weight_bits, activation_bits), delta_scheme(**delta))

@@ -170,16 +170,16 @@ def test_an_entry_point_adds_a_backend_and_must_name_a_backend_class(monkeypatch
 
 
 def test_planned_and_unknown_kinds_say_what_is_missing(tmp_path, small_integer_model):
-    with pytest.raises(EdgecError, match="no backend for tile targets yet") as raised:
-        edgec.compile(small_integer_model, "tile-4x4", tmp_path / "tile")
-    assert "issue 15" in raised.value.hint
+    with pytest.raises(EdgecError, match="no backend for host targets yet") as raised:
+        edgec.compile(small_integer_model, "host", tmp_path / "host")
+    assert "edgec run MODEL" in raised.value.hint
     with pytest.raises(EdgecError, match="no backend compiles for targets of kind 'quantum'") as raised:
         backend_for("quantum")
-    assert raised.value.hint == "backends exist for: cortex-m, fpga"
+    assert raised.value.hint == "backends exist for: cortex-m, fpga, tile"
     ir.save(small_integer_model, tmp_path / "m.onnx")
-    result = invoke("compile", tmp_path / "m.onnx", "--target", "tile-4x4", "-o", tmp_path / "out")
-    assert result.exit_code == 2 and "error: no backend for tile targets yet" in result.output
-    assert not (tmp_path / "tile").exists() and not (tmp_path / "out").exists()
+    result = invoke("compile", tmp_path / "m.onnx", "--target", "host", "-o", tmp_path / "out")
+    assert result.exit_code == 2 and "error: no backend for host targets yet" in result.output
+    assert not (tmp_path / "host").exists() and not (tmp_path / "out").exists()
 
 
 def test_a_qonnx_level_backend_is_refused_until_edgec_can_feed_one(tmp_path, small_integer_model, monkeypatch):

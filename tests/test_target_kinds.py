@@ -39,7 +39,7 @@ def test_every_packaged_target_has_the_record_of_its_kind():
     kinds = {name: type(target) for name, target in targets.items()}
     assert kinds == {"cortex-m3": CortexMTarget, "cortex-m4": CortexMTarget, "cortex-m7": CortexMTarget,
                      "cortex-m33": CortexMTarget, "pynq-z2": FpgaTarget, "zcu104": FpgaTarget, "kv260": FpgaTarget,
-                     "ice40-up5k": FpgaTarget, "tile-4x4": TileTarget, "host": HostTarget}
+                     "ice40-up5k": FpgaTarget, "tile-4x4": TileTarget, "tile-8x8": TileTarget, "host": HostTarget}
     for target in targets.values():
         assert kind_of(target).record is type(target) and parse_target(target_toml(target), "copy") == target
 
@@ -63,9 +63,12 @@ def test_the_fpga_targets_carry_their_parts_resources():
 def test_the_tile_and_host_targets():
     tile = get_target("tile-4x4")
     assert (tile.grid.tiles, tile.grid.tile.macs_per_cycle, tile.grid.tile.sram_bytes) == (16, 64, 262_144)
-    assert (tile.noc.topology, tile.noc.link_bytes_per_cycle, tile.dram.bytes_per_cycle) == ("mesh", 32, 64)
+    assert (tile.noc.topology, tile.noc.link_bytes_per_cycle, tile.dram.bytes_per_cycle) == ("mesh", 32, 32)
     assert tile.peak_macs_per_second == 16 * 64 * 1_000_000_000
-    assert "generic" in tile.description.lower()
+    assert "not a product" in tile.description.lower()
+    large = get_target("tile-8x8")
+    assert (large.grid.tiles, large.grid.tile.array_rows, large.grid.tile.array_cols) == (64, 32, 32)
+    assert (large.noc.topology, large.dram.bytes_per_cycle, large.grid.tile.sram_bytes) == ("torus", 200, 2**20)
     host = get_target("host")
     assert (host.compiler.cc, host.compiler.flags) == ("cc", ("-O2",))
 
@@ -130,10 +133,12 @@ def test_the_optional_fpga_tables_and_keys():
 @pytest.mark.parametrize("edit,fragments", [
     (lambda t: t.replace('topology = "mesh"', 'topology = "crossbar"'), ["noc.topology 'crossbar'", "mesh, torus"]),
     (lambda t: t.replace("[grid.tile]", "[tiles]"), ["unknown key 'tiles'"]),
-    (lambda t: t.replace("macs_per_cycle = 64\nsram_bytes = 262_144\n", "").replace("[grid.tile]\n", ""),
+    (lambda t: t.replace("array_rows = 8\narray_cols = 8\nsram_bytes = 262_144\n", "").replace("[grid.tile]\n", ""),
      ["lacks the [grid.tile] table"]),
+    (lambda t: t.replace("array_rows = 8\narray_cols = 8", "macs_per_cycle = 64"),
+     ["'grid.tile.macs_per_cycle', which edgec no longer reads", "array_rows = 8"]),
     (lambda t: t.replace("rows = 4", "rows = 0"), ["grid.rows must be positive"]),
-    (lambda t: t.replace("bytes_per_cycle = 64", "gbytes_per_second = 64"), ["unknown key 'dram.gbytes_per_second'"]),
+    (lambda t: t.replace("\nbytes_per_cycle = 32 ", "\ngbytes_per_second = 32 "), ["unknown key 'dram.gbytes_per_second'"]),
 ])
 def test_bad_tile_files(edit, fragments):
     _rejected(edit(_packaged_text("tile-4x4")), *fragments)

@@ -21,7 +21,9 @@ def _centered_windows(x: np.ndarray, attrs: dict, kernel_hw) -> np.ndarray:
     return spatial_windows(padded, kernel_hw, attrs["strides"], attrs["dilations"])
 
 
-def _finish(acc: np.ndarray, bias, attrs: dict, rounding: str) -> np.ndarray:
+def finish(acc: np.ndarray, bias, attrs: dict, rounding: str) -> np.ndarray:
+    """The output stage of an accumulating operator: ``acc`` plus ``bias``, requantized with the
+    attributes' per-channel multipliers, offset and clamped to int8."""
     if bias is not None:
         acc = acc + bias.astype(np.int64)
     return requantize_to_int8(
@@ -30,14 +32,18 @@ def _finish(acc: np.ndarray, bias, attrs: dict, rounding: str) -> np.ndarray:
     )
 
 
-def conv(attrs: dict, rounding: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-    """Conv: ``x`` int8 ``[N,H,W,Cin]``, ``w`` int8 ``[Cout,kh,kw,Cin]``, ``b`` int32 ``[Cout]``."""
+def conv_accumulators(attrs: dict, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Conv's exact accumulators before bias and requantization, int64 ``[N,Ho,Wo,Cout]``."""
     cout, kh, kw, cin = w.shape
     windows = _centered_windows(x, attrs, (kh, kw))
     n, ho, wo = windows.shape[:3]
     patches = windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, kh * kw * cin)
-    acc = exact_int_matmul(patches, w.reshape(cout, -1).T).reshape(n, ho, wo, cout)
-    return _finish(acc, b, attrs, rounding)
+    return exact_int_matmul(patches, w.reshape(cout, -1).T).reshape(n, ho, wo, cout)
+
+
+def conv(attrs: dict, rounding: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """Conv: ``x`` int8 ``[N,H,W,Cin]``, ``w`` int8 ``[Cout,kh,kw,Cin]``, ``b`` int32 ``[Cout]``."""
+    return finish(conv_accumulators(attrs, x, w), b, attrs, rounding)
 
 
 def depthwise_conv(attrs: dict, rounding: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
@@ -49,15 +55,19 @@ def depthwise_conv(attrs: dict, rounding: str, x: np.ndarray, w: np.ndarray, b: 
     weights = w.reshape(kh, kw, cin, multiplier).astype(np.float64)
     acc = np.einsum("nhwcyx,yxcm->nhwcm", windows, weights, optimize=True)
     acc = np.rint(acc).astype(np.int64).reshape(*windows.shape[:3], cout)
-    return _finish(acc, b, attrs, rounding)
+    return finish(acc, b, attrs, rounding)
+
+
+def fully_connected_accumulators(attrs: dict, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """FullyConnected's exact accumulators before bias and requantization, int64 ``[..., Cout]``."""
+    cout, k = w.shape
+    centered = x.astype(np.int64).reshape(-1, k) - int(attrs["input_zero_point"])
+    return exact_int_matmul(centered, w.T).reshape(*x.shape[:-1], cout)
 
 
 def fully_connected(attrs: dict, rounding: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     """FullyConnected: ``x`` int8 ``[..., K]``, ``w`` int8 ``[Cout, K]`` → ``[..., Cout]``."""
-    cout, k = w.shape
-    centered = x.astype(np.int64).reshape(-1, k) - int(attrs["input_zero_point"])
-    acc = exact_int_matmul(centered, w.T).reshape(*x.shape[:-1], cout)
-    return _finish(acc, b, attrs, rounding)
+    return finish(fully_connected_accumulators(attrs, x, w), b, attrs, rounding)
 
 
 def router(attrs: dict, rounding: str, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -2,7 +2,8 @@
 with one shared DRAM.
 
 Every rate is counted per cycle of the accelerator's clock (``grid.clock_hz``): a tile's
-int8 multiply-accumulates (``grid.tile.macs_per_cycle``), the bytes one NoC link carries each
+int8 multiply-accumulates (``grid.tile.array_rows`` x ``array_cols``: the tile's weight-stationary
+systolic array), the bytes one NoC link carries each
 way (``noc.link_bytes_per_cycle``) and the bytes the DRAM delivers to the whole grid
 (``dram.bytes_per_cycle``). A NoC ``mesh`` links each tile to its four neighbours; a ``torus``
 also wraps each row and column around.
@@ -21,10 +22,17 @@ TOPOLOGIES = ("mesh", "torus")
 
 @dataclasses.dataclass(frozen=True)
 class Tile:
-    """One tile: its MAC array's throughput and its local SRAM (weights, activations, partial sums)."""
+    """One tile: its MAC array (a weight-stationary systolic array of ``array_rows`` x
+    ``array_cols`` int8 multiply-accumulators, rows along the reduction, columns along the
+    output channels) and its local SRAM (weights, activations, partial sums)."""
 
-    macs_per_cycle: Positive
+    array_rows: Positive
+    array_cols: Positive
     sram_bytes: Positive
+
+    @property
+    def macs_per_cycle(self) -> int:
+        return self.array_rows * self.array_cols
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,11 +94,12 @@ def _bytes(size: int) -> str:
 KIND = Kind(
     name="tile",
     record=TileTarget,
-    summary="a tile accelerator: [grid] rows, cols, clock_hz; [grid.tile] macs_per_cycle, sram_bytes; "
+    summary="a tile accelerator: [grid] rows, cols, clock_hz; [grid.tile] array_rows, array_cols, "
+            "sram_bytes; "
             "[noc] topology, link_bytes_per_cycle, hop_cycles; [dram] bytes, bytes_per_cycle",
     columns=(
         ("grid", lambda t: f"{t.grid.rows}×{t.grid.cols} ({t.noc.topology})"),
-        ("MACs/cycle per tile", lambda t: f"{t.grid.tile.macs_per_cycle:,}"),
+        ("MAC array per tile", lambda t: f"{t.grid.tile.array_rows}×{t.grid.tile.array_cols}"),
         ("SRAM per tile", lambda t: _bytes(t.grid.tile.sram_bytes)),
         ("NoC link", lambda t: f"{t.noc.link_bytes_per_cycle} B/cycle"),
         ("DRAM", lambda t: f"{_bytes(t.dram.bytes)}, {t.dram.bytes_per_cycle} B/cycle"),
@@ -98,4 +107,6 @@ KIND = Kind(
         ("peak", lambda t: f"{t.peak_macs_per_second / 1e9:g} GMAC/s"),
     ),
     check=check,
+    replaced_keys={"grid.tile.macs_per_cycle": "give the MAC array's shape instead: array_rows = 8 and array_cols = 8 "
+                                               "for 64 MACs per cycle"},
 )
