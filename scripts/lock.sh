@@ -23,7 +23,7 @@ pip=("$work/venv/bin/python" -m pip)
 "${pip[@]}" install -q "torch==2.13.0"
 # The qonnx extra's brevitas pins setuptools<81: pip downgrades the setuptools installed above,
 # and the lock records the version that satisfies it (setup.sh builds edgec with that one).
-"${pip[@]}" install -q ".[torch,dev,qonnx]"
+"${pip[@]}" install -q ".[torch,dev,qonnx,tile]"
 "${pip[@]}" check
 
 python_version=$("$work/venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')

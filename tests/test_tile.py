@@ -232,3 +232,20 @@ def test_mlperf_tiny_models_run_tile_by_tile_bit_exact(key):
             mapping = map_network(layers, target, tiles)
             check_no_overlap(simulate(mapping, target), target)
             _assert_exact(model, mapping, x[:1])
+
+
+def test_the_array_timing_equals_scalesims_compute_model(mixed):
+    pytest.importorskip("scalesim", reason="SCALE-Sim is not installed (pip install 'edgec[tile]')")
+    from edgec.backends.tile.scalesim_check import scalesim_cycles
+
+    model, _ = mixed
+    arrays = [layer for layer in plan_layers(model) if layer.kind == "array"]
+    assert [layer.op for layer in arrays] == ["Conv", "Conv", "FullyConnected"]  # one strided
+    for name in ("tile-4x4", "tile-8x8"):
+        target = get_target(name)
+        for layer in arrays:
+            positions = layer.output_bytes // layer.output_shape[-1]
+            analytic = timing.array_cycles(target, positions, layer.reduction, layer.output_shape[-1])
+            assert scalesim_cycles(layer, target) == analytic, (name, layer.name)
+    with pytest.raises(EdgecError, match="does not run on the MAC array"):
+        scalesim_cycles(next(layer for layer in plan_layers(model) if layer.op == "MaxPool"), target)

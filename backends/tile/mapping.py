@@ -2,9 +2,10 @@
 tile's share is cut into blocks that fit its SRAM, in which loop order.
 
 For one layer and ``k`` tiles, :func:`map_layer` tries every split of the output into
-``row_splits x channel_splits`` near-equal parts with ``channel_splits`` from 1 to
-``min(k, channels)`` and ``row_splits = min(rows, k // channel_splits)``; each part is one
-tile's share. A share is cut into blocks of ``rows x channels x reduction channels``: the
+``row_splits x channel_splits`` near-equal parts, ``row_splits = min(rows, k //
+channel_splits)`` for each ``channel_splits`` up to ``min(k, channels)`` that is the largest
+giving its quotient ``k // channel_splits`` (a smaller one would idle tiles for the same
+rows); each part is one tile's share. A share is cut into blocks of ``rows x channels x reduction channels``: the
 largest block that fits the SRAM budget, preferring the whole reduction (no partial sums),
 then whole channels, then as many rows as fit (a binary search: a block's bytes grow with its
 rows). A block fits when it does wherever it may sit on the layer (at its start, middle and
@@ -230,12 +231,18 @@ def _share_cycles(target: TileTarget, blocks: list[Block], hops: int, sharing: i
     return total + (timing.transfer_cycles(target, blocks[-1].store_bytes, hops, sharing) if blocks else 0)
 
 
+def _channel_splits(tiles: int, channels: int) -> list[int]:
+    """The channel splits worth trying: for each row split ``q = tiles // c`` the most channel
+    splits ``c`` that leave it (fewer would leave tiles idle for the same rows)."""
+    return sorted({min(channels, tiles // quotient) for quotient in range(1, tiles + 1)} - {0})
+
+
 def map_layer(layer: TileLayer, target: TileTarget, tiles: int, budget: int, resident: bool) -> LayerMapping:
     """The cheapest mapping of ``layer`` on at most ``tiles`` tiles (module docstring)."""
     if layer.kind == "view":
         return LayerMapping(layer, 1, 1, (0, 0, 0), "-", (), 0, 0)
     best = None
-    for channel_splits in range(1, min(tiles, layer.channels) + 1):
+    for channel_splits in _channel_splits(tiles, layer.channels):
         row_splits = min(layer.rows, tiles // channel_splits)
         row_ranges = split_ranges(layer.rows, row_splits)
         channel_ranges = split_ranges(layer.channels, channel_splits)

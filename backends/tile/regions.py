@@ -134,7 +134,7 @@ def region_attributes(layer: TileLayer, region: Region) -> dict:
         attrs["pads"] = [top, attrs["pads"][1], bottom, attrs["pads"][3]]
     if region.channels is not None:
         for key in ("output_multiplier", "output_shift"):
-            if isinstance(attrs.get(key), list):
+            if isinstance(attrs.get(key), list) and len(attrs[key]) == layer.channels > 1:
                 attrs[key] = attrs[key][slice(*region.channels)]
     return attrs
 
