@@ -159,6 +159,15 @@ class Backend(abc.ABC):
     def profile(self, project: Project, row: np.ndarray, advance: Callable[[str], None]) -> TargetProfile:
         """Per-layer profile of the project on one input row; ``advance(stage)`` as each stage starts."""
 
+    def schedule(self, workload: Path, target: Target, *, tiles: int | None = None, frames: int | None = None,
+                 policies: list[str] | None = None, json_path: Path | None = None,
+                 plot_path: Path | None = None) -> list[str]:
+        """Schedule the several networks of the workload file ``workload`` on ``target`` (the
+        policies named, default all), write ``json_path`` and ``plot_path`` where given, and
+        return the lines the command line prints. Default: this backend does not."""
+        raise EdgecError(f"the {self.name} backend does not schedule several networks",
+                         "schedule on a tile target: edgec schedule WORKLOAD --target tile-8x8")
+
     def input_rows(self, model: ir.Model, samples: list[dict[str, np.ndarray]]) -> np.ndarray:
         """Input rows for ``samples`` (feeds of ``model``'s input; default: :func:`int8_input_rows`)."""
         return int8_input_rows(model, samples)

@@ -345,6 +345,43 @@ def profile(model: str, targets: str | None, input_path: str | None, json_path: 
 
 
 @cli.command()
+@click.argument("workload", type=PathParam("file"))
+@click.option("--target", "-t", "target_name", required=True,
+              help="The accelerator: a target of a kind that schedules several networks (tile-4x4, tile-8x8, or "
+                   "your own .toml).")
+@click.option("--tiles", type=click.IntRange(min=1),
+              help="Tiles the miss rate, utilisation and waste are measured on (default: the whole grid); the "
+                   "tiles each policy needs are searched over the whole grid anyway.")
+@click.option("--frames", type=click.IntRange(min=1),
+              help="Frames of the fastest pipeline to simulate (default: the workload's frames).")
+@click.option("--policy", "policies", multiple=True, type=click.Choice(["reservation", "work-conserving", "ads-tile"]),
+              help="A policy to run (repeat for several; default: all three).")
+@click.option("--json", "json_path", type=PathParam("file"),
+              help="Write per policy tiles_needed, miss_rate, reallocation_waste (and more) as JSON.")
+@click.option("--plot", "plot_path", type=PathParam("file"),
+              help="Write a PNG: tiles needed and waste per policy, and each policy's tile occupancy.")
+def schedule(workload: str, target_name: str, tiles: int | None, frames: int | None, policies: tuple[str, ...],
+             json_path: str | None, plot_path: str | None) -> None:
+    """Schedule the networks of WORKLOAD (a .toml of networks and pipelines) on TARGET.
+
+    Every network is mapped and simulated on every number of tiles; then each policy
+    (reservation: fixed parallelism sized for the worst case; work-conserving: an elastic
+    shared pool; ads-tile: isolation groups, elastic reservation and DAG-aware deadlines) is
+    simulated over many frames with execution times that vary up to the workload's
+    variability. Prints per policy the tiles it needs to miss no deadline, and its miss rate,
+    utilisation and reallocation waste (docs/tile.md).
+    """
+    target = get_target(target_name)
+    backend = backend_for_target(target)
+    with status(f"scheduling {Path(workload).name} on {target.name}"):
+        lines = backend.schedule(Path(workload), target, tiles=tiles, frames=frames, policies=list(policies) or None,
+                                 json_path=Path(json_path) if json_path else None,
+                                 plot_path=Path(plot_path) if plot_path else None)
+    for line in lines:
+        console.print(line, highlight=False)
+
+
+@cli.command()
 @click.argument("module")
 @click.option("--delta", is_flag=True, help="Delta-Aware Training: weights that fit a delta encoding (docs/delta.md).")
 @click.option("--sigma-branch", is_flag=True,

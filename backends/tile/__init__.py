@@ -13,7 +13,11 @@ targets over these modules:
   resolution) and :mod:`.functional` runs the graph tile by tile, block by block, bit-exact
   with the integer reference;
 * :mod:`.project` writes the project (report, schedule, per-layer table, :mod:`.gantt` chart);
-* :mod:`.scalesim_check` compares the array timing with SCALE-Sim.
+* :mod:`.scalesim_check` compares the array timing with SCALE-Sim;
+* several networks under deadlines (``edgec schedule``): :mod:`.workload` (the TOML file),
+  :mod:`.latency_model` (latency and migration cost per degree of parallelism, execution-time
+  spread), :mod:`.scheduler` (the discrete-event simulation), :mod:`.policies`
+  (reservation, work-conserving, ADS-Tile), :mod:`.schedule_run` and :mod:`.schedule_plot`.
 
 The functional model is what ``run`` executes: there is no tile hardware to run on, so the
 latency a run reports is the simulator's.
@@ -94,6 +98,24 @@ class TileBackend(Backend):
                    f"({manifest['latency_ms']:.3f} ms) per inference")
         return RunResult(np.stack(outputs), {"latency_cycles": [manifest["latency_cycles"]] * len(rows)},
                          recorded, summary)
+
+    def schedule(self, workload: Path, target: Target, *, tiles: int | None = None, frames: int | None = None,
+                 policies: list[str] | None = None, json_path: Path | None = None,
+                 plot_path: Path | None = None) -> list[str]:
+        from edgec.backends.tile.schedule_run import schedule_workload, summary_lines, write_json
+        from edgec.backends.tile.workload import load_workload
+
+        report = schedule_workload(load_workload(workload), target, tiles, frames, policies)
+        lines = summary_lines(report)
+        if json_path:
+            write_json(report, json_path)
+            lines.append(f"wrote {json_path}")
+        if plot_path:
+            from edgec.backends.tile.schedule_plot import plot_report
+
+            plot_report(report, plot_path)
+            lines.append(f"wrote {plot_path}")
+        return lines
 
     def profile(self, project: Project, row: np.ndarray, advance):
         raise EdgecError("per-layer profiles of tile projects are written at compile time",

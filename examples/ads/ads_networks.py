@@ -1,0 +1,106 @@
+"""The networks of the ADS-like example workload (workload.toml), as PyTorch modules.
+
+Each is a small stand-in for a network class of an autonomous-driving stack, built from the
+layers edgec's frontend imports (convolutions, batch norms folded on import, ReLUs, residual
+adds, pooling, linear layers). Their sizes are ours, chosen so that their multiply-
+accumulates fall in the range of the published networks they stand for, at the reduced input
+resolutions given here; they are not those networks and are not trained (the schedulers need
+their shapes, not their weights):
+
+* ``camera_backbone``: a ResNet-style feature extractor on a 3 x 256 x 448 camera crop (the
+  role of ResNet-18, 1.8 GMAC at 224 x 224);
+* ``detection_head``, ``segmentation_head``, ``depth_head``: dense heads on its 1/8-scale
+  features (the roles of a YOLO-style detection head, an FCN segmentation decoder and a
+  monocular depth decoder);
+* ``tracking``: a small MLP over 64 tracked objects' features (the role of an association
+  network);
+* ``lidar_backbone`` and ``lidar_detection``: a PointPillars-style 2-D backbone over a
+  32 x 256 x 256 bird's-eye-view pseudo-image, and its detection head;
+* ``planner``: a small convolutional policy over a 16 x 64 x 64 occupancy grid, run at a
+  high rate.
+
+``python examples/ads/ads_networks.py`` prints each network's MACs (edgec inspect's count).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class _Residual(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(_conv(channels, channels), nn.Conv2d(channels, channels, 3, 1, 1))
+
+    def forward(self, x):
+        return torch.relu(x + self.body(x))
+
+
+def camera_backbone() -> nn.Module:
+    """3 x 256 x 448 -> 128 x 32 x 56 features (1/8 scale)."""
+    torch.manual_seed(1)
+    return nn.Sequential(_conv(3, 32, 2), _Residual(32), _conv(32, 64, 2), _Residual(64), _conv(64, 128, 2),
+                         _Residual(128)).eval()
+
+
+def _head(outputs: int) -> nn.Module:
+    return nn.Sequential(_conv(128, 128), _conv(128, 64), nn.Conv2d(64, outputs, 1)).eval()
+
+
+def detection_head() -> nn.Module:
+    """128 x 32 x 56 -> 3 anchors x (4 box + 1 score + 8 classes) per position."""
+    torch.manual_seed(2)
+    return _head(39)
+
+
+def segmentation_head() -> nn.Module:
+    """128 x 32 x 56 -> 16 classes per position."""
+    torch.manual_seed(3)
+    return nn.Sequential(_conv(128, 128), _conv(128, 128), _conv(128, 64), nn.Conv2d(64, 16, 1)).eval()
+
+
+def depth_head() -> nn.Module:
+    """128 x 32 x 56 -> one depth per position."""
+    torch.manual_seed(4)
+    return nn.Sequential(_conv(128, 96), _conv(96, 64), _conv(64, 32), nn.Conv2d(32, 1, 1)).eval()
+
+
+def tracking() -> nn.Module:
+    """64 objects x 256 features (1 x 64 x 256) -> 64 association embeddings each."""
+    torch.manual_seed(5)
+    return nn.Sequential(nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 64)).eval()
+
+
+def lidar_backbone() -> nn.Module:
+    """32 x 256 x 256 pillar pseudo-image -> 128 x 64 x 64 features."""
+    torch.manual_seed(6)
+    return nn.Sequential(_conv(32, 64, 2), _conv(64, 64), _conv(64, 128, 2), _conv(128, 128), _Residual(128)).eval()
+
+
+def lidar_detection() -> nn.Module:
+    """128 x 64 x 64 -> 2 anchors x (7 box + 1 score + 3 classes) per cell."""
+    torch.manual_seed(7)
+    return nn.Sequential(_conv(128, 128), nn.Conv2d(128, 22, 1)).eval()
+
+
+def planner() -> nn.Module:
+    """16 x 64 x 64 occupancy grid -> 32 trajectory scores."""
+    torch.manual_seed(8)
+    return nn.Sequential(_conv(16, 32, 2), _conv(32, 64, 2), _conv(64, 64, 2), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(64, 32)).eval()
+
+
+if __name__ == "__main__":
+    import edgec
+
+    shapes = {"camera_backbone": [1, 3, 256, 448], "detection_head": [1, 128, 32, 56],
+              "segmentation_head": [1, 128, 32, 56], "depth_head": [1, 128, 32, 56], "tracking": [1, 64, 256],
+              "lidar_backbone": [1, 32, 256, 256], "lidar_detection": [1, 128, 64, 64], "planner": [1, 16, 64, 64]}
+    for name, shape in shapes.items():
+        summary = edgec.summarize(edgec.load(globals()[name](), example_inputs=(torch.rand(*shape),)))
+        print(f"{name:18s} {summary.total_macs / 1e9:7.3f} GMAC  {summary.total_params:>10,} parameters")
