@@ -12,7 +12,7 @@ import pytest
 
 from edgec.backends.tile.latency_model import NetworkProfile, factor_quantile
 from edgec.backends.tile.policies import POLICIES, Reservation, size_dops
-from edgec.backends.tile.schedule_run import _tiles_needed, schedule_workload, simulate_policy
+from edgec.backends.tile.schedule_run import schedule_workload, simulate_policy, tiles_needed_search
 from edgec.backends.tile.scheduler import Engine, check_no_double_booking
 from edgec.backends.tile.workload import Network, Pipeline, Workload, parse_workload
 from edgec.errors import EdgecError
@@ -59,6 +59,24 @@ def test_deadlines_are_accounted_exactly_with_queueing():
     exactly = _workload([Pipeline("p", 100.0, 9.0, {"n": ()})])  # ends exactly at its deadline: met
     assert Engine(exactly, {"n": _profile("n", [9_000])}, CLOCK, 1,
                   Reservation(exactly, {"n": _profile("n", [9_000])}, CLOCK, 1)).run().missed == 0
+
+
+def test_a_job_on_other_tiles_than_its_weights_stalls_for_the_migration_exactly():
+    workload = _workload([Pipeline("p", 100.0, 5.0, {"n": ()})], frames=6)
+    profiles = {"n": _profile("n", [4_000, 3_000], migration=700)}
+
+    class Alternating:  # frame i on tile i % 2: every job after the first moves the weights
+        name, feasible = "alternating", True
+
+        def dispatch(self, engine, now):
+            for job in list(engine.ready):
+                engine.start(job, (job.frame % 2,), now)
+
+    result = Engine(workload, profiles, CLOCK, 2, Alternating()).run()
+    assert result.latencies["p"] == (4_000,) + (4_700,) * 5
+    assert result.reallocations == 5 and result.missed == 0
+    assert result.reallocation_waste == 5 * 700 / (4_000 + 5 * 4_700)
+    assert result.utilisation == 6 * 4_000 / (2 * result.makespan)
 
 
 def _busy_workload(variability=3.3, seed=0):
@@ -124,7 +142,7 @@ def test_the_search_finds_the_fewest_tiles_without_misses():
     workload, profiles = _busy_workload(variability=1.5)
     target = _target(8)
     for policy in POLICIES:
-        needed, result, checked = _tiles_needed(workload, profiles, target, policy, None)
+        needed, result, checked = tiles_needed_search(workload, profiles, target, policy, None)
         if needed is None:
             continue
         assert result.miss_rate == 0 and result.tiles == needed

@@ -137,9 +137,10 @@ def network_profile(network: Network, workload: Workload, target: TileTarget, us
     model = integer_network(network, workload)
     key = hashlib.sha256(ir.to_proto(model).SerializeToString() + target_toml(target).encode()
                          + str(PROFILE_VERSION).encode()).hexdigest()[:24]
-    path = cache_directory() / f"{network.name}-{key}.json"
+    path = cache_directory() / f"{key}.json"  # networks of the same model share it
     if use_cache and path.is_file():
         data = json.loads(path.read_text())
+        data["name"] = network.name
         return NetworkProfile(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
     progress.stage(f"simulating {network.name} on 1 to {target.grid.tiles} tiles")
     profile = build_profile(network.name, model, target)

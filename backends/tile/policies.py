@@ -1,8 +1,7 @@
 """The three scheduling policies the engine (:mod:`.scheduler`) can run.
 
 A policy is built for a workload on a number of tiles (``feasible`` is False when it cannot
-place every network on them at all), tells the engine how each network's weights are laid out
-at the start (``initial_layout``) and answers every event with ``dispatch(engine, now)``,
+place every network on them at all) and answers every event with ``dispatch(engine, now)``,
 calling the engine's ``start`` and ``resize``.
 
 * ``reservation``: fixed degrees of parallelism on dedicated tiles. Offline, each network
@@ -116,9 +115,6 @@ class Reservation:
             start += count
         self.feasible = start <= tiles
 
-    def initial_layout(self, network: str) -> int:
-        return self.dops[network]
-
     def dispatch(self, engine, now: int) -> None:
         for job in sorted(engine.ready, key=lambda j: (j.frame_release, j.id)):
             tiles = self.owned[job.network]
@@ -134,9 +130,6 @@ class WorkConserving:
     def __init__(self, workload: Workload, profiles: dict[str, NetworkProfile], clock_hz: int, tiles: int) -> None:
         self.profiles = profiles
         self.feasible = tiles >= 1
-
-    def initial_layout(self, network: str) -> int:
-        return 1
 
     def dispatch(self, engine, now: int) -> None:
         def urgency(job):
@@ -203,9 +196,6 @@ class AdsTile:
             for stage in pipeline.stages:
                 self.offset[stage] = int(tails[stage])
 
-    def initial_layout(self, network: str) -> int:
-        return self.base[network]
-
     def dispatch(self, engine, now: int) -> None:
         waiting = sorted(engine.ready, key=lambda j: (j.deadline - self.offset[j.network], j.id))
         for job in waiting:
@@ -217,25 +207,26 @@ class AdsTile:
             if len(free) < base:
                 continue
             limit = max(base, min(len(free) - others, self.profiles[job.network].useful_tiles()))
-            chosen = self._dop(engine, job, base, limit, now)
-            engine.start(job, tuple(free[:chosen]), now)
+            engine.start(job, self._tiles(engine, job, free, base, limit, now), now)
 
-    def _dop(self, engine, job, base: int, limit: int, now: int) -> int:
-        """The laid-out DoP if it meets the job's DAG-aware deadline at the quantile, else the
-        fewest tiles in ``[base, limit]`` that do, else the fastest of them."""
+    def _tiles(self, engine, job, free: list[int], base: int, limit: int, now: int) -> tuple[int, ...]:
+        """The tiles its weights are laid out on if they are free and meet the job's DAG-aware
+        deadline at the quantile; else the fewest tiles in ``[base, limit]`` that do (those of
+        the layout first), else the fastest count."""
         profile = self.profiles[job.network]
         deadline = job.deadline - self.offset[job.network]
-        laid_out = engine.layout[job.network]
+        laid_out = engine.layout[job.network] or ()
 
-        def finish(k: int) -> float:
-            stall = 0 if k == laid_out else profile.migration[k - 1]
-            return now + stall + profile.cycles[k - 1] * self.factor
+        def finish(k: int, stall: bool = True) -> float:
+            return now + (profile.migration[k - 1] if stall else 0) + profile.cycles[k - 1] * self.factor
 
-        if base <= laid_out <= limit and finish(laid_out) <= deadline:
+        if laid_out and set(laid_out) <= set(free) and finish(len(laid_out), stall=False) <= deadline:
             return laid_out
         options = range(base, limit + 1)
         meeting = [k for k in options if finish(k) <= deadline]
-        return meeting[0] if meeting else min(options, key=finish)
+        count = meeting[0] if meeting else min(options, key=finish)
+        preferred = [t for t in free if t in laid_out] + [t for t in free if t not in laid_out]
+        return tuple(preferred[:count])
 
 
 POLICIES = {policy.name: policy for policy in (Reservation, WorkConserving, AdsTile)}

@@ -59,7 +59,10 @@ def simulate_policy(workload: Workload, profiles: dict[str, NetworkProfile], tar
     return result
 
 
-def _tiles_needed(workload, profiles, target, policy, frames) -> tuple[int | None, Result | None, list]:
+def tiles_needed_search(workload: Workload, profiles: dict[str, NetworkProfile], target: TileTarget, policy: str,
+                        frames: int | None) -> tuple[int | None, Result | None, list[tuple[int, float]]]:
+    """The fewest tiles on which ``policy`` misses no deadline (``None``: not even the whole
+    grid), its simulation there, and the ``(tiles, miss rate)`` pairs the bisection tried."""
     checked: list[tuple[int, float]] = []
     results: dict[int, Result | None] = {}
 
@@ -98,7 +101,7 @@ def schedule_workload(workload: Workload, target: TileTarget, tiles: int | None 
     profiles = {name: network_profile(network, workload, target) for name, network in workload.networks.items()}
     reports = []
     for policy in chosen:
-        needed, at_needed, checked = _tiles_needed(workload, profiles, target, policy, frames)
+        needed, at_needed, checked = tiles_needed_search(workload, profiles, target, policy, frames)
         progress.stage(f"{policy}: simulating {workload.name} on {tiles} tiles")
         at_tiles = simulate_policy(workload, profiles, target, policy, tiles, frames)
         reports.append(PolicyReport(policy, needed, at_needed, at_tiles, tuple(checked)))
@@ -119,14 +122,14 @@ def report_json(report: ScheduleReport) -> dict:
     """The report as JSON-ready data: per policy ``tiles_needed`` and, on the report's tiles,
     ``miss_rate``, ``reallocation_waste``, ``utilisation``, ``reallocations`` and the worst
     end-to-end latency per pipeline (a policy that cannot place the workload there: miss rate
-    1, the others ``null``); ``at_tiles_needed``: the same figures on the tiles it needs."""
+    1, the others ``null``); ``attiles_needed_search``: the same figures on the tiles it needs."""
     clock = report.target.grid.clock_hz
     policies = {}
     for entry in report.policies:
         figures = _figures(entry.at_tiles, clock) or {"miss_rate": 1.0, "reallocation_waste": None,
                                                       "utilisation": None, "reallocations": None}
         policies[entry.policy] = {"tiles_needed": entry.tiles_needed, **figures,
-                                  "at_tiles_needed": _figures(entry.at_needed, clock),
+                                  "attiles_needed_search": _figures(entry.at_needed, clock),
                                   "search": [list(c) for c in entry.checked]}
     return {"generator": "edgec", "workload": report.workload.name, "target": report.target.name,
             "tiles": report.tiles, "variability": report.workload.variability,

@@ -12,10 +12,11 @@ still run).
 A job of network ``n`` on ``k`` tiles needs ``cycles_n[k] * X`` cycles of compute (its factor
 ``X`` drawn once per job from the workload's seed, the same for every policy). The policy
 (:mod:`.policies`) answers every change of state with actions: **start** a ready job on a set
-of free tiles, or **resize** a running job to another set. Whenever a job runs on a different
-number of tiles than its network's weights are laid out for, it first stalls for the
-network's migration cost on the new count (stop-migrate-restart: its progress is kept); the
-tiles it holds meanwhile are **reallocation waste**. Reported:
+of free tiles, or **resize** a running job to another set. A network's weights are laid out
+on the tiles its last job ran on (its first job's tiles are loaded before the first frame);
+whenever a job runs on other tiles, it first stalls for the network's migration cost on the
+new count (stop-migrate-restart: its progress is kept); the tiles it holds meanwhile are
+**reallocation waste**. Reported:
 
 * ``miss_rate``: missed frames over all frames;
 * ``utilisation``: tile-cycles computing over ``tiles * makespan``;
@@ -115,7 +116,9 @@ class Engine:
                                for f in draw_factors(workload.variability, self.frames[workload.pipeline_of(name).name], rng)]
                         for name in sorted(workload.networks)}
         self.owner: list[int | None] = [None] * tiles
-        self.layout = {name: policy.initial_layout(name) for name in workload.networks}
+        #: The tiles each network's weights are laid out on (None: not placed yet, loaded at
+        #: configuration time before the first frame).
+        self.layout: dict[str, tuple[int, ...] | None] = {name: None for name in workload.networks}
         self.jobs: dict[int, Job] = {}
         self.ready: list[Job] = []
         self.running: dict[int, Job] = {}
@@ -157,11 +160,11 @@ class Engine:
             assert self.owner[tile] in (None, job.id), f"tile {tile} given to job {job.id} while job {self.owner[tile]} holds it"
             self.owner[tile] = job.id
         stall = 0
-        if len(tiles) != self.layout[job.network]:
+        if self.layout[job.network] not in (None, tiles):
             stall = self.profiles[job.network].migration[len(tiles) - 1]
-            self.layout[job.network] = len(tiles)
             self.reallocations += 1
             self.stall_tile_cycles += stall * len(tiles)
+        self.layout[job.network] = tiles
         job.tiles, job.compute_start, job.stalled = tiles, now + stall, stall
         job.version += 1
         self._open[job.id] = (now, tiles, stall)
