@@ -194,6 +194,18 @@ class Backend(abc.ABC):
                          f"run the project without --{variant} (its other runs: {others})")
 
 
+def edge_nodes(model: ir.Model) -> set[ir.Node]:
+    """The host's part of an integer graph: the ``Quantize`` reading the float input and the
+    ``Dequantize`` writing the float output (either may be absent). Backends take int8 input
+    rows (:func:`int8_input_rows`) and return int8 outputs, so they leave these two out."""
+    graph = model.graph
+    edges = {node for node in graph.inputs[0].consumers() if node.op_type == "Quantize"}
+    producer = graph.outputs[0].producer()
+    if producer is not None and producer.op_type == "Dequantize":
+        edges.add(producer)
+    return edges
+
+
 def int8_input_rows(model: ir.Model, samples: list[dict[str, np.ndarray]]) -> np.ndarray:
     """One int8 row per sample: the integer graph's quantized input, flattened. What a sample
     holds is told by its dtype alone, never by its values:

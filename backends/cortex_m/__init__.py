@@ -26,7 +26,7 @@ import onnx_ir as ir
 
 from edgec import project_dir
 from edgec.api import PROJECT_MODEL
-from edgec.backend import Backend, Project, RunResult, dequantized_outputs, int8_input_rows
+from edgec.backend import Backend, Project, RunResult, dequantized_outputs, edge_nodes, int8_input_rows
 from edgec.backends.cortex_m import emitter, qemu, report, toolchain
 from edgec.backends.cortex_m.layers import KERNEL_OPS
 from edgec.backends.cortex_m.network import build_network
@@ -45,16 +45,6 @@ __all__ = ["CortexMBackend", "check_model", "compile_project", "executable_path"
            "load_project", "reference_outputs", "run_project"]
 
 
-def _edge_nodes(model: ir.Model) -> set[ir.Node]:
-    """The Quantize reading the float input and the Dequantize writing the float output."""
-    graph = model.graph
-    edges = {node for node in graph.inputs[0].consumers() if node.op_type == "Quantize"}
-    producer = graph.outputs[0].producer()
-    if producer is not None and producer.op_type == "Dequantize":
-        edges.add(producer)
-    return edges
-
-
 def check_model(model: ir.Model) -> None:
     """Raise :class:`UnsupportedModelError` for the first node the backend cannot take: an
     operator without a C kernel, or a computed value whose type int8 storage cannot hold.
@@ -63,7 +53,7 @@ def check_model(model: ir.Model) -> None:
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise UnsupportedModelError(f"the model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs",
                                     "the Cortex-M backend compiles models with one input and one output")
-    edges = _edge_nodes(model)
+    edges = edge_nodes(model)
     for node in all_nodes(graph):
         if is_branching(node):  # a branch of edgec_invoke (backends/cortex_m/branching.py)
             continue

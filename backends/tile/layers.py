@@ -28,6 +28,7 @@ import math
 import numpy as np
 import onnx_ir as ir
 
+from edgec.backend import edge_nodes
 from edgec.errors import UnsupportedModelError
 from edgec.reference import KERNELS
 from edgec.reference.executor import node_attributes
@@ -105,15 +106,6 @@ def _shape(value: ir.Value) -> tuple[int, ...]:
     return tuple(int(d) for d in value.shape.numpy())
 
 
-def _edge_nodes(graph: ir.Graph) -> set[ir.Node]:
-    """The Quantize reading the float input and the Dequantize writing the float output."""
-    edges = {node for node in graph.inputs[0].consumers() if node.op_type == "Quantize"}
-    producer = graph.outputs[0].producer()
-    if producer is not None and producer.op_type == "Dequantize":
-        edges.add(producer)
-    return edges
-
-
 def check_model(model: ir.Model) -> None:
     """Raise :class:`UnsupportedModelError` for the first node the tile backend cannot take:
     a graph without exactly one input and one output, an operator it has no kernel for (or a
@@ -122,7 +114,7 @@ def check_model(model: ir.Model) -> None:
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise UnsupportedModelError(f"the model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs",
                                     "the tile backend compiles models with one input and one output")
-    edges = _edge_nodes(graph)
+    edges = edge_nodes(model)
     for node in graph:
         if node in edges:
             continue
@@ -196,7 +188,7 @@ def _layer(index: int, node: ir.Node) -> TileLayer:
 def plan_layers(model: ir.Model) -> list[TileLayer]:
     """The model's layers in execution order (:func:`check_model` first)."""
     check_model(model)
-    edges = _edge_nodes(model.graph)
+    edges = edge_nodes(model)
     nodes = [node for node in model.graph if node not in edges]
     return [_layer(index, node) for index, node in enumerate(nodes)]
 
