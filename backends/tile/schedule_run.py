@@ -148,15 +148,16 @@ def write_json(report: ScheduleReport, path: str | Path) -> None:
 def summary_lines(report: ScheduleReport) -> list[str]:
     """The table the command line prints: one row per policy."""
     lines = [f"{report.workload.name} on {report.target.name}: {len(report.workload.networks)} networks in "
-             f"{len(report.workload.pipelines)} pipelines, execution times up to {report.workload.variability:g}x",
-             f"  {'policy':16s} {'tiles needed':>12s}   on {report.tiles} tiles: {'miss rate':>9s} "
-             f"{'utilisation':>11s} {'realloc. waste':>14s} {'reallocations':>13s}"]
+             f"{len(report.workload.pipelines)} pipelines, execution times up to {report.workload.variability:g}x; "
+             f"miss rate, utilisation and waste on {report.tiles} tiles",
+             f"  {'policy':16s} {'tiles needed':>12s} {'miss rate':>10s} {'utilisation':>12s} "
+             f"{'realloc. waste':>15s} {'reallocations':>14s}"]
     for entry in report.policies:
         needed = str(entry.tiles_needed) if entry.tiles_needed else f">{report.target.grid.tiles}"
         at = entry.at_tiles
         if at is None:
             lines.append(f"  {entry.policy:16s} {needed:>12s}   cannot place the workload on {report.tiles} tiles")
             continue
-        lines.append(f"  {entry.policy:16s} {needed:>12s}   {'':{len(str(report.tiles)) + 10}s}{at.miss_rate:9.2%} "
-                     f"{at.utilisation:11.1%} {at.reallocation_waste:14.2%} {at.reallocations:13,}")
+        lines.append(f"  {entry.policy:16s} {needed:>12s} {at.miss_rate:10.2%} {at.utilisation:12.1%} "
+                     f"{at.reallocation_waste:15.2%} {at.reallocations:14,}")
     return lines
