@@ -111,7 +111,7 @@ class Reservation:
         start = 0
         for name in sorted(workload.networks):
             count = self.dops[name]
-            self.owned[name] = tuple(t % tiles for t in range(start, start + count)) if start + count <= tiles else ()
+            self.owned[name] = tuple(range(start, start + count))
             start += count
         self.feasible = start <= tiles
 

@@ -57,7 +57,6 @@ class Job:
     compute_start: int = 0
     end: int | None = None
     version: int = 0
-    stalled: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +164,7 @@ class Engine:
             self.reallocations += 1
             self.stall_tile_cycles += stall * len(tiles)
         self.layout[job.network] = tiles
-        job.tiles, job.compute_start, job.stalled = tiles, now + stall, stall
+        job.tiles, job.compute_start = tiles, now + stall
         job.version += 1
         self._open[job.id] = (now, tiles, stall)
         finish = job.compute_start + math.ceil(job.remaining * self.cycles(job, len(tiles)) * job.factor)
