@@ -87,15 +87,18 @@ class NetworkMapping:
     layers: tuple[LayerMapping, ...]
 
     @property
-    def resident_bytes(self) -> int:
-        """The most weight bytes one tile keeps resident (0 when weights stream)."""
-        if not self.resident:
-            return 0
+    def resident_bytes_by_tile(self) -> list[int]:
+        """The weight bytes each tile of the group keeps resident (zeros when weights stream)."""
         per_tile = [0] * self.tiles
-        for mapping in self.layers:
+        for mapping in self.layers if self.resident else ():
             for share in mapping.shares:
                 per_tile[share.tile] += share.resident_bytes
-        return max(per_tile, default=0)
+        return per_tile
+
+    @property
+    def resident_bytes(self) -> int:
+        """The most weight bytes one tile keeps resident (0 when weights stream)."""
+        return max(self.resident_bytes_by_tile, default=0)
 
 
 def split_ranges(total: int, parts: int) -> list[tuple[int, int]]:

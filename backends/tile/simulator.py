@@ -173,10 +173,7 @@ def weight_load_cycles(mapping: NetworkMapping, target: TileTarget) -> int:
     when weights stream): every tile loads its share at once over the shared DRAM."""
     if not mapping.resident:
         return 0
-    per_tile = [0] * mapping.tiles
-    for layer_mapping in mapping.layers:
-        for share in layer_mapping.shares:
-            per_tile[share.tile] += share.resident_bytes
+    per_tile = mapping.resident_bytes_by_tile
     total = sum(per_tile)
     slowest = max(timing.transfer_cycles(target, size, timing.dram_hops(target, tile))
                   for tile, size in enumerate(per_tile))
