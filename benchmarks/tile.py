@@ -43,10 +43,11 @@ from rich.console import Console
 from rich.table import Table
 
 import edgec
+from edgec.api import int8_output_names
 from edgec.backends.tile import timing
 from edgec.backends.tile.functional import run_tiled
 from edgec.backends.tile.latency_model import network_profile
-from edgec.backends.tile.layers import accelerator_output, plan_layers
+from edgec.backends.tile.layers import plan_layers
 from edgec.backends.tile.mapping import map_network
 from edgec.backends.tile.policies import POLICIES
 from edgec.backends.tile.project import default_tiles, sweep
@@ -78,7 +79,7 @@ def exact(model, mapping, row) -> bool:
     executor = ReferenceExecutor(model)
     expected = executor.run({executor.input_names[0]: row.reshape(shape).astype(np.int8)}, keep_intermediates=True)
     output, _ = run_tiled(model, mapping, row)
-    return bool(np.array_equal(output, expected[accelerator_output(model).name].reshape(-1)))
+    return bool(np.array_equal(output, expected[int8_output_names(model)[0]].reshape(-1)))
 
 
 def dop_rows(shared: Path, targets: list[str]) -> list[dict]:

@@ -12,10 +12,11 @@ import pytest
 from onnx import helper
 
 import edgec
+from edgec.api import int8_output_names
 from edgec.backend import int8_input_rows
 from edgec.backends.tile import timing
 from edgec.backends.tile.functional import run_tiled
-from edgec.backends.tile.layers import accelerator_output, plan_layers
+from edgec.backends.tile.layers import plan_layers
 from edgec.backends.tile.mapping import map_network, split_ranges
 from edgec.backends.tile.project import default_tiles, sweep
 from edgec.backends.tile.simulator import COMPUTE, LOAD, check_no_overlap, simulate
@@ -68,7 +69,7 @@ def _assert_exact(model, mapping, sample):
     row = int8_input_rows(model, [feed])[0]
     reference = ReferenceExecutor(model).run(feed, keep_intermediates=True)
     output, trace = run_tiled(model, mapping, row, trace=True)
-    np.testing.assert_array_equal(output, reference[accelerator_output(model).name].reshape(-1))
+    np.testing.assert_array_equal(output, reference[int8_output_names(model)[0]].reshape(-1))
     layers = {layer.index: layer for layer in plan_layers(model)}
     for index, values in trace:
         np.testing.assert_array_equal(values, reference[layers[index].output], err_msg=layers[index].name)

@@ -20,10 +20,11 @@ import numpy as np
 import onnx_ir as ir
 
 from edgec import ops
-from edgec.backends.tile.layers import accelerator_input, accelerator_output
+from edgec.api import int8_output_names
 from edgec.backends.tile.mapping import LayerMapping, NetworkMapping
 from edgec.backends.tile.regions import Region, input_slices, region_attributes
 from edgec.fixedpoint import operator_rounding
+from edgec.passes.input_layout import int8_input
 from edgec.reference import KERNELS
 from edgec.reference.conv import conv_accumulators, finish, fully_connected_accumulators
 
@@ -70,7 +71,7 @@ def run_tiled(model: ir.Model, mapping: NetworkMapping, row: np.ndarray,
     """The int8 output of one input ``row`` (the accelerator's input flattened) and, with
     ``trace``, ``(layer index, output)`` per layer in order."""
     graph = model.graph
-    first = accelerator_input(model)
+    first = int8_input(graph.inputs[0])
     values = {v.name: v.const_value.numpy() for v in graph.initializers.values() if v.const_value is not None}
     values[first.name] = np.asarray(row, dtype=np.int8).reshape(tuple(int(d) for d in first.shape.numpy()))
     rounding = model.metadata_props.get(ops.ROUNDING_KEY, "double")
@@ -80,4 +81,4 @@ def run_tiled(model: ir.Model, mapping: NetworkMapping, row: np.ndarray,
         values[layer_mapping.layer.output] = result
         if trace:
             recorded.append((layer_mapping.layer.index, result))
-    return values[accelerator_output(model).name].reshape(-1), recorded
+    return values[int8_output_names(model)[0]].reshape(-1), recorded

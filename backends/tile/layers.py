@@ -191,18 +191,3 @@ def plan_layers(model: ir.Model) -> list[TileLayer]:
     edges = edge_nodes(model)
     nodes = [node for node in model.graph if node not in edges]
     return [_layer(index, node) for index, node in enumerate(nodes)]
-
-
-def accelerator_input(model: ir.Model) -> ir.Value:
-    """The int8 value the accelerator reads first: the input ``Quantize``'s output (or the input)."""
-    graph = model.graph
-    quantize = next((n for n in graph.inputs[0].consumers() if n.op_type == "Quantize"), None)
-    return quantize.outputs[0] if quantize is not None else graph.inputs[0]
-
-
-def accelerator_output(model: ir.Model) -> ir.Value:
-    """The int8 value the accelerator writes last: the output ``Dequantize``'s input (or the output)."""
-    producer = model.graph.outputs[0].producer()
-    if producer is not None and producer.op_type == "Dequantize":
-        return producer.inputs[0]
-    return model.graph.outputs[0]

@@ -32,7 +32,7 @@ import math
 
 from edgec.backends.tile import timing
 from edgec.backends.tile.layers import TileLayer
-from edgec.backends.tile.regions import Region, input_slices, output_bytes, read_bytes
+from edgec.backends.tile.regions import Region, input_slices, output_bytes, read_bytes, slice_bytes
 from edgec.errors import UnsupportedModelError
 from edgec.target_kinds.tile import TileTarget
 
@@ -146,7 +146,7 @@ def _blocks(layer: TileLayer, target: TileTarget, share: Region, shape: tuple[in
             region = _region(layer, r if share.rows else None, c if share.channels else None,
                              k if len(reductions) > 1 else None)
             slices = input_slices(layer, region)
-            loaded = sum(_operand_bytes(value, where) for index, (value, where) in enumerate(zip(layer.node.inputs, slices))
+            loaded = sum(slice_bytes(value, where) for index, (value, where) in enumerate(zip(layer.node.inputs, slices))
                          if value is not None and not (previous is not None and previous[index] == where)
                          and not (resident and constant[index]))
             last = len(reductions) == 1 or k[1] == layer.reduction_channels
@@ -154,13 +154,6 @@ def _blocks(layer: TileLayer, target: TileTarget, share: Region, shape: tuple[in
                                 output_bytes(layer, region) if last else 0))
             previous = slices
     return blocks
-
-
-def _operand_bytes(value, where: tuple) -> int:
-    """Bytes of the slice ``where`` of node input ``value``."""
-    shape = tuple(int(d) for d in value.shape.numpy())
-    count = math.prod(len(range(*s.indices(n))) for s, n in zip(where, shape))
-    return count * (value.const_value.numpy().itemsize if value.const_value is not None else 1)
 
 
 def split_by(span: tuple[int, int], size: int) -> list[tuple[int, int]]:

@@ -29,13 +29,14 @@ from pathlib import Path
 import onnx_ir as ir
 
 from edgec import progress, project_dir
-from edgec.api import PROJECT_MODEL
+from edgec.api import PROJECT_MODEL, int8_output_names
 from edgec.backend import MANIFEST
 from edgec.backends.tile import gantt
-from edgec.backends.tile.layers import TileLayer, accelerator_input, accelerator_output, plan_layers
+from edgec.backends.tile.layers import TileLayer, plan_layers
 from edgec.backends.tile.mapping import NetworkMapping, map_network
 from edgec.backends.tile.simulator import Simulation, simulate, weight_load_cycles
 from edgec.errors import EdgecError
+from edgec.passes.input_layout import int8_input
 from edgec.target import PROJECT_FILE, Target, target_toml
 
 SCHEDULE = "schedule.json"
@@ -127,11 +128,11 @@ def compile_project(model: ir.Model, target: Target, out_dir: Path, name: str, t
     mapping, simulation = runs[tiles - 1]
     clock = target.grid.clock_hz
     entries = _layer_entries(mapping, simulation)
-    first, last = accelerator_input(model), accelerator_output(model)
+    first, last = int8_input(model.graph.inputs[0]), model.graph.outputs[0]  # a Dequantize keeps the shape
     manifest = {
         "generator": "edgec", "backend": "tile", "target": target.name, "model": name,
         "input": {"name": model.graph.inputs[0].name, "shape": [int(d) for d in first.shape.numpy()]},
-        "output": {"name": last.name, "shape": [int(d) for d in last.shape.numpy()]},
+        "output": {"name": int8_output_names(model)[0], "shape": [int(d) for d in last.shape.numpy()]},
         "layers": entries, "macs": sum(layer.macs for layer in layers),
         "tiles": tiles, "tiles_available": target.grid.tiles, "tiles_used": mapping.tiles,
         "latency_cycles": simulation.cycles, "latency_ms": simulation.cycles / clock * 1e3,

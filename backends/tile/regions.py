@@ -139,8 +139,12 @@ def region_attributes(layer: TileLayer, region: Region) -> dict:
     return attrs
 
 
-def _length(index: slice, size: int) -> int:
-    return len(range(*index.indices(size)))
+def slice_bytes(value, index: tuple) -> int:
+    """Bytes of the slice ``index`` of node input ``value`` (int8 activations, constants in
+    their own dtype)."""
+    shape = tuple(int(d) for d in value.shape.numpy())
+    count = math.prod(len(range(*i.indices(n))) for i, n in zip(index, shape))
+    return count * (value.const_value.numpy().itemsize if value.const_value is not None else 1)
 
 
 def read_bytes(layer: TileLayer, region: Region) -> tuple[int, int]:
@@ -150,12 +154,10 @@ def read_bytes(layer: TileLayer, region: Region) -> tuple[int, int]:
     for value, index in zip(layer.node.inputs, input_slices(layer, region)):
         if value is None:
             continue
-        shape = tuple(int(d) for d in value.shape.numpy())
-        count = math.prod(_length(i, n) for i, n in zip(index, shape))
         if value.const_value is None:
-            activations += count
+            activations += slice_bytes(value, index)
         else:
-            parameters += count * value.const_value.numpy().itemsize
+            parameters += slice_bytes(value, index)
     if layer.op in ("Conv", "DepthwiseConv", "FullyConnected") and (region.reduction is None or region.reduction[0] == 0):
         parameters += 8 * (region.channels[1] - region.channels[0] if region.channels else layer.channels)
     return activations, parameters
