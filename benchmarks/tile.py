@@ -204,7 +204,7 @@ def schedule_table(rows: list[dict]) -> Table:
         fewer = (wc - ads) / wc if ads and wc else None
         waste = r["ads-tile"]["reallocation_waste"]
         met = fewer is not None and fewer >= GOAL_FEWER and waste is not None and waste < GOAL_WASTE
-        cells += ["" if fewer is None else f"{fewer:+.0%} fewer" if fewer >= 0 else f"{-fewer:.0%} more",
+        cells += ["" if fewer is None else f"{fewer:.0%} fewer" if fewer >= 0 else f"{-fewer:.0%} more",
                   "yes" if met else "no"]
         table.add_row(*cells)
     return table

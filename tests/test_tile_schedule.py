@@ -21,13 +21,19 @@ from edgec.target import get_target
 from conftest import invoke, pool_cnn, small_conv_model
 
 CLOCK = 1_000_000  # 1 MHz: one cycle a microsecond
+CAPACITY = 4096  # resident weight bytes per tile
 
 
-def _profile(name: str, cycles: list[int], migration: int = 50) -> NetworkProfile:
+def _profile(name: str, cycles: list[int], load: int = 50, resident: int = 1000, layers: int = 1,
+             feature_move: int = 10) -> NetworkProfile:
+    """A made-up profile: ``layers`` layers of equal length, ``resident`` weight bytes per tile."""
     used = []
     for k in range(1, len(cycles) + 1):
         used.append(k if cycles[k - 1] < (cycles[used[-1] - 1] if used else 10**12) else used[-1])
-    return NetworkProfile(name, 1000, 100, tuple(cycles), tuple([migration] * len(cycles)), tuple(used))
+    ends = tuple(tuple(c * (i + 1) // layers for i in range(layers)) for c in cycles)
+    count = len(cycles)
+    return NetworkProfile(name, 1000, 100, tuple(cycles), (resident,) * count, (load,) * count,
+                          (feature_move,) * count, tuple(used), ends)
 
 
 def _workload(pipelines, variability=1.0, frames=20, seed=0, isolation="pipeline") -> Workload:
@@ -48,35 +54,69 @@ def test_deadlines_are_accounted_exactly_with_queueing():
     # 15,000 + 5,000 i; with a 30 ms deadline frames 0..3 meet it and the other 16 miss.
     workload = _workload([Pipeline("p", 100.0, 30.0, {"n": ()})])
     profiles = {"n": _profile("n", [15_000])}
-    policy = Reservation(workload, profiles, CLOCK, 1)
-    result = Engine(workload, profiles, CLOCK, 1, policy).run()
+    policy = Reservation(workload, profiles, CLOCK, 1, CAPACITY)
+    result = Engine(workload, profiles, CLOCK, 1, policy, CAPACITY).run()
     assert result.frames == 20 and result.latencies["p"] == tuple(15_000 + 5_000 * i for i in range(20))
     assert result.missed == 16 and result.miss_rate == 16 / 20
     assert result.makespan == 15_000 * 20 and result.utilisation == 1.0 and result.reallocation_waste == 0
     on_time = _workload([Pipeline("p", 100.0, 15.0, {"n": ()})])
     assert Engine(on_time, {"n": _profile("n", [9_000])}, CLOCK, 1,
-                  Reservation(on_time, {"n": _profile("n", [9_000])}, CLOCK, 1)).run().missed == 0
+                  Reservation(on_time, {"n": _profile("n", [9_000])}, CLOCK, 1, CAPACITY), CAPACITY).run().missed == 0
     exactly = _workload([Pipeline("p", 100.0, 9.0, {"n": ()})])  # ends exactly at its deadline: met
     assert Engine(exactly, {"n": _profile("n", [9_000])}, CLOCK, 1,
-                  Reservation(exactly, {"n": _profile("n", [9_000])}, CLOCK, 1)).run().missed == 0
+                  Reservation(exactly, {"n": _profile("n", [9_000])}, CLOCK, 1, CAPACITY), CAPACITY).run().missed == 0
 
 
-def test_a_job_on_other_tiles_than_its_weights_stalls_for_the_migration_exactly():
+class _Fixed:
+    """A test policy: every ready job starts on ``place(job)``; at ``resize_at`` the running
+    job of network ``n`` is resized to ``resize_to``."""
+
+    name, feasible = "fixed", True
+
+    def __init__(self, place, resize_at=None, resize_to=()):
+        self.place, self.resize_at, self.resize_to = place, resize_at, resize_to
+
+    def dispatch(self, engine, now):
+        if now == self.resize_at:
+            engine.resize(next(j for j in engine.running.values() if j.network == "n"), self.resize_to, now)
+        for job in sorted(engine.ready, key=lambda j: j.id):
+            if all(engine.owner[t] is None for t in self.place(job)):
+                engine.start(job, self.place(job), now)
+
+
+def test_weights_stay_on_their_tiles_until_evicted_and_reloads_stall_exactly():
     workload = _workload([Pipeline("p", 100.0, 5.0, {"n": ()})], frames=6)
-    profiles = {"n": _profile("n", [4_000, 3_000], migration=700)}
-
-    class Alternating:  # frame i on tile i % 2: every job after the first moves the weights
-        name, feasible = "alternating", True
-
-        def dispatch(self, engine, now):
-            for job in list(engine.ready):
-                engine.start(job, (job.frame % 2,), now)
-
-    result = Engine(workload, profiles, CLOCK, 2, Alternating()).run()
-    assert result.latencies["p"] == (4_000,) + (4_700,) * 5
-    assert result.reallocations == 5 and result.missed == 0
-    assert result.reallocation_waste == 5 * 700 / (4_000 + 5 * 4_700)
+    profiles = {"n": _profile("n", [4_000, 3_000], load=700)}
+    # frame i on tile i % 2: the second tile loads the weights once, then both keep them
+    result = Engine(workload, profiles, CLOCK, 2, _Fixed(lambda job: (job.frame % 2,)), CAPACITY).run()
+    assert result.latencies["p"] == (4_000, 4_700, 4_000, 4_000, 4_000, 4_000)
+    assert result.reallocations == 1 and result.reallocation_waste == 700 / (6 * 4_000 + 700)
     assert result.utilisation == 6 * 4_000 / (2 * result.makespan)
+    # two networks on one tile whose SRAM holds one's weights: each evicts the other
+    chain = _workload([Pipeline("p", 100.0, 9.0, {"a": (), "b": ("a",)})], frames=3)
+    pair = {name: _profile(name, [2_000], load=300, resident=800) for name in "ab"}
+    tight = Engine(chain, pair, CLOCK, 1, _Fixed(lambda job: (0,)), 1_000).run()
+    assert tight.latencies["p"] == (4_000, 4_600, 4_600) and tight.reallocations == 4
+    roomy = Engine(chain, pair, CLOCK, 1, _Fixed(lambda job: (0,)), 1_600).run()
+    assert roomy.latencies["p"] == (4_000,) * 3 and roomy.reallocations == 0
+
+
+def test_a_resized_job_keeps_its_completed_layers_and_stalls_for_weights_and_features():
+    # n: four layers of 1,000 cycles on one tile, 600 on two; at 1,500 it moves from tile 0
+    # to tiles 0-1: layer 1 is half done (500 cycles lost), 300 + 20 cycles of load and feature
+    # move, then layers 1-3 on two tiles (1,800 cycles): it ends at 3,620.
+    slow = Pipeline("slow", 100.0, 9.0, {"n": ()})
+    quick = Pipeline("quick", 1e6 / 1_500, 1.0, {"m": ()})  # released at 0 and 1,500
+    workload = _workload([slow, quick], frames=2)
+    profiles = {"n": _profile("n", [4_000, 2_400], load=300, layers=4, feature_move=20),
+                "m": _profile("m", [100])}
+    policy = _Fixed(lambda job: (0,) if job.network == "n" else (2,), resize_at=1_500, resize_to=(0, 1))
+    result = Engine(workload, profiles, CLOCK, 3, policy, CAPACITY).run()
+    assert result.latencies["slow"] == (3_620,) and result.reallocations == 1
+    assert result.stall_tile_cycles == 2 * 320 and result.lost_tile_cycles == 500
+    held = 1_500 + 2 * (3_620 - 1_500) + 2 * 100
+    assert result.reallocation_waste == (2 * 320 + 500) / held
+    check_no_double_booking(result)
 
 
 def _busy_workload(variability=3.3, seed=0):
@@ -112,15 +152,12 @@ def test_the_engine_refuses_a_policy_that_double_books():
     class Greedy:
         name, feasible = "greedy", True
 
-        def initial_layout(self, network):
-            return 1
-
         def dispatch(self, engine, now):
             for job in list(engine.ready):
                 engine.start(job, (0,), now)
 
     with pytest.raises(AssertionError, match="tile 0 given to job"):
-        Engine(workload, profiles, CLOCK, 2, Greedy()).run()
+        Engine(workload, profiles, CLOCK, 2, Greedy(), CAPACITY).run()
 
 
 def test_policies_trade_tiles_and_reallocation_as_designed():

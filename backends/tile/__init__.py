@@ -15,8 +15,8 @@ targets over these modules:
 * :mod:`.project` writes the project (report, schedule, per-layer table, :mod:`.gantt` chart);
 * :mod:`.scalesim_check` compares the array timing with SCALE-Sim;
 * several networks under deadlines (``edgec schedule``): :mod:`.workload` (the TOML file),
-  :mod:`.latency_model` (latency and migration cost per degree of parallelism, execution-time
-  spread), :mod:`.scheduler` (the discrete-event simulation), :mod:`.policies`
+  :mod:`.latency_model` (latency, resident weights and reload cost per degree of
+  parallelism, execution-time spread), :mod:`.scheduler` (the discrete-event simulation), :mod:`.policies`
   (reservation, work-conserving, ADS-Tile), :mod:`.schedule_run` and :mod:`.schedule_plot`.
 
 The functional model is what ``run`` executes: there is no tile hardware to run on, so the

@@ -6,11 +6,16 @@ uniform random calibration data: timing depends on shapes, not on values), maps 
 it on every ``k`` of the target (:func:`.project.sweep`) and keeps:
 
 * ``cycles[k - 1]``: the simulated latency of one inference on ``k`` tiles;
-* ``migration[k - 1]``: the stop-migrate-restart cost of moving the network to ``k`` tiles:
-  each new tile receives its resident weights through its NoC port
-  (``ceil(bytes / link_bytes_per_cycle)``, all tiles at once), the largest intermediate feature
-  map is spread over the ``k`` ports, plus the grid's diameter in hops;
-* ``tiles_used[k - 1]``: the tiles the fastest mapping on at most ``k`` actually uses.
+* ``resident_bytes[k - 1]``: the most weight bytes one of the ``k`` tiles keeps resident in
+  its SRAM (0 when the weights stream from DRAM with every inference);
+* ``load[k - 1]``: the cycles to load those resident weights onto ``k`` tiles from DRAM (all
+  tiles at once over the shared DRAM; :func:`.simulator.weight_load_cycles`), 0 when they stream;
+* ``feature_move[k - 1]``: the cycles to move a stopped job's live intermediate features onto
+  ``k`` new tiles: the largest feature map spread over their ``k`` NoC ports, plus the grid's
+  diameter in hops;
+* ``tiles_used[k - 1]``: the tiles the fastest mapping on at most ``k`` actually uses;
+* ``layer_ends[k - 1][i]``: the cycle by which layers ``0..i`` have all ended on ``k`` tiles
+  (the checkpoints a stopped job keeps; the last is ``cycles[k - 1]``).
 
 Profiles are cached as JSON under the cache directory, keyed by the integer graph's bytes,
 the target's TOML and :data:`PROFILE_VERSION`.
@@ -39,13 +44,14 @@ import onnx_ir as ir
 from edgec import progress
 from edgec.backends.tile.layers import plan_layers
 from edgec.backends.tile.project import sweep
+from edgec.backends.tile.simulator import Simulation, weight_load_cycles
 from edgec.backends.tile.workload import Network, Workload
 from edgec.errors import EdgecWarning
 from edgec.target import target_toml
 from edgec.target_kinds.tile import TileTarget
 
 #: Bump when the mapping, the simulator or the profile's fields change (it invalidates caches).
-PROFILE_VERSION = 1
+PROFILE_VERSION = 3
 #: Beta(ALPHA, BETA) shapes the execution-time factor.
 ALPHA, BETA = 2, 5
 
@@ -56,8 +62,11 @@ class NetworkProfile:
     macs: int
     parameter_bytes: int
     cycles: tuple[int, ...]
-    migration: tuple[int, ...]
+    resident_bytes: tuple[int, ...]
+    load: tuple[int, ...]
+    feature_move: tuple[int, ...]
     tiles_used: tuple[int, ...]
+    layer_ends: tuple[tuple[int, ...], ...]
 
     def useful_tiles(self) -> int:
         """The most tiles that still make it faster (more buy nothing)."""
@@ -112,12 +121,11 @@ def integer_network(network: Network, workload: Workload, seed: int = 0) -> ir.M
         return edgec.quantize(model, calibration)
 
 
-def _migration(target: TileTarget, resident_bytes: int, feature_bytes: int, tiles: int) -> int:
-    link = target.noc.link_bytes_per_cycle
+def _feature_move(target: TileTarget, feature_bytes: int, tiles: int) -> int:
     diameter = target.grid.rows + target.grid.cols - 2
     if target.noc.topology == "torus":
         diameter = target.grid.rows // 2 + target.grid.cols // 2
-    return math.ceil(resident_bytes / link) + math.ceil(feature_bytes / (tiles * link)) + diameter * target.noc.hop_cycles
+    return math.ceil(feature_bytes / (tiles * target.noc.link_bytes_per_cycle)) + diameter * target.noc.hop_cycles
 
 
 def build_profile(name: str, model: ir.Model, target: TileTarget) -> NetworkProfile:
@@ -126,9 +134,18 @@ def build_profile(name: str, model: ir.Model, target: TileTarget) -> NetworkProf
     runs = sweep(layers, target)
     feature = max((layer.output_bytes for layer in layers), default=0)
     return NetworkProfile(name, sum(layer.macs for layer in layers), sum(layer.parameter_bytes for layer in layers),
-                          tuple(s.cycles for _, s in runs),
-                          tuple(_migration(target, m.resident_bytes, feature, m.tiles) for m, _ in runs),
-                          tuple(m.tiles for m, _ in runs))
+                          tuple(s.cycles for _, s in runs), tuple(m.resident_bytes for m, _ in runs),
+                          tuple(weight_load_cycles(m, target) for m, _ in runs),
+                          tuple(_feature_move(target, feature, m.tiles) for m, _ in runs),
+                          tuple(m.tiles for m, _ in runs), tuple(_layer_ends(s) for _, s in runs))
+
+
+def _layer_ends(simulation: Simulation) -> tuple[int, ...]:
+    ends, latest = [], 0
+    for _, end in simulation.layer_spans:
+        latest = max(latest, end)
+        ends.append(latest)
+    return (*ends[:-1], simulation.cycles) if ends else (simulation.cycles,)
 
 
 def network_profile(network: Network, workload: Workload, target: TileTarget, use_cache: bool = True) -> NetworkProfile:
@@ -141,6 +158,7 @@ def network_profile(network: Network, workload: Workload, target: TileTarget, us
     if use_cache and path.is_file():
         data = json.loads(path.read_text())
         data["name"] = network.name
+        data["layer_ends"] = [tuple(ends) for ends in data["layer_ends"]]
         return NetworkProfile(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
     progress.stage(f"simulating {network.name} on 1 to {target.grid.tiles} tiles")
     profile = build_profile(network.name, model, target)

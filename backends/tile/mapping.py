@@ -275,15 +275,21 @@ def map_layer(layer: TileLayer, target: TileTarget, tiles: int, budget: int, res
     return LayerMapping(layer, len(row_ranges), len(channel_ranges), shape, order, tuple(shares), sram, cycles)
 
 
+def resident_capacity(target: TileTarget) -> int:
+    """The SRAM bytes of a tile that hold resident weights: half of it (the other half holds
+    the blocks being computed)."""
+    return target.grid.tile.sram_bytes // 2
+
+
 def map_network(layers: list[TileLayer], target: TileTarget, tiles: int) -> NetworkMapping:
     """Every layer on ``tiles`` tiles. Weights stay resident in SRAM when every tile's share of
-    them fits half its SRAM (the other half then holds the blocks); otherwise they stream from
-    DRAM with each layer, and the blocks may use the whole SRAM."""
-    sram = target.grid.tile.sram_bytes
+    them fits its :func:`resident_capacity`; otherwise they stream from DRAM with each layer,
+    and the blocks may use the whole SRAM."""
+    sram, capacity = target.grid.tile.sram_bytes, resident_capacity(target)
     try:
-        resident = NetworkMapping(tiles, True, tuple(map_layer(layer, target, tiles, sram // 2, True)
+        resident = NetworkMapping(tiles, True, tuple(map_layer(layer, target, tiles, capacity, True)
                                                      for layer in layers))
-        if resident.resident_bytes <= sram // 2:
+        if resident.resident_bytes <= capacity:
             return resident
     except UnsupportedModelError:
         pass

@@ -15,17 +15,22 @@ calling the engine's ``start`` and ``resize``.
   changes is resized at once. No tile idles while a job could use it; reallocation is taken
   to be free (the engine charges it anyway).
 * ``ads-tile`` (after ADS-Tile, arXiv 2606.10303): configurable isolation, elastic reservation
-  and a DAG-aware runtime. Tiles are partitioned into isolation groups (per pipeline, per
-  network, or one; the workload's ``isolation``); the networks of a group share its tiles
-  over time (colocation). Each network's base reservation is sized by the probabilistic
-  latency model at the :data:`QUANTILE` of its execution time (not the worst case); a group
-  gets its largest base and a share of the other tiles by its work per second. Jobs are ordered by
-  DAG-aware deadlines (the frame's deadline less the longest path after the stage, at the
-  quantile) and start on the tiles their network's weights are laid out for when that meets
-  their deadline; otherwise on the fewest tiles that do, growing beyond the base only into
-  tiles that no waiting job of the group needs for its own base (elastic reservation).
-  Running jobs are never resized: a DoP changes only when a job starts, so reallocation is
-  bounded in time (job boundaries) and space (the group).
+  and a DAG-aware runtime. Each network's base DoP is sized by the probabilistic latency
+  model at the :data:`QUANTILE` of its execution time (not the worst case). Tiles are
+  partitioned into isolation groups (the workload's ``isolation``: per pipeline, per network,
+  one for all, or ``auto``: a pipeline whose deadline is shorter than another pipeline's
+  longest job gets its own group, the others share one); a group gets its largest base and a
+  share of the spare tiles by its work per second. The networks of a group share its tiles
+  over time (colocation): each has a **home**, its base number of the group's tiles, chosen
+  so that every tile's resident weights fit its SRAM and the least busy tiles are used, so
+  that homes keep their weights and run without reloading. Jobs are ordered by DAG-aware
+  deadlines (the frame's deadline less the longest path after the stage, at the quantile)
+  and start on their home when it is free and meets that deadline at the quantile; otherwise
+  on the fewest free tiles of the group that do, loading included (the home's tiles first,
+  never the homes of the group's other waiting jobs: elastic reservation); otherwise on the
+  home when it is free; otherwise they wait. Running jobs are never resized: a DoP changes
+  only when a job starts, so reallocation is bounded in time (job boundaries) and space (the
+  group).
 """
 
 from __future__ import annotations
@@ -100,12 +105,35 @@ def size_dops(workload: Workload, profiles: dict[str, NetworkProfile], clock_hz:
     return dops
 
 
+def _shares(total: int, weights: list[float], floor: list[int] | None = None) -> list[int]:
+    """``total`` split in proportion to ``weights`` (largest remainders first), plus ``floor``."""
+    floor = floor or [0] * len(weights)
+    whole = sum(weights) or 1
+    parts = [int(total * w // whole) for w in weights]
+    for index in sorted(range(len(weights)), key=lambda i: -weights[i])[:total - sum(parts)]:
+        parts[index] += 1
+    return [p + f for p, f in zip(parts, floor)]
+
+
+def _fill(total: int, need: list[int]) -> list[int]:
+    """``total`` tiles for groups that need more: one each, then one at a time to the group
+    furthest from its need (relative to it)."""
+    sizes = [min(1, total)] * len(need)
+    for _ in range(total - sum(sizes)):
+        short = [i for i in range(len(need)) if sizes[i] < need[i]]
+        if not short:
+            break
+        sizes[max(short, key=lambda i: ((need[i] - sizes[i]) / need[i], -i))] += 1
+    return sizes
+
+
 class Reservation:
     """Fixed DoPs on dedicated tiles (see the module docstring)."""
 
     name = "reservation"
 
-    def __init__(self, workload: Workload, profiles: dict[str, NetworkProfile], clock_hz: int, tiles: int) -> None:
+    def __init__(self, workload: Workload, profiles: dict[str, NetworkProfile], clock_hz: int, tiles: int,
+                 resident_capacity: int) -> None:
         self.dops = size_dops(workload, profiles, clock_hz, workload.variability, tiles)
         self.owned: dict[str, tuple[int, ...]] = {}
         start = 0
@@ -127,7 +155,8 @@ class WorkConserving:
 
     name = "work-conserving"
 
-    def __init__(self, workload: Workload, profiles: dict[str, NetworkProfile], clock_hz: int, tiles: int) -> None:
+    def __init__(self, workload: Workload, profiles: dict[str, NetworkProfile], clock_hz: int, tiles: int,
+                 resident_capacity: int) -> None:
         self.profiles = profiles
         self.feasible = tiles >= 1
 
@@ -160,73 +189,116 @@ class WorkConserving:
 
 
 class AdsTile:
-    """Isolation groups, elastic reservation and a DAG-aware runtime (see the module docstring)."""
+    """Isolation groups, homes, elastic reservation and a DAG-aware runtime (module docstring)."""
 
     name = "ads-tile"
 
-    def __init__(self, workload: Workload, profiles: dict[str, NetworkProfile], clock_hz: int, tiles: int) -> None:
+    def __init__(self, workload: Workload, profiles: dict[str, NetworkProfile], clock_hz: int, tiles: int,
+                 resident_capacity: int) -> None:
         self.profiles = profiles
         self.factor = factor_quantile(workload.variability, QUANTILE)
-        self.base = size_dops(workload, profiles, clock_hz, self.factor, tiles)
-        if workload.isolation == "pipeline":
-            groups = [sorted(p.stages) for p in workload.pipelines]
-        elif workload.isolation == "network":
-            groups = [[name] for name in sorted(workload.networks)]
-        else:
-            groups = [sorted(workload.networks)]
-        # A group's networks share its tiles over time (colocation): it needs its largest base
-        # reservation at least, and shares the rest of the tiles by its work per second.
+        # Dedicated networks share the budget; colocated ones share their group over time.
+        budget = tiles if workload.isolation == "network" else tiles * len(workload.networks)
+        self.base = size_dops(workload, profiles, clock_hz, self.factor, budget)
+        groups = self._groups(workload, clock_hz)
+        # A group needs its largest base; the tiles are shared in proportion to the needs.
         need = [max(self.base[n] for n in group) for group in groups]
-        self.feasible = sum(need) <= tiles
-        work = [sum(profiles[n].cycles[self.base[n] - 1] * workload.pipeline_of(n).rate_hz for n in group)
-                for group in groups]
-        spare = max(0, tiles - sum(need))
-        extra = [int(spare * w // max(1e-9, sum(work))) for w in work]
-        for index in sorted(range(len(groups)), key=lambda i: -work[i])[:spare - sum(extra)]:
-            extra[index] += 1
-        self.group_of, self.group_tiles, start = {}, [], 0
-        for number, (group, size) in enumerate(zip(groups, (n + e for n, e in zip(need, extra)))):
-            self.group_tiles.append(tuple(t for t in range(start, min(start + size, tiles))))
+        sizes = _fill(tiles, need) if sum(need) > tiles else _shares(tiles - sum(need), [
+            sum(profiles[n].cycles[self.base[n] - 1] * workload.pipeline_of(n).rate_hz for n in group)
+            for group in groups], need)
+        self.group_of, self.group_tiles, self.home, start = {}, [], {}, 0
+        self.demand = {name: profiles[name].cycles[self.base[name] - 1] * workload.pipeline_of(name).rate_hz
+                       for name in workload.networks}
+        homes_fit = len(groups) <= tiles
+        for number, (group, size) in enumerate(zip(groups, sizes)):
+            members = tuple(range(start, start + size))
+            self.group_tiles.append(members)
             start += size
             for name in group:
                 self.group_of[name] = number
+                self.base[name] = max(1, min(self.base[name], size))
+            homes = self._homes(group, members, resident_capacity) if size else None
+            homes_fit = homes_fit and homes is not None
+            self.home.update(homes or {})
+        self.feasible = homes_fit
         self.offset = {}  # the share of a frame's deadline left after each stage, at the quantile
         for pipeline in workload.pipelines:
             tails = _tails(pipeline, lambda s: profiles[s].cycles[self.base[s] - 1] * self.factor)
             for stage in pipeline.stages:
                 self.offset[stage] = int(tails[stage])
 
+    def _groups(self, workload: Workload, clock_hz: int) -> list[list[str]]:
+        """The isolation groups of the workload's ``isolation``: one per pipeline, one per
+        network, one for all, or ``auto``: a pipeline whose deadline is shorter than the
+        longest job (at the quantile) of the other pipelines could not wait for one to end,
+        so it is isolated; the other pipelines share one group."""
+        if workload.isolation == "pipeline":
+            return [sorted(p.stages) for p in workload.pipelines]
+        if workload.isolation == "network":
+            return [[name] for name in sorted(workload.networks)]
+        if workload.isolation == "none":
+            return [sorted(workload.networks)]
+
+        def longest(pipeline: Pipeline) -> float:
+            return max(self.profiles[n].cycles[self.base[n] - 1] * self.factor for n in pipeline.stages)
+
+        isolated = [p for p in workload.pipelines
+                    if any(p.deadline_ms * clock_hz / 1000 < longest(q) for q in workload.pipelines if q is not p)]
+        shared = sorted(n for p in workload.pipelines if p not in isolated for n in p.stages)
+        return [sorted(p.stages) for p in isolated] + ([shared] if shared else [])
+
+    def _homes(self, group: list[str], members: tuple[int, ...], capacity: int) -> dict[str, tuple[int, ...]] | None:
+        """Each network's home: its base number of the group's tiles whose resident weights
+        then still fit ``capacity``, the least busy ones (by the tile-time per second of the
+        homes already placed there), largest networks first; ``None`` when they do not fit."""
+        used = {tile: 0 for tile in members}
+        busy = {tile: 0.0 for tile in members}
+        homes = {}
+        for name in sorted(group, key=lambda n: (-self.demand[n] * self.base[n], n)):
+            share = self.profiles[name].resident_bytes[self.base[name] - 1]
+            fits = sorted((t for t in members if used[t] + share <= capacity), key=lambda t: (busy[t], used[t], t))
+            if len(fits) < self.base[name]:
+                return None
+            homes[name] = tuple(sorted(fits[:self.base[name]]))
+            for tile in homes[name]:
+                used[tile] += share
+                busy[tile] += self.demand[name]
+        return homes
+
     def dispatch(self, engine, now: int) -> None:
         waiting = sorted(engine.ready, key=lambda j: (j.deadline - self.offset[j.network], j.id))
         for job in waiting:
-            group = self.group_tiles[self.group_of[job.network]]
-            free = [t for t in group if engine.owner[t] is None]
-            others = sum(self.base[j.network] for j in engine.ready if j is not job
-                         and self.group_of[j.network] == self.group_of[job.network])
-            base = min(self.base[job.network], len(group))
-            if len(free) < base:
-                continue
-            limit = max(base, min(len(free) - others, self.profiles[job.network].useful_tiles()))
-            engine.start(job, self._tiles(engine, job, free, base, limit, now), now)
+            group = self.group_of[job.network]
+            free = [t for t in self.group_tiles[group] if engine.owner[t] is None]
+            # Elastic reservation: the homes of the group's other waiting jobs stay theirs.
+            reserved = {t for other in engine.ready if other is not job and self.group_of[other.network] == group
+                        for t in self.home[other.network]}
+            tiles = self._tiles(engine, job, free, reserved, now)
+            if tiles:
+                engine.start(job, tiles, now)
 
-    def _tiles(self, engine, job, free: list[int], base: int, limit: int, now: int) -> tuple[int, ...]:
-        """The tiles its weights are laid out on if they are free and meet the job's DAG-aware
-        deadline at the quantile; else the fewest tiles in ``[base, limit]`` that do (those of
-        the layout first), else the fastest count."""
-        profile = self.profiles[job.network]
+    def _tiles(self, engine, job, free: list[int], reserved: set[int], now: int) -> tuple[int, ...] | None:
+        """The job's home when it is free and meets the DAG-aware deadline at the quantile;
+        else the fewest free tiles (its home's first, then those fewest homes claim, none
+        reserved) that meet it, weight loading included; else its home if free; else wait."""
+        profile, home = self.profiles[job.network], self.home[job.network]
         deadline = job.deadline - self.offset[job.network]
-        laid_out = engine.layout[job.network] or ()
 
-        def finish(k: int, stall: bool = True) -> float:
-            return now + (profile.migration[k - 1] if stall else 0) + profile.cycles[k - 1] * self.factor
+        def finish(tiles: tuple[int, ...]) -> float:
+            load = 0 if engine.weights_resident(job.network, tiles) else profile.load[len(tiles) - 1]
+            return now + load + profile.cycles[len(tiles) - 1] * self.factor
 
-        if laid_out and set(laid_out) <= set(free) and finish(len(laid_out), stall=False) <= deadline:
-            return laid_out
-        options = range(base, limit + 1)
-        meeting = [k for k in options if finish(k) <= deadline]
-        count = meeting[0] if meeting else min(options, key=finish)
-        preferred = [t for t in free if t in laid_out] + [t for t in free if t not in laid_out]
-        return tuple(preferred[:count])
+        home_free = set(home) <= set(free)
+        if home_free and finish(home) <= deadline:
+            return home
+        claims = {t: sum(t in h for h in self.home.values()) for t in free}
+        order = [t for t in free if t in home] + sorted((t for t in free if t not in home and t not in reserved),
+                                                         key=lambda t: (claims[t], t))
+        for count in range(1, min(len(order), profile.useful_tiles()) + 1):
+            tiles = tuple(sorted(order[:count]))
+            if finish(tiles) <= deadline:
+                return tiles
+        return home if home_free else None
 
 
 POLICIES = {policy.name: policy for policy in (Reservation, WorkConserving, AdsTile)}

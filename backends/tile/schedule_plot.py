@@ -2,9 +2,10 @@
 each policy's tile occupancy over the first frames.
 
 Top left: tiles each policy needs to miss no deadline. Top right: reallocation waste (share of
-held tile-time stalled in migrations) on the tiles it needs. Below, one panel per policy: each
+held tile-time stalled reloading weights and moving features, or lost to stopped layers) on
+the tiles it needs. Below, one panel per policy: each
 tile's jobs over the first :data:`WINDOW_MS` milliseconds of the simulation on the tiles it
-needs, coloured by network, migrations in black. Written with matplotlib's Agg backend.
+needs, coloured by network, stalls in black. Written with matplotlib's Agg backend.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def plot_report(report: ScheduleReport, path: str | Path) -> None:
                        f"waste {result.reallocation_waste:.2%}", fontsize=9)
     axis.set_xlabel("ms")
     handles = [Patch(color=colours(i % 10), label=n) for i, n in enumerate(networks)]
-    handles.append(Patch(color="black", label="migration"))
+    handles.append(Patch(color="black", label="reallocation stall"))
     figure.legend(handles=handles, loc="lower center", ncol=min(9, len(handles)), fontsize=8)
     figure.tight_layout(rect=(0, 0.04, 1, 1))
     atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=100, format="png"))

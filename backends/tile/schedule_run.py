@@ -22,6 +22,7 @@ from pathlib import Path
 
 from edgec import progress
 from edgec.backends.tile.latency_model import NetworkProfile, network_profile
+from edgec.backends.tile.mapping import resident_capacity
 from edgec.backends.tile.policies import POLICIES
 from edgec.backends.tile.scheduler import Engine, Result, check_no_double_booking
 from edgec.backends.tile.workload import Workload
@@ -51,10 +52,11 @@ class ScheduleReport:
 def simulate_policy(workload: Workload, profiles: dict[str, NetworkProfile], target: TileTarget, policy: str,
                     tiles: int, frames: int | None = None) -> Result | None:
     """One simulation of ``policy`` on ``tiles`` tiles; ``None`` when it cannot place the workload."""
-    instance = POLICIES[policy](workload, profiles, target.grid.clock_hz, tiles)
+    capacity = resident_capacity(target)
+    instance = POLICIES[policy](workload, profiles, target.grid.clock_hz, tiles, capacity)
     if not instance.feasible:
         return None
-    result = Engine(workload, profiles, target.grid.clock_hz, tiles, instance, frames).run()
+    result = Engine(workload, profiles, target.grid.clock_hz, tiles, instance, capacity, frames).run()
     check_no_double_booking(result)
     return result
 
@@ -135,7 +137,8 @@ def report_json(report: ScheduleReport) -> dict:
             "tiles": report.tiles, "variability": report.workload.variability,
             "networks": {name: {"macs": p.macs, "parameter_bytes": p.parameter_bytes,
                                 "latency_ms_by_tiles": [c / clock * 1e3 for c in p.cycles],
-                                "migration_ms_by_tiles": [c / clock * 1e3 for c in p.migration]}
+                                "weight_load_ms_by_tiles": [c / clock * 1e3 for c in p.load],
+                                "resident_bytes_by_tiles": list(p.resident_bytes)}
                          for name, p in report.profiles.items()},
             "policies": policies}
 

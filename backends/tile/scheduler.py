@@ -12,15 +12,28 @@ still run).
 A job of network ``n`` on ``k`` tiles needs ``cycles_n[k] * X`` cycles of compute (its factor
 ``X`` drawn once per job from the workload's seed, the same for every policy). The policy
 (:mod:`.policies`) answers every change of state with actions: **start** a ready job on a set
-of free tiles, or **resize** a running job to another set. A network's weights are laid out
-on the tiles its last job ran on (its first job's tiles are loaded before the first frame);
-whenever a job runs on other tiles, it first stalls for the network's migration cost on the
-new count (stop-migrate-restart: its progress is kept); the tiles it holds meanwhile are
-**reallocation waste**. Reported:
+of free tiles, or **resize** a running job to another set.
+
+Weights live in the tiles' SRAM (stop-migrate-restart). A network mapped on the tile set ``T``
+keeps its per-tile share of the weights (``resident_bytes``, 0 when they stream) in every
+tile of ``T``; each tile holds such shares of several networks while they fit its resident
+capacity (:func:`.mapping.resident_capacity`), and placing a new one evicts the least
+recently used others (never the share of the job running there). A job placed on ``T`` finds
+its weights when every tile of ``T`` still holds its network's share for ``T``; otherwise it
+first stalls for the network's ``load`` on ``k`` tiles (from DRAM; a network's first job
+finds them loaded at configuration time, before the first frame). A running job that is
+resized is stopped at once: it keeps the layers it has completed (``layer_ends``: a layer
+split over ``k`` tiles cannot be carried over half done to another split), the work of the
+layers in flight is lost, and it stalls to move its live intermediate features onto the new
+tiles (``feature_move``) before it restarts from the next layer. A placement with a stall is
+a **reallocation**; the tile-cycles held during stalls, and those of work lost, are
+**reallocation waste**.
+Reported:
 
 * ``miss_rate``: missed frames over all frames;
 * ``utilisation``: tile-cycles computing over ``tiles * makespan``;
-* ``reallocation_waste``: tile-cycles stalled in migrations over tile-cycles held by jobs.
+* ``reallocation_waste``: tile-cycles stalled in migrations or lost to stopped layers over
+  tile-cycles held by jobs.
 
 Invariants checked as it runs: a tile is never given to two jobs, a job never holds a tile it
 was not given, and every job of every frame runs exactly once; the same seed gives the same
@@ -32,6 +45,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
+from collections import OrderedDict
 from fractions import Fraction
 
 import numpy as np
@@ -52,7 +66,7 @@ class Job:
     deadline: int
     ready: int
     factor: Fraction
-    remaining: Fraction = Fraction(1)
+    layers_done: int = 0
     tiles: tuple[int, ...] = ()
     compute_start: int = 0
     end: int | None = None
@@ -61,7 +75,7 @@ class Job:
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """A stretch of a job on a set of tiles: ``[start, end)``, the first ``stall`` cycles migrating."""
+    """A stretch of a job on a set of tiles: ``[start, end)``, the first ``stall`` cycles stalled (reallocation)."""
 
     job: int
     network: str
@@ -81,6 +95,7 @@ class Result:
     makespan: int
     compute_tile_cycles: int
     stall_tile_cycles: int
+    lost_tile_cycles: int
     held_tile_cycles: int
     reallocations: int
     runs: tuple[Run, ...]
@@ -96,15 +111,17 @@ class Result:
 
     @property
     def reallocation_waste(self) -> float:
-        return self.stall_tile_cycles / self.held_tile_cycles if self.held_tile_cycles else 0.0
+        wasted = self.stall_tile_cycles + self.lost_tile_cycles
+        return wasted / self.held_tile_cycles if self.held_tile_cycles else 0.0
 
 
 class Engine:
     """One simulation of ``workload`` on ``tiles`` tiles under ``policy`` (module docstring)."""
 
     def __init__(self, workload: Workload, profiles: dict[str, NetworkProfile], clock_hz: int, tiles: int,
-                 policy, frames: int | None = None) -> None:
+                 policy, resident_capacity: int, frames: int | None = None) -> None:
         self.workload, self.profiles, self.clock, self.tiles = workload, profiles, clock_hz, tiles
+        self.capacity = resident_capacity
         self.policy = policy
         self.periods = {p.name: round(clock_hz / p.rate_hz) for p in workload.pipelines}
         self.deadlines = {p.name: round(p.deadline_ms * clock_hz / 1000) for p in workload.pipelines}
@@ -115,9 +132,10 @@ class Engine:
                                for f in draw_factors(workload.variability, self.frames[workload.pipeline_of(name).name], rng)]
                         for name in sorted(workload.networks)}
         self.owner: list[int | None] = [None] * tiles
-        #: The tiles each network's weights are laid out on (None: not placed yet, loaded at
-        #: configuration time before the first frame).
-        self.layout: dict[str, tuple[int, ...] | None] = {name: None for name in workload.networks}
+        #: Per tile, the weight shares it holds, ``(network, tile set) -> bytes``, least
+        #: recently used first.
+        self.held: list[OrderedDict[tuple[str, tuple[int, ...]], int]] = [OrderedDict() for _ in range(tiles)]
+        self.configured: set[str] = set()  # networks whose first job has been placed
         self.jobs: dict[int, Job] = {}
         self.ready: list[Job] = []
         self.running: dict[int, Job] = {}
@@ -126,6 +144,7 @@ class Engine:
         self.events: list[tuple[int, int, str, int, int]] = []
         self.sequence = 0
         self.stall_tile_cycles = self.compute_tile_cycles = self.held_tile_cycles = self.reallocations = 0
+        self.lost_tile_cycles = 0
         self.missed = 0
         self.latencies: dict[str, list[int]] = {p.name: [] for p in workload.pipelines}
         self._open: dict[int, tuple[int, tuple[int, ...], int]] = {}
@@ -144,8 +163,11 @@ class Engine:
     def free_tiles(self) -> list[int]:
         return [t for t, owner in enumerate(self.owner) if owner is None]
 
-    def cycles(self, job: Job, tiles: int) -> int:
-        return self.profiles[job.network].cycles[tiles - 1]
+    def remaining_cycles(self, job: Job, tiles: int) -> int:
+        """Cycles of compute ``job`` still needs on ``tiles`` tiles (its factor applied)."""
+        ends = self.profiles[job.network].layer_ends[tiles - 1]
+        done = ends[job.layers_done - 1] if job.layers_done else 0
+        return math.ceil((ends[-1] - done) * job.factor)
 
     # -- actions ----------------------------------------------------------------------------
     def _close_run(self, job: Job, now: int) -> None:
@@ -154,20 +176,45 @@ class Engine:
         self.held_tile_cycles += (now - start) * len(tiles)
         self.compute_tile_cycles += max(0, now - start - stall) * len(tiles)
 
+    def weights_resident(self, network: str, tiles: tuple[int, ...]) -> bool:
+        """Whether a job of ``network`` placed on ``tiles`` finds its weights there (always when
+        they stream, or before the network's first job)."""
+        tiles = tuple(sorted(tiles))
+        if not self.profiles[network].resident_bytes[len(tiles) - 1] or network not in self.configured:
+            return True
+        return all((network, tiles) in self.held[t] for t in tiles)
+
+    def _hold(self, network: str, tiles: tuple[int, ...]) -> None:
+        """Record ``network``'s share on every tile of ``tiles`` as the most recently used,
+        evicting the least recently used other shares that no longer fit."""
+        key, size = (network, tiles), self.profiles[network].resident_bytes[len(tiles) - 1]
+        if not size:
+            return
+        for tile in tiles:
+            held = self.held[tile]
+            held.pop(key, None)
+            held[key] = size
+            while sum(held.values()) > self.capacity:
+                held.pop(next(iter(held)))
+            assert key in held, f"{network}'s weights do not fit tile {tile}"
+
     def _place(self, job: Job, tiles: tuple[int, ...], now: int) -> None:
         for tile in tiles:
             assert self.owner[tile] in (None, job.id), f"tile {tile} given to job {job.id} while job {self.owner[tile]} holds it"
             self.owner[tile] = job.id
-        stall = 0
-        if self.layout[job.network] not in (None, tiles):
-            stall = self.profiles[job.network].migration[len(tiles) - 1]
+        profile = self.profiles[job.network]
+        stall = 0 if self.weights_resident(job.network, tiles) else profile.load[len(tiles) - 1]
+        if job.layers_done:
+            stall += profile.feature_move[len(tiles) - 1]
+        if stall:
             self.reallocations += 1
             self.stall_tile_cycles += stall * len(tiles)
-        self.layout[job.network] = tiles
+        self.configured.add(job.network)
+        self._hold(job.network, tiles)
         job.tiles, job.compute_start = tiles, now + stall
         job.version += 1
         self._open[job.id] = (now, tiles, stall)
-        finish = job.compute_start + math.ceil(job.remaining * self.cycles(job, len(tiles)) * job.factor)
+        finish = job.compute_start + self.remaining_cycles(job, len(tiles))
         self._push(finish, "finish", job.id, job.version)
 
     def start(self, job: Job, tiles: tuple[int, ...], now: int) -> None:
@@ -179,8 +226,13 @@ class Engine:
     def resize(self, job: Job, tiles: tuple[int, ...], now: int) -> None:
         assert job.id in self.running and tiles, f"job {job.id} is not running or gets no tiles"
         if now > job.compute_start:
-            done = Fraction(now - job.compute_start) / (self.cycles(job, len(job.tiles)) * job.factor)
-            job.remaining = max(Fraction(0), job.remaining - done)
+            ends = self.profiles[job.network].layer_ends[len(job.tiles) - 1]
+            before = ends[job.layers_done - 1] if job.layers_done else 0
+            reached = before + Fraction(now - job.compute_start) / job.factor
+            while job.layers_done < len(ends) - 1 and ends[job.layers_done] <= reached:
+                job.layers_done += 1
+            kept = ends[job.layers_done - 1] if job.layers_done else 0
+            self.lost_tile_cycles += math.floor((reached - kept) * job.factor) * len(job.tiles)
         self._close_run(job, now)
         for tile in job.tiles:
             if tile not in tiles:
@@ -191,7 +243,7 @@ class Engine:
         self._close_run(job, now)
         for tile in job.tiles:
             self.owner[tile] = None
-        job.end, job.remaining = now, Fraction(0)
+        job.end = now
         del self.running[job.id]
         pipeline = self.workload.pipeline_of(job.network)
         done = self.done.setdefault((pipeline.name, job.frame), set())
@@ -227,7 +279,8 @@ class Engine:
         finished = sum(1 for job in self.jobs.values() if job.end is not None)
         assert finished == len(self.jobs) == expected, f"{finished} of {expected} jobs ran"
         return Result(self.policy.name, self.tiles, sum(self.frames.values()), self.missed, now,
-                      self.compute_tile_cycles, self.stall_tile_cycles, self.held_tile_cycles, self.reallocations,
+                      self.compute_tile_cycles - self.lost_tile_cycles, self.stall_tile_cycles, self.lost_tile_cycles,
+                      self.held_tile_cycles, self.reallocations,
                       tuple(sorted(self.runs, key=lambda r: (r.start, r.job))),
                       {name: tuple(values) for name, values in self.latencies.items()})
 

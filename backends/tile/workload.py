@@ -7,7 +7,7 @@ under end-to-end deadlines, read from a TOML file.
     variability = 3.3        # the slowest execution is this many times the simulated one
     frames = 300             # frames of the fastest pipeline to simulate (default 300)
     seed = 0                 # execution-time draws (default 0)
-    isolation = "pipeline"   # ADS-Tile's isolation groups: pipeline | network | none
+    isolation = "auto"       # ADS-Tile's isolation groups: auto | pipeline | network | none
 
     [networks.backbone]
     model = "ads_networks:camera_backbone"   # package.module:factory beside this file, or a model file
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from edgec.errors import EdgecError
 
-ISOLATIONS = ("pipeline", "network", "none")
+ISOLATIONS = ("auto", "pipeline", "network", "none")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,7 +163,7 @@ def parse_workload(text: str, source: str, directory: Path) -> Workload:
     unused = sorted(set(networks) - set(owner))
     if unused:
         _fail(source, f"network '{unused[0]}' is in no pipeline", "add it to a pipeline's stages or remove it")
-    isolation = data.get("isolation", "pipeline")
+    isolation = data.get("isolation", "auto")
     if isolation not in ISOLATIONS:
         _fail(source, f"isolation '{isolation}' is not one edgec knows", f"use one of {', '.join(ISOLATIONS)}")
     variability = float(_number(source, data, "variability", "", default=1.0, minimum=0.0))

@@ -42,65 +42,69 @@ class _Residual(nn.Module):
 
 
 def camera_backbone() -> nn.Module:
-    """3 x 256 x 448 -> 128 x 32 x 56 features (1/8 scale)."""
+    """3 x 256 x 448 -> 384 x 16 x 28 features (1/16 scale)."""
     torch.manual_seed(1)
-    return nn.Sequential(_conv(3, 32, 2), _Residual(32), _conv(32, 64, 2), _Residual(64), _conv(64, 128, 2),
-                         _Residual(128)).eval()
+    return nn.Sequential(_conv(3, 48, 2), _conv(48, 96, 2), _Residual(96), _conv(96, 192, 2), _Residual(192),
+                         _Residual(192), _conv(192, 384, 2), _Residual(384)).eval()
 
 
-def _head(outputs: int) -> nn.Module:
-    return nn.Sequential(_conv(128, 128), _conv(128, 64), nn.Conv2d(64, outputs, 1)).eval()
+def _head(widths: tuple[int, ...], outputs: int) -> nn.Module:
+    layers = [_conv(a, b) for a, b in zip(widths, widths[1:])]
+    return nn.Sequential(*layers, nn.Conv2d(widths[-1], outputs, 1)).eval()
 
 
 def detection_head() -> nn.Module:
-    """128 x 32 x 56 -> 3 anchors x (4 box + 1 score + 8 classes) per position."""
+    """384 x 16 x 28 -> 3 anchors x (4 box + 1 score + 8 classes) per position."""
     torch.manual_seed(2)
-    return _head(39)
+    return _head((384, 256, 256), 39)
 
 
 def segmentation_head() -> nn.Module:
-    """128 x 32 x 56 -> 16 classes per position."""
+    """384 x 16 x 28 -> 16 classes per position."""
     torch.manual_seed(3)
-    return nn.Sequential(_conv(128, 128), _conv(128, 128), _conv(128, 64), nn.Conv2d(64, 16, 1)).eval()
+    return _head((384, 256, 256, 128), 16)
 
 
 def depth_head() -> nn.Module:
-    """128 x 32 x 56 -> one depth per position."""
+    """384 x 16 x 28 -> one depth per position."""
     torch.manual_seed(4)
-    return nn.Sequential(_conv(128, 96), _conv(96, 64), _conv(64, 32), nn.Conv2d(32, 1, 1)).eval()
+    return _head((384, 192, 128, 64), 1)
 
 
 def tracking() -> nn.Module:
     """64 objects x 256 features (1 x 64 x 256) -> 64 association embeddings each."""
     torch.manual_seed(5)
-    return nn.Sequential(nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 64)).eval()
+    return nn.Sequential(nn.Linear(256, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(),
+                         nn.Linear(1024, 256), nn.ReLU(), nn.Linear(256, 64)).eval()
 
 
 def lidar_backbone() -> nn.Module:
-    """32 x 256 x 256 pillar pseudo-image -> 128 x 64 x 64 features."""
+    """32 x 256 x 256 pillar pseudo-image -> 256 x 32 x 32 features."""
     torch.manual_seed(6)
-    return nn.Sequential(_conv(32, 64, 2), _conv(64, 64), _conv(64, 128, 2), _conv(128, 128), _Residual(128)).eval()
+    return nn.Sequential(_conv(32, 64, 2), _conv(64, 64), _conv(64, 128, 2), _Residual(128), _conv(128, 256, 2),
+                         _Residual(256)).eval()
 
 
 def lidar_detection() -> nn.Module:
-    """128 x 64 x 64 -> 2 anchors x (7 box + 1 score + 3 classes) per cell."""
+    """256 x 32 x 32 -> 2 anchors x (7 box + 1 score + 3 classes) per cell."""
     torch.manual_seed(7)
-    return nn.Sequential(_conv(128, 128), nn.Conv2d(128, 22, 1)).eval()
+    return _head((256, 256), 22)
 
 
 def planner() -> nn.Module:
-    """16 x 64 x 64 occupancy grid -> 32 trajectory scores."""
+    """16 x 64 x 64 occupancy grid -> 32 trajectory scores: a small encoder and a wide MLP."""
     torch.manual_seed(8)
-    return nn.Sequential(_conv(16, 32, 2), _conv(32, 64, 2), _conv(64, 64, 2), nn.AdaptiveAvgPool2d(1),
-                         nn.Flatten(), nn.Linear(64, 32)).eval()
+    return nn.Sequential(_conv(16, 32, 2), _conv(32, 64, 2), _conv(64, 128, 2), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(128, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(),
+                         nn.Linear(1024, 32)).eval()
 
 
 if __name__ == "__main__":
     import edgec
 
-    shapes = {"camera_backbone": [1, 3, 256, 448], "detection_head": [1, 128, 32, 56],
-              "segmentation_head": [1, 128, 32, 56], "depth_head": [1, 128, 32, 56], "tracking": [1, 64, 256],
-              "lidar_backbone": [1, 32, 256, 256], "lidar_detection": [1, 128, 64, 64], "planner": [1, 16, 64, 64]}
+    shapes = {"camera_backbone": [1, 3, 256, 448], "detection_head": [1, 384, 16, 28],
+              "segmentation_head": [1, 384, 16, 28], "depth_head": [1, 384, 16, 28], "tracking": [1, 64, 256],
+              "lidar_backbone": [1, 32, 256, 256], "lidar_detection": [1, 256, 32, 32], "planner": [1, 16, 64, 64]}
     for name, shape in shapes.items():
         summary = edgec.summarize(edgec.load(globals()[name](), example_inputs=(torch.rand(*shape),)))
         print(f"{name:18s} {summary.total_macs / 1e9:7.3f} GMAC  {summary.total_params:>10,} parameters")
