@@ -11,7 +11,7 @@ import onnx
 import pytest
 
 from edgec.backends.tile.latency_model import NetworkProfile, factor_quantile
-from edgec.backends.tile.policies import POLICIES, Reservation, size_dops
+from edgec.backends.tile.policies import POLICIES, AdsTile, Reservation, size_dops
 from edgec.backends.tile.schedule_run import schedule_workload, simulate_policy, tiles_needed_search
 from edgec.backends.tile.scheduler import Engine, check_no_double_booking
 from edgec.backends.tile.workload import Network, Pipeline, Workload, parse_workload
@@ -173,6 +173,19 @@ def test_policies_trade_tiles_and_reallocation_as_designed():
     assert results["work-conserving"].reallocations > results["ads-tile"].reallocations
     assert results["ads-tile"].reallocation_waste <= results["work-conserving"].reallocation_waste
     assert simulate_policy(workload, profiles, target, "reservation", 2) is None  # 5 dedicated networks
+
+
+def test_ads_tile_isolates_a_pipeline_that_cannot_wait_and_fits_homes_in_sram():
+    workload, profiles = _busy_workload()
+    auto = dataclasses.replace(workload, isolation="auto")
+    profiles = {name: dataclasses.replace(p, resident_bytes=(3_000,) * 8) for name, p in profiles.items()}
+    policy = AdsTile(auto, profiles, CLOCK, 8, CAPACITY)
+    # the 4 ms "fast" pipeline cannot wait for the camera's longest job: its own group
+    assert policy.group_of["e"] != policy.group_of["a"]
+    assert len({policy.group_of[n] for n in "abcd"}) == 1
+    for tile in range(8):  # 3,000 bytes each: no tile holds two of them in its 4,096
+        assert sum(3_000 for home in policy.home.values() if tile in home) <= CAPACITY
+    assert not AdsTile(auto, profiles, CLOCK, 2, CAPACITY).feasible  # the camera group: four homes of 3,000 bytes on one tile
 
 
 def test_the_search_finds_the_fewest_tiles_without_misses():

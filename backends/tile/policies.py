@@ -13,7 +13,8 @@ calling the engine's ``start`` and ``resize``.
   there are tiles left (earliest frame deadline first, each job's deadline its frame's:
   deadlines taken as independent) share the tiles equally, each capped at the tiles that still speed it up; a running job whose share
   changes is resized at once. No tile idles while a job could use it; reallocation is taken
-  to be free (the engine charges it anyway).
+  to be free (the engine charges it anyway), though a job starts on tiles that hold its
+  weights when such a set of its share's size is free.
 * ``ads-tile`` (after ADS-Tile, arXiv 2606.10303): configurable isolation, elastic reservation
   and a DAG-aware runtime. Each network's base DoP is sized by the probabilistic latency
   model at the :data:`QUANTILE` of its execution time (not the worst case). Tiles are
@@ -185,7 +186,9 @@ class WorkConserving:
             if job.id in engine.running and share[job.id] > len(job.tiles):
                 engine.resize(job, job.tiles + tuple(free[:share[job.id] - len(job.tiles)]), now)
             elif job.id not in engine.running:
-                engine.start(job, tuple(free[:share[job.id]]), now)
+                kept = [t for t in engine.resident_sets(job.network)
+                        if len(t) == share[job.id] and all(engine.owner[i] is None for i in t)]
+                engine.start(job, kept[0] if kept else tuple(free[:share[job.id]]), now)
 
 
 class AdsTile:

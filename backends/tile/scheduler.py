@@ -184,6 +184,11 @@ class Engine:
             return True
         return all((network, tiles) in self.held[t] for t in tiles)
 
+    def resident_sets(self, network: str) -> list[tuple[int, ...]]:
+        """The tile sets on which ``network``'s weights are resident now."""
+        sets = {tiles for held in self.held for (name, tiles) in held if name == network}
+        return sorted(tiles for tiles in sets if all((network, tiles) in self.held[t] for t in tiles))
+
     def _hold(self, network: str, tiles: tuple[int, ...]) -> None:
         """Record ``network``'s share on every tile of ``tiles`` as the most recently used,
         evicting the least recently used other shares that no longer fit."""

@@ -1,23 +1,26 @@
 """The networks of the ADS-like example workload (workload.toml), as PyTorch modules.
 
-Each is a small stand-in for a network class of an autonomous-driving stack, built from the
-layers edgec's frontend imports (convolutions, batch norms folded on import, ReLUs, residual
-adds, pooling, linear layers). Their sizes are ours, chosen so that their multiply-
-accumulates fall in the range of the published networks they stand for, at the reduced input
+Each is a stand-in for a network class of an autonomous-driving stack, built from the layers
+edgec's frontend imports (convolutions, batch norms folded on import, ReLUs, residual adds,
+pooling, linear layers). Their sizes are ours, chosen so that both their multiply-accumulates
+and their parameters (which decide what a tile's SRAM must hold, and so what moving a network
+costs) fall in the range of the published networks they stand for, at the reduced input
 resolutions given here; they are not those networks and are not trained (the schedulers need
 their shapes, not their weights):
 
-* ``camera_backbone``: a ResNet-style feature extractor on a 3 x 256 x 448 camera crop (the
-  role of ResNet-18, 1.8 GMAC at 224 x 224);
-* ``detection_head``, ``segmentation_head``, ``depth_head``: dense heads on its 1/8-scale
-  features (the roles of a YOLO-style detection head, an FCN segmentation decoder and a
-  monocular depth decoder);
-* ``tracking``: a small MLP over 64 tracked objects' features (the role of an association
-  network);
+* ``camera_backbone``: a ResNet-style feature extractor on a 3 x 256 x 448 camera crop, 5.7
+  GMAC and 5.0 M parameters (the role of ResNet-18: 1.8 GMAC at 224 x 224, so 4.2 GMAC at
+  this crop, and 11.7 M parameters);
+* ``detection_head``, ``segmentation_head``, ``depth_head``: dense heads on its 1/16-scale
+  features, 0.4-0.8 GMAC and 1-1.8 M parameters each (the roles of a YOLO-style detection
+  head, an FCN segmentation decoder and a monocular depth decoder);
+* ``tracking``: an MLP over 64 tracked objects' features, 1.6 M parameters (the role of an
+  association network);
 * ``lidar_backbone`` and ``lidar_detection``: a PointPillars-style 2-D backbone over a
-  32 x 256 x 256 bird's-eye-view pseudo-image, and its detection head;
-* ``planner``: a small convolutional policy over a 16 x 64 x 64 occupancy grid, run at a
-  high rate.
+  32 x 256 x 256 bird's-eye-view pseudo-image and its detection head, 3.9 + 0.6 GMAC and
+  1.9 + 0.6 M parameters (PointPillars: 4.8 M parameters in all);
+* ``planner``: a small convolutional encoder of a 16 x 64 x 64 occupancy grid and a wide MLP,
+  1.3 M parameters and 15 M MACs, run at a high rate.
 
 ``python examples/ads/ads_networks.py`` prints each network's MACs (edgec inspect's count).
 """
