@@ -27,12 +27,11 @@ split over ``k`` tiles cannot be carried over half done to another split), the w
 layers in flight is lost, and it stalls to move its live intermediate features onto the new
 tiles (``feature_move``) before it restarts from the next layer. A placement with a stall is
 a **reallocation**; the tile-cycles held during stalls, and those of work lost, are
-**reallocation waste**.
-Reported:
+**reallocation waste**. Reported:
 
 * ``miss_rate``: missed frames over all frames;
-* ``utilisation``: tile-cycles computing over ``tiles * makespan``;
-* ``reallocation_waste``: tile-cycles stalled in migrations or lost to stopped layers over
+* ``utilisation``: tile-cycles computing (lost work excluded) over ``tiles * makespan``;
+* ``reallocation_waste``: tile-cycles stalled in reallocations or lost to stopped layers over
   tile-cycles held by jobs.
 
 Invariants checked as it runs: a tile is never given to two jobs, a job never holds a tile it
