@@ -96,10 +96,10 @@ typedef struct {
     uint32_t per_channel; /* 0: requant[0] serves every channel */
 } edgec_outputs_t;
 
-EDGEC_INLINE int8_t edgec_output_stage(const edgec_outputs_t *o, int32_t acc, uint32_t c, int single, int stage)
+/* requantize(x) + zero point, clamped: x is the accumulator plus the channel's bias. */
+EDGEC_INLINE int8_t edgec_output_stage_biased(const edgec_outputs_t *o, int32_t x, uint32_t c, int single, int stage)
 {
     const edgec_requant_t *q = &o->requant[o->per_channel ? c : 0u];
-    const int32_t x = acc + o->bias[c];
     int32_t scaled;
     if (stage == EDGEC_STAGE_GENERIC) {
         scaled = edgec_mbqm(x, q->multiplier, -q->high_shift - 1, single);
@@ -112,6 +112,11 @@ EDGEC_INLINE int8_t edgec_output_stage(const edgec_outputs_t *o, int32_t acc, ui
     }
     scaled += o->zero_point;
     return stage == EDGEC_STAGE_FULL_RANGE ? edgec_saturate_s8(scaled) : edgec_clamp_s8(scaled, o->low, o->high);
+}
+
+EDGEC_INLINE int8_t edgec_output_stage(const edgec_outputs_t *o, int32_t acc, uint32_t c, int single, int stage)
+{
+    return edgec_output_stage_biased(o, acc + o->bias[c], c, single, stage);
 }
 
 EDGEC_INLINE uint32_t edgec_load32(const void *p)

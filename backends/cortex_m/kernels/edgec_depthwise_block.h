@@ -18,6 +18,8 @@
 #endif
 
 #define FINISH(o, acc, c) edgec_output_stage((o), (acc), (c), EDGEC_SINGLE_ROUNDING, stage)
+/* The same for an accumulator that already holds the channel's bias. */
+#define FINISH_BIASED(o, acc, c) edgec_output_stage_biased((o), (acc), (c), EDGEC_SINGLE_ROUNDING, stage)
 
 /* acc0..3 += the four channels of one tap (inputs at x, the tap's block weights at w). */
 EDGEC_INLINE void tap_of_four(const int8_t *x, const int8_t *w, int32_t acc[4])
@@ -49,10 +51,10 @@ EDGEC_INLINE void tap_of_four(const int8_t *x, const int8_t *w, int32_t acc[4])
     "smlabb %[a1], %[t], %[w13], %[a1]\n\t"               \
     "smlatt %[a3], %[t], %[w13], %[a3]\n\t"
 
-/* The nine taps of a 3x3 window for four channels: 8 instructions per tap. */
+/* The nine taps of a 3x3 window for four channels added to acc: 8 instructions per tap. */
 EDGEC_INLINE void block_3x3(const int8_t *x, size_t row_step, size_t col_step, const int8_t *w, int32_t acc[4])
 {
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
     uint32_t xv, w02, w13, t;
     const size_t col_step2 = 2 * col_step;
     __asm__ volatile(
@@ -74,7 +76,6 @@ EDGEC_INLINE void block_3x3(const int8_t *x, size_t row_step, size_t col_step, c
 #else
 EDGEC_INLINE void block_3x3(const int8_t *x, size_t row_step, size_t col_step, const int8_t *w, int32_t acc[4])
 {
-    acc[0] = acc[1] = acc[2] = acc[3] = 0;
     for (int ky = 0; ky < 3; ky++, x += row_step, w += 3 * BLOCK_WEIGHT_BYTES) {
         tap_of_four(x, w, acc);
         tap_of_four(x + col_step, w + BLOCK_WEIGHT_BYTES, acc);
@@ -88,7 +89,8 @@ EDGEC_INLINE void block_of_four(const edgec_depthwise_params *p, const edgec_out
                                 size_t row_step, size_t col_step, const int8_t *w, int8_t *restrict out, uint32_t c,
                                 int stage)
 {
-    int32_t acc[4] = {0, 0, 0, 0};
+    /* The accumulators start at the biases, so that the output stage adds none. */
+    int32_t acc[4] = {o->bias[c], o->bias[c + 1], o->bias[c + 2], o->bias[c + 3]};
     if (p->k_h == 3 && p->k_w == 3) {
         block_3x3(x, row_step, col_step, w, acc);
     } else {
@@ -99,10 +101,10 @@ EDGEC_INLINE void block_of_four(const edgec_depthwise_params *p, const edgec_out
             }
         }
     }
-    out[c] = FINISH(o, acc[0], c);
-    out[c + 1] = FINISH(o, acc[1], c + 1);
-    out[c + 2] = FINISH(o, acc[2], c + 2);
-    out[c + 3] = FINISH(o, acc[3], c + 3);
+    out[c] = FINISH_BIASED(o, acc[0], c);
+    out[c + 1] = FINISH_BIASED(o, acc[1], c + 1);
+    out[c + 2] = FINISH_BIASED(o, acc[2], c + 2);
+    out[c + 3] = FINISH_BIASED(o, acc[3], c + 3);
 }
 
 #endif /* EDGEC_DEPTHWISE_BLOCK_H */
