@@ -355,12 +355,12 @@ def test_emit_only_needs_no_toolchain(tmp_path, model_path, calib_path, monkeypa
     result = invoke("compile", model_path, "--calib", calib_path, "-t", "cortex-m4", "-o", tmp_path / "out",
                     "--emit-only")
     assert result.exit_code == 0, result.output
-    assert "not built: weights 336 B, arena 616 B; flash and stack not measured" in result.output
+    assert "not built: weights 288 B, arena 616 B; flash and stack not measured" in result.output
     out = tmp_path / "out"
     report = json.loads((out / "report.json").read_text())
     assert report["built"] is False
     assert report["flash"]["total"] is None and report["ram"]["stack_bound"] is None
-    assert report["flash"]["weights"] == sum(layer["weight_bytes"] for layer in report["layers"]) == 336
+    assert report["flash"]["weights"] == sum(layer["weight_bytes"] for layer in report["layers"]) == 288
     assert report["ram"]["arena"] == 616 and any("--emit-only" in note for note in report["notes"])
     assert all((out / name).is_file() for name in report["files"])
     assert not (out / "build").exists()

@@ -39,16 +39,13 @@ import onnx_ir as ir
 from edgec.backends.cortex_m.layers import (
     CArray,
     CLayer,
-    accumulator_params,
-    folded_bias,
     gathered_column_bytes,
     lower_node,
-    requant_table,
+    output_stage,
     shape_of,
     window_geometry,
 )
 from edgec.delta import ENCODABLE_OPS, DeltaScheme, EncodedWeights, encode_exact, get_scheme, weight_rows
-from edgec.fixedpoint import operator_rounding
 from edgec.passes.qparams import int_type_of
 from edgec.reference.executor import node_attributes
 
@@ -118,7 +115,7 @@ def depthwise_delta_scratch(taps: int, dsp: bool) -> int:
     return taps * (8 if dsp else 4) + taps * 4 + 4 * row_buffer(taps)
 
 
-def _conv_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str, encoded: EncodedWeights) -> CLayer:
+def _conv_layer(node: ir.Node, prefix: str, attrs: dict, encoded: EncodedWeights) -> CLayer:
     x, y = shape_of(node.inputs[0]), shape_of(node.outputs[0])
     weights = node.inputs[1].const_value.numpy()
     rows = weights.reshape(weights.shape[0], -1)
@@ -132,25 +129,24 @@ def _conv_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str, encoded:
         geometry = window_geometry(x, y, weights.shape[1], weights.shape[2], attrs)
         function = "edgec_conv_delta"
     arrays, fields = _decoder(prefix, encoded)
-    arrays += [CArray(f"{prefix}_bias", "int32_t", folded_bias(node, rows, attrs["input_zero_point"])),
-               requant_table(f"{prefix}_requant", attrs["output_multiplier"], attrs["output_shift"], rounding)]
-    params = {**accumulator_params(prefix, attrs), **geometry, "k_padded": k_padded,
+    stage_arrays, stage_params = output_stage(node, prefix, attrs, rows)
+    arrays += stage_arrays
+    params = {**stage_params, **geometry, "k_padded": k_padded,
               "per_channel": int(len(attrs["output_multiplier"]) > 1)}
     return CLayer(node, "edgec_conv_delta.c", f"{function}(&{prefix}, &{prefix}_delta, {{in0}}, {{out}}, {{scratch}})",
                   arrays, "edgec_conv_params", params, scratch_bytes=conv_delta_scratch(geometry, k_padded, k),
                   structs=[("edgec_delta_t", f"{prefix}_delta", fields)], encoding=encoded.scheme.describe())
 
 
-def _depthwise_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str, encoded: EncodedWeights,
+def _depthwise_layer(node: ir.Node, prefix: str, attrs: dict, encoded: EncodedWeights,
                      dsp: bool) -> CLayer:
     x, y = shape_of(node.inputs[0]), shape_of(node.outputs[0])
     weights = node.inputs[1].const_value.numpy()  # [1, kh, kw, out_c]
     _, k_h, k_w, out_c = weights.shape
     arrays, fields = _decoder(prefix, encoded)
-    arrays += [CArray(f"{prefix}_bias", "int32_t",
-                        folded_bias(node, weights.reshape(k_h * k_w, out_c).T, attrs["input_zero_point"])),
-               requant_table(f"{prefix}_requant", attrs["output_multiplier"], attrs["output_shift"], rounding, out_c)]
-    params = {**accumulator_params(prefix, attrs), **window_geometry(x, y, k_h, k_w, attrs),
+    stage_arrays, stage_params = output_stage(node, prefix, attrs, weights.reshape(k_h * k_w, out_c).T, out_c)
+    arrays += stage_arrays
+    params = {**stage_params, **window_geometry(x, y, k_h, k_w, attrs),
               "depth_multiplier": attrs["depth_multiplier"]}
     return CLayer(node, "edgec_depthwise_delta.c",
                   f"edgec_depthwise_conv_delta(&{prefix}, &{prefix}_delta, {{in0}}, {{out}}, {{scratch}})",
@@ -165,7 +161,6 @@ def lower_layer(node: ir.Node, index: int, rounding_mode: str, dsp: bool) -> CLa
     if encoded is None:
         return lower_node(node, index, rounding_mode, dsp)
     attrs = node_attributes(node)
-    rounding = operator_rounding(rounding_mode, node.op_type)
     if node.op_type == "DepthwiseConv":
-        return _depthwise_layer(node, f"layer{index}", attrs, rounding, encoded, dsp)
-    return _conv_layer(node, f"layer{index}", attrs, rounding, encoded)
+        return _depthwise_layer(node, f"layer{index}", attrs, encoded, dsp)
+    return _conv_layer(node, f"layer{index}", attrs, encoded)

@@ -73,16 +73,18 @@ def to_4d(shape: list[int], node: ir.Node) -> list[int]:
     return [1] * (4 - len(shape)) + list(shape)
 
 
-def needs_generic_requant(shifts) -> int:
-    """1 when some channel's shift is >= 0 (a multiplier of at least one), else 0."""
-    return int(np.any(np.asarray(shifts) >= 0))
-
-
 def _padded_rows(weights: np.ndarray) -> tuple[np.ndarray, int]:
     rows = weights.reshape(weights.shape[0], -1)
     k = rows.shape[1]
     k_padded = (k + 3) // 4 * 4
     return np.pad(rows, ((0, 0), (0, k_padded - k))), k_padded
+
+
+#: The fast output stage's limits (edgec_arith.h): right shifts 1..FAST_RIGHT_MAX (so that the
+#: zero point folds into the rounding term) and |accumulator + bias| < FAST_ACCUMULATOR_BOUND
+#: (so that it doubles within int32).
+FAST_RIGHT_MAX = 22
+FAST_ACCUMULATOR_BOUND = 1 << 30
 
 
 def folded_bias(node: ir.Node, weights_per_channel: np.ndarray, input_zero_point: int) -> np.ndarray:
@@ -95,25 +97,46 @@ def folded_bias(node: ir.Node, weights_per_channel: np.ndarray, input_zero_point
     return folded.astype(np.int32)
 
 
-def requant_table(name: str, multipliers, shifts, rounding: str, channels: int | None = None) -> CArray:
-    """``edgec_requant_t`` rows {multiplier, nudge_lo, nudge_hi, high_shift} (see edgec_arith.h).
+def requant_table(name: str, multipliers, shifts, zero_point: int, channels: int | None = None) -> CArray:
+    """``edgec_requant_t`` rows {multiplier, right, rounding} (see edgec_arith.h).
 
-    For shift <= -1 (r = -shift) the nudge N is 2^30 + 2^(30+r) (double rounding) or 2^(30+r)
-    (single rounding) and high_shift = r - 1; rows with shift >= 0 carry no nudge (the layer
-    takes the generic path, :func:`needs_generic_requant`). ``channels`` broadcasts a single
-    multiplier to that many rows.
+    ``right`` is -shift; for 1 <= right <= FAST_RIGHT_MAX ``rounding`` is
+    2^(right-1) + zero_point * 2^right (the fast stage's rounding term with the zero point folded
+    in), else 0 (such a layer takes the generic stage, :func:`output_stage`). ``channels``
+    broadcasts a single multiplier to that many rows.
     """
     multipliers = np.asarray(multipliers, dtype=np.int64).ravel()
-    shifts = np.asarray(shifts, dtype=np.int64).ravel()
+    rights = -np.asarray(shifts, dtype=np.int64).ravel()
     if channels is not None:
-        multipliers, shifts = np.broadcast_to(multipliers, (channels,)), np.broadcast_to(shifts, (channels,))
-    rows = []
-    for multiplier, shift in zip(multipliers.tolist(), shifts.tolist()):
-        nudge = 0
-        if shift <= -1:
-            nudge = (1 << (30 - shift)) + ((1 << 30) if rounding == "double" else 0)
-        rows.append([multiplier, nudge & 0xFFFFFFFF, nudge >> 32, -shift - 1])
-    return CArray(name, "edgec_requant_t", np.asarray(rows, dtype=np.int64))
+        multipliers, rights = np.broadcast_to(multipliers, (channels,)), np.broadcast_to(rights, (channels,))
+    fast = (rights >= 1) & (rights <= FAST_RIGHT_MAX)
+    exponents = np.where(fast, rights, 1)
+    rounding = np.where(fast, (1 << (exponents - 1)) + zero_point * (1 << exponents), 0)
+    return CArray(name, "edgec_requant_t", np.stack([multipliers, rights, rounding], axis=1))
+
+
+def output_stage(node: ir.Node, prefix: str, attrs: dict, weights_per_channel: np.ndarray,
+                 channels: int | None = None) -> tuple[list[CArray], dict]:
+    """The bias and requantization arrays of an int32-accumulating layer and its parameter
+    fields (constants named by ``prefix``, zero points, activation range, output-stage choice).
+
+    ``weights_per_channel`` is ``[out_c, k]``: the values the kernel multiplies raw int8 inputs
+    by. The layer takes the generic stage when some channel's shift is outside the fast stage's
+    range or its accumulator, bounded by |bias| + 128 * sum |w|, could reach
+    FAST_ACCUMULATOR_BOUND. ``channels`` broadcasts a per-tensor scale (see requant_table).
+    """
+    bias = folded_bias(node, weights_per_channel, attrs["input_zero_point"])
+    bound = np.abs(bias.astype(np.int64)) + 128 * np.abs(weights_per_channel.astype(np.int64)).sum(axis=1)
+    rights = -np.asarray(attrs["output_shift"], dtype=np.int64)
+    fast = bool(np.all((rights >= 1) & (rights <= FAST_RIGHT_MAX)) and bound.max(initial=0) < FAST_ACCUMULATOR_BOUND)
+    arrays = [CArray(f"{prefix}_bias", "int32_t", bias),
+              requant_table(f"{prefix}_requant", attrs["output_multiplier"], attrs["output_shift"],
+                            attrs["output_zero_point"], channels)]
+    params = {"weights": f"{prefix}_weights", "bias": f"{prefix}_bias", "requant": f"{prefix}_requant",
+              "input_zero_point": attrs["input_zero_point"], "output_zero_point": attrs["output_zero_point"],
+              "activation_min": attrs["activation_min"], "activation_max": attrs["activation_max"],
+              "generic": int(not fast)}
+    return arrays, params
 
 
 def window_geometry(x: list[int], y: list[int], k_h: int, k_w: int, attrs: dict) -> dict:
@@ -122,15 +145,6 @@ def window_geometry(x: list[int], y: list[int], k_h: int, k_w: int, attrs: dict)
                 k_h=k_h, k_w=k_w, stride_h=attrs["strides"][0], stride_w=attrs["strides"][1],
                 dilation_h=attrs["dilations"][0], dilation_w=attrs["dilations"][1],
                 pad_top=attrs["pads"][0], pad_left=attrs["pads"][1])
-
-
-def accumulator_params(prefix: str, attrs: dict) -> dict:
-    """The fields of an int32-accumulating layer: its constants (named by ``prefix``), zero
-    points, activation range and output-stage choice."""
-    return {"weights": f"{prefix}_weights", "bias": f"{prefix}_bias", "requant": f"{prefix}_requant",
-            "input_zero_point": attrs["input_zero_point"], "output_zero_point": attrs["output_zero_point"],
-            "activation_min": attrs["activation_min"], "activation_max": attrs["activation_max"],
-            "generic": needs_generic_requant(attrs["output_shift"])}
 
 
 def gathered_column_bytes(g: dict, k_padded: int, step: int = 4) -> int:
@@ -152,7 +166,7 @@ def conv_scratch_bytes(g: dict, k_padded: int, weight_bits: int | None = None) -
     return columns + gathered_column_bytes(g, k_padded, step)
 
 
-def _conv_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLayer:
+def _conv_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
     x, y = shape_of(node.inputs[0]), shape_of(node.outputs[0])
     weights = node.inputs[1].const_value.numpy()
     fully_connected = node.op_type == "FullyConnected"
@@ -169,10 +183,9 @@ def _conv_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLaye
                         k_h=1, k_w=1, stride_h=1, stride_w=1, dilation_h=1, dilation_w=1, pad_top=0, pad_left=0)
     else:
         geometry = window_geometry(x, y, weights.shape[1], weights.shape[2], attrs)
-    arrays = [CArray(f"{prefix}_weights", "int8_t", stored),
-              CArray(f"{prefix}_bias", "int32_t", folded_bias(node, rows, attrs["input_zero_point"])),
-              requant_table(f"{prefix}_requant", attrs["output_multiplier"], attrs["output_shift"], rounding)]
-    params = {**accumulator_params(prefix, attrs), **geometry, "k_padded": k_padded,
+    stage_arrays, stage_params = output_stage(node, prefix, attrs, rows)
+    arrays = [CArray(f"{prefix}_weights", "int8_t", stored), *stage_arrays]
+    params = {**stage_params, **geometry, "k_padded": k_padded,
               "per_channel": int(len(attrs["output_multiplier"]) > 1)}
     function = "edgec_fully_connected" if fully_connected else "edgec_conv"
     suffix = "" if bits is None else f"_w{bits}"
@@ -202,17 +215,16 @@ def depthwise_weights(weights: np.ndarray, multiplier: int, dsp: bool) -> np.nda
     return np.frombuffer(block_bytes + rest, dtype=np.int8)
 
 
-def _depthwise_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str, dsp: bool) -> CLayer:
+def _depthwise_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool) -> CLayer:
     x, y = shape_of(node.inputs[0]), shape_of(node.outputs[0])
     weights = node.inputs[1].const_value.numpy()  # [1, kh, kw, out_c]
     _, k_h, k_w, out_c = weights.shape
     per_tap = weights.reshape(k_h * k_w, out_c)
     bits = packed_bits(node.inputs[1]) if attrs["depth_multiplier"] == 1 and k_h * k_w <= 256 else None
     stored = depthwise_weights(weights, attrs["depth_multiplier"], dsp) if bits is None else pack_depthwise(weights, bits)
-    arrays = [CArray(f"{prefix}_weights", "int8_t", stored),
-              CArray(f"{prefix}_bias", "int32_t", folded_bias(node, per_tap.T, attrs["input_zero_point"])),
-              requant_table(f"{prefix}_requant", attrs["output_multiplier"], attrs["output_shift"], rounding, out_c)]
-    params = {**accumulator_params(prefix, attrs), **window_geometry(x, y, k_h, k_w, attrs),
+    stage_arrays, stage_params = output_stage(node, prefix, attrs, per_tap.T, out_c)
+    arrays = [CArray(f"{prefix}_weights", "int8_t", stored), *stage_arrays]
+    params = {**stage_params, **window_geometry(x, y, k_h, k_w, attrs),
               "depth_multiplier": attrs["depth_multiplier"]}
     suffix = "" if bits is None else f"_w{bits}"
     return CLayer(node, f"edgec_depthwise{suffix}.c",
@@ -368,9 +380,9 @@ def lower_node(node: ir.Node, index: int, rounding_mode: str, dsp: bool) -> CLay
     rounding = operator_rounding(rounding_mode, node.op_type)
     op = node.op_type
     if op in ("Conv", "FullyConnected"):
-        return _conv_layer(node, prefix, attrs, rounding)
+        return _conv_layer(node, prefix, attrs)
     if op == "DepthwiseConv":
-        return _depthwise_layer(node, prefix, attrs, rounding, dsp)
+        return _depthwise_layer(node, prefix, attrs, dsp)
     if op in ("Add", "Sub", "Mul"):
         return _binary_layer(node, prefix, attrs, rounding)
     if op in ("Requantize", "Clamp"):

@@ -57,16 +57,41 @@ EDGEC_INLINE int32_t edgec_mbqm(int32_t x, int32_t multiplier, int32_t shift, in
     return single ? edgec_mbqm_single(x, multiplier, shift) : edgec_mbqm_double(x, multiplier, shift);
 }
 
-/* Per-channel requantization. For shift <= -1 (r = -shift) the result is the high word of
- * acc * multiplier + N (double rounding: N = 2^30 + 2^(30+r), less 2^31 for a negative
- * acc; single: N = 2^(30+r)) shifted right by high_shift = r - 1 (see edgec_mbqm_double).
- * A layer with a channel of shift >= 0 takes the generic path (shift = -high_shift - 1). */
+/* Per-channel requantization: multiplier and right = -shift (TFLite's shift, negative to the
+ * right). The fast stage (layers whose every channel has 1 <= right <= 22 and whose
+ * accumulators stay below 2^30 in magnitude: backends/cortex_m/layers.py checks both) computes
+ * requantize(x) + zero point from x2 = 2x: with R = 2^(right-1) + zero_point * 2^right
+ * (`rounding`),
+ *   double rounding: (hi(x2 * m + R * 2^32 + 2^31) - [x < 0]) >> right
+ *   single rounding:  hi(x2 * m + R * 2^32) >> right
+ * where hi() is the high word. Doubling turns SRDHM's 2^30 nudge into the 2^31 of a rounding
+ * high multiply (SMMLAR on DSP cores, SMMLA for single rounding); the half-away nudge
+ * 2^(right-1) - [h < 0] of the rounding divide moves inside the floors (see
+ * edgec_mbqm_double), and since the zero point times 2^right is a whole multiple of the
+ * divisor it passes the floor unchanged. Checked against the reference arithmetic in the test
+ * suite. Other layers take the generic stage (edgec_mbqm, then the zero point). */
 typedef struct {
     int32_t multiplier;
-    uint32_t nudge_lo;
-    int32_t nudge_hi;
-    int32_t high_shift;
+    int32_t right;
+    int32_t rounding;
 } edgec_requant_t;
+
+/* hi(x2 * m + rounding * 2^32 [+ 2^31 unless single]): the fast stage's high word. */
+EDGEC_INLINE int32_t edgec_high_word(int32_t x2, int32_t multiplier, int32_t rounding, int single)
+{
+    int32_t high;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    if (single) {
+        __asm__("smmla %0, %1, %2, %3" : "=r"(high) : "r"(x2), "r"(multiplier), "r"(rounding));
+    } else {
+        __asm__("smmlar %0, %1, %2, %3" : "=r"(high) : "r"(x2), "r"(multiplier), "r"(rounding));
+    }
+#else
+    const int64_t nudge = (int64_t)(((uint64_t)(uint32_t)rounding << 32) | (single ? 0u : 0x80000000u));
+    high = (int32_t)(((int64_t)x2 * multiplier + nudge) >> 32);
+#endif
+    return high;
+}
 
 /* How a layer finishes its outputs (a compile-time constant in the kernels, which are
  * instantiated once per mode): the fast requantization with a full int8 range (a single
@@ -96,27 +121,67 @@ typedef struct {
     uint32_t per_channel; /* 0: requant[0] serves every channel */
 } edgec_outputs_t;
 
+/* requantize(x) + zero point, clamped, with a channel's constants q (a copy: callers load
+ * the constants of every output they compute before storing any, since a store through an
+ * int8_t pointer may alias them and would force them to be reloaded). */
+EDGEC_INLINE int8_t edgec_requantize(const edgec_outputs_t *o, edgec_requant_t q, int32_t x, int single, int stage)
+{
+    int32_t scaled;
+    if (stage == EDGEC_STAGE_GENERIC) {
+        scaled = edgec_mbqm(x, q.multiplier, -q.right, single) + o->zero_point;
+    } else {
+        const int32_t x2 = (int32_t)((uint32_t)x << 1);
+        int32_t high = edgec_high_word(x2, q.multiplier, q.rounding, single);
+        if (!single) {
+            high += x2 >> 31;
+        }
+        scaled = high >> q.right;
+    }
+    return stage == EDGEC_STAGE_FULL_RANGE ? edgec_saturate_s8(scaled) : edgec_clamp_s8(scaled, o->low, o->high);
+}
+
+/* The constants of channel c. */
+EDGEC_INLINE edgec_requant_t edgec_channel_requant(const edgec_outputs_t *o, uint32_t c)
+{
+    return o->requant[o->per_channel ? c : 0u];
+}
+
 /* requantize(x) + zero point, clamped: x is the accumulator plus the channel's bias. */
 EDGEC_INLINE int8_t edgec_output_stage_biased(const edgec_outputs_t *o, int32_t x, uint32_t c, int single, int stage)
 {
-    const edgec_requant_t *q = &o->requant[o->per_channel ? c : 0u];
-    int32_t scaled;
-    if (stage == EDGEC_STAGE_GENERIC) {
-        scaled = edgec_mbqm(x, q->multiplier, -q->high_shift - 1, single);
-    } else {
-        int64_t total = (int64_t)(((uint64_t)(uint32_t)q->nudge_hi << 32) | q->nudge_lo) + (int64_t)x * q->multiplier;
-        if (!single) {
-            total -= (int64_t)((uint32_t)x & 0x80000000u);
-        }
-        scaled = (int32_t)(total >> 32) >> q->high_shift;
-    }
-    scaled += o->zero_point;
-    return stage == EDGEC_STAGE_FULL_RANGE ? edgec_saturate_s8(scaled) : edgec_clamp_s8(scaled, o->low, o->high);
+    return edgec_requantize(o, edgec_channel_requant(o, c), x, single, stage);
 }
 
 EDGEC_INLINE int8_t edgec_output_stage(const edgec_outputs_t *o, int32_t acc, uint32_t c, int single, int stage)
 {
     return edgec_output_stage_biased(o, acc + o->bias[c], c, single, stage);
+}
+
+/* The outputs of channels c and c+1 (the second only when two_channels) for two pixels:
+ * acc = {c p0, c p1, c+1 p0, c+1 p1} without the biases. Every constant is loaded before the
+ * first store. */
+EDGEC_INLINE void edgec_output_2x2(const edgec_outputs_t *o, const int32_t acc[4], uint32_t c, int8_t *out0,
+                                   int8_t *out1, int two_channels, int single, int stage)
+{
+    const edgec_requant_t q0 = edgec_channel_requant(o, c);
+    const int32_t b0 = o->bias[c];
+    if (!two_channels) {
+        const int8_t r00 = edgec_requantize(o, q0, acc[0] + b0, single, stage);
+        const int8_t r01 = edgec_requantize(o, q0, acc[1] + b0, single, stage);
+        out0[c] = r00;
+        out1[c] = r01;
+        return;
+    }
+    const edgec_requant_t q1 = edgec_channel_requant(o, c + 1);
+    const int32_t b1 = o->bias[c + 1];
+    const int8_t r00 = edgec_requantize(o, q0, acc[0] + b0, single, stage);
+    const int8_t r01 = edgec_requantize(o, q0, acc[1] + b0, single, stage);
+    const int8_t r10 = edgec_requantize(o, q1, acc[2] + b1, single, stage);
+    const int8_t r11 = edgec_requantize(o, q1, acc[3] + b1, single, stage);
+    out0[c] = r00;
+    out1[c] = r01;
+    out0[c + 1] = r10;
+    out1[c + 1] = r11;
 }
 
 EDGEC_INLINE uint32_t edgec_load32(const void *p)

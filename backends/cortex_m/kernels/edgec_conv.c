@@ -35,15 +35,11 @@ EDGEC_INLINE void pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *
     uint32_t c = 0;
     for (; c + 1 < out_c; c += 2, w += 2 * kp) {
         edgec_dot_2x2(w, w + kp, cols, groups, acc);
-        out0[c] = edgec_output_stage(o, acc[0], c, single, stage);
-        out1[c] = edgec_output_stage(o, acc[1], c, single, stage);
-        out0[c + 1] = edgec_output_stage(o, acc[2], c + 1, single, stage);
-        out1[c + 1] = edgec_output_stage(o, acc[3], c + 1, single, stage);
+        edgec_output_2x2(o, acc, c, out0, out1, 1, single, stage);
     }
     if (c < out_c) {
         edgec_dot_2x2(w, w, cols, groups, acc);
-        out0[c] = edgec_output_stage(o, acc[0], c, single, stage);
-        out1[c] = edgec_output_stage(o, acc[1], c, single, stage);
+        edgec_output_2x2(o, acc, c, out0, out1, 0, single, stage);
     }
 }
 
@@ -58,12 +54,7 @@ EDGEC_INLINE void pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *
         const int8_t *w1 = c + 1 < out_c ? w0 + kp : w0;
         int32_t acc[4];
         pair_sums(w0, w1, cols, kp, acc);
-        out0[c] = edgec_output_stage(o, acc[0], c, single, stage);
-        out1[c] = edgec_output_stage(o, acc[1], c, single, stage);
-        if (c + 1 < out_c) {
-            out0[c + 1] = edgec_output_stage(o, acc[2], c + 1, single, stage);
-            out1[c + 1] = edgec_output_stage(o, acc[3], c + 1, single, stage);
-        }
+        edgec_output_2x2(o, acc, c, out0, out1, c + 1 < out_c, single, stage);
     }
 }
 
