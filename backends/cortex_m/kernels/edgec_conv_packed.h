@@ -86,8 +86,8 @@ EDGEC_INLINE void pair_sums(const int8_t *w, const uint32_t *cols, uint32_t kp, 
         const uint32_t n = words < EDGEC_CHUNK_WORDS ? words : EDGEC_CHUNK_WORDS;
         int64_t s0, s1;
         edgec_packed_dot_lanes(w, (const int32_t *)cols, n, EDGEC_WEIGHT_BITS, &s0, &s1);
-        split(s0, &s00, &s01);
-        split(s1, &s10, &s11);
+        split_add(s0, &s00, &s01);
+        split_add(s1, &s10, &s11);
         words -= n;
         if (words == 0) {
             break;

@@ -30,12 +30,19 @@ EDGEC_INLINE void lone_sums(const int8_t *rows, uint32_t stride, const int8_t *c
 EDGEC_INLINE void pair_sums(const int8_t *w0, const int8_t *w1, const uint32_t *cols, uint32_t kp, int32_t acc[4])
 {
     int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0; /* [channel][pixel] */
+    if (kp <= EDGEC_LANE_CHUNK) { /* one chunk: no running sums to keep */
+        int64_t s0, s1;
+        edgec_dot_packed_2x2(w0, w1, (const int32_t *)cols, kp, &s0, &s1);
+        split(s0, &acc[0], &acc[1]);
+        split(s1, &acc[2], &acc[3]);
+        return;
+    }
     for (uint32_t start = 0; start < kp; start += EDGEC_LANE_CHUNK) {
         const uint32_t count = kp - start < EDGEC_LANE_CHUNK ? kp - start : EDGEC_LANE_CHUNK;
         int64_t s0, s1;
         edgec_dot_packed_2x2(w0 + start, w1 + start, (const int32_t *)cols + start, count, &s0, &s1);
-        split(s0, &a00, &a01);
-        split(s1, &a10, &a11);
+        split_add(s0, &a00, &a01);
+        split_add(s1, &a10, &a11);
     }
     acc[0] = a00;
     acc[1] = a01;

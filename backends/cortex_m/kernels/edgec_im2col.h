@@ -92,12 +92,21 @@ static void prepare(const int8_t *col0, const int8_t *col1, uint32_t k_padded, u
     }
 }
 
-/* Splits a two-lane sum into the pixel-0 and pixel-1 sums and adds them to acc0/acc1. */
-EDGEC_INLINE void split(int64_t sum, int32_t *acc0, int32_t *acc1)
+/* Splits a two-lane sum into the pixel-0 and pixel-1 sums: sum = high * 2^23 + low with low
+ * in [-2^22, 2^22), so high = floor((sum + 2^22) / 2^23). */
+EDGEC_INLINE void split(int64_t sum, int32_t *low, int32_t *high)
 {
-    const int32_t low = (int32_t)((uint32_t)sum << (32 - EDGEC_LANE_BITS)) >> (32 - EDGEC_LANE_BITS);
+    *low = (int32_t)((uint32_t)sum << (32 - EDGEC_LANE_BITS)) >> (32 - EDGEC_LANE_BITS);
+    *high = (int32_t)((sum + (1 << (EDGEC_LANE_BITS - 1))) >> EDGEC_LANE_BITS);
+}
+
+/* The same, added to acc0/acc1. */
+EDGEC_INLINE void split_add(int64_t sum, int32_t *acc0, int32_t *acc1)
+{
+    int32_t low, high;
+    split(sum, &low, &high);
     *acc0 += low;
-    *acc1 += (int32_t)((sum - low) >> EDGEC_LANE_BITS);
+    *acc1 += high;
 }
 
 #endif
