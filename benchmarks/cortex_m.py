@@ -23,8 +23,14 @@ trained for the encoding, so it saturates them (the graph changes, the rows are 
 against its integer reference): the kernels' speed and flash do not depend on the weights'
 values, so these are the figures of a model trained for the scheme.
 
+Estimated cycles (``--cycles``, the default; ``--no-cycles`` skips the traced runs): each
+MLPerf Tiny int8 row's profile build runs once more under QEMU's block log and the core's cycle
+model prices what ran (backends/cortex_m/cycle_model.py). The estimate, per MAC of the count
+the published figures use, is printed beside X-CUBE-AI's and Plumerai's published cycles/MAC
+on the same core (peer_figures.py). It is an estimate of cycles, not a measurement.
+
 Usage: python benchmarks/cortex_m.py [--shared DIR] [--cores cortex-m3,...] [--models ...] [--weight-bits 8,4,2]
-       [--delta 4/closed-loop/channel,...] [--json FILE]
+       [--delta 4/closed-loop/channel,...] [--no-cycles] [--json FILE]
 """
 
 from __future__ import annotations
@@ -32,19 +38,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
+from peer_figures import published_cycles_per_mac, published_macs, tflm_figures
 from rich.console import Console
 from rich.table import Table
 
 import edgec
 from edgec.api import input_specs
 from edgec.backends import cortex_m
+from edgec.backends.cortex_m.cycle_model import MODELS
 from edgec.backends.cortex_m.packing import with_narrowed_weights
+from edgec.backends.cortex_m.trace import traced_layer_cycles
 from edgec.delta import DeltaScheme
 from edgec.errors import EdgecWarning
 from edgec.target import get_target
@@ -52,24 +60,6 @@ from edgec.target import get_target
 TFLITE = {"kws": "kws_dscnn_int8", "vww": "vww_mobilenetv1_025_int8", "resnet8": "ic_resnet8_int8",
           "ad": "ad_autoencoder_int8"}
 ONNX = {"vww (onnx)": "vww_mobilenetv1_025", "resnet8 (onnx)": "ic_resnet8", "ad (onnx)": "ad_autoencoder"}
-PEER_NAMES = {"KWS": "kws", "VWW": "vww", "IC ResNet-8": "resnet8", "AD": "ad"}
-PEER_CORES = {"M3": "cortex-m3", "M4": "cortex-m4", "M7": "cortex-m7"}
-
-
-def tflm_figures(peers: Path) -> dict[tuple[str, str], dict]:
-    """(model key, core) -> TFLM instructions and arena, from the peers table."""
-    figures = {}
-    if not peers.exists():
-        return figures
-    for line in peers.read_text().splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 5 and cells[0] in PEER_NAMES and cells[1] in PEER_CORES:
-            instructions = int(cells[2].replace(",", ""))
-            arena = int(re.match(r"[\d,]+", cells[4]).group(0).replace(",", ""))
-            figures[(PEER_NAMES[cells[0]], PEER_CORES[cells[1]])] = {"instructions": instructions, "arena": arena}
-    return figures
-
-
 def integer_model(name: str, file: str, shared: Path, weight_bits: int = 8):
     """(integer model, one int8 input row, expected int8 output or None, how its weights were made).
 
@@ -122,12 +112,24 @@ def low_bit_table(rows: list[dict]) -> Table:
     return table
 
 
-def measure(model, inputs, expected, out: Path, name: str, file: str, core: str, peer: dict) -> dict:
-    """Compile ``model`` (named ``file``) for ``core`` under ``out``, run ``inputs`` on QEMU: the benchmark row."""
+def estimated_cycles(out: Path, manifest: dict, row: np.ndarray, core: str) -> float:
+    """The core's cycle-model estimate of one inference of the built project at ``out`` (the
+    profile build run under QEMU's block log: see backends/cortex_m/trace.py). An estimate."""
+    cortex_m.run_project(out, row, variant="profile")
+    called = sum(1 for layer in manifest["layers"] if layer["kernel"] != "alias")
+    target = get_target(core)
+    return sum(traced_layer_cycles(cortex_m.executable_path(out, variant="profile"), target, row.tobytes(), called,
+                                   MODELS[target.core.cpu]))
+
+
+def measure(model, inputs, expected, out: Path, name: str, file: str, core: str, peer: dict,
+            cycles: bool = False) -> dict:
+    """Compile ``model`` (named ``file``) for ``core`` under ``out``, run ``inputs`` on QEMU: the
+    benchmark row; with ``cycles``, also the cycle model's estimate of one inference."""
     manifest = cortex_m.compile_project(model, get_target(core), out, file, ignore_size_limits=True)
     result = cortex_m.run_project(out, inputs)
     reference = cortex_m.reference_outputs(model, inputs)[0] if expected is None else expected
-    return {"model": name, "core": core, "instructions": result.instructions[0],
+    return {"estimated_cycles": estimated_cycles(out, manifest, inputs[:1], core) if cycles else None, "model": name, "core": core, "instructions": result.instructions[0],
             "instructions_per_mac": result.instructions[0] / manifest["macs"],
             "tflm_instructions": peer.get("instructions"),
             "ratio": result.instructions[0] / peer["instructions"] if peer else None,
@@ -135,6 +137,23 @@ def measure(model, inputs, expected, out: Path, name: str, file: str, core: str,
             "ram": manifest["ram"]["total"], "arena": manifest["ram"]["arena"],
             "live_bound": manifest["ram"]["arena_live_bound"], "tflm_arena": peer.get("arena"),
             "exact": bool(np.array_equal(result.outputs[0], reference))}
+
+
+def cycles_table(rows: list[dict], peers: Path) -> Table:
+    """edgec's estimated cycles/MAC beside the engines' published ones on the same core."""
+    published, macs = published_cycles_per_mac(peers), published_macs(peers)
+    table = Table(title="estimated cycles/MAC (edgec: the cycle model on the QEMU trace, an ESTIMATE) vs published "
+                        "(MLPerf Tiny latency x clock / MACs, real boards)")
+    for column in ("model", "core", "edgec est. cycles", "edgec est. cyc/MAC", "published cyc/MAC, same core"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        if row["weights"] != "W8" or row["estimated_cycles"] is None or row["model"] not in macs:
+            continue
+        figures = published.get((row["model"], row["core"]), {})
+        table.add_row(row["model"], row["core"], f"{row['estimated_cycles']:,.0f}",
+                      f"{row['estimated_cycles'] / macs[row['model']]:.2f}",
+                      " · ".join(f"{engine} {value:.2f}" for engine, value in figures.items()) or "none")
+    return table
 
 
 def add_row(table: Table, row: dict) -> None:
@@ -155,6 +174,8 @@ def main() -> None:
     parser.add_argument("--weight-bits", default="8,4,2", help="weight widths to build each model with")
     parser.add_argument("--delta", default="4/closed-loop/channel",
                         help="delta encodings (bits/scheme/scope, comma-separated, or 'none') of each int8 model")
+    parser.add_argument("--cycles", action=argparse.BooleanOptionalAction, default=True,
+                        help="estimate cycles/MAC with the cycle model for the MLPerf Tiny int8 rows (a traced run each)")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
     peers = tflm_figures(args.shared / "benchmarks" / "peers.md")
@@ -180,12 +201,15 @@ def main() -> None:
             for label, model, inputs, expected, made_by in builds:
                 for core in args.cores.split(","):
                     row = measure(model, inputs, expected, Path(tmp) / f"{file}-{len(rows)}-{core}", name, file, core,
-                                  peers.get((name, core), {}) if label == "W8" else {})
+                                  peers.get((name, core), {}) if label == "W8" else {},
+                                  cycles=args.cycles and label == "W8" and name in TFLITE)
                     rows.append({**row, "weights": label, "weights_from": made_by})
                     if label == "W8":
                         add_row(table, row)
     console = Console(width=220)
     console.print(table)
+    if args.cycles:
+        console.print(cycles_table(rows, args.shared / "benchmarks" / "peers.md"))
     if any(row["weights"] != "W8" for row in rows):
         console.print(low_bit_table(rows))
     if args.json:
