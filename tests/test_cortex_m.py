@@ -109,6 +109,36 @@ def test_small_model_on_qemu_and_host_sanitizers(tmp_path, small_integer_model):
         np.testing.assert_array_equal(host.outputs, expected)
 
 
+def mlp_model():
+    """x[1,36] -> MatMul (24) -> Relu -> MatMul (12) -> Relu -> MatMul (6) -> y, float: the first
+    layer's k (36) is no multiple of 8, the second's (24) is and its 12 outputs are three blocks of
+    four, the third's 6 outputs are not."""
+    rng = np.random.default_rng(31)
+    shapes = [(36, 24), (24, 12), (12, 6)]
+    nodes = []
+    for index in range(len(shapes)):
+        source = "x" if index == 0 else f"r{index - 1}"
+        target = "y" if index == len(shapes) - 1 else f"h{index}"
+        nodes.append(helper.make_node("MatMul", [source, f"w{index}"], [target], name=f"fc{index}"))
+        if target != "y":
+            nodes.append(helper.make_node("Relu", [target], [f"r{index}"], name=f"relu{index}"))
+    weights = {f"w{index}": rng.normal(size=shape).astype(np.float32) for index, shape in enumerate(shapes)}
+    return make_model(nodes, [tensor_info("x", [1, 36])], [tensor_info("y", [1, 6])], weights)
+
+
+@needs_toolchain
+def test_fully_connected_weights_blocked_by_four_channels_on_dsp_cores(tmp_path):
+    integer = edgec.quantize(mlp_model(), np.random.default_rng(32).normal(size=(32, 36)).astype(np.float32))
+    samples = random_samples(input_specs(integer), 10, seed=33)
+    for core, blocked in (("cortex-m4", [0, 1, 0]), ("cortex-m3", [0, 0, 0])):
+        result, expected = compile_and_check(integer, core, tmp_path / core, samples)
+        np.testing.assert_array_equal(result.outputs, expected, err_msg=core)
+        source = (tmp_path / core / "src" / "edgec_model.c").read_text()
+        assert [int(".blocked = 1" in part) for part in source.split("edgec_conv_params layer")[1:]] == blocked, core
+        host = cortex_m.run_project(tmp_path / core, cortex_m.int8_inputs(integer, samples), host=True)
+        np.testing.assert_array_equal(host.outputs, expected, err_msg=core)
+
+
 def layout_zoo(rng):
     """Pad, MaxPool, Concat with a constant, Add/Mul with constants, Softmax over channels,
     ReduceMean, Transpose, Sub: the data-movement and elementwise kernels from ONNX."""

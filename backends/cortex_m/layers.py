@@ -166,7 +166,15 @@ def conv_scratch_bytes(g: dict, k_padded: int, weight_bits: int | None = None) -
     return columns + gathered_column_bytes(g, k_padded, step)
 
 
-def _conv_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
+def blocked_rows(rows: np.ndarray) -> np.ndarray:
+    """``[out_c][k]`` rows (out_c a multiple of 4, k of 8) laid out ``[out_c / 4][k / 4][4][4]``:
+    per block of four channels, per group of four k, each channel's four weights (edgec_conv.c's
+    ``blocked`` layout, read by edgec_dot_1x4_blocked)."""
+    out_c, k = rows.shape
+    return np.ascontiguousarray(rows.reshape(out_c // 4, 4, k // 4, 4).transpose(0, 2, 1, 3)).reshape(out_c, k)
+
+
+def _conv_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool) -> CLayer:
     x, y = shape_of(node.inputs[0]), shape_of(node.outputs[0])
     weights = node.inputs[1].const_value.numpy()
     fully_connected = node.op_type == "FullyConnected"
@@ -183,10 +191,14 @@ def _conv_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
                         k_h=1, k_w=1, stride_h=1, stride_w=1, dilation_h=1, dilation_w=1, pad_top=0, pad_left=0)
     else:
         geometry = window_geometry(x, y, weights.shape[1], weights.shape[2], attrs)
+    pixels = geometry["batches"] * geometry["out_h"] * geometry["out_w"]
+    blocked = dsp and bits is None and pixels == 1 and rows.shape[1] % 8 == 0 and rows.shape[0] % 4 == 0
+    if blocked:
+        stored = blocked_rows(rows)
     stage_arrays, stage_params = output_stage(node, prefix, attrs, rows)
     arrays = [CArray(f"{prefix}_weights", "int8_t", stored), *stage_arrays]
     params = {**stage_params, **geometry, "k_padded": k_padded,
-              "per_channel": int(len(attrs["output_multiplier"]) > 1)}
+              "per_channel": int(len(attrs["output_multiplier"]) > 1), "blocked": int(blocked)}
     function = "edgec_fully_connected" if fully_connected else "edgec_conv"
     suffix = "" if bits is None else f"_w{bits}"
     return CLayer(node, f"edgec_conv{suffix}.c", f"{function}{suffix}(&{prefix}, {{in0}}, {{out}}, {{scratch}})",
@@ -380,7 +392,7 @@ def lower_node(node: ir.Node, index: int, rounding_mode: str, dsp: bool) -> CLay
     rounding = operator_rounding(rounding_mode, node.op_type)
     op = node.op_type
     if op in ("Conv", "FullyConnected"):
-        return _conv_layer(node, prefix, attrs)
+        return _conv_layer(node, prefix, attrs, dsp)
     if op == "DepthwiseConv":
         return _depthwise_layer(node, prefix, attrs, dsp)
     if op in ("Add", "Sub", "Mul"):

@@ -13,7 +13,9 @@
  *    sums are split every 256 k.
  *
  * A lone pixel (a fully connected layer, the last pixel of an odd count) uses a one-column
- * loop over four channels at a time on its raw int8 column instead.
+ * loop over four channels at a time on its raw int8 column instead. On DSP cores a layer with
+ * a single pixel, k a multiple of 8 and out_c of 4 (`blocked`) has its weights laid out
+ * [out_c / 4][k / 4][4 channels][4 k], so that one pointer walks a block's four rows.
  * Scratch: 4 * k_padded bytes for the prepared columns when there are two pixels or more,
  * then, when windows must be gathered (not a 1x1 over a multiple of four channels whose
  * every window lies inside the input), k_padded bytes per column.
@@ -80,6 +82,18 @@ EDGEC_INLINE void single_pixel(const edgec_conv_params *p, const edgec_outputs_t
 {
     const uint32_t kp = p->k_padded, out_c = p->out_c;
     uint32_t c = 0;
+#if EDGEC_DSP
+    if (p->blocked) {
+        for (; c < out_c; c += 4) {
+            int32_t acc[4] = {0, 0, 0, 0};
+            edgec_dot_1x4_blocked(p->weights + (size_t)c * kp, col, kp / 8u, acc);
+            for (uint32_t i = 0; i < 4; i++) {
+                out[c + i] = edgec_output_stage(o, acc[i], c + i, single, stage);
+            }
+        }
+        return;
+    }
+#endif
     for (; c + 4 <= out_c; c += 4) {
         four_channels(p, o, col, out, c, single, stage);
     }

@@ -26,7 +26,9 @@ typedef struct {
     int32_t output_zero_point, activation_min, activation_max, input_zero_point;
     uint16_t batches, in_h, in_w, in_c, out_h, out_w, out_c;
     uint16_t k_h, k_w, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left;
-    uint16_t k_padded, per_channel, generic; /* generic: some channel has shift >= 0 */
+    uint16_t k_padded, per_channel;
+    uint16_t generic; /* the generic output stage (backends/cortex_m/layers.py, output_stage) */
+    uint16_t blocked; /* weights blocked by four channels (edgec_conv.c), DSP cores only */
 } edgec_conv_params;
 
 /* DepthwiseConv: weights [k_h*k_w][out_c] (TFLite's layout). Scratch: k_h*k_w*in_c bytes
