@@ -26,41 +26,24 @@
 #include "edgec_im2col.h"
 #include "edgec_conv_sums.h"
 
-#if EDGEC_DSP
-
-EDGEC_INLINE void pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *o, const uint32_t *cols,
-                             int8_t *restrict out0, int8_t *restrict out1, int single, int stage)
-{
-    const uint32_t kp = p->k_padded, out_c = p->out_c, groups = kp / 4u;
-    const int8_t *w = p->weights;
-    int32_t acc[4];
-    uint32_t c = 0;
-    for (; c + 1 < out_c; c += 2, w += 2 * kp) {
-        edgec_dot_2x2(w, w + kp, cols, groups, acc);
-        edgec_output_2x2(o, acc, c, out0, out1, 1, single, stage);
-    }
-    if (c < out_c) {
-        edgec_dot_2x2(w, w, cols, groups, acc);
-        edgec_output_2x2(o, acc, c, out0, out1, 0, single, stage);
-    }
-}
-
-#else
-
+/* Every output channel of a pixel pair, two channels at a time (pair_sums: SMLAD on DSP cores,
+ * the two-lane SMLAL sums elsewhere). */
 EDGEC_INLINE void pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *o, const uint32_t *cols,
                              int8_t *restrict out0, int8_t *restrict out1, int single, int stage)
 {
     const uint32_t kp = p->k_padded, out_c = p->out_c;
-    for (uint32_t c = 0; c < out_c; c += 2) {
-        const int8_t *w0 = p->weights + (size_t)c * kp;
-        const int8_t *w1 = c + 1 < out_c ? w0 + kp : w0;
-        int32_t acc[4];
-        pair_sums(w0, w1, cols, kp, acc);
-        edgec_output_2x2(o, acc, c, out0, out1, c + 1 < out_c, single, stage);
+    const int8_t *w = p->weights;
+    int32_t acc[4];
+    uint32_t c = 0;
+    for (; c + 1 < out_c; c += 2, w += 2 * kp) {
+        pair_sums(w, w + kp, cols, kp, acc);
+        edgec_output_2x2(o, acc, c, out0, out1, 1, single, stage);
+    }
+    if (c < out_c) {
+        pair_sums(w, w, cols, kp, acc);
+        edgec_output_2x2(o, acc, c, out0, out1, 0, single, stage);
     }
 }
-
-#endif
 
 /* Output channels c..c+3 of a lone pixel. */
 EDGEC_INLINE void four_channels(const edgec_conv_params *p, const edgec_outputs_t *o, const int8_t *col,
