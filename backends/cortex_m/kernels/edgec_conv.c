@@ -25,6 +25,7 @@
 #define EDGEC_COLUMN_K_MASK 3u
 #include "edgec_im2col.h"
 #include "edgec_conv_sums.h"
+#include "edgec_pair_channels.h"
 
 /* Every output channel of a pixel pair, two channels at a time (pair_sums: SMLAD on DSP cores,
  * the two-lane SMLAL sums elsewhere). */
@@ -35,6 +36,14 @@ EDGEC_INLINE void pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *
     const int8_t *w = p->weights;
     int32_t acc[4];
     uint32_t c = 0;
+#ifdef EDGEC_PAIR_CHANNELS
+    if (stage == EDGEC_STAGE_FULL_RANGE && o->per_channel && out_c >= 2) {
+        edgec_pair_job job = {o->bias, o->requant, out0, (uint32_t)(out1 - out0), out_c / 2u, cols, kp / 4u, kp};
+        edgec_pair_channels(&job, w, single);
+        c = out_c & ~1u;
+        w += (size_t)c * kp;
+    }
+#endif
     for (; c + 1 < out_c; c += 2, w += 2 * kp) {
         pair_sums(w, w + kp, cols, kp, acc);
         edgec_output_2x2(o, acc, c, out0, out1, 1, single, stage);
