@@ -49,13 +49,15 @@ typedef struct {
 #define EDGEC_PAIR_LOOP(OUTPUT)                                                                             \
     __asm__ volatile(                                                                                       \
         "push {%[n]}\n\t"                                                                                   \
+        "2:\n\t" /* the accumulators start at the pair's biases */                                         \
+        "ldr %[x], [%[n], #0]\n\t"                                                                          \
+        "ldr %[a00], [%[x]], #4\n\t"                                                                        \
+        "ldr %[a10], [%[x]], #4\n\t"                                                                        \
+        "str %[x], [%[n], #0]\n\t"                                                                          \
+        "mov %[a01], %[a00]\n\t"                                                                            \
+        "mov %[a11], %[a10]\n\t"                                                                            \
         "ldr %[x], [%[n], #20]\n\t"                                                                         \
         "ldr %[n], [%[n], #24]\n\t"                                                                         \
-        "2:\n\t"                                                                                            \
-        "movs %[a00], #0\n\t"                                                                               \
-        "movs %[a01], #0\n\t"                                                                               \
-        "movs %[a10], #0\n\t"                                                                               \
-        "movs %[a11], #0\n\t"                                                                               \
         "1:\n\t"                                                                                            \
         "ldrd %[x0], %[x1], [%[x]], #8\n\t"                                                                 \
         "ldrd %[x2], %[x3], [%[x]], #8\n\t"                                                                 \
@@ -75,19 +77,11 @@ typedef struct {
         "smlad %[a11], %[wa], %[x3], %[a11]\n\t"                                                            \
         "subs %[n], %[n], #1\n\t"                                                                           \
         "bne 1b\n\t"                                                                                        \
-        /* n = job, x = biases, x0 = constants, x1 = out0, x2 = stride */                                   \
+        /* n = job, x0 = constants, x1 = out0, x2 = stride */                                               \
         "ldr %[n], [sp]\n\t"                                                                                \
-        "ldr %[x], [%[n], #0]\n\t"                                                                          \
         "ldr %[x0], [%[n], #4]\n\t"                                                                         \
         "ldr %[x1], [%[n], #8]\n\t"                                                                         \
         "ldr %[x2], [%[n], #12]\n\t"                                                                        \
-        "ldr %[x3], [%[x]], #4\n\t"                                                                         \
-        "add %[a00], %[a00], %[x3]\n\t"                                                                     \
-        "add %[a01], %[a01], %[x3]\n\t"                                                                     \
-        "ldr %[x3], [%[x]], #4\n\t"                                                                         \
-        "add %[a10], %[a10], %[x3]\n\t"                                                                     \
-        "add %[a11], %[a11], %[x3]\n\t"                                                                     \
-        "str %[x], [%[n], #0]\n\t"                                                                          \
         "ldr %[x3], [%[x0]], #4\n\t"                                                                     \
         "ldrd %[wa], %[wb], [%[x0]], #8\n\t"                                                             \
         OUTPUT("a00", "strb %[x], [%[x1]]\n\t")                                                             \
@@ -107,8 +101,6 @@ typedef struct {
         "ldr %[x], [%[n], #28]\n\t"                                                                         \
         "mov %[w0], %[w1]\n\t"                                                                              \
         "add %[w1], %[w1], %[x]\n\t"                                                                        \
-        "ldr %[x], [%[n], #20]\n\t"                                                                         \
-        "ldr %[n], [%[n], #24]\n\t"                                                                         \
         "b 2b\n\t"                                                                                          \
         "3:\n\t"                                                                                            \
         "add sp, sp, #4\n\t"                                                                                \
