@@ -65,6 +65,20 @@ EDGEC_INLINE void edgec_dot_2x2(const int8_t *w0, const int8_t *w1, const uint32
     acc[3] = a11;
 }
 
+#if !(defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP)
+/* The C form of one group of four k for four channels (rows at w0..w3): *ai += x . wi. */
+EDGEC_INLINE void group_1x4(const int8_t *x, const int8_t *w0, const int8_t *w1, const int8_t *w2, const int8_t *w3,
+                            int32_t *a0, int32_t *a1, int32_t *a2, int32_t *a3)
+{
+    const uint32_t xv = edgec_load32(x), x02 = edgec_sxtb16(xv), x13 = edgec_sxtb16_ror8(xv);
+    const uint32_t v0 = edgec_load32(w0), v1 = edgec_load32(w1), v2 = edgec_load32(w2), v3 = edgec_load32(w3);
+    *a0 = edgec_smlad(edgec_sxtb16_ror8(v0), x13, edgec_smlad(edgec_sxtb16(v0), x02, *a0));
+    *a1 = edgec_smlad(edgec_sxtb16_ror8(v1), x13, edgec_smlad(edgec_sxtb16(v1), x02, *a1));
+    *a2 = edgec_smlad(edgec_sxtb16_ror8(v2), x13, edgec_smlad(edgec_sxtb16(v2), x02, *a2));
+    *a3 = edgec_smlad(edgec_sxtb16_ror8(v3), x13, edgec_smlad(edgec_sxtb16(v3), x02, *a3));
+}
+#endif
+
 EDGEC_INLINE void edgec_dot_1x4(const int8_t *w0, uint32_t stride, const int8_t *x, uint32_t groups, int32_t acc[4])
 {
     const int8_t *w1 = w0 + stride, *w2 = w1 + stride, *w3 = w2 + stride;
@@ -105,12 +119,7 @@ EDGEC_INLINE void edgec_dot_1x4(const int8_t *w0, uint32_t stride, const int8_t 
         : "cc", "memory");
 #else
     for (uint32_t g = 0; g < groups; g++, x += 4, w0 += 4, w1 += 4, w2 += 4, w3 += 4) {
-        const uint32_t xv = edgec_load32(x), x02 = edgec_sxtb16(xv), x13 = edgec_sxtb16_ror8(xv);
-        const uint32_t v0 = edgec_load32(w0), v1 = edgec_load32(w1), v2 = edgec_load32(w2), v3 = edgec_load32(w3);
-        a0 = edgec_smlad(edgec_sxtb16_ror8(v0), x13, edgec_smlad(edgec_sxtb16(v0), x02, a0));
-        a1 = edgec_smlad(edgec_sxtb16_ror8(v1), x13, edgec_smlad(edgec_sxtb16(v1), x02, a1));
-        a2 = edgec_smlad(edgec_sxtb16_ror8(v2), x13, edgec_smlad(edgec_sxtb16(v2), x02, a2));
-        a3 = edgec_smlad(edgec_sxtb16_ror8(v3), x13, edgec_smlad(edgec_sxtb16(v3), x02, a3));
+        group_1x4(x, w0, w1, w2, w3, &a0, &a1, &a2, &a3);
     }
 #endif
     acc[0] = a0;
@@ -157,13 +166,7 @@ EDGEC_INLINE void edgec_dot_1x4_blocked(const int8_t *w, const int8_t *x, uint32
 #undef EDGEC_BLOCK_CHANNELS
 #else
     for (uint32_t g = 0; g < 2 * pairs; g++, x += 4, w += 16) {
-        const uint32_t xv = edgec_load32(x), x02 = edgec_sxtb16(xv), x13 = edgec_sxtb16_ror8(xv);
-        const uint32_t v0 = edgec_load32(w), v1 = edgec_load32(w + 4), v2 = edgec_load32(w + 8),
-                       v3 = edgec_load32(w + 12);
-        a0 = edgec_smlad(edgec_sxtb16_ror8(v0), x13, edgec_smlad(edgec_sxtb16(v0), x02, a0));
-        a1 = edgec_smlad(edgec_sxtb16_ror8(v1), x13, edgec_smlad(edgec_sxtb16(v1), x02, a1));
-        a2 = edgec_smlad(edgec_sxtb16_ror8(v2), x13, edgec_smlad(edgec_sxtb16(v2), x02, a2));
-        a3 = edgec_smlad(edgec_sxtb16_ror8(v3), x13, edgec_smlad(edgec_sxtb16(v3), x02, a3));
+        group_1x4(x, w, w + 4, w + 8, w + 12, &a0, &a1, &a2, &a3);
     }
 #endif
     acc[0] = a0;
