@@ -68,8 +68,8 @@ EDGEC_INLINE int32_t edgec_mbqm(int32_t x, int32_t multiplier, int32_t shift, in
  * high multiply (SMMLAR on DSP cores, SMMLA for single rounding); the half-away nudge
  * 2^(right-1) - [h < 0] of the rounding divide moves inside the floors (see
  * edgec_mbqm_double), and since the zero point times 2^right is a whole multiple of the
- * divisor it passes the floor unchanged. Checked against the reference arithmetic in the test
- * suite. Other layers take the generic stage (edgec_mbqm, then the zero point). */
+ * divisor it passes the floor unchanged. Checked against the exact arithmetic in
+ * tests/test_output_stage.py. Other layers take the generic stage (edgec_mbqm, then the zero point). */
 typedef struct {
     int32_t multiplier;
     int32_t right;

@@ -36,12 +36,7 @@ EDGEC_INLINE void tile(const edgec_conv_params *p, const edgec_delta_t *d, const
             int32_t acc[4];
             pair_sums(rows, rows + rb, cols + (size_t)t * kp, kp, acc);
             int8_t *restrict out0 = output + (size_t)2 * t * out_c, *restrict out1 = out0 + out_c;
-            out0[c] = edgec_output_stage(o, acc[0], c, single, stage);
-            out1[c] = edgec_output_stage(o, acc[1], c, single, stage);
-            if (second) {
-                out0[c + 1] = edgec_output_stage(o, acc[2], c + 1, single, stage);
-                out1[c + 1] = edgec_output_stage(o, acc[3], c + 1, single, stage);
-            }
+            edgec_output_2x2(o, acc, c, out0, out1, second, single, stage);
         }
     }
 }

@@ -127,12 +127,7 @@ EDGEC_INLINE void packed_convolve(const edgec_conv_params *p, const edgec_output
         for (uint32_t c = 0; c < out_c; c += 2, w += pair_bytes) {
             int32_t acc[4];
             pair_sums(w, cols, kp, acc);
-            out0[c] = edgec_output_stage(o, acc[0], c, single, stage);
-            out1[c] = edgec_output_stage(o, acc[1], c, single, stage);
-            if (c + 1 < out_c) {
-                out0[c + 1] = edgec_output_stage(o, acc[2], c + 1, single, stage);
-                out1[c + 1] = edgec_output_stage(o, acc[3], c + 1, single, stage);
-            }
+            edgec_output_2x2(o, acc, c, out0, out1, c + 1 < out_c, single, stage);
         }
     }
     if (pixel < pixels) {
