@@ -54,6 +54,15 @@ EDGEC_INLINE void pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *
     }
 }
 
+/* out[c..c+3] from the sums of channels c..c+3 of a lone pixel. */
+EDGEC_INLINE void four_outputs(const edgec_outputs_t *o, const int32_t acc[4], int8_t *restrict out, uint32_t c,
+                               int single, int stage)
+{
+    for (uint32_t i = 0; i < 4; i++) {
+        out[c + i] = edgec_output_stage(o, acc[i], c + i, single, stage);
+    }
+}
+
 /* Output channels c..c+3 of a lone pixel. */
 EDGEC_INLINE void four_channels(const edgec_conv_params *p, const edgec_outputs_t *o, const int8_t *col,
                                 int8_t *restrict out, uint32_t c, int single, int stage)
@@ -61,9 +70,7 @@ EDGEC_INLINE void four_channels(const edgec_conv_params *p, const edgec_outputs_
     const uint32_t kp = p->k_padded;
     int32_t acc[4];
     lone_sums(p->weights + (size_t)c * kp, kp, col, kp, acc);
-    for (uint32_t i = 0; i < 4; i++) {
-        out[c + i] = edgec_output_stage(o, acc[i], c + i, single, stage);
-    }
+    four_outputs(o, acc, out, c, single, stage);
 }
 
 /* A lone pixel, four channels at a time. With 1-3 channels left over and out_c >= 4, one
@@ -79,9 +86,7 @@ EDGEC_INLINE void single_pixel(const edgec_conv_params *p, const edgec_outputs_t
         for (; c < out_c; c += 4) {
             int32_t acc[4] = {0, 0, 0, 0};
             edgec_dot_1x4_blocked(p->weights + (size_t)c * kp, col, kp / 8u, acc);
-            for (uint32_t i = 0; i < 4; i++) {
-                out[c + i] = edgec_output_stage(o, acc[i], c + i, single, stage);
-            }
+            four_outputs(o, acc, out, c, single, stage);
         }
         return;
     }
