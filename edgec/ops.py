@@ -13,7 +13,8 @@ clamps them explicitly to an interval inside its output's type (``activation_min
 ``activation_max``, or ``min``/``max``); the defaults are the int8 range, so a narrower
 output type always has its bounds written on the node. The scale-preserving operators
 (pools, ``Clamp``, ``Concat``, ``Pad``, ``Reshape``, ``Transpose``) output their input's
-type. ``Softmax`` outputs int8. :func:`edgec.widths.check_widths` checks these
+type. ``Softmax`` outputs int8. ``Table`` outputs values of its table, all within its output's
+type. :func:`edgec.widths.check_widths` checks these
 rules; the reference executor also saturates every result to its declared type.
 
 ``Quantize`` rounds ``x / scale`` as its ``rounding`` attribute says (one of
@@ -111,6 +112,9 @@ OPS: dict[str, OpSpec] = {
                ("X",), {"input_zero_point": None, "output_zero_point": None, **_REQUANT, **_CLAMP}),
         OpSpec("Clamp", "clamp to [min, max] in the quantized domain (an unfused activation)",
                ("X",), {"min": -128, "max": 127}),
+        OpSpec("Table", "element-wise lookup Y = T[X + 128], T an int8 initializer of 256 entries: any function "
+               "of one int8 value (LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU); function names it for reports",
+               ("X", "T"), {"function": ""}),
         OpSpec("Quantize", "float -> int8: round(x / scale) + zero_point, saturated to [min, max]",
                ("X",), {"scale": None, "zero_point": None, "min": -128, "max": 127, "rounding": "half_away"}),
         OpSpec("Dequantize", "int8 -> float: (x - zero_point) * scale",

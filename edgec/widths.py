@@ -8,7 +8,8 @@ An integer graph is *width-consistent* when:
 3. every operator that computes new values clamps them inside its output type: the
    ``activation_min``/``activation_max`` of the requantizing operators
    (:data:`REQUANTIZING`) and ``min``/``max`` of ``Quantize``; ``Softmax`` outputs int8;
-4. every scale-preserving operator (:data:`SCALE_PRESERVING`) outputs a type that contains
+4. every ``Table``'s entries lie in its output type;
+5. every scale-preserving operator (:data:`SCALE_PRESERVING`) outputs a type that contains
    each of its inputs' types (it moves, selects or averages values, never makes new ones;
    its clamp, if any, only narrows), and ``Pad``'s value lies in that type.
 
@@ -71,7 +72,7 @@ def _initializer_problem(value: ir.Value) -> str | None:
 
 
 def _node_problem(node: ir.Node) -> str | None:
-    """Rules 3 and 4 for one node (an ``If`` has its branches' outputs, checked there)."""
+    """Rules 3 to 5 for one node (an ``If`` has its branches' outputs, checked there)."""
     out = node.outputs[0]
     if not _is_integer(out) or node.domain != ops.DOMAIN:
         return None
@@ -82,6 +83,12 @@ def _node_problem(node: ir.Node) -> str | None:
         low, high = (int(attribute(node, name, defaults.get(name))) for name in names)
         if low < out_type.min or high > out_type.max:
             return f"{what} clamps to [{low}, {high}], outside its output type {_span(out_type)}"
+    if node.op_type == "Table":
+        entries = node.inputs[1].const_value.numpy() if node.inputs[1].const_value is not None else None
+        if entries is None or entries.shape != (256,):
+            return f"{what} has no constant 256-entry table"
+        if int(entries.min()) < out_type.min or int(entries.max()) > out_type.max:
+            return f"{what} has table entries outside its output type {_span(out_type)}"
     if node.op_type == "Softmax" and out_type != INT8:
         return f"{what} outputs {out_type}; softmax outputs int8"
     if node.op_type in SCALE_PRESERVING:

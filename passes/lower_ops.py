@@ -2,7 +2,8 @@
 
 One explicit entry per supported ONNX operator type; the functions live in
 :mod:`passes.lower_compute` (arithmetic), :mod:`passes.lower_layout` (pooling and data
-movement) and :mod:`passes.lower_control` (routers and ``If``).
+movement), :mod:`passes.lower_tables` (element-wise activations as tables) and
+:mod:`passes.lower_control` (routers and ``If``).
 """
 
 from __future__ import annotations
@@ -10,5 +11,6 @@ from __future__ import annotations
 from edgec.passes.lower_compute import COMPUTE_LOWERINGS
 from edgec.passes.lower_control import CONTROL_LOWERINGS
 from edgec.passes.lower_layout import LAYOUT_LOWERINGS
+from edgec.passes.lower_tables import TABLE_LOWERINGS
 
-LOWERINGS = {**COMPUTE_LOWERINGS, **LAYOUT_LOWERINGS, **CONTROL_LOWERINGS}
+LOWERINGS = {**COMPUTE_LOWERINGS, **LAYOUT_LOWERINGS, **TABLE_LOWERINGS, **CONTROL_LOWERINGS}

@@ -8,7 +8,7 @@ executor's own arithmetic so that the C matches it bit for bit:
   of four), DepthwiseConv weights are blocked by four channels; biases absorb the input zero point
   (``b - zp_in * sum(w)``), so kernels multiply raw int8 inputs. 4-bit and 2-bit weights are
   stored packed instead, for the ``_w4``/``_w2`` kernels (:mod:`backends.cortex_m.packing`).
-* Add/Sub get each input's 256-entry rescaling table; Requantize and Clamp become a 256-entry
+* Add/Sub get each input's 256-entry rescaling table; Requantize, Clamp and Table become a 256-entry
   byte table (the whole operator, precomputed).
 
 Calls are C text with ``{in0}``, ``{in1}``, ... ``{out}`` and ``{scratch}`` placeholders for
@@ -288,8 +288,9 @@ def _binary_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLa
 
 
 def _lookup_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLayer:
-    """Requantize and Clamp: the operator applied to every int8 value, as a table."""
-    table = KERNELS[node.op_type](attrs, rounding, _BYTES_IN_UINT8_ORDER)
+    """Requantize, Clamp and Table: the operator applied to every int8 value, as a table."""
+    constants = [value.const_value.numpy() for value in node.inputs[1:]]
+    table = KERNELS[node.op_type](attrs, rounding, _BYTES_IN_UINT8_ORDER, *constants)
     size = math.prod(shape_of(node.outputs[0]))
     return CLayer(node, "edgec_elementwise.c", f"edgec_lookup({size}u, {prefix}_table, {{in0}}, {{out}})",
                   [CArray(f"{prefix}_table", "int8_t", table.astype(np.int8))], in_place=True)
@@ -379,7 +380,7 @@ def _router_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
 
 
 #: The integer operators :func:`lower_node` has a C kernel for.
-KERNEL_OPS = frozenset({"Conv", "FullyConnected", "DepthwiseConv", "Add", "Sub", "Mul", "Requantize", "Clamp",
+KERNEL_OPS = frozenset({"Conv", "FullyConnected", "DepthwiseConv", "Add", "Sub", "Mul", "Requantize", "Clamp", "Table",
                         "AveragePool", "MaxPool", "Mean", "Softmax", "Transpose", "Pad", "Concat", "Reshape",
                         "Router"})
 
@@ -397,7 +398,7 @@ def lower_node(node: ir.Node, index: int, rounding_mode: str, dsp: bool) -> CLay
         return _depthwise_layer(node, prefix, attrs, dsp)
     if op in ("Add", "Sub", "Mul"):
         return _binary_layer(node, prefix, attrs, rounding)
-    if op in ("Requantize", "Clamp"):
+    if op in ("Requantize", "Clamp", "Table"):
         return _lookup_layer(node, prefix, attrs, rounding)
     if op in ("AveragePool", "MaxPool"):
         return _pool_layer(node, prefix, attrs)

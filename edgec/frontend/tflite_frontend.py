@@ -136,6 +136,14 @@ class TfliteGraph:
         self.values[index] = value
         return value
 
+    def constant_value(self, name: str, data: np.ndarray) -> ir.Value:
+        """A new initializer holding ``data`` that is not a TFLite tensor (an activation's table)."""
+        value = ir.Value(name=self._unique(name), shape=ir.Shape(list(data.shape)),
+                         type=ir.TensorType(ir.DataType.from_numpy(data.dtype)))
+        value.const_value = ir.tensor(np.ascontiguousarray(data), name=value.name)
+        self.initializers.append(value)
+        return value
+
     # -- building -------------------------------------------------------------------
     def emit(self, op_type: str, inputs: list[ir.Value | None], attrs: dict, output: int,
              dtype: ir.DataType = ir.DataType.INT8) -> ir.Value:

@@ -13,6 +13,15 @@ import math
 import numpy as np
 import onnx_ir as ir
 
+from edgec.errors import UnsupportedModelError
+from edgec.passes.activation_tables import (
+    LOGISTIC_OUTPUT,
+    TANH_OUTPUT,
+    hard_swish_table,
+    leaky_relu_table,
+    logistic_table,
+    tanh_table,
+)
 from edgec.passes.multipliers import (
     SOFTMAX_OUTPUT,
     add_attributes,
@@ -230,6 +239,44 @@ def dequantize(graph, operator) -> None:
                dtype=ir.DataType.FLOAT)
 
 
+def _table(graph, operator, function: str, entries: np.ndarray) -> None:
+    x, out = int(operator.inputs[0]), int(operator.outputs[0])
+    table = graph.constant_value(f"{graph.name(out)}_{function}_table", entries)
+    graph.emit("Table", [graph.value(x), table], {"function": function}, out)
+
+
+def _fixed_output(graph, operator, name: str, expected) -> None:
+    if graph.qparams(int(operator.outputs[0])) != expected:
+        raise graph.unsupported(
+            f"{name} output is not quantized with scale 1/{round(1 / expected.scale)} and zero point "
+            f"{expected.zero_point}", f"use the TFLite converter's int8 {name} output quantization")
+
+
+def logistic(graph, operator) -> None:
+    _fixed_output(graph, operator, "LOGISTIC", LOGISTIC_OUTPUT)
+    _table(graph, operator, "logistic", logistic_table(graph.qparams(int(operator.inputs[0]))))
+
+
+def tanh(graph, operator) -> None:
+    _fixed_output(graph, operator, "TANH", TANH_OUTPUT)
+    _table(graph, operator, "tanh", tanh_table(graph.qparams(int(operator.inputs[0]))))
+
+
+def hard_swish(graph, operator) -> None:
+    q_in, q_out = graph.qparams(int(operator.inputs[0])), graph.qparams(int(operator.outputs[0]))
+    try:
+        entries = hard_swish_table(q_in, q_out)
+    except UnsupportedModelError as error:
+        raise graph.unsupported(error.problem, error.hint) from None
+    _table(graph, operator, "hard_swish", entries)
+
+
+def leaky_relu(graph, operator) -> None:
+    q_in, q_out = graph.qparams(int(operator.inputs[0])), graph.qparams(int(operator.outputs[0]))
+    alpha = float(np.float32(operator.builtinOptions.alpha))
+    _table(graph, operator, "leaky_relu", leaky_relu_table(q_in, q_out, alpha))
+
+
 #: Per operator: the class of the builtin options its lowering reads (``None``: none) and how
 #: many inputs it needs at least.
 OPERANDS = {
@@ -249,6 +296,10 @@ OPERANDS = {
     "CONCATENATION": ("ConcatenationOptionsT", 1),
     "QUANTIZE": (None, 1),
     "DEQUANTIZE": (None, 1),
+    "LOGISTIC": (None, 1),
+    "TANH": (None, 1),
+    "HARD_SWISH": (None, 1),
+    "LEAKY_RELU": ("LeakyReluOptionsT", 1),
 }
 #: Window options that must be at least 1.
 _POSITIVE_OPTIONS = ("strideH", "strideW", "dilationHFactor", "dilationWFactor", "filterHeight", "filterWidth")
@@ -289,4 +340,8 @@ LOWERINGS = {
     "CONCATENATION": concatenation,
     "QUANTIZE": quantize,
     "DEQUANTIZE": dequantize,
+    "LOGISTIC": logistic,
+    "TANH": tanh,
+    "HARD_SWISH": hard_swish,
+    "LEAKY_RELU": leaky_relu,
 }

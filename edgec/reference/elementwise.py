@@ -66,6 +66,12 @@ def clamp(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
     return np.clip(x, int(attrs["min"]), int(attrs["max"])).astype(np.int8)
 
 
+def table(attrs: dict, rounding: str, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``t[x + 128]``: the 256-entry table ``t`` read at each int8 value of ``x``."""
+    del attrs, rounding
+    return np.asarray(t, dtype=np.int8)[x.astype(np.int64) + 128]
+
+
 def _round(quotient: np.ndarray, rounding: str) -> np.ndarray:
     """``quotient`` rounded as a ``Quantize`` node's ``rounding`` attribute says."""
     if rounding == "half_away":

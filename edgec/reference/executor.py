@@ -37,6 +37,7 @@ KERNELS: dict[str, Kernel] = {
     "Mul": elementwise.mul,
     "Requantize": elementwise.requantize,
     "Clamp": elementwise.clamp,
+    "Table": elementwise.table,
     "Quantize": elementwise.quantize,
     "Dequantize": elementwise.dequantize,
     "AveragePool": pooling.average_pool,

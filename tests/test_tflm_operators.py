@@ -1,0 +1,72 @@
+"""edgec against TFLM's own kernels on one-operator models: the goldens of ``tests/data/tflm_operators.npz``.
+
+The models are rebuilt from :mod:`tflm_cases`; the stored SHA-256 proves each golden belongs
+to the model built here (regenerate with ``scripts/tflm/make_goldens.py`` after changing a
+case). The reference must equal TFLM on every input, and so must the Cortex-M C.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edgec
+from edgec.backends import cortex_m
+from edgec.reference import ReferenceExecutor
+from edgec.target import get_target
+
+from conftest import needs_toolchain
+from tflm_cases import cases
+
+GOLDENS = np.load(Path(__file__).parent / "data" / "tflm_operators.npz")
+CASES = cases()
+
+
+def load_case(tmp_path: Path, case):
+    path = tmp_path / f"{case.name}.tflite"
+    path.write_bytes(case.model)
+    return edgec.load(path)
+
+
+def golden(case) -> np.ndarray:
+    assert str(GOLDENS[f"{case.name}.sha256"]) == case.digest, \
+        f"the golden of {case.name} is of another model: run scripts/tflm/make_goldens.py"
+    return GOLDENS[case.name]
+
+
+def test_every_case_has_a_golden():
+    assert sorted(key for key in GOLDENS.files if not key.endswith(".sha256")) == sorted(c.name for c in CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_reference_reproduces_tflm(tmp_path, case):
+    executor = ReferenceExecutor(load_case(tmp_path, case), "double")
+    ours = executor.run(dict(zip(executor.input_names, case.inputs)))[executor.output_names[0]]
+    np.testing.assert_array_equal(ours.ravel(), golden(case))
+
+
+def _first_of_each_operator():
+    return list({case.operator: case for case in reversed(CASES)}.values())
+
+
+def _run_on_core(tmp_path: Path, case, core: str) -> None:
+    out = tmp_path / f"{case.name}-{core}"
+    cortex_m.compile_project(load_case(tmp_path, case), get_target(core), out, "op")
+    result = cortex_m.run_project(out, np.stack([x.ravel() for x in case.inputs]))
+    np.testing.assert_array_equal(result.outputs[0], golden(case))
+
+
+@needs_toolchain
+@pytest.mark.parametrize("core", ["cortex-m3", "cortex-m4"])
+@pytest.mark.parametrize("case", _first_of_each_operator(), ids=lambda c: c.name)
+def test_cortex_m_reproduces_tflm(tmp_path, case, core):
+    _run_on_core(tmp_path, case, core)
+
+
+@needs_toolchain
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_cortex_m_reproduces_tflm_on_every_case(tmp_path, case):
+    _run_on_core(tmp_path, case, "cortex-m33")
