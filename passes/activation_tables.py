@@ -107,7 +107,7 @@ def hard_swish_table(q_in: QParams, q_out: QParams) -> np.ndarray:
     output_multiplier, output_exponent = _int16_multiplier(float(f32(hires_input_scale / f32(q_out.scale))))
     if output_exponent > 0:
         raise UnsupportedModelError(
-            f"HARD_SWISH output scale {q_out.scale} is below the input scale / 128 ({q_in.scale / 128:g})",
+            f"HARD_SWISH output scale {q_out.scale:g} is below the input scale / 128 ({q_in.scale / 128:g})",
             "TFLM requires output_scale >= input_scale / 128; widen the output range")
     reluish_multiplier, reluish_exponent = _int16_multiplier(
         float(f32(hires_input_scale / (f32(3.0) / f32(32768.0)))))

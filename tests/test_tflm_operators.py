@@ -14,11 +14,12 @@ import pytest
 
 import edgec
 from edgec.backends import cortex_m
+from edgec.errors import UnsupportedModelError
 from edgec.reference import ReferenceExecutor
 from edgec.target import get_target
 
 from conftest import needs_toolchain
-from tflm_cases import cases
+from tflm_cases import OP, cases, unary_model
 
 GOLDENS = np.load(Path(__file__).parent / "data" / "tflm_operators.npz")
 CASES = cases()
@@ -45,6 +46,19 @@ def test_reference_reproduces_tflm(tmp_path, case):
     executor = ReferenceExecutor(load_case(tmp_path, case), "double")
     ours = executor.run(dict(zip(executor.input_names, case.inputs)))[executor.output_names[0]]
     np.testing.assert_array_equal(ours.ravel(), golden(case))
+
+
+@pytest.mark.parametrize("builtin,q_out,message", [
+    (OP.LOGISTIC, (1 / 128, 0), "LOGISTIC output is not quantized with scale 1/256 and zero point -128"),
+    (OP.TANH, (1 / 256, -128), "TANH output is not quantized with scale 1/128 and zero point 0"),
+    (OP.HARD_SWISH, (0.0001, 0), "HARD_SWISH output scale 0.0001 is below the input scale / 128"),
+])
+def test_quantizations_tflm_rejects_are_errors_naming_the_operator(tmp_path, builtin, q_out, message):
+    path = tmp_path / "bad.tflite"
+    path.write_bytes(unary_model(builtin, (0.05, 3), q_out))
+    with pytest.raises(UnsupportedModelError, match="operator 0") as error:
+        edgec.load(path)
+    assert message in error.value.problem
 
 
 def _first_of_each_operator():

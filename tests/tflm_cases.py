@@ -36,7 +36,8 @@ class Case:
         return hashlib.sha256(self.model).hexdigest()
 
 
-def _unary(builtin: int, q_in, q_out, options_type: int = 0, builtin_options=None) -> bytes:
+def unary_model(builtin: int, q_in, q_out, options_type: int = 0, builtin_options=None) -> bytes:
+    """A model of one element-wise ``builtin`` from a [1, 256] input quantized ``q_in`` to ``q_out``."""
     b = TfliteBuilder()
     x = b.tensor(ALL_INT8.shape, scale=q_in[0], zero_point=q_in[1])
     y = b.tensor(ALL_INT8.shape, scale=q_out[0], zero_point=q_out[1])
@@ -57,13 +58,13 @@ def activation_cases() -> list[Case]:
     found = []
     for q_in in _ACTIVATION_INPUTS:
         tag = f"{q_in[0]}_{q_in[1]}"
-        found.append(Case(f"logistic_{tag}", "LOGISTIC", _unary(OP.LOGISTIC, q_in, (1 / 256, -128)), (ALL_INT8,)))
-        found.append(Case(f"tanh_{tag}", "TANH", _unary(OP.TANH, q_in, (1 / 128, 0)), (ALL_INT8,)))
+        found.append(Case(f"logistic_{tag}", "LOGISTIC", unary_model(OP.LOGISTIC, q_in, (1 / 256, -128)), (ALL_INT8,)))
+        found.append(Case(f"tanh_{tag}", "TANH", unary_model(OP.TANH, q_in, (1 / 128, 0)), (ALL_INT8,)))
     for q_in, q_out in _REQUANTIZING_PAIRS:
         tag = f"{q_in[0]}_{q_in[1]}_{q_out[0]}_{q_out[1]}"
-        found.append(Case(f"hard_swish_{tag}", "HARD_SWISH", _unary(OP.HARD_SWISH, q_in, q_out), (ALL_INT8,)))
+        found.append(Case(f"hard_swish_{tag}", "HARD_SWISH", unary_model(OP.HARD_SWISH, q_in, q_out), (ALL_INT8,)))
         for alpha in _LEAKY_ALPHAS:
-            model = _unary(OP.LEAKY_RELU, q_in, q_out, OPTIONS.LeakyReluOptions,
+            model = unary_model(OP.LEAKY_RELU, q_in, q_out, OPTIONS.LeakyReluOptions,
                            options(schema.LeakyReluOptionsT, alpha=alpha))
             found.append(Case(f"leaky_relu_{alpha}_{tag}", "LEAKY_RELU", model, (ALL_INT8,)))
     return found

@@ -239,9 +239,14 @@ def dequantize(graph, operator) -> None:
                dtype=ir.DataType.FLOAT)
 
 
-def _table(graph, operator, function: str, entries: np.ndarray) -> None:
+def _table(graph, operator, function: str, entries) -> None:
+    """Emit ``operator`` as a ``Table``: ``entries(q_in, q_out)`` gives its 256 values."""
     x, out = int(operator.inputs[0]), int(operator.outputs[0])
-    table = graph.constant_value(f"{graph.name(out)}_{function}_table", entries)
+    try:
+        values = entries(graph.qparams(x), graph.qparams(out))
+    except UnsupportedModelError as error:
+        raise graph.unsupported(error.problem, error.hint) from None
+    table = graph.constant_value(f"{graph.name(out)}_{function}_table", values)
     graph.emit("Table", [graph.value(x), table], {"function": function}, out)
 
 
@@ -254,27 +259,21 @@ def _fixed_output(graph, operator, name: str, expected) -> None:
 
 def logistic(graph, operator) -> None:
     _fixed_output(graph, operator, "LOGISTIC", LOGISTIC_OUTPUT)
-    _table(graph, operator, "logistic", logistic_table(graph.qparams(int(operator.inputs[0]))))
+    _table(graph, operator, "logistic", lambda q_in, q_out: logistic_table(q_in))
 
 
 def tanh(graph, operator) -> None:
     _fixed_output(graph, operator, "TANH", TANH_OUTPUT)
-    _table(graph, operator, "tanh", tanh_table(graph.qparams(int(operator.inputs[0]))))
+    _table(graph, operator, "tanh", lambda q_in, q_out: tanh_table(q_in))
 
 
 def hard_swish(graph, operator) -> None:
-    q_in, q_out = graph.qparams(int(operator.inputs[0])), graph.qparams(int(operator.outputs[0]))
-    try:
-        entries = hard_swish_table(q_in, q_out)
-    except UnsupportedModelError as error:
-        raise graph.unsupported(error.problem, error.hint) from None
-    _table(graph, operator, "hard_swish", entries)
+    _table(graph, operator, "hard_swish", hard_swish_table)
 
 
 def leaky_relu(graph, operator) -> None:
-    q_in, q_out = graph.qparams(int(operator.inputs[0])), graph.qparams(int(operator.outputs[0]))
     alpha = float(np.float32(operator.builtinOptions.alpha))
-    _table(graph, operator, "leaky_relu", leaky_relu_table(q_in, q_out, alpha))
+    _table(graph, operator, "leaky_relu", lambda q_in, q_out: leaky_relu_table(q_in, q_out, alpha))
 
 
 #: Per operator: the class of the builtin options its lowering reads (``None``: none) and how
