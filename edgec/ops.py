@@ -113,7 +113,7 @@ OPS: dict[str, OpSpec] = {
         OpSpec("Clamp", "clamp to [min, max] in the quantized domain (an unfused activation)",
                ("X",), {"min": -128, "max": 127}),
         OpSpec("Table", "element-wise lookup Y = T[X + 128], T an int8 initializer of 256 entries: any function "
-               "of one int8 value (LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU); function names it for reports",
+               "of one int8 value (LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU, RELU, RELU6); function names it for reports",
                ("X", "T"), {"function": ""}),
         OpSpec("Quantize", "float -> int8: round(x / scale) + zero_point, saturated to [min, max]",
                ("X",), {"scale": None, "zero_point": None, "min": -128, "max": 127, "rounding": "half_away"}),

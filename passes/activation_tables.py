@@ -13,6 +13,9 @@ node reproduces TFLM bit for bit on every input:
   ``2^23`` (output scale 1/256, zero point -128) or ``2^24`` (scale 1/128, zero point 0).
 * HARD_SWISH: TFLM's int16 fixed-point kernel, with its float32 Prepare arithmetic.
 * LEAKY_RELU: the identity and the alpha multipliers of TFLM's ``QuantizeLeakyRelu``.
+* RELU: TFLM's ``ReluQuantized`` (requantized to the output, clamped below at its zero point);
+  RELU6: TFLM's ``Relu6Quantized``, a clamp to [zero point, quantized 6] in the *input's*
+  quantization (TFLM reads no output parameters for it).
 
 Every table is int8 (entries in [-128, 127]); the quantizer uses the same functions for ONNX
 ``Sigmoid``/``Tanh``/``HardSwish``/``LeakyRelu``, so both frontends share one semantics.
@@ -138,3 +141,16 @@ def leaky_relu_table(q_in: QParams, q_out: QParams, alpha: float) -> np.ndarray:
     scaled_alpha = _mbqm(x, alpha_multiplier, alpha_shift)
     negative_part = -scaled_alpha if alpha_real < 0 else scaled_alpha
     return _int8(q_out.zero_point + np.where(x >= 0, _mbqm(x, identity_multiplier, identity_shift), negative_part))
+
+
+def relu_table(q_in: QParams, q_out: QParams) -> np.ndarray:
+    """TFLM int8 RELU: ``max(x, 0)`` requantized to the output."""
+    multiplier, shift = quantize_multiplier(float(np.float32(q_in.scale) / np.float32(q_out.scale)))
+    requantized = q_out.zero_point + _mbqm(INPUTS - q_in.zero_point, multiplier, shift)
+    return _int8(np.maximum(requantized, max(-128, q_out.zero_point)))
+
+
+def relu6_table(q_in: QParams) -> np.ndarray:
+    """TFLM int8 RELU6: the input clamped to [its zero point, its quantized 6.0]."""
+    six = min(127, max(-128, math.floor(float(np.float32(6.0) / np.float32(q_in.scale)) + 0.5) + q_in.zero_point))
+    return _int8(np.clip(INPUTS, q_in.zero_point, six))

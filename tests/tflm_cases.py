@@ -54,15 +54,17 @@ _LEAKY_ALPHAS = (0.1, 0.2, 0.01, -0.3, 1.5)
 
 
 def activation_cases() -> list[Case]:
-    """LOGISTIC, TANH, HARD_SWISH and LEAKY_RELU on every int8 input."""
+    """LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU, RELU and RELU6 on every int8 input."""
     found = []
     for q_in in _ACTIVATION_INPUTS:
         tag = f"{q_in[0]}_{q_in[1]}"
         found.append(Case(f"logistic_{tag}", "LOGISTIC", unary_model(OP.LOGISTIC, q_in, (1 / 256, -128)), (ALL_INT8,)))
         found.append(Case(f"tanh_{tag}", "TANH", unary_model(OP.TANH, q_in, (1 / 128, 0)), (ALL_INT8,)))
+        found.append(Case(f"relu6_{tag}", "RELU6", unary_model(OP.RELU6, q_in, q_in), (ALL_INT8,)))
     for q_in, q_out in _REQUANTIZING_PAIRS:
         tag = f"{q_in[0]}_{q_in[1]}_{q_out[0]}_{q_out[1]}"
         found.append(Case(f"hard_swish_{tag}", "HARD_SWISH", unary_model(OP.HARD_SWISH, q_in, q_out), (ALL_INT8,)))
+        found.append(Case(f"relu_{tag}", "RELU", unary_model(OP.RELU, q_in, q_out), (ALL_INT8,)))
         for alpha in _LEAKY_ALPHAS:
             model = unary_model(OP.LEAKY_RELU, q_in, q_out, OPTIONS.LeakyReluOptions,
                            options(schema.LeakyReluOptionsT, alpha=alpha))

@@ -20,6 +20,8 @@ from edgec.passes.activation_tables import (
     hard_swish_table,
     leaky_relu_table,
     logistic_table,
+    relu6_table,
+    relu_table,
     tanh_table,
 )
 from edgec.passes.multipliers import (
@@ -276,6 +278,14 @@ def leaky_relu(graph, operator) -> None:
     _table(graph, operator, "leaky_relu", lambda q_in, q_out: leaky_relu_table(q_in, q_out, alpha))
 
 
+def relu(graph, operator) -> None:
+    _table(graph, operator, "relu", relu_table)
+
+
+def relu6(graph, operator) -> None:
+    _table(graph, operator, "relu6", lambda q_in, q_out: relu6_table(q_in))
+
+
 #: Per operator: the class of the builtin options its lowering reads (``None``: none) and how
 #: many inputs it needs at least.
 OPERANDS = {
@@ -299,6 +309,8 @@ OPERANDS = {
     "TANH": (None, 1),
     "HARD_SWISH": (None, 1),
     "LEAKY_RELU": ("LeakyReluOptionsT", 1),
+    "RELU": (None, 1),
+    "RELU6": (None, 1),
 }
 #: Window options that must be at least 1.
 _POSITIVE_OPTIONS = ("strideH", "strideW", "dilationHFactor", "dilationWFactor", "filterHeight", "filterWidth")
@@ -343,4 +355,6 @@ LOWERINGS = {
     "TANH": tanh,
     "HARD_SWISH": hard_swish,
     "LEAKY_RELU": leaky_relu,
+    "RELU": relu,
+    "RELU6": relu6,
 }
