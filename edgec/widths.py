@@ -84,7 +84,8 @@ def _node_problem(node: ir.Node) -> str | None:
         if low < out_type.min or high > out_type.max:
             return f"{what} clamps to [{low}, {high}], outside its output type {_span(out_type)}"
     if node.op_type == "Table":
-        entries = node.inputs[1].const_value.numpy() if node.inputs[1].const_value is not None else None
+        source = node.inputs[1] if len(node.inputs) > 1 else None
+        entries = source.const_value.numpy() if source is not None and source.const_value is not None else None
         if entries is None or entries.shape != (256,):
             return f"{what} has no constant 256-entry table"
         if int(entries.min()) < out_type.min or int(entries.max()) > out_type.max:
