@@ -15,8 +15,10 @@ import pytest
 import edgec
 from edgec.backends import cortex_m
 from edgec.errors import UnsupportedModelError
+from edgec.inttype import INT_TYPE_KEY
 from edgec.reference import ReferenceExecutor
 from edgec.target import get_target
+from edgec.widths import first_width_problem
 
 from conftest import needs_toolchain
 from tflm_cases import OP, cases, unary_model
@@ -84,3 +86,11 @@ def test_cortex_m_reproduces_tflm(tmp_path, case, core):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_cortex_m_reproduces_tflm_on_every_case(tmp_path, case):
     _run_on_core(tmp_path, case, "cortex-m33")
+
+
+def test_a_table_with_entries_outside_its_output_type_breaks_the_width_rules(tmp_path):
+    model = load_case(tmp_path, CASES[0])
+    table = next(node for node in model.graph if node.op_type == "Table")
+    assert first_width_problem(model) is None
+    table.outputs[0].metadata_props[INT_TYPE_KEY] = "int4"
+    assert "has table entries outside its output type int4" in first_width_problem(model)
