@@ -72,7 +72,7 @@ def quantize_multipliers(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return multipliers, shifts
 
 
-def _trunc_div_pow2(x: np.ndarray, bits: int) -> np.ndarray:
+def truncating_divide_by_pot(x: np.ndarray, bits: int) -> np.ndarray:
     """``x / 2^bits`` truncated toward zero, as C's integer division does."""
     return np.where(x >= 0, x >> bits, -((-x) >> bits))
 
@@ -94,7 +94,7 @@ def saturating_rounding_doubling_high_mul(a: np.ndarray, b: np.ndarray) -> np.nd
     b = np.asarray(b, dtype=np.int64)
     product = a * b
     nudge = np.where(product >= 0, 1 << 30, 1 - (1 << 30))
-    result = _trunc_div_pow2(product + nudge, 31)
+    result = truncating_divide_by_pot(product + nudge, 31)
     overflow = (a == INT32_MIN) & (b == INT32_MIN)
     return np.where(overflow, INT32_MAX, result)
 

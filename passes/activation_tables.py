@@ -29,7 +29,12 @@ import numpy as np
 
 from edgec import gemmlowp
 from edgec.errors import UnsupportedModelError
-from edgec.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, rounding_divide_by_pot
+from edgec.fixedpoint import (
+    multiply_by_quantized_multiplier,
+    quantize_multiplier,
+    rounding_divide_by_pot,
+    truncating_divide_by_pot,
+)
 from edgec.passes.qparams import QParams
 
 #: The int8 values, in table order: entry ``i`` is the result for ``INPUTS[i] = i - 128``.
@@ -91,7 +96,7 @@ def _srdhm16(a: np.ndarray, b: int) -> np.ndarray:
     """gemmlowp's int16 SaturatingRoundingDoublingHighMul."""
     product = a * b
     nudged = product + np.where(product >= 0, 1 << 14, 1 - (1 << 14))
-    quotient = np.where(nudged >= 0, nudged >> 15, -((-nudged) >> 15))
+    quotient = truncating_divide_by_pot(nudged, 15)
     return np.where((a == _INT16_MIN) & (b == _INT16_MIN), _INT16_MAX, quotient)
 
 
@@ -125,8 +130,7 @@ def hard_swish_table(q_in: QParams, q_out: QParams) -> np.ndarray:
     if reluish_exponent < 0:
         reluish = rounding_divide_by_pot(reluish, -reluish_exponent)
     reluish = (reluish + (1 << 15)) >> 1
-    product = reluish * preshift
-    preshift_output = np.where(product >= 0, product >> 15, -((-product) >> 15))
+    preshift_output = truncating_divide_by_pot(reluish * preshift, 15)
     output = _wrap16(rounding_divide_by_pot(preshift_output, -output_exponent) + q_out.zero_point)
     return _int8(output)
 
