@@ -24,11 +24,12 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 from onnxruntime.quantization.calibrate import CalibrationDataReader, CalibrationMethod, create_calibrator
 
 from edgec.calibration_branches import calibrate_branches
 from edgec.control_flow import has_control_flow
-from edgec.errors import InputDataError
+from edgec.errors import InputDataError, ModelLoadError
 from edgec.oracle import ORT_LOG_SEVERITY, ort_session
 
 METHODS = {
@@ -41,6 +42,11 @@ _EXTRA_OPTIONS = {
     "percentile": {"percentile": 99.999, "num_bins": 2048},
     "entropy": {"num_bins": 512, "num_quantized_bins": 128},
 }
+
+
+#: What onnxruntime raises when it cannot load or run a model.
+_ORT_ERRORS = (ort_state.Fail, ort_state.InvalidArgument, ort_state.InvalidGraph, ort_state.NotImplemented,
+               ort_state.RuntimeException)
 
 
 class _SampleReader(CalibrationDataReader):
@@ -103,9 +109,14 @@ def calibrate(
     if not samples:
         raise InputDataError("no calibration samples", "give --calib a file with at least one sample")
     ort.set_default_logger_severity(ORT_LOG_SEVERITY)  # the calibrators' own sessions log through it
-    if has_control_flow(model.graph):
-        return calibrate_branches(model, samples, lambda m, s, a: _calibrate_main_graph(m, s, method, a), advance)
-    return _calibrate_main_graph(model, samples, method, advance)
+    try:
+        if has_control_flow(model.graph):
+            return calibrate_branches(model, samples, lambda m, s, a: _calibrate_main_graph(m, s, method, a), advance)
+        return _calibrate_main_graph(model, samples, method, advance)
+    except _ORT_ERRORS as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ModelLoadError(f"onnxruntime cannot run the float model on the calibration data: {message}",
+                             "fix the node onnxruntime names (edgec calibrates by running the float model)") from None
 
 
 def _calibrate_main_graph(model: ir.Model, samples: Sequence[dict[str, np.ndarray]], method: str,

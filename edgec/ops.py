@@ -12,7 +12,7 @@ Widths: every operator that computes new values (the requantizing ones and ``Qua
 clamps them explicitly to an interval inside its output's type (``activation_min``/
 ``activation_max``, or ``min``/``max``); the defaults are the int8 range, so a narrower
 output type always has its bounds written on the node. The scale-preserving operators
-(pools, ``Clamp``, ``Concat``, ``Pad``, ``Reshape``, ``Transpose``) output their input's
+(pools, ``Clamp``, ``Concat``, ``Pad``, ``Reshape``, ``Resize``, ``Slice``, ``Transpose``) output their input's
 type. ``Softmax`` outputs int8. ``Table`` outputs values of its table, all within its output's
 type. :func:`edgec.widths.check_widths` checks these
 rules; the reference executor also saturates every result to its declared type.
@@ -121,8 +121,14 @@ OPS: dict[str, OpSpec] = {
                ("X",), {"scale": None, "zero_point": None}),
         OpSpec("Concat", "concatenation along axis; all inputs share the output's quantization",
                ("X...",), {"axis": None}),
-        OpSpec("Pad", "constant padding, pads = [begin_0, ..., begin_n, end_0, ..., end_n]",
-               ("X",), {"pads": None, "value": None}),
+        OpSpec("Pad", "padding, pads = [begin_0, ..., begin_n, end_0, ..., end_n]; mode constant (with value), "
+               "reflect, symmetric (TFLite MIRROR_PAD), edge or wrap",
+               ("X",), {"pads": None, "value": 0, "mode": "constant"}),
+        OpSpec("Slice", "Y[i] = X[starts + i * steps] per axis for i < sizes (TFLite SLICE, STRIDED_SLICE, SPLIT)",
+               ("X",), {"starts": None, "sizes": None, "steps": None}),
+        OpSpec("Resize", "spatial resize of NHWC to size [out_h, out_w]: mode nearest or bilinear (TFLite "
+               "RESIZE_NEAREST_NEIGHBOR, RESIZE_BILINEAR with its 10-bit fixed-point weights); scale kept",
+               ("X",), {"size": None, "mode": None, "align_corners": 0, "half_pixel_centers": 0}),
         OpSpec("Reshape", "new shape, same data order (zero-copy)", ("X",), {"shape": None}),
         OpSpec("Transpose", "permutation of axes", ("X",), {"perm": None}),
         OpSpec("Router", "boolean condition of an If: bias + sum_c W[0, c] sum_p (X[p, c] - input_zero_point) >= 0 "

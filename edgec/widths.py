@@ -35,7 +35,8 @@ from edgec.passes.qparams import int_type_of
 #: Operators that requantize an accumulator or a rescaled input and clamp the result.
 REQUANTIZING = frozenset({"Conv", "DepthwiseConv", "FullyConnected", "Add", "Sub", "Mul", "Mean", "Requantize"})
 #: Operators whose results are values of their inputs (or averages of them), on the same scale.
-SCALE_PRESERVING = frozenset({"MaxPool", "AveragePool", "Concat", "Pad", "Reshape", "Transpose", "Clamp"})
+SCALE_PRESERVING = frozenset({"MaxPool", "AveragePool", "Concat", "Pad", "Reshape", "Resize", "Slice", "Transpose",
+                              "Clamp"})
 #: The clamp attributes of ``Quantize``; every other clamping operator has ``activation_*``.
 _QUANTIZE_BOUNDS = ("min", "max")
 _ACTIVATION_BOUNDS = ("activation_min", "activation_max")
@@ -97,8 +98,10 @@ def _node_problem(node: ir.Node) -> str | None:
             if value is not None and _is_integer(value) and not out_type.contains(int_type_of(value)):
                 return f"{what} outputs {out_type}, which does not hold its input '{value.name}' of type " \
                        f"{int_type_of(value)}"
-        if node.op_type == "Pad" and not out_type.min <= int(attribute(node, "value")) <= out_type.max:
-            return f"{what} pads with {int(attribute(node, 'value'))}, outside its output type {_span(out_type)}"
+        value = int(attribute(node, "value", 0))
+        if node.op_type == "Pad" and attribute(node, "mode", "constant") == "constant" and \
+                not out_type.min <= value <= out_type.max:
+            return f"{what} pads with {value}, outside its output type {_span(out_type)}"
     return None
 
 

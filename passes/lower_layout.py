@@ -1,9 +1,10 @@
 """Lowering of pooling and data-movement ONNX operators to edgec integer operators.
 
-Pools (AveragePool, MaxPool, their Global forms), ReduceMean (as TFLite MEAN), Concat, Pad,
-Reshape (and Flatten/Squeeze/Unsqueeze) and Transpose. All but ReduceMean keep their input's
-quantization and integer type (Concat brings its inputs to the output's). Conventions are
-in :mod:`passes.quantize`.
+Pools (AveragePool, MaxPool, their Global forms), ReduceMean (as TFLite MEAN), Concat, Pad
+(constant, reflect, edge, wrap), Slice, Split (one edgec ``Slice`` per output), Reshape (and
+Flatten/Squeeze/Unsqueeze) and Transpose. All but ReduceMean keep their input's quantization
+and integer type (Concat brings its inputs to the output's). Conventions are in
+:mod:`passes.quantize`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from edgec.passes.graph_utils import attribute, const_array
 from edgec.passes.integer_builder import IntegerGraphBuilder, channels_first_perm, channels_last_perm, constant_input
 from edgec.passes.lower_compute import as_2d, as_2d_pads, bind_window_output, lift_to_4d, window_pads
 from edgec.passes.multipliers import clamp_attributes, mean_attributes
+from edgec.reference.gather import pad_index
 
 
 def _pool(b: IntegerGraphBuilder, node: ir.Node, op_type: str, kernel, strides, pads) -> None:
@@ -122,8 +124,9 @@ def lower_pad(b: IntegerGraphBuilder, node: ir.Node) -> None:
     x_f, out_f = node.inputs[0], node.outputs[0]
     mode = attribute(node, "mode", "constant")
     mode = mode.decode() if isinstance(mode, bytes) else mode
-    if mode != "constant":
-        raise UnsupportedModelError(f"Pad node '{node.name}' uses mode '{mode}'", "edgec supports constant padding")
+    if mode not in ("constant", "reflect", "edge", "wrap"):
+        raise UnsupportedModelError(f"Pad node '{node.name}' uses mode '{mode}'",
+                                    "use mode constant, reflect, edge or wrap")
     rank = len(b.shape_of(x_f))
     pads = [int(p) for p in constant_input(node, 1, "pads")]
     if len(node.inputs) > 3 and node.inputs[3] is not None:
@@ -142,9 +145,63 @@ def lower_pad(b: IntegerGraphBuilder, node: ir.Node) -> None:
     int_pads = [pads[p] for p in perm] + [pads[p + rank] for p in perm]
     q = b.qparams_of(x)
     out_shape = b.shape_of(out_f)
-    y = b.emit("Pad", [x], {"pads": int_pads, "value": q.quantize_bound(value)},
-               shape=[out_shape[p] for p in perm], name=out_f.name, qparams=q)
+    attrs = {"pads": int_pads, "mode": mode, "value": q.quantize_bound(value) if mode == "constant" else 0}
+    if mode != "constant":
+        int_shape = list(x.shape.numpy())
+        for axis, size in enumerate(int_shape):
+            try:
+                pad_index(int(size), int_pads[axis], int_pads[axis + rank], mode)
+            except UnsupportedModelError as error:
+                raise UnsupportedModelError(f"Pad node '{node.name}': {error.problem}", error.hint) from None
+    y = b.emit("Pad", [x], attrs, shape=[out_shape[p] for p in perm], name=out_f.name, qparams=q)
     b.finish_preserving(out_f, y, channels_last)
+
+
+def _emit_slice(b: IntegerGraphBuilder, x: ir.Value, channels_last: bool, indices: list[range],
+                out_f: ir.Value) -> None:
+    """``out_f`` as the edgec Slice of ``x`` taking ``indices[a]`` along float axis ``a``."""
+    rank = len(indices)
+    perm = channels_last_perm(rank) if channels_last and rank >= 3 else list(range(rank))
+    if any(len(r) == 0 for r in indices):
+        raise UnsupportedModelError(f"the slice giving '{out_f.name}' is empty", "remove empty slices from the model")
+    ordered = [indices[p] for p in perm]
+    attrs = {"starts": [r.start for r in ordered], "sizes": [len(r) for r in ordered],
+             "steps": [r.step for r in ordered]}
+    y = b.emit("Slice", [x], attrs, shape=[len(r) for r in ordered], name=out_f.name, qparams=b.qparams_of(x))
+    b.finish_preserving(out_f, y, channels_last)
+
+
+def lower_slice(b: IntegerGraphBuilder, node: ir.Node) -> None:
+    """ONNX Slice with constant starts, ends, axes and steps (numpy's slice semantics)."""
+    x_f = node.inputs[0]
+    shape = b.shape_of(x_f)
+    rank = len(shape)
+    starts = [int(v) for v in constant_input(node, 1, "starts")]
+    ends = [int(v) for v in constant_input(node, 2, "ends")]
+    optional = [len(node.inputs) > i and node.inputs[i] is not None for i in (3, 4)]
+    axes = [int(a) % rank for a in constant_input(node, 3, "axes")] if optional[0] else list(range(len(starts)))
+    steps = [int(v) for v in constant_input(node, 4, "steps")] if optional[1] else [1] * len(starts)
+    if 0 in steps:
+        raise UnsupportedModelError(f"Slice node '{node.name}' has a zero step", "use non-zero steps")
+    indices = [range(size) for size in shape]
+    for axis, start, end, step in zip(axes, starts, ends, steps):
+        indices[axis] = range(*slice(start, end, step).indices(shape[axis]))
+    x, channels_last = b.lookup(x_f)
+    _emit_slice(b, x, channels_last, indices, node.outputs[0])
+
+
+def lower_split(b: IntegerGraphBuilder, node: ir.Node) -> None:
+    """ONNX Split: each output is a Slice of the input along ``axis`` (sizes from the outputs)."""
+    x_f = node.inputs[0]
+    shape = b.shape_of(x_f)
+    axis = int(attribute(node, "axis", 0)) % len(shape)
+    x, channels_last = b.lookup(x_f)
+    start = 0
+    for out_f in node.outputs:
+        size = b.shape_of(out_f)[axis]
+        indices = [range(start, start + size) if a == axis else range(d) for a, d in enumerate(shape)]
+        _emit_slice(b, x, channels_last, indices, out_f)
+        start += size
 
 
 def lower_reshape(b: IntegerGraphBuilder, node: ir.Node) -> None:
@@ -176,6 +233,8 @@ LAYOUT_LOWERINGS = {
     "ReduceMean": lower_reduce_mean,
     "Concat": lower_concat,
     "Pad": lower_pad,
+    "Slice": lower_slice,
+    "Split": lower_split,
     "Reshape": lower_reshape,
     "Flatten": lower_reshape,
     "Squeeze": lower_reshape,

@@ -167,7 +167,7 @@ def test_layout_kernels(rng):
     np.testing.assert_array_equal(layout.transpose({"perm": [0, 3, 1, 2]}, "double", x), x.transpose(0, 3, 1, 2))
     np.testing.assert_array_equal(layout.reshape({"shape": [1, 24]}, "double", x), x.reshape(1, 24))
     np.testing.assert_array_equal(layout.concat({"axis": 3}, "double", x, x), np.concatenate([x, x], axis=3))
-    padded = layout.pad({"pads": [0, 1, 0, 0, 0, 0, 2, 0], "value": -5}, "double", x)
+    padded = layout.pad({"pads": [0, 1, 0, 0, 0, 0, 2, 0], "value": -5, "mode": "constant"}, "double", x)
     assert padded.shape == (1, 3, 5, 4) and padded.dtype == np.int8
     assert (padded[0, 0] == -5).all() and (padded[0, :, 3:] == -5).all()
     np.testing.assert_array_equal(padded, np.pad(x, [(0, 0), (1, 0), (0, 2), (0, 0)], constant_values=-5))

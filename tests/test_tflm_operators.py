@@ -14,14 +14,17 @@ import pytest
 
 import edgec
 from edgec.backends import cortex_m
+from edgec.backends.tile.functional import run_tiled
+from edgec.backends.tile.layers import plan_layers
+from edgec.backends.tile.mapping import map_network
 from edgec.errors import UnsupportedModelError
 from edgec.inttype import INT_TYPE_KEY
 from edgec.reference import ReferenceExecutor
 from edgec.target import get_target
 from edgec.widths import first_width_problem
 
-from conftest import needs_toolchain
-from tflm_cases import OP, cases, unary_model
+from conftest import needs_host_compiler, needs_toolchain
+from tflm_cases import OP, OPTIONS, cases, layout_model, options, schema, unary_model
 
 GOLDENS = np.load(Path(__file__).parent / "data" / "tflm_operators.npz")
 CASES = cases()
@@ -63,15 +66,45 @@ def test_quantizations_tflm_rejects_are_errors_naming_the_operator(tmp_path, bui
     assert message in error.value.problem
 
 
+_LAYOUT_REJECTIONS = [
+    (layout_model((1, 4, 5, 3), (1, 8, 5, 3), OP.MIRROR_PAD, ["x", [[0, 0], [4, 0], [0, 0], [0, 0]]],
+                  OPTIONS.MirrorPadOptions, options(schema.MirrorPadOptionsT, mode=0)),
+     "MIRROR_PAD REFLECT pads [[0, 0], [4, 0], [0, 0], [0, 0]] exceed the input [1, 4, 5, 3]"),
+    (layout_model((1, 4, 5, 3), (1, 4, 5, 3), OP.STRIDED_SLICE, ["x", [0] * 4, [1, 4, 5, 3], [1] * 4],
+                  OPTIONS.StridedSliceOptions, options(schema.StridedSliceOptionsT, ellipsisMask=1)),
+     "STRIDED_SLICE uses an ellipsis or new-axis mask"),
+    (layout_model((1, 4, 5, 3), (1, 8, 10, 3), OP.RESIZE_BILINEAR, ["x", [8, 10]], OPTIONS.ResizeBilinearOptions,
+                  options(schema.ResizeBilinearOptionsT, alignCorners=True, halfPixelCenters=True)),
+     "the resize sets both align_corners and half_pixel_centers"),
+    (layout_model((1, 4, 5, 3), (1, 2, 5, 3), OP.SLICE, ["x", [0, 3, 0, 0], [1, 2, 5, 3]]),
+     "SLICE begin [0, 3, 0, 0] size [1, 2, 5, 3] leaves the input [1, 4, 5, 3]"),
+]
+
+
+@pytest.mark.parametrize("model,message", _LAYOUT_REJECTIONS, ids=lambda v: v[:24] if isinstance(v, str) else "")
+def test_layout_operators_tflm_rejects_are_errors_naming_the_operator(tmp_path, model, message):
+    path = tmp_path / "bad.tflite"
+    path.write_bytes(model)
+    with pytest.raises(UnsupportedModelError, match="operator 0") as error:
+        edgec.load(path)
+    assert message in error.value.problem
+
+
 def _first_of_each_operator():
     return list({case.operator: case for case in reversed(CASES)}.values())
 
 
-def _run_on_core(tmp_path: Path, case, core: str) -> None:
+def _run_on_core(tmp_path: Path, case, core: str, host: bool = False) -> None:
     out = tmp_path / f"{case.name}-{core}"
     cortex_m.compile_project(load_case(tmp_path, case), get_target(core), out, "op")
-    result = cortex_m.run_project(out, np.stack([x.ravel() for x in case.inputs]))
+    result = cortex_m.run_project(out, np.stack([x.ravel() for x in case.inputs]), host=host)
     np.testing.assert_array_equal(result.outputs[0], golden(case))
+
+
+@needs_host_compiler
+@pytest.mark.parametrize("case", _first_of_each_operator(), ids=lambda c: c.name)
+def test_host_build_under_sanitizers_reproduces_tflm(tmp_path, case):
+    _run_on_core(tmp_path, case, "cortex-m4", host=True)
 
 
 @needs_toolchain
@@ -86,6 +119,14 @@ def test_cortex_m_reproduces_tflm(tmp_path, case, core):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_cortex_m_reproduces_tflm_on_every_case(tmp_path, case):
     _run_on_core(tmp_path, case, "cortex-m33")
+
+
+@pytest.mark.parametrize("case", _first_of_each_operator(), ids=lambda c: c.name)
+def test_tile_functional_model_reproduces_tflm(tmp_path, case):
+    model = load_case(tmp_path, case)
+    mapping = map_network(plan_layers(model), get_target("tile-4x4"), 4)
+    output, _ = run_tiled(model, mapping, np.concatenate([x.ravel() for x in case.inputs]))
+    np.testing.assert_array_equal(output.ravel(), golden(case))
 
 
 def test_a_table_with_entries_outside_its_output_type_breaks_the_width_rules(tmp_path):

@@ -72,6 +72,84 @@ def activation_cases() -> list[Case]:
     return found
 
 
+def _random_input(shape, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(-128, 128, size=shape, dtype=np.int8)
+
+
+def layout_model(shape, out_shape, builtin: int, constants, options_type: int = 0, builtin_options=None,
+                  parts: int = 1) -> bytes:
+    """``builtin`` on an int8 ``shape`` input and int32 ``constants`` (``"x"`` marks where the
+    input goes among them); with ``parts`` > 1 its outputs (``out_shape`` each, or a list of
+    shapes) are concatenated in reverse order along the last axis that differs."""
+    b = TfliteBuilder()
+    q = (0.05, -3)
+    x = b.tensor(shape, scale=q[0], zero_point=q[1])
+    inputs = [x if c == "x" else b.tensor(np.shape(c), dtype=np.int32, data=np.asarray(c, dtype=np.int32))
+              for c in constants]
+    shapes = out_shape if parts > 1 and isinstance(out_shape[0], list | tuple) else [out_shape] * parts
+    outs = [b.tensor(s, scale=q[0], zero_point=q[1]) for s in shapes]
+    b.operator(builtin, inputs, outs, options_type, builtin_options)
+    if parts == 1:
+        return b.build([x], outs)
+    axis = next(a for a in range(len(shape)) if shapes[0][a] != shape[a])
+    joined = list(shape)
+    y = b.tensor(joined, scale=q[0], zero_point=q[1])
+    b.operator(OP.CONCATENATION, outs[::-1], [y], OPTIONS.ConcatenationOptions,
+               options(schema.ConcatenationOptionsT, axis=axis))
+    return b.build([x], [y])
+
+
+def strided_options(begin_mask=0, end_mask=0, shrink=0):
+    return options(schema.StridedSliceOptionsT, beginMask=begin_mask, endMask=end_mask, shrinkAxisMask=shrink)
+
+
+def layout_cases() -> list[Case]:
+    """SLICE, STRIDED_SLICE, SPLIT, SPLIT_V, MIRROR_PAD and the two resizes on random inputs."""
+    found = []
+    x = _random_input((1, 5, 6, 7), 1)
+    found.append(Case("slice", "SLICE", layout_model(x.shape, (1, 3, 4, 2), OP.SLICE,
+                                                       ["x", [0, 1, 2, 3], [1, 3, -1, 2]]), (x,)))
+    strided = (  # begin, end, strides, options, output shape
+        ([0, 1, 0, 6], [1, 5, 6, 0], [1, 2, 1, -2], strided_options(), (1, 2, 6, 3)),
+        ([0, -1, 5, 1], [1, 0, 0, 7], [1, -1, -2, 3], strided_options(begin_mask=0b0010, end_mask=0b0100), (1, 4, 3, 2)),
+        ([0, 2, 0, 0], [1, 3, 6, 7], [1, 1, 1, 1], strided_options(shrink=0b0011), (6, 7)),
+        ([0, -10, 1, -3], [1, 10, -1, 100], [1, 1, 2, 1], strided_options(), (1, 5, 2, 3)),
+    )
+    for i, (begin, end, stride, opts, out_shape) in enumerate(strided):
+        model = layout_model(x.shape, out_shape, OP.STRIDED_SLICE, ["x", begin, end, stride],
+                              OPTIONS.StridedSliceOptions, opts)
+        found.append(Case(f"strided_slice_{i}", "STRIDED_SLICE", model, (x,)))
+    y = _random_input((1, 4, 6, 9), 2)
+    found.append(Case("split", "SPLIT", layout_model(y.shape, (1, 4, 6, 3), OP.SPLIT, [[3], "x"],
+                                                       OPTIONS.SplitOptions, options(schema.SplitOptionsT, numSplits=3),
+                                                       parts=3), (y,)))
+    found.append(Case("split_v", "SPLIT_V", layout_model(
+        y.shape, [(1, 1, 6, 9), (1, 2, 6, 9), (1, 1, 6, 9)], OP.SPLIT_V, ["x", [1, -1, 1], [1]],
+        OPTIONS.SplitVOptions, options(schema.SplitVOptionsT, numSplits=3), parts=3), (y,)))
+    z = _random_input((1, 4, 5, 3), 3)
+    for mode, pads in ((0, [[0, 0], [1, 3], [2, 4], [0, 2]]), (1, [[0, 0], [4, 2], [5, 1], [3, 0]])):
+        out_shape = tuple(d + sum(p) for d, p in zip(z.shape, pads))
+        model = layout_model(z.shape, out_shape, OP.MIRROR_PAD, ["x", pads], OPTIONS.MirrorPadOptions,
+                              options(schema.MirrorPadOptionsT, mode=mode))
+        found.append(Case(f"mirror_pad_{('reflect', 'symmetric')[mode]}", "MIRROR_PAD", model, (z,)))
+    r = _random_input((1, 3, 4, 5), 4)
+    for builtin, name, options_type, options_class in (
+            (OP.RESIZE_NEAREST_NEIGHBOR, "resize_nearest", OPTIONS.ResizeNearestNeighborOptions,
+             schema.ResizeNearestNeighborOptionsT),
+            (OP.RESIZE_BILINEAR, "resize_bilinear", OPTIONS.ResizeBilinearOptions, schema.ResizeBilinearOptionsT)):
+        for size in ((7, 9), (2, 3), (3, 8)):
+            for align, half in ((False, False), (True, False), (False, True)):
+                model = layout_model(r.shape, (1, *size, 5), builtin, ["x", list(size)], options_type,
+                                      options(options_class, alignCorners=align, halfPixelCenters=half))
+                tag = f"{size[0]}x{size[1]}{'_align' if align else ''}{'_half' if half else ''}"
+                found.append(Case(f"{name}_{tag}", builtin_name(builtin), model, (r,)))
+    return found
+
+
+def builtin_name(builtin: int) -> str:
+    return next(name for name, value in vars(OP).items() if value == builtin)
+
+
 def cases() -> list[Case]:
     """Every case with a stored golden."""
-    return activation_cases()
+    return activation_cases() + layout_cases()

@@ -17,12 +17,13 @@ buffer pointers, filled in by the emitter once memory is planned.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 import onnx_ir as ir
 
+from edgec.backends.cortex_m.clayer import CArray, CLayer, constant_operands, shape_of, to_4d
+from edgec.backends.cortex_m.layout_layers import LAYOUT_OPS, layout_layer
 from edgec.backends.cortex_m.packing import pack_depthwise, pack_rows, packed_bits, row_bits, row_step
 from edgec.errors import UnsupportedModelError
 from edgec.fixedpoint import operator_rounding
@@ -33,44 +34,6 @@ from edgec.reference.executor import node_attributes
 # Every int8 value in the order a kernel indexes a 256-entry table: the byte read as uint8
 # (0..127, then -128..-1).
 _BYTES_IN_UINT8_ORDER = np.arange(256, dtype=np.uint8).view(np.int8)
-
-
-@dataclasses.dataclass(frozen=True)
-class CArray:
-    """A constant array in flash: C name, element type and values."""
-
-    name: str
-    ctype: str
-    values: np.ndarray
-
-
-@dataclasses.dataclass
-class CLayer:
-    """The C for one node (``call`` is ``None`` for a zero-copy Reshape)."""
-
-    node: ir.Node
-    source: str | None                  # kernel source file the call needs
-    call: str | None
-    arrays: list[CArray] = dataclasses.field(default_factory=list)
-    params_type: str | None = None
-    params: dict[str, object] = dataclasses.field(default_factory=dict)
-    scratch_bytes: int = 0
-    in_place: bool = False              # the output may reuse input 0's buffer
-    #: more parameter blocks (C type, name, fields), emitted before ``params``
-    structs: list[tuple[str, str, dict[str, object]]] = dataclasses.field(default_factory=list)
-    encoding: str | None = None         # how the weights are stored, when not as plain values
-
-
-def shape_of(value: ir.Value) -> list[int]:
-    """The shape of ``value``; static by contract (CheckStaticShapesPass ran on every model)."""
-    return [int(d) for d in value.shape.numpy()]
-
-
-def to_4d(shape: list[int], node: ir.Node) -> list[int]:
-    if len(shape) > 4:
-        raise UnsupportedModelError(f"node '{node.name}' ({node.op_type}) works on a rank-{len(shape)} tensor",
-                                    "the Cortex-M kernels handle tensors of rank 4 or less")
-    return [1] * (4 - len(shape)) + list(shape)
 
 
 def _padded_rows(weights: np.ndarray) -> tuple[np.ndarray, int]:
@@ -244,19 +207,6 @@ def _depthwise_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool) -> CLay
                   arrays, "edgec_depthwise_params", params, scratch_bytes=k_h * k_w * x[3])
 
 
-def _operands(node: ir.Node, prefix: str, arrays: list[CArray]) -> list[str]:
-    """C pointers for the node's inputs: ``{inN}`` placeholders for tensors, and flash arrays
-    (appended to ``arrays``) for constant inputs."""
-    operands = []
-    for index, value in enumerate(node.inputs):
-        if value.const_value is None:
-            operands.append(f"{{in{index}}}")
-        else:
-            arrays.append(CArray(f"{prefix}_input{index}", "int8_t", value.const_value.numpy()))
-            operands.append(f"{prefix}_input{index}")
-    return operands
-
-
 def _broadcast_strides(in_shape: list[int], out_shape: list[int]) -> list[int]:
     strides, step = [0] * 4, 1
     for axis in range(3, -1, -1):
@@ -280,7 +230,7 @@ def _binary_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLa
             table = rescale_input(attrs, rounding, index, _BYTES_IN_UINT8_ORDER)
             arrays.append(CArray(f"{prefix}_table{index}", "int32_t", table.astype(np.int32)))
             params[f"table{index}"] = f"{prefix}_table{index}"
-    operands = _operands(node, prefix, arrays)
+    operands = constant_operands(node, prefix, arrays)
     function = {"Add": "edgec_add", "Sub": "edgec_sub", "Mul": "edgec_mul"}[node.op_type]
     same_shape = node.inputs[0].const_value is None and shape_of(node.inputs[0]) == shape_of(node.outputs[0])
     return CLayer(node, "edgec_elementwise.c", f"{function}(&{prefix}, {operands[0]}, {operands[1]}, {{out}})",
@@ -331,42 +281,6 @@ def _softmax_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
                   "edgec_softmax_params", params)
 
 
-def _transpose_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
-    in_shape = to_4d(shape_of(node.inputs[0]), node)
-    lead = 4 - len(shape_of(node.inputs[0]))
-    perm = list(range(lead)) + [lead + int(p) for p in attrs["perm"]]
-    out_shape = [in_shape[p] for p in perm]
-    in_strides = [math.prod(in_shape[axis + 1:]) for axis in range(4)]
-    out_strides = [math.prod(out_shape[axis + 1:]) for axis in range(4)]
-    scatter = out_shape[3] < in_shape[3]  # walk the input when its rows are the longer runs
-    if scatter:
-        params = {"shape": in_shape, "strides": [out_strides[perm.index(axis)] for axis in range(4)], "scatter": 1}
-    else:
-        params = {"shape": out_shape, "strides": [in_strides[p] for p in perm], "scatter": 0}
-    return CLayer(node, "edgec_layout.c", f"edgec_transpose(&{prefix}, {{in0}}, {{out}})", [],
-                  "edgec_transpose_params", params)
-
-
-def _pad_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
-    in_shape = shape_of(node.inputs[0])
-    rank = len(in_shape)
-    lead = [0] * (4 - rank)
-    params = {"in_shape": to_4d(in_shape, node), "out_shape": to_4d(shape_of(node.outputs[0]), node),
-              "before": lead + [int(p) for p in attrs["pads"][:rank]], "value": attrs["value"]}
-    return CLayer(node, "edgec_layout.c", f"edgec_pad(&{prefix}, {{in0}}, {{out}})", [], "edgec_pad_params", params)
-
-
-def _concat_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
-    out_shape = shape_of(node.outputs[0])
-    axis = int(attrs["axis"]) % len(out_shape)
-    inner = [math.prod(shape_of(v)[axis:]) for v in node.inputs]
-    arrays = [CArray(f"{prefix}_inner", "uint32_t", np.asarray(inner, dtype=np.uint32))]
-    operands = _operands(node, prefix, arrays)
-    call = (f"edgec_concat({math.prod(out_shape[:axis])}u, {math.prod(out_shape[axis:])}u, {len(inner)}u, "
-            f"(const int8_t *const[]){{{{{', '.join(operands)}}}}}, {prefix}_inner, {{out}})")
-    return CLayer(node, "edgec_layout.c", call, arrays)
-
-
 def _router_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
     """A branch condition: ``call`` is an ``int`` expression (the then branch when non-zero)."""
     weights = node.inputs[1].const_value.numpy().reshape(1, -1)
@@ -381,8 +295,7 @@ def _router_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
 
 #: The integer operators :func:`lower_node` has a C kernel for.
 KERNEL_OPS = frozenset({"Conv", "FullyConnected", "DepthwiseConv", "Add", "Sub", "Mul", "Requantize", "Clamp", "Table",
-                        "AveragePool", "MaxPool", "Mean", "Softmax", "Transpose", "Pad", "Concat", "Reshape",
-                        "Router"})
+                        "AveragePool", "MaxPool", "Mean", "Softmax", "Reshape", "Router"}) | LAYOUT_OPS
 
 
 def lower_node(node: ir.Node, index: int, rounding_mode: str, dsp: bool) -> CLayer:
@@ -406,12 +319,8 @@ def lower_node(node: ir.Node, index: int, rounding_mode: str, dsp: bool) -> CLay
         return _mean_layer(node, prefix, attrs)
     if op == "Softmax":
         return _softmax_layer(node, prefix, attrs)
-    if op == "Transpose":
-        return _transpose_layer(node, prefix, attrs)
-    if op == "Pad":
-        return _pad_layer(node, prefix, attrs)
-    if op == "Concat":
-        return _concat_layer(node, prefix, attrs)
+    if op in LAYOUT_OPS:
+        return layout_layer(node, prefix, attrs, rounding_mode)
     if op == "Reshape":
         return CLayer(node, None, None)
     if op == "Router":

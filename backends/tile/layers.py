@@ -36,7 +36,7 @@ from edgec.reference.executor import node_attributes
 ARRAY_OPS = frozenset({"Conv", "FullyConnected"})
 VIEW_OPS = frozenset({"Reshape"})
 #: Operators that run whole on one tile: their output has no axis a tile could own alone.
-WHOLE_OPS = frozenset({"Pad"})
+WHOLE_OPS = frozenset({"Pad", "Slice", "Resize"})
 ELEMENTWISE_OPS = frozenset({"Add", "Sub", "Mul", "Requantize", "Clamp"})
 WINDOW_OPS = frozenset({"DepthwiseConv", "AveragePool", "MaxPool"})
 #: Passes over the data a quantized softmax makes (maximum, exponent sum, normalisation).

@@ -100,7 +100,10 @@ def input_slices(layer: TileLayer, region: Region) -> list[tuple | None]:
         if len(shapes) > 2 and shapes[2] is not None and channels is not None:
             slices[2] = (slice(*channels),)
         return slices
-    if op in ("Pad", "Reshape"):
+    if op in ("Pad", "Slice", "Resize", "Reshape"):
+        return slices
+    if op == "Table":  # the table is read whole by every region
+        slices[0] = _broadcast_slice(layer, shapes[0], region)
         return slices
     if op == "Transpose":  # output axis a is input axis perm[a]
         x = _whole(shapes[0])

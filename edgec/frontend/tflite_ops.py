@@ -4,6 +4,8 @@ Each function takes the :class:`~edgec.frontend.tflite_frontend.TfliteGraph` and
 TFLite operator (object API), and emits the edgec node(s) computing its output tensor with
 TFLM's semantics: padding from ``ComputePaddingHeightWidth``, activation ranges from
 ``CalculateActivationRangeQuantized``, multipliers as the TFLM kernels' prepare steps.
+Data-movement operators are in :mod:`edgec.frontend.tflite_layout`; :data:`LOWERINGS` and
+:data:`OPERANDS` cover both.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 import onnx_ir as ir
 
 from edgec.errors import UnsupportedModelError
+from edgec.frontend import tflite_layout
 from edgec.passes.activation_tables import (
     LOGISTIC_OUTPUT,
     TANH_OUTPUT,
@@ -34,7 +37,6 @@ from edgec.passes.multipliers import (
     requantize_attributes,
     softmax_attributes,
 )
-from edgec.passes.qparams import get_qparams
 
 _NONE, _RELU, _RELU_N1_TO_1, _RELU6 = 0, 1, 2, 3
 _SAME, _VALID = 0, 1
@@ -189,41 +191,6 @@ def softmax(graph, operator) -> None:
     graph.emit("Softmax", [graph.value(x)], attrs, out)
 
 
-def reshape(graph, operator) -> None:
-    x, out = int(operator.inputs[0]), int(operator.outputs[0])
-    graph.emit("Reshape", [graph.value(x)], {"shape": graph.shape(out)}, out)
-
-
-def pad(graph, operator) -> None:
-    x, paddings, out = int(operator.inputs[0]), int(operator.inputs[1]), int(operator.outputs[0])
-    widths = graph.constant(paddings)
-    if widths is None:
-        raise graph.unsupported("PAD paddings are computed at run time", "use constant paddings")
-    value = graph.qparams(out).zero_point
-    if len(operator.inputs) > 2 and operator.inputs[2] >= 0:
-        constant = graph.constant(int(operator.inputs[2]))
-        value = int(np.ravel(constant)[0]) if constant is not None else value
-    widths = np.asarray(widths).reshape(-1, 2)
-    graph.emit("Pad", [graph.value(x)], {"pads": [int(p) for p in widths[:, 0]] + [int(p) for p in widths[:, 1]],
-                                         "value": value}, out)
-
-
-def concatenation(graph, operator) -> None:
-    out = int(operator.outputs[0])
-    qo = graph.qparams(out)
-    parts = []
-    for position, index in enumerate(int(i) for i in operator.inputs):
-        value = graph.value(index)
-        q = get_qparams(value)
-        if q is not None and q != qo:
-            attrs = {**requantize_attributes(q, qo), "activation_min": -128, "activation_max": 127}
-            value = graph.emit_internal("Requantize", [value], attrs, qo, list(value.shape.numpy()),
-                                        f"{value.name}_to_concat{position}")
-        parts.append(value)
-    rank = len(graph.shape(out))
-    graph.emit("Concat", parts, {"axis": int(operator.builtinOptions.axis) % rank}, out)
-
-
 def quantize(graph, operator) -> None:
     x, out = int(operator.inputs[0]), int(operator.outputs[0])
     q = graph.qparams(out)
@@ -289,6 +256,7 @@ def relu6(graph, operator) -> None:
 #: Per operator: the class of the builtin options its lowering reads (``None``: none) and how
 #: many inputs it needs at least.
 OPERANDS = {
+    **tflite_layout.OPERANDS,
     "CONV_2D": ("Conv2DOptionsT", 2),
     "DEPTHWISE_CONV_2D": ("DepthwiseConv2DOptionsT", 2),
     "FULLY_CONNECTED": ("FullyConnectedOptionsT", 2),
@@ -299,10 +267,6 @@ OPERANDS = {
     "MAX_POOL_2D": ("Pool2DOptionsT", 1),
     "MEAN": ("ReducerOptionsT", 2),
     "SOFTMAX": ("SoftmaxOptionsT", 1),
-    "RESHAPE": (None, 1),
-    "PAD": (None, 2),
-    "PADV2": (None, 2),
-    "CONCATENATION": ("ConcatenationOptionsT", 1),
     "QUANTIZE": (None, 1),
     "DEQUANTIZE": (None, 1),
     "LOGISTIC": (None, 1),
@@ -321,8 +285,10 @@ def check_operator(graph, name: str, operator) -> None:
     options_class, needed = OPERANDS[name]
     inputs = [int(i) for i in operator.inputs] if operator.inputs is not None else []
     outputs = [int(i) for i in operator.outputs] if operator.outputs is not None else []
-    if len(inputs) < needed or any(i < 0 for i in inputs[:needed]) or len(outputs) != 1:
-        raise graph.corrupt(f"{name} has inputs {inputs} and outputs {outputs}; it takes {needed} inputs and 1 output")
+    one_output = name not in tflite_layout.MULTI_OUTPUT
+    if len(inputs) < needed or any(i < 0 for i in inputs[:needed]) or not outputs or (one_output and len(outputs) != 1):
+        raise graph.corrupt(f"{name} has inputs {inputs} and outputs {outputs}; it takes {needed} inputs and "
+                            f"{'1 output' if one_output else 'at least 1 output'}")
     options = operator.builtinOptions
     if options_class is not None and type(options).__name__ != options_class:
         found = "no options" if options is None else f"options {type(options).__name__[:-1]}"
@@ -335,6 +301,7 @@ def check_operator(graph, name: str, operator) -> None:
 
 
 LOWERINGS = {
+    **tflite_layout.LOWERINGS,
     "CONV_2D": conv_2d,
     "DEPTHWISE_CONV_2D": depthwise_conv_2d,
     "FULLY_CONNECTED": fully_connected,
@@ -345,10 +312,6 @@ LOWERINGS = {
     "MAX_POOL_2D": pool_2d("MaxPool"),
     "MEAN": mean,
     "SOFTMAX": softmax,
-    "RESHAPE": reshape,
-    "PAD": pad,
-    "PADV2": pad,
-    "CONCATENATION": concatenation,
     "QUANTIZE": quantize,
     "DEQUANTIZE": dequantize,
     "LOGISTIC": logistic,

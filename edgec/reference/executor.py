@@ -24,7 +24,7 @@ from edgec.errors import InputDataError, UnsupportedModelError
 from edgec.fixedpoint import operator_rounding
 from edgec.inttype import IntType, storage_type
 from edgec.passes.qparams import int_type_of
-from edgec.reference import conv, elementwise, layout, pooling, softmax
+from edgec.reference import conv, elementwise, gather, layout, pooling, resize, softmax
 
 Kernel = Callable[..., np.ndarray]
 
@@ -47,6 +47,8 @@ KERNELS: dict[str, Kernel] = {
     "Concat": layout.concat,
     "Pad": layout.pad,
     "Reshape": layout.reshape,
+    "Resize": resize.resize,
+    "Slice": gather.slice_,
     "Transpose": layout.transpose,
     "Router": conv.router,
 }

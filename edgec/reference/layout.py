@@ -1,8 +1,13 @@
-"""Data-movement operators: Concat, Pad, Reshape, Transpose (no arithmetic on values)."""
+"""Data-movement operators: Concat, Pad, Reshape, Transpose (no arithmetic on values).
+
+Slice, and Pad in its non-constant modes, are per-axis gathers: :mod:`edgec.reference.gather`.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+
+from edgec.reference.gather import gather, pad_maps
 
 
 def concat(attrs: dict, rounding: str, *xs: np.ndarray) -> np.ndarray:
@@ -12,8 +17,11 @@ def concat(attrs: dict, rounding: str, *xs: np.ndarray) -> np.ndarray:
 
 
 def pad(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
-    """Constant padding; ``pads`` lists all begins then all ends (ONNX order)."""
+    """Padding; ``pads`` lists all begins then all ends (ONNX order). Mode ``constant`` fills
+    with ``value``; the others copy input values (:func:`edgec.reference.gather.pad_index`)."""
     del rounding
+    if attrs["mode"] != "constant":
+        return gather(x, pad_maps(attrs, x.shape))
     pads = [int(p) for p in attrs["pads"]]
     rank = x.ndim
     widths = [(pads[i], pads[i + rank]) for i in range(rank)]

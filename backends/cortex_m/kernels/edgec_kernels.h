@@ -104,6 +104,19 @@ typedef struct {
     int8_t value;
 } edgec_pad_params;
 
+typedef struct {
+    uint32_t shape[4];                /* the output */
+    const uint32_t *offsets;          /* per axis, per output index: input element offset */
+    uint32_t contiguous;              /* 1: the last axis's offsets are consecutive */
+} edgec_gather_params;
+
+typedef struct {
+    uint32_t batches, in_h, in_w, channels, out_h, out_w;
+    const int32_t *rows;              /* per output row: offsets of its two input rows, weight of the second */
+    const int32_t *columns;           /* per output column: the same, in elements of a row */
+    uint32_t single_rounding;         /* 1: round half up; 0: half away from zero */
+} edgec_resize_params;
+
 void edgec_conv(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch);
 void edgec_fully_connected(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch);
 void edgec_depthwise_conv(const edgec_depthwise_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
@@ -137,6 +150,8 @@ void edgec_softmax(const edgec_softmax_params *p, const int8_t *input, int8_t *o
 int edgec_router(const edgec_router_params *p, const int8_t *input);
 void edgec_transpose(const edgec_transpose_params *p, const int8_t *input, int8_t *output);
 void edgec_pad(const edgec_pad_params *p, const int8_t *input, int8_t *output);
+void edgec_gather(const edgec_gather_params *p, const int8_t *input, int8_t *output);
+void edgec_resize_bilinear(const edgec_resize_params *p, const int8_t *input, int8_t *output);
 void edgec_concat(uint32_t outer, uint32_t out_inner, uint32_t count, const int8_t *const *inputs,
                   const uint32_t *in_inner, int8_t *output);
 void edgec_quantize(uint32_t size, float scale, int32_t zero_point, const float *input, int8_t *output);

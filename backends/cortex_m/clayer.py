@@ -1,0 +1,64 @@
+"""What the Cortex-M backend makes of one integer-graph node: a :class:`CLayer` (a kernel
+call with its parameter blocks, flash arrays and scratch), and the helpers every layer
+builder shares (:mod:`backends.cortex_m.layers`, :mod:`backends.cortex_m.layout_layers`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import onnx_ir as ir
+
+from edgec.errors import UnsupportedModelError
+
+
+@dataclasses.dataclass(frozen=True)
+class CArray:
+    """A constant array in flash: C name, element type and values."""
+
+    name: str
+    ctype: str
+    values: np.ndarray
+
+
+@dataclasses.dataclass
+class CLayer:
+    """The C for one node (``call`` is ``None`` for a zero-copy Reshape)."""
+
+    node: ir.Node
+    source: str | None                  # kernel source file the call needs
+    call: str | None
+    arrays: list[CArray] = dataclasses.field(default_factory=list)
+    params_type: str | None = None
+    params: dict[str, object] = dataclasses.field(default_factory=dict)
+    scratch_bytes: int = 0
+    in_place: bool = False              # the output may reuse input 0's buffer
+    #: more parameter blocks (C type, name, fields), emitted before ``params``
+    structs: list[tuple[str, str, dict[str, object]]] = dataclasses.field(default_factory=list)
+    encoding: str | None = None         # how the weights are stored, when not as plain values
+
+
+def shape_of(value: ir.Value) -> list[int]:
+    """The shape of ``value``; static by contract (CheckStaticShapesPass ran on every model)."""
+    return [int(d) for d in value.shape.numpy()]
+
+
+def to_4d(shape: list[int], node: ir.Node) -> list[int]:
+    if len(shape) > 4:
+        raise UnsupportedModelError(f"node '{node.name}' ({node.op_type}) works on a rank-{len(shape)} tensor",
+                                    "the Cortex-M kernels handle tensors of rank 4 or less")
+    return [1] * (4 - len(shape)) + list(shape)
+
+
+def constant_operands(node: ir.Node, prefix: str, arrays: list[CArray]) -> list[str]:
+    """C pointers for the node's inputs: ``{inN}`` placeholders for tensors, and flash arrays
+    (appended to ``arrays``) for constant inputs."""
+    operands = []
+    for index, value in enumerate(node.inputs):
+        if value.const_value is None:
+            operands.append(f"{{in{index}}}")
+        else:
+            arrays.append(CArray(f"{prefix}_input{index}", "int8_t", value.const_value.numpy()))
+            operands.append(f"{prefix}_input{index}")
+    return operands
