@@ -99,6 +99,11 @@ OPS: dict[str, OpSpec] = {
         OpSpec("Mul", "elementwise product with broadcasting (TFLite MUL)",
                ("A", "B"), {"input1_zero_point": None, "input2_zero_point": None, "output_zero_point": None,
                             **_REQUANT, **_CLAMP}),
+        OpSpec("PRelu", "x' = x - input_zero_point; x' >= 0: MBQM(x', identity) else MBQM(x' (alpha - alpha_zero_point), "
+               "alpha), plus output_zero_point, clamped; alpha broadcasts like numpy (TFLite PRELU)",
+               ("X", "Alpha"), {"input_zero_point": None, "alpha_zero_point": None, "output_zero_point": None,
+                                "identity_multiplier": None, "identity_shift": None, "alpha_multiplier": None,
+                                "alpha_shift": None, **_CLAMP}),
         OpSpec("AveragePool", "average over windows of valid (unpadded) elements, NHWC; scale kept",
                ("X",), {"kernel_shape": None, **_WINDOW, **_CLAMP}),
         OpSpec("MaxPool", "maximum over windows of valid elements, NHWC; scale kept",
@@ -139,7 +144,7 @@ OPS: dict[str, OpSpec] = {
 }
 
 #: Operators that carry ``activation_min``/``activation_max`` and can absorb a Clamp.
-CLAMPABLE = frozenset({"Conv", "DepthwiseConv", "FullyConnected", "Add", "Sub", "Mul",
+CLAMPABLE = frozenset({"Conv", "DepthwiseConv", "FullyConnected", "Add", "Sub", "Mul", "PRelu",
                        "AveragePool", "MaxPool", "Requantize"})
 
 

@@ -1,7 +1,8 @@
 """Lowering of the arithmetic ONNX operators to edgec integer operators.
 
 Conv (1-D and 2-D, grouped only as depthwise), Gemm, MatMul with constant weights,
-Add/Sub/Mul, Relu/Clip and Softmax. Each function takes the
+Add/Sub/Mul, PRelu (TFLite PRELU, its slope quantized like a constant operand), Relu/Clip
+and Softmax. Each function takes the
 :class:`~passes.integer_builder.IntegerGraphBuilder` and one float node, emits integer
 nodes and binds the node's outputs. Conventions are in :mod:`passes.quantize`.
 
@@ -33,6 +34,7 @@ from edgec.passes.multipliers import (
     channel_requant_attributes,
     clamp_attributes,
     mul_attributes,
+    prelu_attributes,
     softmax_attributes,
 )
 from edgec.passes.qparams import (
@@ -246,6 +248,8 @@ def lower_binary(b: IntegerGraphBuilder, node: ir.Node) -> None:
     qa, qc, qy = b.qparams_of(a), b.qparams_of(c), b.desired_qparams(out_f)
     if node.op_type == "Mul":
         attrs = mul_attributes(qa, qc, qy)
+    elif node.op_type == "PRelu":
+        attrs = prelu_attributes(qa, qc, qy)
     else:
         attrs = add_attributes(qa, qc, qy, subtract=node.op_type == "Sub")
     attrs.update(clamp_attributes(qy.int_type))
@@ -304,6 +308,7 @@ COMPUTE_LOWERINGS = {
     "Add": lower_binary,
     "Sub": lower_binary,
     "Mul": lower_binary,
+    "PRelu": lower_binary,
     "Relu": lower_activation,
     "Clip": lower_activation,
     "Softmax": lower_softmax,

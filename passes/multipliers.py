@@ -92,6 +92,15 @@ def mul_attributes(a: QParams, b: QParams, out: QParams) -> dict:
     }
 
 
+def prelu_attributes(x: QParams, alpha: QParams, out: QParams) -> dict:
+    """PRELU (TFLM's CalculatePreluParams): ``s_x / s_out`` and ``s_x s_alpha / s_out`` in double."""
+    identity_multiplier, identity_shift = quantize_multiplier(x.scale / out.scale)
+    alpha_multiplier, alpha_shift = quantize_multiplier(x.scale * alpha.scale / out.scale)
+    return {"input_zero_point": x.zero_point, "alpha_zero_point": alpha.zero_point,
+            "output_zero_point": out.zero_point, "identity_multiplier": identity_multiplier,
+            "identity_shift": identity_shift, "alpha_multiplier": alpha_multiplier, "alpha_shift": alpha_shift}
+
+
 def requantize_attributes(source: QParams, target: QParams) -> dict:
     """Requantize (TFLite QUANTIZE int8->int8): ``real = s_in / s_out`` in double."""
     multiplier, shift = quantize_multiplier(source.scale / target.scale)

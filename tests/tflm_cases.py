@@ -146,10 +146,38 @@ def layout_cases() -> list[Case]:
     return found
 
 
+def prelu_model(shape, alpha: np.ndarray, q_in, q_alpha, q_out) -> bytes:
+    """PRELU of an int8 ``shape`` input by the constant int8 ``alpha`` (broadcast)."""
+    b = TfliteBuilder()
+    x = b.tensor(shape, scale=q_in[0], zero_point=q_in[1])
+    a = b.tensor(alpha.shape, scale=q_alpha[0], zero_point=q_alpha[1], data=alpha)
+    y = b.tensor(shape, scale=q_out[0], zero_point=q_out[1])
+    b.operator(OP.PRELU, [x, a], [y])
+    return b.build([x], [y])
+
+
+#: (input, alpha, output) quantizations of PRELU: typical, output finer than input, coarse alpha.
+_PRELU_QUANTIZATIONS = (((0.05, -3), (0.01, 5), (0.04, 10)), ((0.1, 20), (0.004, -128), (0.02, -100)),
+                        ((0.02, 0), (0.05, 0), (0.03, -128)))
+
+
+def prelu_cases() -> list[Case]:
+    """PRELU with per-channel and single alphas; every int8 input meets every alpha."""
+    found = []
+    x = ALL_INT8.reshape(1, 32, 8)
+    for i, (q_in, q_alpha, q_out) in enumerate(_PRELU_QUANTIZATIONS):
+        channel_alpha = _random_input((8,), 10 + i)
+        found.append(Case(f"prelu_channels_{i}", "PRELU", prelu_model(x.shape, channel_alpha, q_in, q_alpha, q_out),
+                          (x,)))
+        single = _random_input((1, 1, 1), 20 + i)
+        found.append(Case(f"prelu_single_{i}", "PRELU", prelu_model(x.shape, single, q_in, q_alpha, q_out), (x,)))
+    return found
+
+
 def builtin_name(builtin: int) -> str:
     return next(name for name, value in vars(OP).items() if value == builtin)
 
 
 def cases() -> list[Case]:
     """Every case with a stored golden."""
-    return activation_cases() + layout_cases()
+    return activation_cases() + layout_cases() + prelu_cases()

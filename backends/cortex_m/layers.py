@@ -28,7 +28,7 @@ from edgec.backends.cortex_m.packing import pack_depthwise, pack_rows, packed_bi
 from edgec.errors import UnsupportedModelError
 from edgec.fixedpoint import operator_rounding
 from edgec.reference import KERNELS
-from edgec.reference.elementwise import rescale_input
+from edgec.reference.elementwise import prelu_identity, rescale_input
 from edgec.reference.executor import node_attributes
 
 # Every int8 value in the order a kernel indexes a 256-entry table: the byte read as uint8
@@ -216,7 +216,12 @@ def _broadcast_strides(in_shape: list[int], out_shape: list[int]) -> list[int]:
 
 
 def _binary_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLayer:
+    """Add, Sub, Mul and PRelu (whose identity branch, a function of x alone, is ``table1``)."""
     out = to_4d(shape_of(node.outputs[0]), node)
+    prelu = node.op_type == "PRelu"
+    if prelu:
+        attrs = {**attrs, "output_multiplier": attrs["alpha_multiplier"], "output_shift": attrs["alpha_shift"],
+                 "input1_zero_point": attrs["input_zero_point"], "input2_zero_point": attrs["alpha_zero_point"]}
     params = {"output_multiplier": attrs["output_multiplier"], "output_shift": attrs["output_shift"],
               "output_zero_point": attrs["output_zero_point"], "activation_min": attrs["activation_min"],
               "activation_max": attrs["activation_max"], "input1_zero_point": attrs["input1_zero_point"],
@@ -225,13 +230,17 @@ def _binary_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLa
         in_shape = to_4d(shape_of(node.inputs[index - 1]), node)
         params[f"strides{index}"] = _broadcast_strides(in_shape, out)
     arrays = []
-    if node.op_type != "Mul":
+    if prelu:
+        identity = prelu_identity(attrs, rounding, _BYTES_IN_UINT8_ORDER)
+        arrays.append(CArray(f"{prefix}_table1", "int32_t", identity.astype(np.int32)))
+        params["table1"] = f"{prefix}_table1"
+    elif node.op_type != "Mul":
         for index in (1, 2):
             table = rescale_input(attrs, rounding, index, _BYTES_IN_UINT8_ORDER)
             arrays.append(CArray(f"{prefix}_table{index}", "int32_t", table.astype(np.int32)))
             params[f"table{index}"] = f"{prefix}_table{index}"
     operands = constant_operands(node, prefix, arrays)
-    function = {"Add": "edgec_add", "Sub": "edgec_sub", "Mul": "edgec_mul"}[node.op_type]
+    function = {"Add": "edgec_add", "Sub": "edgec_sub", "Mul": "edgec_mul", "PRelu": "edgec_prelu"}[node.op_type]
     same_shape = node.inputs[0].const_value is None and shape_of(node.inputs[0]) == shape_of(node.outputs[0])
     return CLayer(node, "edgec_elementwise.c", f"{function}(&{prefix}, {operands[0]}, {operands[1]}, {{out}})",
                   arrays, "edgec_binary_params", params, in_place=same_shape)
@@ -294,8 +303,8 @@ def _router_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
 
 
 #: The integer operators :func:`lower_node` has a C kernel for.
-KERNEL_OPS = frozenset({"Conv", "FullyConnected", "DepthwiseConv", "Add", "Sub", "Mul", "Requantize", "Clamp", "Table",
-                        "AveragePool", "MaxPool", "Mean", "Softmax", "Reshape", "Router"}) | LAYOUT_OPS
+KERNEL_OPS = frozenset({"Conv", "FullyConnected", "DepthwiseConv", "Add", "Sub", "Mul", "PRelu", "Requantize",
+                        "Clamp", "Table", "AveragePool", "MaxPool", "Mean", "Softmax", "Reshape", "Router"}) | LAYOUT_OPS
 
 
 def lower_node(node: ir.Node, index: int, rounding_mode: str, dsp: bool) -> CLayer:
@@ -309,7 +318,7 @@ def lower_node(node: ir.Node, index: int, rounding_mode: str, dsp: bool) -> CLay
         return _conv_layer(node, prefix, attrs, dsp)
     if op == "DepthwiseConv":
         return _depthwise_layer(node, prefix, attrs, dsp)
-    if op in ("Add", "Sub", "Mul"):
+    if op in ("Add", "Sub", "Mul", "PRelu"):
         return _binary_layer(node, prefix, attrs, rounding)
     if op in ("Requantize", "Clamp", "Table"):
         return _lookup_layer(node, prefix, attrs, rounding)

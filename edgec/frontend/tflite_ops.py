@@ -34,6 +34,7 @@ from edgec.passes.multipliers import (
     mean_attributes,
     mul_attributes,
     per_tensor_fc_attributes,
+    prelu_attributes,
     requantize_attributes,
     softmax_attributes,
 )
@@ -156,6 +157,13 @@ def binary(op_type: str):
     return lower
 
 
+def prelu(graph, operator) -> None:
+    x, alpha, out = int(operator.inputs[0]), int(operator.inputs[1]), int(operator.outputs[0])
+    attrs = {**prelu_attributes(graph.qparams(x), graph.qparams(alpha), graph.qparams(out)),
+             "activation_min": -128, "activation_max": 127}
+    graph.emit("PRelu", [graph.value(x), graph.value(alpha)], attrs, out)
+
+
 def pool_2d(op_type: str):
     def lower(graph, operator) -> None:
         x, out = int(operator.inputs[0]), int(operator.outputs[0])
@@ -263,6 +271,7 @@ OPERANDS = {
     "ADD": ("AddOptionsT", 2),
     "SUB": ("SubOptionsT", 2),
     "MUL": ("MulOptionsT", 2),
+    "PRELU": (None, 2),
     "AVERAGE_POOL_2D": ("Pool2DOptionsT", 1),
     "MAX_POOL_2D": ("Pool2DOptionsT", 1),
     "MEAN": ("ReducerOptionsT", 2),
@@ -308,6 +317,7 @@ LOWERINGS = {
     "ADD": binary("Add"),
     "SUB": binary("Sub"),
     "MUL": binary("Mul"),
+    "PRELU": prelu,
     "AVERAGE_POOL_2D": pool_2d("AveragePool"),
     "MAX_POOL_2D": pool_2d("MaxPool"),
     "MEAN": mean,

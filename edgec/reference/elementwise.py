@@ -1,5 +1,5 @@
-"""Elementwise operators (TFLite int8 semantics): Add, Sub, Mul, Requantize, Clamp,
-and the model-boundary Quantize/Dequantize.
+"""Elementwise operators (TFLite int8 semantics): Add, Sub, Mul, PRelu, Requantize, Clamp,
+Table, and the model-boundary Quantize/Dequantize.
 
 Binary operators broadcast like numpy. ``Add``/``Sub`` follow TFLite exactly: both inputs
 are centred, shifted left by ``left_shift`` (20) and rescaled to a common scale with their
@@ -52,6 +52,23 @@ def mul(attrs: dict, rounding: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         b.astype(np.int64) - int(attrs["input2_zero_point"])
     )
     return _output(attrs, rounding, product)
+
+
+def prelu_identity(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
+    """PRELU's result where ``x`` is at or above the input zero point (it needs no alpha)."""
+    centered = x.astype(np.int64) - int(attrs["input_zero_point"])
+    scaled = multiply_by_quantized_multiplier(centered, attrs["identity_multiplier"], attrs["identity_shift"], rounding)
+    return np.clip(scaled + int(attrs["output_zero_point"]), attrs["activation_min"], attrs["activation_max"]).astype(
+        np.int8)
+
+
+def prelu(attrs: dict, rounding: str, x: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """TFLite PRELU: the identity branch at or above the zero point, ``x * alpha`` below it."""
+    centered = x.astype(np.int64) - int(attrs["input_zero_point"])
+    product = centered * (alpha.astype(np.int64) - int(attrs["alpha_zero_point"]))
+    negative = requantize_to_int8(product, attrs["alpha_multiplier"], attrs["alpha_shift"], attrs["output_zero_point"],
+                                  attrs["activation_min"], attrs["activation_max"], rounding)
+    return np.where(centered >= 0, prelu_identity(attrs, rounding, x), negative)
 
 
 def requantize(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:

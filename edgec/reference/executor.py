@@ -35,6 +35,7 @@ KERNELS: dict[str, Kernel] = {
     "Add": elementwise.add,
     "Sub": elementwise.sub,
     "Mul": elementwise.mul,
+    "PRelu": elementwise.prelu,
     "Requantize": elementwise.requantize,
     "Clamp": elementwise.clamp,
     "Table": elementwise.table,

@@ -1,13 +1,19 @@
-/* Elementwise kernels: Add, Sub, Mul with 4-D broadcasting, and table lookup (Requantize,
- * Clamp). Input and output may be the same buffer when shapes match (in place). */
+/* Elementwise kernels: Add, Sub, Mul and PRelu with 4-D broadcasting, and table lookup
+ * (Requantize, Clamp, Table). Input and output may be the same buffer when shapes match (in place). */
 #include "edgec_kernels.h"
 
-enum { EDGEC_ADD, EDGEC_SUB, EDGEC_MUL };
+enum { EDGEC_ADD, EDGEC_SUB, EDGEC_MUL, EDGEC_PRELU };
 
 EDGEC_INLINE int8_t combine(const edgec_binary_params *p, int8_t a, int8_t b, int op)
 {
     int32_t raw;
-    if (op == EDGEC_MUL) {
+    if (op == EDGEC_PRELU) { /* table1: the finished identity branch; below the zero point, x * alpha */
+        const int32_t centered = a - p->input1_zero_point;
+        if (centered >= 0) {
+            return (int8_t)p->table1[(uint8_t)a];
+        }
+        raw = centered * (b - p->input2_zero_point);
+    } else if (op == EDGEC_MUL) {
         raw = (a - p->input1_zero_point) * (b - p->input2_zero_point);
     } else {
         const int32_t x = p->table1[(uint8_t)a], y = p->table2[(uint8_t)b];
@@ -55,6 +61,11 @@ void edgec_sub(const edgec_binary_params *p, const int8_t *a, const int8_t *b, i
 void edgec_mul(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *output)
 {
     binary(p, a, b, output, EDGEC_MUL);
+}
+
+void edgec_prelu(const edgec_binary_params *p, const int8_t *x, const int8_t *alpha, int8_t *output)
+{
+    binary(p, x, alpha, output, EDGEC_PRELU);
 }
 
 void edgec_lookup(uint32_t size, const int8_t *table, const int8_t *input, int8_t *output)

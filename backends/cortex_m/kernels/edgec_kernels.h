@@ -139,6 +139,7 @@ void edgec_depthwise_conv_delta(const edgec_depthwise_params *p, const edgec_del
 void edgec_add(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *output);
 void edgec_sub(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *output);
 void edgec_mul(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *output);
+void edgec_prelu(const edgec_binary_params *p, const int8_t *x, const int8_t *alpha, int8_t *output);
 /* Requantize and Clamp: out[i] = table[(uint8_t)in[i]] (a 256-entry table made at generation). */
 void edgec_lookup(uint32_t size, const int8_t *table, const int8_t *input, int8_t *output);
 /* sums: channels int32 of scratch. */
