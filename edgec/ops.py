@@ -79,7 +79,8 @@ _WINDOW = {"strides": [1, 1], "pads": [0, 0, 0, 0]}
 OPS: dict[str, OpSpec] = {
     spec.name: spec
     for spec in (
-        OpSpec("Conv", "2-D convolution, NHWC input, OHWI weights, int32 bias, per-channel requantization",
+        OpSpec("Conv", "2-D convolution, NHWC input, OHWI weights, int32 bias, per-channel requantization; "
+               "weights [Cout, kh, kw, Cin/groups] make it grouped (TFLM's rule)",
                ("X", "W"), {"input_zero_point": None, "output_zero_point": None, **_REQUANT,
                             **_CLAMP, **_WINDOW, "dilations": [1, 1]}, ("B",)),
         OpSpec("DepthwiseConv", "depthwise 2-D convolution, weights [1, kh, kw, C*depth_multiplier]",

@@ -41,6 +41,7 @@ from edgec.delta import (
 )
 from edgec.errors import EdgecError
 from edgec.passes.qparams import int_type_of
+from edgec.reference.conv import conv_groups
 
 REPORT_KEY = "edgec.delta_report"
 
@@ -89,10 +90,15 @@ def _weight_nodes(model: ir.Model):
         if node.domain != ops.DOMAIN or node.op_type not in ENCODABLE_OPS:
             continue
         weight = node.inputs[1]
-        if weight is None or weight.const_value is None or id(weight) in seen:
+        if weight is None or weight.const_value is None or id(weight) in seen or _grouped(node):
             continue
         seen.add(id(weight))
         yield node, weight
+
+
+def _grouped(node: ir.Node) -> bool:
+    """A grouped Conv: the Cortex-M delta kernels take ungrouped ones only, so it stays plain."""
+    return node.op_type == "Conv" and conv_groups(int(node.inputs[0].shape[3]), node.inputs[1].shape) > 1
 
 
 class DeltaEncodePass(ir.passes.InPlacePass):

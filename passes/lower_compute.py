@@ -1,6 +1,6 @@
 """Lowering of the arithmetic ONNX operators to edgec integer operators.
 
-Conv (1-D and 2-D, grouped only as depthwise), Gemm, MatMul with constant weights,
+Conv (1-D and 2-D; grouped, depthwise when each group is one input channel), Gemm, MatMul with constant weights,
 Add/Sub/Mul, PRelu (TFLite PRELU, its slope quantized like a constant operand), Relu/Clip
 and Softmax. Each function takes the
 :class:`~passes.integer_builder.IntegerGraphBuilder` and one float node, emits integer
@@ -131,15 +131,11 @@ def lower_conv(b: IntegerGraphBuilder, node: ir.Node) -> None:
     dilations = attribute(node, "dilations", [1] * len(spatial))
     pads = window_pads(node, spatial, kernel, strides, dilations)
     group, cin = int(attribute(node, "group", 1)), in_shape[1]
-    if group == 1:
-        op_type = "Conv"
-    elif group == cin and cin_per_group == 1:
-        op_type = "DepthwiseConv"
-    else:
+    if group < 1 or cin % group or cout % group or cin // group != cin_per_group:
         raise UnsupportedModelError(
-            f"Conv node '{node.name}' is a grouped convolution (group={group}, {cin} input channels)",
-            "edgec supports group=1 and depthwise (group = input channels) convolutions",
-        )
+            f"Conv node '{node.name}' has group={group} for {cin} input and {cout} output channels and weights "
+            f"{list(weights.shape)}", "make the group count divide both channel counts (ONNX Conv's rule)")
+    op_type = "DepthwiseConv" if group == cin and cin_per_group == 1 and group > 1 else "Conv"
     x = lift_to_4d(b, b.value_in_layout(x_f, channels_last=True), f"{x_f.name}_4d")
     qx, qy = b.qparams_of(x), b.desired_qparams(out_f)
     bias = constant_input(node, 2, "bias") if len(node.inputs) > 2 and node.inputs[2] is not None else np.zeros(cout)

@@ -174,10 +174,34 @@ def prelu_cases() -> list[Case]:
     return found
 
 
+def grouped_conv_model(x_shape, w_shape, out_hw, padding: int, stride: int, fused: int, seed: int) -> bytes:
+    """CONV_2D whose weights' depth is a fraction of the input's channels (a grouped conv),
+    per-channel weight scales and an int32 bias."""
+    rng = np.random.default_rng(seed)
+    b = TfliteBuilder()
+    x = b.tensor(x_shape, scale=0.05, zero_point=-4)
+    cout = w_shape[0]
+    w = b.tensor(w_shape, scale=rng.uniform(0.005, 0.02, cout), zero_point=0, axis=0,
+                 data=rng.integers(-127, 128, w_shape).astype(np.int8))
+    bias = b.tensor([cout], np.int32, data=rng.integers(-2000, 2000, cout).astype(np.int32))
+    y = b.tensor([x_shape[0], *out_hw, cout], scale=0.08, zero_point=6)
+    b.operator(OP.CONV_2D, [x, w, bias], [y], OPTIONS.Conv2DOptions,
+               options(schema.Conv2DOptionsT, padding=padding, strideW=stride, strideH=stride, dilationWFactor=1,
+                       dilationHFactor=1, fusedActivationFunction=fused))
+    return b.build([x], [y])
+
+
+def grouped_conv_cases() -> list[Case]:
+    """CONV_2D with 2 groups (3x3, SAME, RELU) and with 4 (1x1, stride 2, VALID)."""
+    x = _random_input((1, 6, 7, 8), 30)
+    return [Case("conv_2d_groups_2", "CONV_2D", grouped_conv_model(x.shape, (12, 3, 3, 4), (6, 7), 0, 1, 1, 31), (x,)),
+            Case("conv_2d_groups_4", "CONV_2D", grouped_conv_model(x.shape, (8, 1, 1, 2), (3, 4), 1, 2, 0, 32), (x,))]
+
+
 def builtin_name(builtin: int) -> str:
     return next(name for name, value in vars(OP).items() if value == builtin)
 
 
 def cases() -> list[Case]:
     """Every case with a stored golden."""
-    return activation_cases() + layout_cases() + prelu_cases()
+    return activation_cases() + layout_cases() + prelu_cases() + grouped_conv_cases()

@@ -137,15 +137,19 @@ def input_description(network: Network) -> str:
     return f"{name}, as EDGEC_INPUT_SHAPE" if name else "row-major, as EDGEC_INPUT_SHAPE"
 
 
-def layer_macs(layer: CLayer) -> int:
-    """Multiply-accumulates of one layer (convolutions and fully connected layers)."""
-    p = layer.params
-    if layer.params_type == "edgec_conv_params":
+def _block_macs(params_type: str | None, p: dict) -> int:
+    if params_type == "edgec_conv_params":
         return p["batches"] * p["out_h"] * p["out_w"] * p["out_c"] * p["k_h"] * p["k_w"] * p["in_c"]
-    if layer.params_type == "edgec_depthwise_params":
+    if params_type == "edgec_depthwise_params":
         return p["batches"] * p["out_h"] * p["out_w"] * p["out_c"] * p["k_h"] * p["k_w"]
     return 0
 
+
+def layer_macs(layer: CLayer) -> int:
+    """Multiply-accumulates of one layer (convolutions and fully connected layers; a grouped
+    Conv's are its groups' parameter blocks)."""
+    return _block_macs(layer.params_type, layer.params) + sum(
+        _block_macs(ctype, fields) for ctype, _, fields in layer.structs)
 
 
 def write_files(directory: Path, files: dict[str, str], model: ir.Model) -> None:

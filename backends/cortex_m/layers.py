@@ -28,6 +28,7 @@ from edgec.backends.cortex_m.packing import pack_depthwise, pack_rows, packed_bi
 from edgec.errors import UnsupportedModelError
 from edgec.fixedpoint import operator_rounding
 from edgec.reference import KERNELS
+from edgec.reference.conv import conv_groups
 from edgec.reference.elementwise import prelu_identity, rescale_input
 from edgec.reference.executor import node_attributes
 
@@ -166,6 +167,64 @@ def _conv_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool) -> CLayer:
     suffix = "" if bits is None else f"_w{bits}"
     return CLayer(node, f"edgec_conv{suffix}.c", f"{function}{suffix}(&{prefix}, {{in0}}, {{out}}, {{scratch}})",
                   arrays, "edgec_conv_params", params, scratch_bytes=conv_scratch_bytes(geometry, k_padded, bits))
+
+
+def _aligned(size: int) -> int:
+    return (size + 7) // 8 * 8
+
+
+def _group_node(node: ir.Node, group: int, groups: int) -> ir.Node:
+    """The ungrouped Conv computing output channels of ``group``, reading its input channels
+    from a contiguous tensor (the weights, bias and their metadata are the group's share)."""
+    x, w = node.inputs[0], node.inputs[1]
+    n, h, width, channels = shape_of(x)
+    y = shape_of(node.outputs[0])
+    per_group = y[3] // groups
+
+    def part(value: ir.Value, array: np.ndarray, suffix: str) -> ir.Value:
+        piece = ir.Value(name=f"{value.name}_{suffix}", shape=ir.Shape(list(array.shape)),
+                         type=ir.TensorType(value.dtype), const_value=ir.tensor(np.ascontiguousarray(array)))
+        piece.metadata_props.update(value.metadata_props)
+        return piece
+
+    rows = slice(group * per_group, (group + 1) * per_group)
+    inputs = [ir.Value(name=f"{x.name}_group{group}", shape=ir.Shape([n, h, width, channels // groups]),
+                       type=ir.TensorType(ir.DataType.INT8)),
+              part(w, w.const_value.numpy()[rows], f"group{group}")]
+    if len(node.inputs) > 2 and node.inputs[2] is not None:
+        inputs.append(part(node.inputs[2], node.inputs[2].const_value.numpy()[rows], f"group{group}"))
+    output = ir.Value(name=f"{node.outputs[0].name}_group{group}", shape=ir.Shape([*y[:3], per_group]),
+                      type=ir.TensorType(ir.DataType.INT8))
+    return ir.node("Conv", inputs, domain=node.domain, outputs=[output], name=f"{node.name}_group{group}")
+
+
+def _grouped_conv_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool, groups: int) -> CLayer:
+    """A grouped Conv as one ungrouped ``edgec_conv`` per group: the group's input channels are
+    copied to scratch, convolved into scratch, and copied to their place in the output."""
+    x, y = shape_of(node.inputs[0]), shape_of(node.outputs[0])
+    depth, per_group = x[3] // groups, y[3] // groups
+    in_pixels, out_pixels = x[0] * x[1] * x[2], y[0] * y[1] * y[2]
+    gathered, convolved = _aligned(in_pixels * depth), _aligned(out_pixels * per_group)
+    per_channel = len(attrs["output_multiplier"]) > 1
+    layers, calls = [], []
+    for group in range(groups):
+        group_attrs = dict(attrs)
+        if per_channel:
+            rows = slice(group * per_group, (group + 1) * per_group)
+            group_attrs["output_multiplier"] = list(attrs["output_multiplier"][rows])
+            group_attrs["output_shift"] = list(attrs["output_shift"][rows])
+        name = f"{prefix}_g{group}"
+        layer = _conv_layer(_group_node(node, group, groups), name, group_attrs, dsp)
+        layers.append((name, layer))
+        calls += [f"edgec_copy_channels({in_pixels}u, {depth}u, {{in0}} + {group * depth}, {x[3]}u, "
+                  f"{{scratch}}, {depth}u)",
+                  layer.call.format(in0="{scratch}", out=f"{{scratch}} + {gathered}",
+                                    scratch=f"{{scratch}} + {gathered + convolved}"),
+                  f"edgec_copy_channels({out_pixels}u, {per_group}u, {{scratch}} + {gathered}, {per_group}u, "
+                  f"{{out}} + {group * per_group}, {y[3]}u)"]
+    return CLayer(node, layers[0][1].source, "; ".join(calls), [a for _, layer in layers for a in layer.arrays],
+                  structs=[(layer.params_type, name, layer.params) for name, layer in layers],
+                  scratch_bytes=gathered + convolved + max(layer.scratch_bytes for _, layer in layers))
 
 
 def depthwise_weights(weights: np.ndarray, multiplier: int, dsp: bool) -> np.ndarray:
@@ -314,6 +373,8 @@ def lower_node(node: ir.Node, index: int, rounding_mode: str, dsp: bool) -> CLay
     prefix = f"layer{index}"
     rounding = operator_rounding(rounding_mode, node.op_type)
     op = node.op_type
+    if op == "Conv" and (groups := conv_groups(shape_of(node.inputs[0])[3], shape_of(node.inputs[1]))) > 1:
+        return _grouped_conv_layer(node, prefix, attrs, dsp, groups)
     if op in ("Conv", "FullyConnected"):
         return _conv_layer(node, prefix, attrs, dsp)
     if op == "DepthwiseConv":

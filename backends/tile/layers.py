@@ -31,6 +31,7 @@ import onnx_ir as ir
 from edgec.backend import edge_nodes
 from edgec.errors import UnsupportedModelError
 from edgec.reference import KERNELS
+from edgec.reference.conv import conv_groups
 from edgec.reference.executor import node_attributes
 
 ARRAY_OPS = frozenset({"Conv", "FullyConnected"})
@@ -163,6 +164,11 @@ def _layer(index: int, node: ir.Node) -> TileLayer:
         channel_axis = None  # an output channel block would read a fraction of an input channel
     if op == "Conv":
         _, kh, kw, cin = _shape(node.inputs[1])
+        if conv_groups(in_shapes[0][3], _shape(node.inputs[1])) > 1:
+            # a grouped Conv is cut by rows only: a block of its channels or reduction would
+            # straddle groups, so its whole reduction is one (uncut) channel
+            return TileLayer(index, node, "array", out_shape, in_shapes, elements * kh * kw * cin, params, row_axis,
+                             None, attrs, reduction=kh * kw * cin, reduction_channels=1)
         return TileLayer(index, node, "array", out_shape, in_shapes, elements * kh * kw * cin, params, row_axis,
                          channel_axis, attrs, reduction=kh * kw * cin, reduction_channels=cin)
     if op == "FullyConnected":

@@ -38,6 +38,7 @@ from edgec.passes.multipliers import (
     requantize_attributes,
     softmax_attributes,
 )
+from edgec.reference.conv import conv_groups
 
 _NONE, _RELU, _RELU_N1_TO_1, _RELU6 = 0, 1, 2, 3
 _SAME, _VALID = 0, 1
@@ -99,8 +100,12 @@ def conv_2d(graph, operator, depthwise: bool = False) -> None:
     in_shape, out_shape = graph.shape(x), graph.shape(out)
     strides, dilations = [options.strideH, options.strideW], [options.dilationHFactor, options.dilationWFactor]
     channels = weights.shape[3] if depthwise else weights.shape[0]
-    if not depthwise and weights.shape[3] != in_shape[3]:
-        raise graph.unsupported("grouped CONV_2D is not supported", "use group 1 or DEPTHWISE_CONV_2D")
+    if not depthwise:
+        try:
+            conv_groups(in_shape[3], weights.shape)
+        except ValueError as error:
+            raise graph.unsupported(str(error), "give CONV_2D weights whose depth divides the input channels") \
+                from None
     attrs = {
         "input_zero_point": graph.qparams(x).zero_point, "output_zero_point": graph.qparams(out).zero_point,
         **_channel_attributes(graph, x, w, out, channels),

@@ -32,17 +32,36 @@ def finish(acc: np.ndarray, bias, attrs: dict, rounding: str) -> np.ndarray:
     )
 
 
+def conv_groups(x_channels: int, w_shape) -> int:
+    """The groups of a Conv (TFLM's rule: input channels over the weights' input depth);
+    ``ValueError`` unless both channel counts divide evenly."""
+    cout, depth = int(w_shape[0]), int(w_shape[3])
+    if depth < 1 or x_channels % depth or cout % (x_channels // depth):
+        raise ValueError(f"Conv weights {list(w_shape)} do not divide {x_channels} input channels into groups")
+    return x_channels // depth
+
+
 def conv_accumulators(attrs: dict, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Conv's exact accumulators before bias and requantization, int64 ``[N,Ho,Wo,Cout]``."""
-    cout, kh, kw, cin = w.shape
+    """Conv's exact accumulators before bias and requantization, int64 ``[N,Ho,Wo,Cout]``.
+
+    With ``g`` groups (:func:`conv_groups`), output channels ``[j Cout/g, (j+1) Cout/g)`` read
+    input channels ``[j Cin/g, (j+1) Cin/g)``."""
+    cout, kh, kw, depth = w.shape
+    groups = conv_groups(x.shape[3], w.shape)
     windows = _centered_windows(x, attrs, (kh, kw))
     n, ho, wo = windows.shape[:3]
-    patches = windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, kh * kw * cin)
-    return exact_int_matmul(patches, w.reshape(cout, -1).T).reshape(n, ho, wo, cout)
+    per_group = cout // groups
+    parts = []
+    for g in range(groups):
+        group = windows[:, :, :, g * depth:(g + 1) * depth]
+        patches = group.transpose(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, kh * kw * depth)
+        weights = w[g * per_group:(g + 1) * per_group].reshape(per_group, -1)
+        parts.append(exact_int_matmul(patches, weights.T).reshape(n, ho, wo, per_group))
+    return np.concatenate(parts, axis=3)
 
 
 def conv(attrs: dict, rounding: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-    """Conv: ``x`` int8 ``[N,H,W,Cin]``, ``w`` int8 ``[Cout,kh,kw,Cin]``, ``b`` int32 ``[Cout]``."""
+    """Conv: ``x`` int8 ``[N,H,W,Cin]``, ``w`` int8 ``[Cout,kh,kw,Cin/groups]``, ``b`` int32 ``[Cout]``."""
     return finish(conv_accumulators(attrs, x, w), b, attrs, rounding)
 
 

@@ -155,6 +155,10 @@ void edgec_gather(const edgec_gather_params *p, const int8_t *input, int8_t *out
 void edgec_resize_bilinear(const edgec_resize_params *p, const int8_t *input, int8_t *output);
 void edgec_concat(uint32_t outer, uint32_t out_inner, uint32_t count, const int8_t *const *inputs,
                   const uint32_t *in_inner, int8_t *output);
+/* channels bytes of each of pixels pixels, from input (a pixel every input_stride bytes) to
+ * output (every output_stride bytes): a grouped Conv's group in and out of the arena. */
+void edgec_copy_channels(uint32_t pixels, uint32_t channels, const int8_t *input, uint32_t input_stride,
+                         int8_t *output, uint32_t output_stride);
 void edgec_quantize(uint32_t size, float scale, int32_t zero_point, const float *input, int8_t *output);
 void edgec_dequantize(uint32_t size, float scale, int32_t zero_point, const int8_t *input, float *output);
 

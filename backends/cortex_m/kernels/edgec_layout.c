@@ -1,5 +1,6 @@
-/* Data movement: Transpose and Pad over 4-D shapes, Concat, and the model-boundary
- * Quantize/Dequantize used by the float convenience wrapper. */
+/* Data movement: Transpose and Pad over 4-D shapes, Concat, a channel run of every pixel
+ * (a grouped Conv's groups), and the model-boundary Quantize/Dequantize used by the float
+ * convenience wrapper. */
 #include "edgec_kernels.h"
 
 /* The innermost extent and stride and the direction are read once into locals: stores
@@ -53,6 +54,14 @@ void edgec_concat(uint32_t outer, uint32_t out_inner, uint32_t count, const int8
             memcpy(output + (size_t)o * out_inner + offset, inputs[k] + (size_t)o * in_inner[k], in_inner[k]);
         }
         offset += in_inner[k];
+    }
+}
+
+void edgec_copy_channels(uint32_t pixels, uint32_t channels, const int8_t *input, uint32_t input_stride,
+                         int8_t *output, uint32_t output_stride)
+{
+    for (uint32_t i = 0; i < pixels; i++, input += input_stride, output += output_stride) {
+        memcpy(output, input, channels);
     }
 }
 

@@ -1,0 +1,94 @@
+"""ONNX PRelu and grouped Conv quantize to edgec PRelu (TFLite PRELU's arithmetic) and Conv.
+
+PRelu's slope becomes an int8 constant in the activations' channels-last layout; a grouped
+Conv keeps its weights' depth (``Cin / group``, TFLM's rule). Each integer model follows the
+float one to within its quantization, and the Cortex-M C computes the reference's integers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import helper
+
+import edgec
+from edgec.backends import cortex_m
+from edgec.passes.qparams import get_qparams
+from edgec.target import get_target
+
+from conftest import make_model, needs_toolchain, tensor_info
+
+
+def _quantize(tmp_path, model, calib):
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    return edgec.quantize(edgec.load(path), {"x": calib})
+
+
+def _run_on_cortex_m(tmp_path, integer, calib, core: str) -> None:
+    samples = [{"x": x} for x in calib[:4]]
+    cortex_m.compile_project(integer, get_target(core), tmp_path / "out", "model")
+    inputs = cortex_m.int8_inputs(integer, samples)
+    result = cortex_m.run_project(tmp_path / "out", inputs)
+    np.testing.assert_array_equal(result.outputs, cortex_m.reference_outputs(integer, inputs))
+
+
+def _quantized(tmp_path, slope_shape):
+    rng = np.random.default_rng(8)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("PRelu", ["c", "slope"], ["y"], name="prelu")]
+    slope = rng.uniform(-0.5, 0.9, slope_shape).astype(np.float32)
+    model = make_model(nodes, [tensor_info("x", [1, 3, 5, 6])], [tensor_info("y", [1, 4, 5, 6])],
+                       {"w": rng.normal(0, 0.6, (4, 3, 1, 1)).astype(np.float32), "slope": slope})
+    calib = rng.normal(0, 1, (32, 1, 3, 5, 6)).astype(np.float32)
+    return model, calib, _quantize(tmp_path, model, calib)
+
+
+@pytest.mark.parametrize("slope_shape", [(4, 1, 1), (1,)], ids=["per-channel", "single"])
+def test_prelu_follows_the_float_model(tmp_path, slope_shape):
+    model, calib, integer = _quantized(tmp_path, slope_shape)
+    prelu = next(node for node in integer.graph if node.op_type == "PRelu")
+    assert prelu.inputs[1].const_value is not None
+    session = ort.InferenceSession(model.SerializeToString())
+    in_step, out_step = get_qparams(prelu.inputs[0]).scale, get_qparams(prelu.outputs[0]).scale
+    for x in calib[:8]:
+        ours, theirs = edgec.run(integer, {"x": x})[0]["y"], session.run(None, {"x": x})[0]
+        # the output's rounding, the input's (twice: the conv's input and output) and the slope's
+        assert np.abs(ours - theirs).max() <= out_step + 2 * in_step
+
+
+@needs_toolchain
+def test_prelu_runs_bit_exact_on_cortex_m(tmp_path):
+    _, calib, integer = _quantized(tmp_path, (4, 1, 1))
+    _run_on_cortex_m(tmp_path, integer, calib, "cortex-m3")
+
+
+def _grouped(tmp_path):
+    """``x[1,6,5,6] -> Conv 3x3 pad 1, group 3 (9 channels) -> Relu``."""
+    rng = np.random.default_rng(9)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", group=3, pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["y"], name="relu")]
+    model = make_model(nodes, [tensor_info("x", [1, 6, 5, 6])], [tensor_info("y", [1, 9, 5, 6])],
+                       {"w": rng.normal(0, 0.4, (9, 2, 3, 3)).astype(np.float32),
+                        "b": rng.normal(0, 0.1, 9).astype(np.float32)})
+    calib = rng.normal(0, 1, (32, 1, 6, 5, 6)).astype(np.float32)
+    return model, calib, _quantize(tmp_path, model, calib)
+
+
+def test_grouped_conv_follows_the_float_model(tmp_path):
+    model, calib, integer = _grouped(tmp_path)
+    conv = next(node for node in integer.graph if node.op_type == "Conv")
+    assert list(conv.inputs[1].shape.numpy()) == [9, 3, 3, 2]
+    session = ort.InferenceSession(model.SerializeToString())
+    step = get_qparams(conv.outputs[0]).scale
+    for x in calib[:8]:
+        ours, theirs = edgec.run(integer, {"x": x})[0]["y"], session.run(None, {"x": x})[0]
+        assert np.abs(ours - theirs).max() <= 2 * step
+
+
+@needs_toolchain
+@pytest.mark.parametrize("core", ["cortex-m3", "cortex-m4"])
+def test_grouped_conv_runs_bit_exact_on_cortex_m(tmp_path, core):
+    _, calib, integer = _grouped(tmp_path)
+    _run_on_cortex_m(tmp_path, integer, calib, core)
