@@ -86,6 +86,11 @@ OPS: dict[str, OpSpec] = {
         OpSpec("DepthwiseConv", "depthwise 2-D convolution, weights [1, kh, kw, C*depth_multiplier]",
                ("X", "W"), {"input_zero_point": None, "output_zero_point": None, **_REQUANT,
                             **_CLAMP, **_WINDOW, "dilations": [1, 1], "depth_multiplier": 1}, ("B",)),
+        OpSpec("TransposeConv", "transposed 2-D convolution (TFLite TRANSPOSE_CONV): every input pixel scatters "
+               "w[:, ky, kx, :] (x - zp) to output (y * stride + ky - pad_top, x * stride + kx - pad_left) inside "
+               "output_size; weights [Cout, kh, kw, Cin], int32 bias, per-channel requantization",
+               ("X", "W"), {"input_zero_point": None, "output_zero_point": None, **_REQUANT, **_CLAMP,
+                            "strides": [1, 1], "pads": [0, 0, 0, 0], "output_size": None}, ("B",)),
         OpSpec("FullyConnected", "matrix product over the last axis, weights [Cout, K], int32 bias",
                ("X", "W"), {"input_zero_point": None, "output_zero_point": None, **_REQUANT, **_CLAMP},
                ("B",)),
@@ -145,7 +150,7 @@ OPS: dict[str, OpSpec] = {
 }
 
 #: Operators that carry ``activation_min``/``activation_max`` and can absorb a Clamp.
-CLAMPABLE = frozenset({"Conv", "DepthwiseConv", "FullyConnected", "Add", "Sub", "Mul", "PRelu",
+CLAMPABLE = frozenset({"Conv", "DepthwiseConv", "TransposeConv", "FullyConnected", "Add", "Sub", "Mul", "PRelu",
                        "AveragePool", "MaxPool", "Requantize"})
 
 

@@ -33,7 +33,7 @@ from edgec.passes.graph_utils import attribute
 from edgec.passes.qparams import int_type_of
 
 #: Operators that requantize an accumulator or a rescaled input and clamp the result.
-REQUANTIZING = frozenset({"Conv", "DepthwiseConv", "FullyConnected", "Add", "Sub", "Mul", "PRelu", "Mean",
+REQUANTIZING = frozenset({"Conv", "DepthwiseConv", "TransposeConv", "FullyConnected", "Add", "Sub", "Mul", "PRelu", "Mean",
                           "Requantize"})
 #: Operators whose results are values of their inputs (or averages of them), on the same scale.
 SCALE_PRESERVING = frozenset({"MaxPool", "AveragePool", "Concat", "Pad", "Reshape", "Resize", "Slice", "Transpose",

@@ -1,6 +1,7 @@
 """Lowering of the arithmetic ONNX operators to edgec integer operators.
 
-Conv (1-D and 2-D; grouped, depthwise when each group is one input channel), Gemm, MatMul with constant weights,
+Conv (1-D and 2-D; grouped, depthwise when each group is one input channel), ConvTranspose
+(2-D), Gemm, MatMul with constant weights,
 Add/Sub/Mul, PRelu (TFLite PRELU, its slope quantized like a constant operand), Relu/Clip
 and Softmax. Each function takes the
 :class:`~passes.integer_builder.IntegerGraphBuilder` and one float node, emits integer
@@ -159,6 +160,40 @@ def lower_conv(b: IntegerGraphBuilder, node: ir.Node) -> None:
     bind_window_output(b, out_f, y)
 
 
+def lower_conv_transpose(b: IntegerGraphBuilder, node: ir.Node) -> None:
+    """ConvTranspose (2-D, group 1, dilation 1, explicit or VALID padding) as edgec TransposeConv:
+    output ``y`` of input ``i`` and tap ``k`` is ``i * stride + k - pads_begin``, cropped to the
+    output (``output_padding`` only makes it larger)."""
+    x_f, out_f = node.inputs[0], node.outputs[0]
+    in_shape = b.shape_of(x_f)
+    weights = constant_input(node, 1, "weights").astype(np.float32)  # [Cin, Cout, kh, kw]
+    auto_pad = attribute(node, "auto_pad", "NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    problems = [what for what, bad in (
+        ("is not 2-D", len(in_shape) != 4), ("is grouped", int(attribute(node, "group", 1)) != 1),
+        ("is dilated", any(d != 1 for d in attribute(node, "dilations", [1, 1]))),
+        (f"uses auto_pad {auto_pad}", auto_pad not in ("NOTSET", "", "VALID")),
+        ("gives output_shape", attribute(node, "output_shape") is not None)) if bad]
+    if problems:
+        raise UnsupportedModelError(f"ConvTranspose node '{node.name}' {problems[0]}",
+                                    "edgec supports 2-D ConvTranspose with group 1, dilation 1 and explicit pads")
+    cout = weights.shape[1]
+    pads = [0, 0, 0, 0] if auto_pad == "VALID" else [int(p) for p in attribute(node, "pads", [0, 0, 0, 0])]
+    x = b.value_in_layout(x_f, channels_last=True)
+    qx, qy = b.qparams_of(x), b.desired_qparams(out_f)
+    bias = constant_input(node, 2, "bias") if len(node.inputs) > 2 and node.inputs[2] is not None else np.zeros(cout)
+    w_q, scales, w_type = _weight_quantization(b, weights, node.inputs[1], 1, bias, qx.scale)
+    out_shape = b.shape_of(out_f)
+    attrs = {"input_zero_point": qx.zero_point, "output_zero_point": qy.zero_point,
+             **channel_requant_attributes(qx.scale, scales, qy.scale), **clamp_attributes(qy.int_type),
+             "strides": list(attribute(node, "strides", [1, 1])), "pads": pads, "output_size": list(out_shape[2:])}
+    y = b.emit("TransposeConv", [x, b.constant(f"{node.name}_weights", w_q.transpose(1, 2, 3, 0),
+                                               channel_scales=(scales, 0), int_type=w_type),
+                                 b.constant(f"{node.name}_bias", quantize_bias(bias, qx.scale, scales), int_type=INT32)],
+               attrs, shape=[out_shape[0], *out_shape[2:], cout], name=out_f.name, qparams=qy)
+    b.bind(out_f, y, channels_last=True)
+
+
 def _fully_connected(b: IntegerGraphBuilder, node: ir.Node, weights_nk: np.ndarray, channel_axis: int,
                      bias: np.ndarray, as_stored: bool = True) -> None:
     """Emit FullyConnected for ``node``; ``weights_nk`` is the float weight (output channels
@@ -299,6 +334,7 @@ def lower_softmax(b: IntegerGraphBuilder, node: ir.Node) -> None:
 
 COMPUTE_LOWERINGS = {
     "Conv": lower_conv,
+    "ConvTranspose": lower_conv_transpose,
     "Gemm": lower_gemm,
     "MatMul": lower_matmul,
     "Add": lower_binary,

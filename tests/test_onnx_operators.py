@@ -1,7 +1,9 @@
-"""ONNX PRelu and grouped Conv quantize to edgec PRelu (TFLite PRELU's arithmetic) and Conv.
+"""ONNX PRelu, grouped Conv and ConvTranspose quantize to edgec PRelu (TFLite PRELU's
+arithmetic), Conv and TransposeConv.
 
 PRelu's slope becomes an int8 constant in the activations' channels-last layout; a grouped
-Conv keeps its weights' depth (``Cin / group``, TFLM's rule). Each integer model follows the
+Conv keeps its weights' depth (``Cin / group``, TFLM's rule); ConvTranspose's weights are
+quantized per output channel (their axis 1). Each integer model follows the
 float one to within its quantization, and the Cortex-M C computes the reference's integers.
 """
 
@@ -92,3 +94,34 @@ def test_grouped_conv_follows_the_float_model(tmp_path):
 def test_grouped_conv_runs_bit_exact_on_cortex_m(tmp_path, core):
     _, calib, integer = _grouped(tmp_path)
     _run_on_cortex_m(tmp_path, integer, calib, core)
+
+
+def _transposed(tmp_path, pads, output_padding):
+    """``x[1,4,4,5] -> ConvTranspose 3x3 stride 2 (6 channels)``."""
+    rng = np.random.default_rng(10)
+    node = helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], name="up", strides=[2, 2], pads=pads,
+                            output_padding=output_padding)
+    out_h, out_w = (2 * (n - 1) + 3 - pads[i] - pads[i + 2] + output_padding[i] for i, n in enumerate((4, 5)))
+    model = make_model([node], [tensor_info("x", [1, 4, 4, 5])], [tensor_info("y", [1, 6, out_h, out_w])],
+                       {"w": rng.normal(0, 0.4, (4, 6, 3, 3)).astype(np.float32),
+                        "b": rng.normal(0, 0.1, 6).astype(np.float32)})
+    calib = rng.normal(0, 1, (32, 1, 4, 4, 5)).astype(np.float32)
+    return model, calib, _quantize(tmp_path, model, calib)
+
+
+@pytest.mark.parametrize("pads,output_padding", [([1, 1, 1, 1], [1, 1]), ([0, 2, 1, 0], [0, 0])])
+def test_conv_transpose_follows_the_float_model(tmp_path, pads, output_padding):
+    model, calib, integer = _transposed(tmp_path, pads, output_padding)
+    up = next(node for node in integer.graph if node.op_type == "TransposeConv")
+    session = ort.InferenceSession(model.SerializeToString())
+    step = get_qparams(up.outputs[0]).scale
+    for x in calib[:8]:
+        ours, theirs = edgec.run(integer, {"x": x})[0]["y"], session.run(None, {"x": x})[0]
+        assert ours.shape == theirs.shape
+        assert np.abs(ours - theirs).max() <= 2 * step
+
+
+@needs_toolchain
+def test_conv_transpose_runs_bit_exact_on_cortex_m(tmp_path):
+    _, calib, integer = _transposed(tmp_path, [1, 1, 1, 1], [1, 1])
+    _run_on_cortex_m(tmp_path, integer, calib, "cortex-m4")

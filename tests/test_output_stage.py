@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from edgec.backends.cortex_m import emitter
-from edgec.backends.cortex_m.layers import FAST_ACCUMULATOR_BOUND, FAST_RIGHT_MAX, requant_table
+from edgec.backends.cortex_m.output_stage import FAST_ACCUMULATOR_BOUND, FAST_RIGHT_MAX, requant_table
 
 from exact_arith import clamp, mbqm
 

@@ -198,10 +198,42 @@ def grouped_conv_cases() -> list[Case]:
             Case("conv_2d_groups_4", "CONV_2D", grouped_conv_model(x.shape, (8, 1, 1, 2), (3, 4), 1, 2, 0, 32), (x,))]
 
 
+def transpose_conv_model(x_shape, w_shape, out_hw, padding: int, stride: int, fused: int, bias: bool,
+                         seed: int) -> bytes:
+    """TRANSPOSE_CONV (inputs: output shape, weights, input[, bias]) with per-channel weight scales."""
+    rng = np.random.default_rng(seed)
+    b = TfliteBuilder()
+    cout = w_shape[0]
+    out_shape = [x_shape[0], *out_hw, cout]
+    shape = b.tensor([4], np.int32, data=np.asarray(out_shape, dtype=np.int32))
+    w = b.tensor(w_shape, scale=rng.uniform(0.005, 0.02, cout), zero_point=0, axis=0,
+                 data=rng.integers(-127, 128, w_shape).astype(np.int8))
+    x = b.tensor(x_shape, scale=0.05, zero_point=7)
+    inputs = [shape, w, x]
+    if bias:
+        inputs.append(b.tensor([cout], np.int32, data=rng.integers(-3000, 3000, cout).astype(np.int32)))
+    y = b.tensor(out_shape, scale=0.1, zero_point=-5)
+    b.operator(OP.TRANSPOSE_CONV, inputs, [y], OPTIONS.TransposeConvOptions,
+               options(schema.TransposeConvOptionsT, padding=padding, strideW=stride, strideH=stride,
+                       fusedActivationFunction=fused))
+    return b.build([x], [y])
+
+
+def transpose_conv_cases() -> list[Case]:
+    """TRANSPOSE_CONV: SAME and VALID, odd and even kernels, strides 2 and 1, with and without bias."""
+    x = _random_input((1, 4, 5, 6), 40)
+    shapes = (  # weights, output size, padding, stride, fused activation, bias
+        ((8, 3, 3, 6), (8, 10), 0, 2, 1, True), ((8, 3, 3, 6), (9, 11), 1, 2, 0, False),
+        ((5, 4, 4, 6), (8, 10), 0, 2, 0, True), ((3, 2, 2, 6), (5, 6), 1, 1, 3, True))
+    return [Case(f"transpose_conv_{i}", "TRANSPOSE_CONV",
+                 transpose_conv_model(x.shape, w, out_hw, padding, stride, fused, bias, 41 + i), (x,))
+            for i, (w, out_hw, padding, stride, fused, bias) in enumerate(shapes)]
+
+
 def builtin_name(builtin: int) -> str:
     return next(name for name, value in vars(OP).items() if value == builtin)
 
 
 def cases() -> list[Case]:
     """Every case with a stored golden."""
-    return activation_cases() + layout_cases() + prelu_cases() + grouped_conv_cases()
+    return activation_cases() + layout_cases() + prelu_cases() + grouped_conv_cases() + transpose_conv_cases()

@@ -36,15 +36,9 @@ import math
 import numpy as np
 import onnx_ir as ir
 
-from edgec.backends.cortex_m.layers import (
-    CArray,
-    CLayer,
-    gathered_column_bytes,
-    lower_node,
-    output_stage,
-    shape_of,
-    window_geometry,
-)
+from edgec.backends.cortex_m.clayer import CArray, CLayer, shape_of
+from edgec.backends.cortex_m.layers import gathered_column_bytes, lower_node, window_geometry
+from edgec.backends.cortex_m.output_stage import output_stage
 from edgec.delta import ENCODABLE_OPS, DeltaScheme, EncodedWeights, encode_exact, get_scheme, weight_rows
 from edgec.passes.qparams import int_type_of
 from edgec.reference.executor import node_attributes

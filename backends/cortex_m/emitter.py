@@ -142,6 +142,8 @@ def _block_macs(params_type: str | None, p: dict) -> int:
         return p["batches"] * p["out_h"] * p["out_w"] * p["out_c"] * p["k_h"] * p["k_w"] * p["in_c"]
     if params_type == "edgec_depthwise_params":
         return p["batches"] * p["out_h"] * p["out_w"] * p["out_c"] * p["k_h"] * p["k_w"]
+    if params_type == "edgec_transpose_conv_params":  # every input pixel meets every tap (cropped ones too)
+        return p["batches"] * p["in_h"] * p["in_w"] * p["in_c"] * p["k_h"] * p["k_w"] * p["out_c"]
     return 0
 
 

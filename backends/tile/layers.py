@@ -154,7 +154,7 @@ def _layer(index: int, node: ir.Node) -> TileLayer:
     in_shapes = tuple(_shape(v) for v in node.inputs if v is not None and v.const_value is None)
     params = sum(int(v.const_value.numpy().nbytes) for v in node.inputs if v is not None and v.const_value is not None)
     channels = out_shape[-1] if out_shape else 1
-    if op in ARRAY_OPS or op == "DepthwiseConv":
+    if op in ARRAY_OPS or op in ("DepthwiseConv", "TransposeConv"):
         params += 8 * channels  # a multiplier and a shift per output channel
     row_axis, channel_axis = _axes(op, out_shape, attrs)
     elements = math.prod(out_shape)
@@ -171,6 +171,10 @@ def _layer(index: int, node: ir.Node) -> TileLayer:
                              None, attrs, reduction=kh * kw * cin, reduction_channels=1)
         return TileLayer(index, node, "array", out_shape, in_shapes, elements * kh * kw * cin, params, row_axis,
                          channel_axis, attrs, reduction=kh * kw * cin, reduction_channels=cin)
+    if op == "TransposeConv":  # one uncut block: an output row or channel block reads no simple input slice
+        _, kh, kw, cin = _shape(node.inputs[1])
+        return TileLayer(index, node, "array", out_shape, in_shapes, math.prod(in_shapes[0]) * kh * kw * channels,
+                         params, None, None, attrs, reduction=kh * kw * cin, reduction_channels=1)
     if op == "FullyConnected":
         _, k = _shape(node.inputs[1])
         return TileLayer(index, node, "array", out_shape, in_shapes, elements * k, params, row_axis, channel_axis,

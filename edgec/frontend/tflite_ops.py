@@ -124,6 +124,30 @@ def depthwise_conv_2d(graph, operator) -> None:
     conv_2d(graph, operator, depthwise=True)
 
 
+def transpose_conv(graph, operator) -> None:
+    """TRANSPOSE_CONV: inputs (output shape, weights, input[, bias]); padding as TFLM's
+    Prepare computes it, ComputePaddingHeightWidth applied to the *output* size."""
+    w, x, out = int(operator.inputs[1]), int(operator.inputs[2]), int(operator.outputs[0])
+    options = operator.builtinOptions
+    weights = _weights(graph, w)
+    out_shape = graph.shape(out)
+    strides = [options.strideH, options.strideW]
+    if weights.shape[3] != graph.shape(x)[3] or weights.shape[0] != out_shape[3]:
+        raise graph.corrupt(f"TRANSPOSE_CONV weights {list(weights.shape)} do not join input {graph.shape(x)} "
+                            f"to output {out_shape}")
+    totals = []
+    for size, kernel, stride in zip(out_shape[1:3], weights.shape[1:3], strides):
+        windows = (size + stride - 1) // stride if options.padding == _SAME else (size + stride - kernel) // stride
+        totals.append(max(0, (windows - 1) * stride + kernel - size))
+    pads = [totals[0] // 2, totals[1] // 2, totals[0] - totals[0] // 2, totals[1] - totals[1] // 2]
+    bias = graph.value(int(operator.inputs[3])) if len(operator.inputs) > 3 and operator.inputs[3] >= 0 else None
+    attrs = {"input_zero_point": graph.qparams(x).zero_point, "output_zero_point": graph.qparams(out).zero_point,
+             **_channel_attributes(graph, x, w, out, weights.shape[0]),
+             **activation_range(graph, out, options.fusedActivationFunction),
+             "strides": strides, "pads": pads, "output_size": out_shape[1:3]}
+    graph.emit("TransposeConv", [graph.value(x), graph.value(w), bias], attrs, out)
+
+
 def fully_connected(graph, operator) -> None:
     x, w, out = int(operator.inputs[0]), int(operator.inputs[1]), int(operator.outputs[0])
     weights = _weights(graph, w)
@@ -273,6 +297,7 @@ OPERANDS = {
     "CONV_2D": ("Conv2DOptionsT", 2),
     "DEPTHWISE_CONV_2D": ("DepthwiseConv2DOptionsT", 2),
     "FULLY_CONNECTED": ("FullyConnectedOptionsT", 2),
+    "TRANSPOSE_CONV": ("TransposeConvOptionsT", 3),
     "ADD": ("AddOptionsT", 2),
     "SUB": ("SubOptionsT", 2),
     "MUL": ("MulOptionsT", 2),
@@ -319,6 +344,7 @@ LOWERINGS = {
     "CONV_2D": conv_2d,
     "DEPTHWISE_CONV_2D": depthwise_conv_2d,
     "FULLY_CONNECTED": fully_connected,
+    "TRANSPOSE_CONV": transpose_conv,
     "ADD": binary("Add"),
     "SUB": binary("Sub"),
     "MUL": binary("Mul"),

@@ -1,4 +1,4 @@
-"""Accumulating operators: Conv, DepthwiseConv, FullyConnected (TFLite int8 semantics).
+"""Accumulating operators: Conv, DepthwiseConv, TransposeConv, FullyConnected (TFLite int8 semantics).
 
 For every output element: ``acc = bias + sum((x - input_zero_point) * w)`` over the
 window's in-bounds inputs (padding contributes nothing, exactly as if padded with the
@@ -75,6 +75,33 @@ def depthwise_conv(attrs: dict, rounding: str, x: np.ndarray, w: np.ndarray, b: 
     acc = np.einsum("nhwcyx,yxcm->nhwcm", windows, weights, optimize=True)
     acc = np.rint(acc).astype(np.int64).reshape(*windows.shape[:3], cout)
     return finish(acc, b, attrs, rounding)
+
+
+def transpose_conv_accumulators(attrs: dict, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """TransposeConv's exact accumulators, int64 ``[N, out_h, out_w, Cout]``: input pixel
+    ``(y, x)`` adds ``w[:, ky, kx, :] . (x - zp)`` to output ``(y s_h + ky - top, x s_w + kx - left)``
+    where that lies inside ``output_size`` (TFLM's scatter, gathered here per tap)."""
+    cout, kh, kw, cin = w.shape
+    n, h, width, _ = x.shape
+    (s_h, s_w), top, left = attrs["strides"], int(attrs["pads"][0]), int(attrs["pads"][1])
+    out_h, out_w = (int(v) for v in attrs["output_size"])
+    canvas = np.zeros((n, (h - 1) * s_h + kh, (width - 1) * s_w + kw, cout), dtype=np.int64)
+    centered = (x.astype(np.int64) - int(attrs["input_zero_point"])).reshape(-1, cin)
+    for ky in range(kh):
+        for kx in range(kw):
+            tap = exact_int_matmul(centered, w[:, ky, kx, :].T).reshape(n, h, width, cout)
+            canvas[:, ky:ky + (h - 1) * s_h + 1:s_h, kx:kx + (width - 1) * s_w + 1:s_w] += tap
+    rows, columns = np.arange(out_h) + top, np.arange(out_w) + left
+    inside = np.zeros((n, out_h, out_w, cout), dtype=np.int64)
+    keep_rows, keep_columns = (rows >= 0) & (rows < canvas.shape[1]), (columns >= 0) & (columns < canvas.shape[2])
+    inside[:, np.flatnonzero(keep_rows)[:, None], np.flatnonzero(keep_columns)] = \
+        canvas[:, rows[keep_rows][:, None], columns[keep_columns]]
+    return inside
+
+
+def transpose_conv(attrs: dict, rounding: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """TransposeConv: ``x`` int8 ``[N,H,W,Cin]``, ``w`` int8 ``[Cout,kh,kw,Cin]``, ``b`` int32 ``[Cout]``."""
+    return finish(transpose_conv_accumulators(attrs, x, w), b, attrs, rounding)
 
 
 def fully_connected_accumulators(attrs: dict, x: np.ndarray, w: np.ndarray) -> np.ndarray:

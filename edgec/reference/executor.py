@@ -32,6 +32,7 @@ KERNELS: dict[str, Kernel] = {
     "Conv": conv.conv,
     "DepthwiseConv": conv.depthwise_conv,
     "FullyConnected": conv.fully_connected,
+    "TransposeConv": conv.transpose_conv,
     "Add": elementwise.add,
     "Sub": elementwise.sub,
     "Mul": elementwise.mul,

@@ -105,6 +105,15 @@ typedef struct {
 } edgec_pad_params;
 
 typedef struct {
+    const int8_t *weights;            /* [out_c][k_h][k_w][in_c] */
+    const int32_t *bias;              /* [out_c], zeros when the node has none */
+    const int32_t *weight_sums;       /* [out_c][k_h][k_w]: input_zero_point * sum over in_c of w */
+    const edgec_requant_t *requant;   /* per output channel; the generic stage */
+    uint32_t batches, in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, stride_h, stride_w;
+    int32_t pad_top, pad_left, output_zero_point, activation_min, activation_max;
+} edgec_transpose_conv_params;
+
+typedef struct {
     uint32_t shape[4];                /* the output */
     const uint32_t *offsets;          /* per axis, per output index: input element offset */
     uint32_t contiguous;              /* 1: the last axis's offsets are consecutive */
@@ -118,6 +127,7 @@ typedef struct {
 } edgec_resize_params;
 
 void edgec_conv(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch);
+void edgec_transpose_conv(const edgec_transpose_conv_params *p, const int8_t *input, int8_t *output);
 void edgec_fully_connected(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch);
 void edgec_depthwise_conv(const edgec_depthwise_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
 /* The same with 4-bit and 2-bit weights packed (backends/cortex_m/packing.py; edgec_conv_packed.h
