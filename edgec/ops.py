@@ -94,6 +94,11 @@ OPS: dict[str, OpSpec] = {
         OpSpec("FullyConnected", "matrix product over the last axis, weights [Cout, K], int32 bias",
                ("X", "W"), {"input_zero_point": None, "output_zero_point": None, **_REQUANT, **_CLAMP},
                ("B",)),
+        OpSpec("BatchMatMul", "Y = A' B' over the last two axes, A' = A (swapped when adj_x), B' likewise, batch "
+               "axes broadcast like numpy; (a - input1_zero_point)(b - input2_zero_point) summed, requantized "
+               "(TFLite BATCH_MATMUL)",
+               ("A", "B"), {"input1_zero_point": None, "input2_zero_point": None, "output_zero_point": None,
+                            **_REQUANT, **_CLAMP, "adj_x": 0, "adj_y": 0}),
         OpSpec("Add", "elementwise sum with broadcasting (TFLite ADD: left shift 20, three multipliers)",
                ("A", "B"), {"input1_zero_point": None, "input2_zero_point": None, "output_zero_point": None,
                             "left_shift": 20, "input1_multiplier": None, "input1_shift": None,
@@ -150,7 +155,7 @@ OPS: dict[str, OpSpec] = {
 }
 
 #: Operators that carry ``activation_min``/``activation_max`` and can absorb a Clamp.
-CLAMPABLE = frozenset({"Conv", "DepthwiseConv", "TransposeConv", "FullyConnected", "Add", "Sub", "Mul", "PRelu",
+CLAMPABLE = frozenset({"Conv", "DepthwiseConv", "TransposeConv", "FullyConnected", "BatchMatMul", "Add", "Sub", "Mul", "PRelu",
                        "AveragePool", "MaxPool", "Requantize"})
 
 

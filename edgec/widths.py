@@ -33,8 +33,8 @@ from edgec.passes.graph_utils import attribute
 from edgec.passes.qparams import int_type_of
 
 #: Operators that requantize an accumulator or a rescaled input and clamp the result.
-REQUANTIZING = frozenset({"Conv", "DepthwiseConv", "TransposeConv", "FullyConnected", "Add", "Sub", "Mul", "PRelu", "Mean",
-                          "Requantize"})
+REQUANTIZING = frozenset({"Conv", "DepthwiseConv", "TransposeConv", "FullyConnected", "BatchMatMul", "Add", "Sub",
+                          "Mul", "PRelu", "Mean", "Requantize"})
 #: Operators whose results are values of their inputs (or averages of them), on the same scale.
 SCALE_PRESERVING = frozenset({"MaxPool", "AveragePool", "Concat", "Pad", "Reshape", "Resize", "Slice", "Transpose",
                               "Clamp"})

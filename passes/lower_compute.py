@@ -1,7 +1,7 @@
 """Lowering of the arithmetic ONNX operators to edgec integer operators.
 
 Conv (1-D and 2-D; grouped, depthwise when each group is one input channel), ConvTranspose
-(2-D), Gemm, MatMul with constant weights,
+(2-D), Gemm, MatMul (FullyConnected by a constant matrix, else BatchMatMul),
 Add/Sub/Mul, PRelu (TFLite PRELU, its slope quantized like a constant operand), Relu/Clip
 and Softmax. Each function takes the
 :class:`~passes.integer_builder.IntegerGraphBuilder` and one float node, emits integer
@@ -238,13 +238,29 @@ def lower_gemm(b: IntegerGraphBuilder, node: ir.Node) -> None:
 
 
 def lower_matmul(b: IntegerGraphBuilder, node: ir.Node) -> None:
+    """MatMul by a constant 2-D weight is FullyConnected (per-channel weights); any other
+    (two computed operands, batched weights) is BatchMatMul, each operand per-tensor."""
     raw = const_array(node.inputs[1])
-    if raw is None or raw.ndim != 2:
-        raise UnsupportedModelError(
-            f"MatMul node '{node.name}' multiplies two computed tensors or has a weight of rank != 2",
-            "edgec supports MatMul with a constant 2-D weight (a Linear layer)",
-        )
-    _fully_connected(b, node, raw.astype(np.float32), 1, np.zeros(raw.shape[1]))
+    if raw is not None and raw.ndim == 2:
+        _fully_connected(b, node, raw.astype(np.float32), 1, np.zeros(raw.shape[1]))
+        return
+    out_f = node.outputs[0]
+    if min(len(b.shape_of(v)) for v in node.inputs) < 2:
+        raise UnsupportedModelError(f"MatMul node '{node.name}' has a 1-D operand",
+                                    "reshape it to a matrix (edgec multiplies operands of rank 2 or more)")
+    operands = []
+    for i, value in enumerate(node.inputs):
+        array = const_array(value)
+        if array is None:
+            operands.append(b.value_in_layout(value, channels_last=False))
+        else:
+            q = activation_qparams(float(array.min()), float(array.max()), b.activation_type)
+            operands.append(b.constant(f"{node.name}_in{i}", q.quantize(array.astype(np.float32)), qparams=q))
+    qy = b.desired_qparams(out_f)
+    attrs = {**mul_attributes(b.qparams_of(operands[0]), b.qparams_of(operands[1]), qy),
+             **clamp_attributes(qy.int_type)}
+    y = b.emit("BatchMatMul", operands, attrs, shape=list(b.shape_of(out_f)), name=out_f.name, qparams=qy)
+    b.bind(out_f, y, channels_last=False)
 
 
 def _binary_operand(b: IntegerGraphBuilder, value: ir.Value, out_rank: int, channels_last: bool, name: str) -> ir.Value:

@@ -1,5 +1,5 @@
-"""ONNX PRelu, grouped Conv and ConvTranspose quantize to edgec PRelu (TFLite PRELU's
-arithmetic), Conv and TransposeConv.
+"""ONNX PRelu, grouped Conv, ConvTranspose and MatMul of computed tensors quantize to edgec
+PRelu (TFLite PRELU's arithmetic), Conv, TransposeConv and BatchMatMul.
 
 PRelu's slope becomes an int8 constant in the activations' channels-last layout; a grouped
 Conv keeps its weights' depth (``Cin / group``, TFLM's rule); ConvTranspose's weights are
@@ -125,3 +125,33 @@ def test_conv_transpose_follows_the_float_model(tmp_path, pads, output_padding):
 def test_conv_transpose_runs_bit_exact_on_cortex_m(tmp_path):
     _, calib, integer = _transposed(tmp_path, [1, 1, 1, 1], [1, 1])
     _run_on_cortex_m(tmp_path, integer, calib, "cortex-m4")
+
+
+def _attention_scores(tmp_path):
+    """``x[2,4,6] -> q = x W (MatMul, FullyConnected) -> q x^T (MatMul of two computed tensors)``."""
+    rng = np.random.default_rng(12)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["q"], name="project"),
+             helper.make_node("Transpose", ["x"], ["xt"], name="transpose", perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["q", "xt"], ["y"], name="scores")]
+    model = make_model(nodes, [tensor_info("x", [2, 4, 6])], [tensor_info("y", [2, 4, 4])],
+                       {"w": rng.normal(0, 0.4, (6, 6)).astype(np.float32)})
+    calib = rng.normal(0, 1, (32, 2, 4, 6)).astype(np.float32)
+    return model, calib, _quantize(tmp_path, model, calib)
+
+
+def test_matmul_of_two_computed_tensors_follows_the_float_model(tmp_path):
+    model, calib, integer = _attention_scores(tmp_path)
+    assert [n.op_type for n in integer.graph if n.op_type in ("FullyConnected", "BatchMatMul")] == \
+        ["FullyConnected", "BatchMatMul"]
+    session = ort.InferenceSession(model.SerializeToString())
+    scores = next(node for node in integer.graph if node.op_type == "BatchMatMul")
+    step = get_qparams(scores.outputs[0]).scale
+    for x in calib[:8]:
+        ours, theirs = edgec.run(integer, {"x": x})[0]["y"], session.run(None, {"x": x})[0]
+        assert np.abs(ours - theirs).max() <= 3 * step
+
+
+@needs_toolchain
+def test_batch_matmul_runs_bit_exact_on_cortex_m(tmp_path):
+    _, calib, integer = _attention_scores(tmp_path)
+    _run_on_cortex_m(tmp_path, integer, calib, "cortex-m3")

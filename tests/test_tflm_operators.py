@@ -121,7 +121,7 @@ def test_cortex_m_reproduces_tflm_on_every_case(tmp_path, case):
     _run_on_core(tmp_path, case, "cortex-m33")
 
 
-@pytest.mark.parametrize("case", _first_of_each_operator(), ids=lambda c: c.name)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_tile_functional_model_reproduces_tflm(tmp_path, case):
     model = load_case(tmp_path, case)
     mapping = map_network(plan_layers(model), get_target("tile-4x4"), 4)

@@ -230,10 +230,36 @@ def transpose_conv_cases() -> list[Case]:
             for i, (w, out_hw, padding, stride, fused, bias) in enumerate(shapes)]
 
 
+def batch_matmul_model(a_shape, b_shape, out_shape, adj_x: bool, adj_y: bool, constant_b: bool, seed: int) -> bytes:
+    """BATCH_MATMUL of an int8 input by a constant int8 tensor (or a second input)."""
+    rng = np.random.default_rng(seed)
+    b = TfliteBuilder()
+    a = b.tensor(a_shape, scale=0.05, zero_point=-9)
+    data = rng.integers(-128, 128, b_shape).astype(np.int8) if constant_b else None
+    right = b.tensor(b_shape, scale=0.03, zero_point=4, data=data)
+    y = b.tensor(out_shape, scale=0.2, zero_point=2)
+    b.operator(OP.BATCH_MATMUL, [a, right], [y], OPTIONS.BatchMatMulOptions,
+               options(schema.BatchMatMulOptionsT, adjX=adj_x, adjY=adj_y))
+    return b.build([a] if constant_b else [a, right], [y])
+
+
+def batch_matmul_cases() -> list[Case]:
+    """BATCH_MATMUL: per-batch and broadcast batches, each operand transposed (adj)."""
+    shapes = (  # a, b, output, adj_x, adj_y
+        ((2, 3, 4, 5), (2, 3, 5, 6), (2, 3, 4, 6), False, False),
+        ((1, 3, 4, 5), (2, 1, 5, 6), (2, 3, 4, 6), False, False),
+        ((2, 5, 4), (2, 6, 5), (2, 4, 6), True, True),
+        ((3, 4, 7), (7, 2), (3, 4, 2), False, False))
+    return [Case(f"batch_matmul_{i}", "BATCH_MATMUL", batch_matmul_model(a, b, out, adj_x, adj_y, True, 50 + i),
+                 (_random_input(a, 60 + i),))
+            for i, (a, b, out, adj_x, adj_y) in enumerate(shapes)]
+
+
 def builtin_name(builtin: int) -> str:
     return next(name for name, value in vars(OP).items() if value == builtin)
 
 
 def cases() -> list[Case]:
     """Every case with a stored golden."""
-    return activation_cases() + layout_cases() + prelu_cases() + grouped_conv_cases() + transpose_conv_cases()
+    return (activation_cases() + layout_cases() + prelu_cases() + grouped_conv_cases() + transpose_conv_cases()
+            + batch_matmul_cases())

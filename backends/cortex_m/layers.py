@@ -248,6 +248,37 @@ def _binary_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLa
                   arrays, "edgec_binary_params", params, in_place=same_shape)
 
 
+def _batch_matmul_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
+    """BatchMatMul through element strides: batch axes padded to three (0 strides broadcast),
+    an ``adj`` operand read transposed in place."""
+    out = shape_of(node.outputs[0])
+    if len(out) > 5:
+        raise UnsupportedModelError(f"BatchMatMul node '{node.name}' has {len(out) - 2} batch axes",
+                                    "the Cortex-M kernel takes at most three")
+    batch = [1] * (5 - len(out)) + out[:-2]
+    params = {"batches": batch, "rows": out[-2], "columns": out[-1]}
+    for name, value, adjoint in (("a", node.inputs[0], attrs["adj_x"]), ("b", node.inputs[1], attrs["adj_y"])):
+        shape = shape_of(value)
+        strides = [math.prod(shape[axis + 1:]) for axis in range(len(shape))]
+        outer, inner = strides[-2], strides[-1]  # of the stored matrix's rows and columns
+        if name == "a":
+            params["a_row"], params["a_depth"] = (inner, outer) if adjoint else (outer, inner)
+            params["depth"] = shape[-2] if adjoint else shape[-1]
+        else:
+            params["b_depth"], params["b_column"] = (inner, outer) if adjoint else (outer, inner)
+        lead = [1] * (5 - len(shape)) + shape[:-2]
+        lead_strides = [0] * (5 - len(shape)) + strides[:-2]
+        params[f"{name}_batch"] = [s if n != 1 else 0 for n, s in zip(lead[:3], lead_strides[:3])]
+    params.update({"input1_zero_point": attrs["input1_zero_point"], "input2_zero_point": attrs["input2_zero_point"],
+                   "output_zero_point": attrs["output_zero_point"], "multiplier": attrs["output_multiplier"],
+                   "shift": attrs["output_shift"], "activation_min": attrs["activation_min"],
+                   "activation_max": attrs["activation_max"]})
+    arrays = []
+    operands = constant_operands(node, prefix, arrays)
+    return CLayer(node, "edgec_batch_matmul.c", f"edgec_batch_matmul(&{prefix}, {operands[0]}, {operands[1]}, {{out}})",
+                  arrays, "edgec_batch_matmul_params", params)
+
+
 def _lookup_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLayer:
     """Requantize, Clamp and Table: the operator applied to every int8 value, as a table."""
     constants = [value.const_value.numpy() for value in node.inputs[1:]]
@@ -305,7 +336,7 @@ def _router_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
 
 
 #: The integer operators :func:`lower_node` has a C kernel for.
-KERNEL_OPS = frozenset({"Conv", "FullyConnected", "DepthwiseConv", "TransposeConv", "Add", "Sub", "Mul", "PRelu",
+KERNEL_OPS = frozenset({"Conv", "FullyConnected", "DepthwiseConv", "TransposeConv", "BatchMatMul", "Add", "Sub", "Mul", "PRelu",
                         "Requantize", "Clamp", "Table", "AveragePool", "MaxPool", "Mean", "Softmax", "Reshape",
                         "Router"}) | LAYOUT_OPS
 
@@ -323,6 +354,8 @@ def lower_node(node: ir.Node, index: int, rounding_mode: str, dsp: bool) -> CLay
         return _conv_layer(node, prefix, attrs, dsp)
     if op == "TransposeConv":
         return transpose_conv_layer(node, prefix, attrs)
+    if op == "BatchMatMul":
+        return _batch_matmul_layer(node, prefix, attrs)
     if op == "DepthwiseConv":
         return _depthwise_layer(node, prefix, attrs, dsp)
     if op in ("Add", "Sub", "Mul", "PRelu"):

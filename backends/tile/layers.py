@@ -175,6 +175,11 @@ def _layer(index: int, node: ir.Node) -> TileLayer:
         _, kh, kw, cin = _shape(node.inputs[1])
         return TileLayer(index, node, "array", out_shape, in_shapes, math.prod(in_shapes[0]) * kh * kw * channels,
                          params, None, None, attrs, reduction=kh * kw * cin, reduction_channels=1)
+    if op == "BatchMatMul":  # one uncut block, as TransposeConv (a transposed operand has no row slice)
+        a = _shape(node.inputs[0])
+        depth = a[-2] if attrs["adj_x"] else a[-1]
+        return TileLayer(index, node, "array", out_shape, in_shapes, elements * depth, params, None, None, attrs,
+                         reduction=depth, reduction_channels=1)
     if op == "FullyConnected":
         _, k = _shape(node.inputs[1])
         return TileLayer(index, node, "array", out_shape, in_shapes, elements * k, params, row_axis, channel_axis,

@@ -173,6 +173,15 @@ def fully_connected(graph, operator) -> None:
     graph.emit("Reshape", [result], {"shape": graph.shape(out)}, out)
 
 
+def batch_matmul(graph, operator) -> None:
+    a, b, out = int(operator.inputs[0]), int(operator.inputs[1]), int(operator.outputs[0])
+    options = operator.builtinOptions
+    attrs = {**mul_attributes(graph.qparams(a), graph.qparams(b), graph.qparams(out)),
+             "activation_min": -128, "activation_max": 127,
+             "adj_x": int(bool(options.adjX)), "adj_y": int(bool(options.adjY))}
+    graph.emit("BatchMatMul", [graph.value(a), graph.value(b)], attrs, out)
+
+
 def binary(op_type: str):
     def lower(graph, operator) -> None:
         a, b, out = int(operator.inputs[0]), int(operator.inputs[1]), int(operator.outputs[0])
@@ -298,6 +307,7 @@ OPERANDS = {
     "DEPTHWISE_CONV_2D": ("DepthwiseConv2DOptionsT", 2),
     "FULLY_CONNECTED": ("FullyConnectedOptionsT", 2),
     "TRANSPOSE_CONV": ("TransposeConvOptionsT", 3),
+    "BATCH_MATMUL": ("BatchMatMulOptionsT", 2),
     "ADD": ("AddOptionsT", 2),
     "SUB": ("SubOptionsT", 2),
     "MUL": ("MulOptionsT", 2),
@@ -345,6 +355,7 @@ LOWERINGS = {
     "DEPTHWISE_CONV_2D": depthwise_conv_2d,
     "FULLY_CONNECTED": fully_connected,
     "TRANSPOSE_CONV": transpose_conv,
+    "BATCH_MATMUL": batch_matmul,
     "ADD": binary("Add"),
     "SUB": binary("Sub"),
     "MUL": binary("Mul"),

@@ -1,4 +1,5 @@
-"""Accumulating operators: Conv, DepthwiseConv, TransposeConv, FullyConnected (TFLite int8 semantics).
+"""Accumulating operators: Conv, DepthwiseConv, TransposeConv, FullyConnected, BatchMatMul
+(TFLite int8 semantics).
 
 For every output element: ``acc = bias + sum((x - input_zero_point) * w)`` over the
 window's in-bounds inputs (padding contributes nothing, exactly as if padded with the
@@ -114,6 +115,18 @@ def fully_connected_accumulators(attrs: dict, x: np.ndarray, w: np.ndarray) -> n
 def fully_connected(attrs: dict, rounding: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     """FullyConnected: ``x`` int8 ``[..., K]``, ``w`` int8 ``[Cout, K]`` → ``[..., Cout]``."""
     return finish(fully_connected_accumulators(attrs, x, w), b, attrs, rounding)
+
+
+def batch_matmul(attrs: dict, rounding: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """BatchMatMul: ``(a - za) @ (b - zb)`` over the last two axes (each swapped first when its
+    ``adj_*`` is set), batch axes broadcast, requantized with one multiplier."""
+    left = a.astype(np.int64) - int(attrs["input1_zero_point"])
+    right = b.astype(np.int64) - int(attrs["input2_zero_point"])
+    if attrs["adj_x"]:
+        left = np.swapaxes(left, -1, -2)
+    if attrs["adj_y"]:
+        right = np.swapaxes(right, -1, -2)
+    return finish(np.matmul(left, right), None, attrs, rounding)
 
 
 def router(attrs: dict, rounding: str, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -33,6 +33,7 @@ KERNELS: dict[str, Kernel] = {
     "DepthwiseConv": conv.depthwise_conv,
     "FullyConnected": conv.fully_connected,
     "TransposeConv": conv.transpose_conv,
+    "BatchMatMul": conv.batch_matmul,
     "Add": elementwise.add,
     "Sub": elementwise.sub,
     "Mul": elementwise.mul,

@@ -104,6 +104,15 @@ typedef struct {
     int8_t value;
 } edgec_pad_params;
 
+/* BatchMatMul: up to three batch axes (element strides per operand, 0 when broadcast), then
+ * rows x depth times depth x columns, each operand addressed by its element strides. */
+typedef struct {
+    uint32_t batches[3], a_batch[3], b_batch[3];
+    uint32_t rows, columns, depth, a_row, a_depth, b_depth, b_column;
+    int32_t input1_zero_point, input2_zero_point, output_zero_point, multiplier, shift;
+    int32_t activation_min, activation_max;
+} edgec_batch_matmul_params;
+
 typedef struct {
     const int8_t *weights;            /* [out_c][k_h][k_w][in_c] */
     const int32_t *bias;              /* [out_c], zeros when the node has none */
@@ -127,6 +136,7 @@ typedef struct {
 } edgec_resize_params;
 
 void edgec_conv(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch);
+void edgec_batch_matmul(const edgec_batch_matmul_params *p, const int8_t *a, const int8_t *b, int8_t *output);
 void edgec_transpose_conv(const edgec_transpose_conv_params *p, const int8_t *input, int8_t *output);
 void edgec_fully_connected(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch);
 void edgec_depthwise_conv(const edgec_depthwise_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
