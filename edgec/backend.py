@@ -27,7 +27,8 @@ import abc
 import dataclasses
 import importlib
 import json
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -195,20 +196,36 @@ class Backend(abc.ABC):
 
 
 def edge_nodes(model: ir.Model) -> set[ir.Node]:
-    """The host's part of an integer graph: the ``Quantize`` reading the float input and the
-    ``Dequantize`` writing the float output (either may be absent). Backends take int8 input
-    rows (:func:`int8_input_rows`) and return int8 outputs, so they leave these two out."""
+    """The host's part of an integer graph: the ``Quantize`` reading each float input and the
+    ``Dequantize`` writing each float output (any may be absent). Backends take int8 input
+    rows (:func:`int8_input_rows`) and return int8 outputs, so they leave these out."""
     graph = model.graph
-    edges = {node for node in graph.inputs[0].consumers() if node.op_type == "Quantize"}
-    producer = graph.outputs[0].producer()
-    if producer is not None and producer.op_type == "Dequantize":
-        edges.add(producer)
+    edges = {node for value in graph.inputs for node in value.consumers() if node.op_type == "Quantize"}
+    for value in graph.outputs:
+        producer = value.producer()
+        if producer is not None and producer.op_type == "Dequantize":
+            edges.add(producer)
     return edges
 
 
+def _static_size(value: ir.Value) -> int:
+    return math.prod(int(d) for d in value.shape.numpy())
+
+
+def split_row(values: Sequence[ir.Value], row: np.ndarray) -> list[np.ndarray]:
+    """``row`` (the values' data concatenated, each flattened) cut into one array per value,
+    in its shape: how a backend's input or output row holds several tensors."""
+    parts, start = [], 0
+    for value in values:
+        size = _static_size(value)
+        parts.append(np.asarray(row[start:start + size]).reshape([int(d) for d in value.shape.numpy()]))
+        start += size
+    return parts
+
+
 def int8_input_rows(model: ir.Model, samples: list[dict[str, np.ndarray]]) -> np.ndarray:
-    """One int8 row per sample: the integer graph's quantized input, flattened. What a sample
-    holds is told by its dtype alone, never by its values:
+    """One int8 row per sample: the integer graph's quantized inputs, each flattened, in input
+    order. What a sample holds is told by its dtype alone, never by its values:
 
     * float: real values, quantized as the model's input Quantize does (for an int8 graph
       input, a TFLite model's: with its recorded scale and zero point);
@@ -222,12 +239,17 @@ def int8_input_rows(model: ir.Model, samples: list[dict[str, np.ndarray]]) -> np
     Raw values outside the input type's range, and other dtypes, are an
     :class:`~edgec.errors.InputDataError` naming the range and the fix.
     """
-    graph_input = model.graph.inputs[0]
+    columns = [_input_values(graph_input, samples) for graph_input in model.graph.inputs]
+    return np.stack([np.concatenate([column[number] for column in columns]) for number in range(len(samples))])
+
+
+def _input_values(graph_input: ir.Value, samples: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
+    """Each sample's int8 data for ``graph_input``, flattened (see :func:`int8_input_rows`)."""
     quantize = next((n for n in graph_input.consumers() if n.op_type == "Quantize"), None)
     quantized = int8_input(graph_input)
     int_type = recorded_type(quantized.metadata_props, np.int8)
     qparams = get_qparams(quantized)
-    rows = []
+    values = []
     for number, sample in enumerate(samples):
         data = np.asarray(sample[graph_input.name])
         if data.dtype.kind in "iu":
@@ -242,8 +264,8 @@ def int8_input_rows(model: ir.Model, samples: list[dict[str, np.ndarray]]) -> np
                                  f"quantize {data.dtype} data with", f"pass its raw {int_type} values as integers")
         else:
             data = quantize_float(data, qparams)
-        rows.append(data.ravel())
-    return np.stack(rows)
+        values.append(data.ravel())
+    return values
 
 
 def _raw_values(name: str, int_type: IntType, data: np.ndarray, number: int) -> np.ndarray:
@@ -265,11 +287,17 @@ def _raw_values(name: str, int_type: IntType, data: np.ndarray, number: int) -> 
 
 
 def dequantized_outputs(model: ir.Model, outputs: np.ndarray) -> np.ndarray:
-    """Integer outputs dequantized with the model's output Dequantize (unchanged if there is none)."""
-    producer = model.graph.outputs[0].producer()
-    if producer is None or producer.op_type != "Dequantize":
-        return outputs
-    return KERNELS["Dequantize"](node_attributes(producer), "double", outputs)
+    """Integer output rows (every graph output's int8 tensor flattened, in output order) with
+    each output dequantized by its Dequantize (unchanged where there is none)."""
+    rows = []
+    for row in np.atleast_2d(outputs):
+        parts = split_row(model.graph.outputs, row)
+        for index, value in enumerate(model.graph.outputs):
+            producer = value.producer()
+            if producer is not None and producer.op_type == "Dequantize":
+                parts[index] = KERNELS["Dequantize"](node_attributes(producer), "double", parts[index])
+        rows.append(np.concatenate([part.ravel() for part in parts]))
+    return np.stack(rows).reshape(np.shape(outputs)) if rows else np.asarray(outputs, dtype=np.float32)
 
 
 def read_manifest(directory: str | Path, required: bool = True) -> dict:

@@ -196,6 +196,10 @@ def quantize(model: str, calib: str | None, output: str, method: str, rounding: 
 @click.option("--overlap-io", is_flag=True,
               help="Let the C input and output share arena bytes (saves report.json's ram.io_separation_bytes; "
                    "read the output before writing the next input).")
+@click.option("--name", "prefix",
+              help="Cortex-M targets: the prefix of the generated C interface and files (default edgec): "
+                   "NAME_invoke(), include/NAME_model.h, NAME_INPUT_SIZE. Give each model of one firmware its own; "
+                   "they share the kernels.")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True),
               help="FPGA targets: fold the dataflow design (PE x SIMD per layer) to reach this many inferences "
                    "per second at the target's clock, with the fewest multipliers.")
@@ -217,7 +221,7 @@ def quantize(model: str, calib: str | None, output: str, method: str, rounding: 
 @delta_options
 def compile(model: str, target_name: str, output: str, calib: str | None, method: str, rounding: str | None,
             input_shapes: tuple[str, ...], input_layout: str | None, emit_only: bool, overlap_io: bool,
-            fps: float | None, max_dsp: int | None, board: str | None, flow: str | None,
+            prefix: str | None, fps: float | None, max_dsp: int | None, board: str | None, flow: str | None,
             folding_config: str | None, tiles: int | None, ignore_size_limits: bool, weight_bits: int,
             activation_bits: int, **delta) -> None:
     """Compile MODEL for TARGET into a project directory.
@@ -239,7 +243,7 @@ def compile(model: str, target_name: str, output: str, calib: str | None, method
         options["emit_only"] = True
     if overlap_io:
         options["separate_io"] = False
-    options.update({key: value for key, value in (("fps", fps), ("max_dsp", max_dsp), ("board", board),
+    options.update({key: value for key, value in (("prefix", prefix), ("fps", fps), ("max_dsp", max_dsp), ("board", board),
                                                   ("flow", flow), ("folding_config", folding_config),
                                                   ("tiles", tiles))
                     if value is not None})

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgec import api
-from edgec.backend import Backend, Project, open_project
+from edgec.backend import Backend, Project, open_project, split_row
 from edgec.cli_output import console, quantize_with_progress, status
 from edgec.errors import EdgecError
 from edgec.reference import ReferenceExecutor
@@ -46,7 +46,7 @@ def run_compiled(directory: Path, input_path: str, raw: bool, check: bool, varia
     first (see the module docstring)."""
     backend, project = open_project(directory)
     variant = backend.checked_variant(variant)
-    model, manifest = project.model, project.manifest
+    model = project.model
     inputs = backend.input_rows(model, api.input_samples(model, input_path))
     where = backend.run_variants[variant] if variant else project.target.name
     with status(f"building and running on {where}"):
@@ -56,11 +56,10 @@ def run_compiled(directory: Path, input_path: str, raw: bool, check: bool, varia
     if check:
         _check(backend, project, directory, inputs, result.outputs, variant, input_path)
         console.print(f"check: all {len(inputs)} outputs equal the integer reference bit for bit")
-    shape = [len(inputs), *manifest["output"]["shape"][1:]]
-    name = manifest["output"]["name"]
-    if raw:
-        return {name: result.outputs.reshape(shape)}
-    return {model.graph.outputs[0].name: backend.float_outputs(model, result.outputs).reshape(shape)}
+    rows = result.outputs if raw else backend.float_outputs(model, result.outputs)
+    names = api.int8_output_names(model) if raw else [value.name for value in model.graph.outputs]
+    per_sample = [split_row(model.graph.outputs, row) for row in rows]
+    return {name: np.concatenate([parts[index] for parts in per_sample]) for index, name in enumerate(names)}
 
 
 def output_difference(expected: np.ndarray, got: np.ndarray) -> str:

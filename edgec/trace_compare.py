@@ -2,7 +2,7 @@
 
 Backend-neutral: everything comes from the integer graph, the manifest's ``layers`` (each
 naming the graph value it computes, see :mod:`edgec.backend`), input rows (the graph's
-quantized input flattened) and the arrays a backend recorded.
+quantized inputs flattened and concatenated) and the arrays a backend recorded.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import numpy as np
 import onnx_ir as ir
 
 from edgec.api import int8_output_names
+from edgec.backend import split_row
 from edgec.control_flow import taken_path
 from edgec.reference import ReferenceExecutor
 
@@ -31,9 +32,8 @@ class LayerMismatch:
 
 
 def _reference_values(executor: ReferenceExecutor, model: ir.Model, row: np.ndarray) -> dict[str, np.ndarray]:
-    shape = [int(d) for d in model.graph.inputs[0].shape.numpy()]
-    feed = np.asarray(row, dtype=np.int8).reshape(shape)
-    return executor.run({executor.input_names[0]: feed}, keep_intermediates=True)
+    parts = split_row(model.graph.inputs, np.asarray(row, dtype=np.int8))
+    return executor.run(dict(zip(executor.input_names, parts)), keep_intermediates=True)
 
 
 def taken_paths(model: ir.Model, rows: np.ndarray) -> list[tuple[int, ...]]:
@@ -44,11 +44,12 @@ def taken_paths(model: ir.Model, rows: np.ndarray) -> list[tuple[int, ...]]:
 
 
 def reference_outputs(model: ir.Model, rows: np.ndarray) -> np.ndarray:
-    """The integer reference's outputs (the integer tensor of the first graph output, flattened)
-    for each input row: what a bit-exact backend run returns."""
+    """The integer reference's outputs (each graph output's integer tensor flattened, in output
+    order) for each input row: what a bit-exact backend run returns."""
     executor = ReferenceExecutor(model)
-    name = int8_output_names(model)[0]
-    return np.stack([_reference_values(executor, model, row)[name].ravel() for row in rows])
+    names = int8_output_names(model)
+    return np.stack([np.concatenate([values[name].ravel() for name in names])
+                     for values in (_reference_values(executor, model, row) for row in rows)])
 
 
 def first_difference(model: ir.Model, layers: Sequence[dict], row: np.ndarray,

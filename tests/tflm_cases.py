@@ -10,7 +10,9 @@ feed all 256 int8 values, so they pin the operator on every input.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +21,7 @@ from tflite_builder import TfliteBuilder, options, schema
 OP = schema.BuiltinOperator
 OPTIONS = schema.BuiltinOptions
 ALL_INT8 = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
+GOLDENS = Path(__file__).parent / "data" / "tflm_operators.npz"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +37,20 @@ class Case:
     @property
     def digest(self) -> str:
         return hashlib.sha256(self.model).hexdigest()
+
+
+@functools.cache
+def goldens():
+    """The stored goldens (``tests/data/tflm_operators.npz``)."""
+    return np.load(GOLDENS)
+
+
+def golden(case: Case) -> np.ndarray:
+    """TFLM's output for ``case``: every output's bytes, in output order (an assertion error
+    when the stored golden belongs to another model)."""
+    assert str(goldens()[f"{case.name}.sha256"]) == case.digest, \
+        f"the golden of {case.name} is of another model: run scripts/tflm/make_goldens.py"
+    return goldens()[case.name]
 
 
 def unary_model(builtin: int, q_in, q_out, options_type: int = 0, builtin_options=None) -> bytes:
@@ -77,10 +94,11 @@ def _random_input(shape, seed: int) -> np.ndarray:
 
 
 def layout_model(shape, out_shape, builtin: int, constants, options_type: int = 0, builtin_options=None,
-                  parts: int = 1) -> bytes:
+                  parts: int = 1, join: bool = True) -> bytes:
     """``builtin`` on an int8 ``shape`` input and int32 ``constants`` (``"x"`` marks where the
     input goes among them); with ``parts`` > 1 its outputs (``out_shape`` each, or a list of
-    shapes) are concatenated in reverse order along the last axis that differs."""
+    shapes) are the model's outputs, or with ``join`` concatenated in reverse order along the
+    first axis that differs."""
     b = TfliteBuilder()
     q = (0.05, -3)
     x = b.tensor(shape, scale=q[0], zero_point=q[1])
@@ -89,7 +107,7 @@ def layout_model(shape, out_shape, builtin: int, constants, options_type: int = 
     shapes = out_shape if parts > 1 and isinstance(out_shape[0], list | tuple) else [out_shape] * parts
     outs = [b.tensor(s, scale=q[0], zero_point=q[1]) for s in shapes]
     b.operator(builtin, inputs, outs, options_type, builtin_options)
-    if parts == 1:
+    if parts == 1 or not join:
         return b.build([x], outs)
     axis = next(a for a in range(len(shape)) if shapes[0][a] != shape[a])
     joined = list(shape)
@@ -123,6 +141,10 @@ def layout_cases() -> list[Case]:
     found.append(Case("split", "SPLIT", layout_model(y.shape, (1, 4, 6, 3), OP.SPLIT, [[3], "x"],
                                                        OPTIONS.SplitOptions, options(schema.SplitOptionsT, numSplits=3),
                                                        parts=3), (y,)))
+    found.append(Case("split_outputs", "SPLIT", layout_model(y.shape, (1, 2, 6, 9), OP.SPLIT, [[1], "x"],
+                                                               OPTIONS.SplitOptions,
+                                                               options(schema.SplitOptionsT, numSplits=2),
+                                                               parts=2, join=False), (y,)))
     found.append(Case("split_v", "SPLIT_V", layout_model(
         y.shape, [(1, 1, 6, 9), (1, 2, 6, 9), (1, 1, 6, 9)], OP.SPLIT_V, ["x", [1, -1, 1], [1]],
         OPTIONS.SplitVOptions, options(schema.SplitVOptionsT, numSplits=3), parts=3), (y,)))
@@ -250,9 +272,13 @@ def batch_matmul_cases() -> list[Case]:
         ((1, 3, 4, 5), (2, 1, 5, 6), (2, 3, 4, 6), False, False),
         ((2, 5, 4), (2, 6, 5), (2, 4, 6), True, True),
         ((3, 4, 7), (7, 2), (3, 4, 2), False, False))
-    return [Case(f"batch_matmul_{i}", "BATCH_MATMUL", batch_matmul_model(a, b, out, adj_x, adj_y, True, 50 + i),
-                 (_random_input(a, 60 + i),))
-            for i, (a, b, out, adj_x, adj_y) in enumerate(shapes)]
+    found = [Case(f"batch_matmul_{i}", "BATCH_MATMUL", batch_matmul_model(a, b, out, adj_x, adj_y, True, 50 + i),
+                  (_random_input(a, 60 + i),))
+             for i, (a, b, out, adj_x, adj_y) in enumerate(shapes)]
+    a, b, out, adj_x, adj_y = shapes[2]  # two inputs: the model's second operand is computed elsewhere
+    found.append(Case("batch_matmul_two_inputs", "BATCH_MATMUL", batch_matmul_model(a, b, out, adj_x, adj_y, False, 54),
+                      (_random_input(a, 64), _random_input(b, 65))))
+    return found
 
 
 def builtin_name(builtin: int) -> str:

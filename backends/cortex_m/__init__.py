@@ -50,9 +50,6 @@ def check_model(model: ir.Model) -> None:
     operator without a C kernel, or a computed value whose type int8 storage cannot hold.
     Weights may have any type of 2 to 8 bits in int8 storage, biases int32."""
     graph = model.graph
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise UnsupportedModelError(f"the model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs",
-                                    "the Cortex-M backend compiles models with one input and one output")
     edges = edge_nodes(model)
     for node in all_nodes(graph):
         if is_branching(node):  # a branch of edgec_invoke (backends/cortex_m/branching.py)
@@ -66,20 +63,25 @@ def check_model(model: ir.Model) -> None:
 
 
 def compile_project(model: ir.Model, target: Target, out_dir: Path, model_name: str = "model",
-                    ignore_size_limits: bool = False, emit_only: bool = False, separate_io: bool = True) -> dict:
+                    ignore_size_limits: bool = False, emit_only: bool = False, separate_io: bool = True,
+                    prefix: str = emitter.DEFAULT_PREFIX) -> dict:
     """Emit, build and size-check the project for ``model``; returns the manifest (report.json).
 
     ``emit_only``: write the project without building it (no cross compiler needed; the
-    report's flash, static RAM and stack are then ``null``). ``separate_io``: the C input and
-    output never share arena bytes (see :mod:`backends.cortex_m.network`). Files a user added
-    to an existing project in ``out_dir`` are kept (:mod:`edgec.project_dir`).
+    report's flash, static RAM and stack are then ``null``). ``separate_io``: no C input
+    shares arena bytes with an output (see :mod:`backends.cortex_m.network`). ``prefix``
+    starts every name of the generated interface (:func:`emitter.api_names`: ``kws_invoke``,
+    ``include/kws_model.h``, ...), so several models link into one firmware, sharing the
+    kernels. Files a user added to an existing project in ``out_dir`` are kept
+    (:mod:`edgec.project_dir`).
     """
     if target.kind != "cortex-m":
         raise EdgecError(f"target '{target.name}' is a {target.kind} target", "pick a Cortex-M target")
+    api = emitter.api_names(prefix)
     network = build_network(model, target.core.dsp, separate_io)
-    files = emitter.render_sources(network, target, model_name)
+    files = emitter.render_sources(network, target, model_name, prefix)
     written = emitter.written_files(files)
-    manifest = report.planned_report(network, target, model_name, written)
+    manifest = report.planned_report(network, target, model_name, written, api)
     with project_dir.staged_project(Path(out_dir), written, emitter.BUILD_DIRS) as staging:
         emitter.write_files(staging, files, model)
         if not emit_only:
@@ -112,7 +114,8 @@ def executable_path(out_dir: Path, host: bool = False, variant: str = "") -> Pat
 
 
 def run_project(out_dir: Path, samples: np.ndarray, host: bool = False, variant: str = "") -> qemu.RunResult:
-    """Build the harness (if needed) and run int8 ``samples`` (rows of the input size).
+    """Build the harness (if needed) and run int8 ``samples`` (rows of the inputs, concatenated);
+    the outputs are rows of the outputs, concatenated.
 
     ``variant``: ``""``, ``"trace"`` (per-layer output dump) or ``"profile"`` (per-layer counts).
     """
@@ -120,7 +123,8 @@ def run_project(out_dir: Path, samples: np.ndarray, host: bool = False, variant:
     manifest = emitter.read_manifest(out_dir)
     toolchain.make(out_dir, "host" if host else "qemu", variant=variant)
     target = None if host else project_target(out_dir, manifest["target"])
-    return qemu.run(executable_path(out_dir, host, variant), target, samples, math.prod(manifest["output"]["shape"]))
+    output_size = sum(math.prod(output["shape"]) for output in manifest["outputs"])
+    return qemu.run(executable_path(out_dir, host, variant), target, samples, output_size)
 
 
 class CortexMBackend(Backend):
@@ -128,7 +132,7 @@ class CortexMBackend(Backend):
 
     kind = "cortex-m"
     name = "Cortex-M"
-    options = {"ignore_size_limits": False, "emit_only": False, "separate_io": True}
+    options = {"ignore_size_limits": False, "emit_only": False, "separate_io": True, "prefix": emitter.DEFAULT_PREFIX}
     branches = True
     run_variants = {"host": "the host (ASan/UBSan)"}
 
@@ -141,15 +145,18 @@ class CortexMBackend(Backend):
 
     def compile_summary(self, manifest: dict, target: Target, out_dir: Path) -> list[str]:
         flash, ram = manifest["flash"], manifest["ram"]
+        inputs = manifest["inputs"]
+        shapes = "; ".join(f"{b['layout'] or 'row-major'} {b['shape']}" for b in inputs)
         lines = [f"wrote {out_dir}: {target.name} ({target.part.name}), {len(manifest['layers'])} layers, "
-                 f"{manifest['macs']:,} MACs, input {manifest['input']['layout'] or 'row-major'} "
-                 f"{manifest['input']['shape']}"]
+                 f"{manifest['macs']:,} MACs, input{'s' if len(inputs) > 1 else ''} {shapes}; "
+                 f"API {manifest['api']['header']}"]
         if manifest["built"]:
             return [*lines,
                     f"  flash {flash['total']:,} B (weights and parameters {flash['weights_and_parameters']:,}, "
                     f"code {flash['code']:,})   RAM {ram['total']:,} B (arena {ram['arena']:,}, "
                     f"stack {ram['stack_bound']:,})",
-                    f"  build: make -C {out_dir}   run on QEMU: edgec run {out_dir} --input x.npy"]
+                    f"  build: make -C {out_dir}   run on QEMU: edgec run {out_dir} --input "
+                    f"{'x.npz (one array per input name)' if len(inputs) > 1 else 'x.npy'}"]
         return [*lines,
                 f"  not built: weights {flash['weights']:,} B, arena {ram['arena']:,} B; flash and stack not measured",
                 f"  build: add {out_dir}/CMakeLists.txt or the sources in {out_dir}/src to your project "

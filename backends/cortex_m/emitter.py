@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import jinja2
@@ -29,6 +30,7 @@ from edgec.backends.cortex_m.branching import invoke_lines
 from edgec.backends.cortex_m.layers import CLayer, shape_of
 from edgec.backends.cortex_m.network import Network
 from edgec.backends.cortex_m.printers import c_array, c_struct, c_struct_array, c_value
+from edgec.errors import EdgecError
 from edgec.fixedpoint import operator_rounding
 from edgec.passes.input_layout import input_layout, layout_name
 from edgec.target import PROJECT_FILE, Target, target_toml
@@ -93,34 +95,77 @@ def _statements(view: dict) -> list[str]:
             f"EDGEC_PROFILE_LAYER({index}u);"]
 
 
-def render_sources(network: Network, target: Target, model_name: str) -> dict[str, str]:
-    """Every generated text file of the project, by relative path."""
+#: The default prefix of the generated C interface (``edgec_invoke``, ``edgec_model.h``).
+DEFAULT_PREFIX = "edgec"
+_C_KEYWORDS = frozenset("auto break case char const continue default do double else enum extern float for goto if "
+                        "inline int long register restrict return short signed sizeof static struct switch typedef "
+                        "union unsigned void volatile while".split())
+
+
+def api_names(prefix: str) -> dict[str, str]:
+    """The names of the C interface generated with ``prefix``: its functions (``<prefix>_invoke``,
+    ...), the header and model source, and the library. An error unless ``prefix`` is a
+    lower-case C identifier that is no keyword and leaves the kernels' ``edgec_`` names alone."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", prefix or "") or prefix in _C_KEYWORDS or \
+            (prefix != DEFAULT_PREFIX and prefix.startswith("edgec_")):
+        raise EdgecError(f"'{prefix}' cannot prefix the generated C interface",
+                         "use a lower-case C identifier (letters, digits, _) not starting with edgec_, e.g. kws")
+    return {"prefix": prefix, "header": f"include/{prefix}_model.h", "source": f"src/{prefix}_model.c",
+            "library": f"build/lib{prefix}_model.a", "invoke": f"{prefix}_invoke", "run": f"{prefix}_run"}
+
+
+def _boundary_views(boundaries, pointer, role: str) -> list[dict]:
+    """What the templates need of each input or output (``role``): size, shape, quantization,
+    where it lies, its tensor's name, element order (row-major unless the graph records a
+    layout) and its parameter's name in the copying functions (``input``, or ``input0``, ...)."""
+    return [{"index": index, "size": b.size, "shape": b.shape, "zero_point": b.qparams.zero_point,
+             "scale": c_value(float(b.qparams.scale)), "pointer": pointer(b.value), "name": comment_text(b.value.name),
+             "layout": layout_name(input_layout(b.value), len(b.shape)) or "row-major",
+             "argument": role if len(boundaries) == 1 else f"{role}{index}"}
+            for index, b in enumerate(boundaries)]
+
+
+def _parameters(inputs: list[dict], outputs: list[dict], element: str) -> str:
+    """The copying function's parameter list: every input, then every output."""
+    return ", ".join([f"const {element} *{b['argument']}" for b in inputs] +
+                     [f"{element} *{b['argument']}" for b in outputs])
+
+
+def render_sources(network: Network, target: Target, model_name: str, prefix: str = DEFAULT_PREFIX) -> dict[str, str]:
+    """Every generated text file of the project, by relative path; the C interface's names
+    start with ``prefix`` (:func:`api_names`)."""
+    api = api_names(prefix)
     env = template_environment()
     layers = [_layer_view(network, i, layer) for i, layer in enumerate(network.layers)]
     sources = sorted({layer.source for layer in network.layers if layer.source} | set(ALWAYS_NEEDED))
     macs = sum(layer_macs(layer) for layer in network.layers)
+    header = Path(api["header"]).name
+    inputs = _boundary_views(network.inputs, network.pointer, "input")
+    outputs = _boundary_views(network.outputs, network.pointer, "output")
     common = {
         "version": __version__, "target": target, "model_name": model_name, "rounding": network.rounding,
-        "prefix": "EDGEC", "function": "edgec_run", "header": "edgec_model.h", "input": network.input,
-        "output": network.output, "input_scale": c_value(float(network.input.qparams.scale)),
-        "output_scale": c_value(float(network.output.qparams.scale)), "arena_bytes": network.plan.size,
+        "prefix": prefix.upper(), "api": prefix, "function": api["run"], "header": header,
+        "library": Path(api["library"]).name,
+        "inputs": inputs, "outputs": outputs,
+        "run_parameters": _parameters(inputs, outputs, "int8_t"), "float_parameters": _parameters(inputs, outputs, "float"),
+        "arena_bytes": network.plan.size,
         "live_bound": network.live_bound, "macs": macs, "layers": layers,
         "invoke": invoke_lines(network.body, lambda index: _statements(layers[index]), comment_text),
-        "input_pointer": network.pointer(network.input.value), "output_pointer": network.pointer(network.output.value),
-        "sources": ["src/edgec_model.c", *(f"src/{s}" for s in sources)], "stack_bytes": STACK_RESERVE_BYTES,
-        "input_layout": input_description(network), "separate_io": network.separate_io,
+        "sources": [api["source"], *(f"src/{s}" for s in sources)], "stack_bytes": STACK_RESERVE_BYTES,
+        "separate_io": network.separate_io,
         "io_separation_bytes": network.io_separation_bytes, "build_dirs": BUILD_DIRS,
-        "guard": "EDGEC_MODEL_H",
+        "guard": f"{prefix.upper()}_MODEL_H",
         "single": int(operator_rounding(network.rounding, "Conv") == "single"),
         "fc_single": int(operator_rounding(network.rounding, "FullyConnected") == "single"),
     }
     files = {
-        "include/edgec_model.h": env.get_template("model.h.j2").render(common),
-        "src/edgec_model.c": env.get_template("model.c.j2").render(common),
+        api["header"]: env.get_template("model.h.j2").render(common),
+        api["source"]: env.get_template("model.c.j2").render(common),
         "src/edgec_config.h": env.get_template("config.h.j2").render(common),
         "Makefile": env.get_template("Makefile.j2").render(common),
         "CMakeLists.txt": env.get_template("CMakeLists.txt.j2").render(common),
         "harness/linker.ld": env.get_template("linker.ld.j2").render(common),
+        "harness/edgec_harness.h": env.get_template("harness.h.j2").render(common),
         PROJECT_FILE: target_toml(target),
     }
     headers = sorted({header for source in sources for header in PACKED_HEADERS.get(source, ())})
@@ -131,17 +176,13 @@ def render_sources(network: Network, target: Target, model_name: str) -> dict[st
     return files
 
 
-def input_description(network: Network) -> str:
-    """The input's element order as the header states it, e.g. ``NHWC, as EDGEC_INPUT_SHAPE``."""
-    name = layout_name(input_layout(network.input.value), len(network.input.shape))
-    return f"{name}, as EDGEC_INPUT_SHAPE" if name else "row-major, as EDGEC_INPUT_SHAPE"
-
-
 def _block_macs(params_type: str | None, p: dict) -> int:
     if params_type == "edgec_conv_params":
         return p["batches"] * p["out_h"] * p["out_w"] * p["out_c"] * p["k_h"] * p["k_w"] * p["in_c"]
     if params_type == "edgec_depthwise_params":
         return p["batches"] * p["out_h"] * p["out_w"] * p["out_c"] * p["k_h"] * p["k_w"]
+    if params_type == "edgec_batch_matmul_params":
+        return math.prod(p["batches"]) * p["rows"] * p["columns"] * p["depth"]
     if params_type == "edgec_transpose_conv_params":  # every input pixel meets every tap (cropped ones too)
         return p["batches"] * p["in_h"] * p["in_w"] * p["in_c"] * p["k_h"] * p["k_w"] * p["out_c"]
     return 0

@@ -2,13 +2,14 @@
 
 :func:`build_network` takes an integer graph and decides
 
-* the C interface: ``input`` is the int8 tensor the application fills (after the model's
-  float ``Quantize``, if any), ``output`` the int8 tensor it reads (before ``Dequantize``);
-  both live in the arena, like every other tensor. With ``separate_io`` (the default) they
-  never share a byte, so the next input can be written while the last output is read: the
-  planner keeps them apart (:attr:`ArenaPlan.apart_cost` bytes), the last layer does not
-  write over the input in place, and a Reshape from the input straight to the output
-  becomes a copy;
+* the C interface: ``inputs`` are the int8 tensors the application fills (after each float
+  ``Quantize``, if any), ``outputs`` the int8 tensors it reads (before ``Dequantize``), one
+  per graph input and output, in graph order; all live in the arena, like every other
+  tensor, each in its own buffer. With ``separate_io`` (the default) no input shares a byte
+  with an output, so the next inputs can be written while the last outputs are read: the
+  planner keeps them apart (:attr:`ArenaPlan.apart_cost` bytes), no layer writing an output
+  writes over an input in place, and a Reshape from an input straight to an output becomes
+  a copy;
 * one :class:`~backends.cortex_m.layers.CLayer` per remaining node, in graph order (a
   delta-encoded layer's from :mod:`backends.cortex_m.delta_layers`), the layers of a graph
   that branches in the linear order of :mod:`backends.cortex_m.branching` (each ``If``'s
@@ -16,8 +17,8 @@
 * which tensors share storage: a Reshape views its input; an elementwise operator whose
   input dies at it writes over that input (in place); tensors joined this way form one group;
 * where each group lives: an offset in the arena planned by
-  :mod:`backends.cortex_m.memory_plan` together with per-layer scratch. The input is live from
-  before the first layer, the output until after the last.
+  :mod:`backends.cortex_m.memory_plan` together with per-layer scratch. The inputs are live
+  from before the first layer, the outputs until after the last.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ class Boundary:
 @dataclasses.dataclass
 class Network:
     layers: list[CLayer]
-    input: Boundary
-    output: Boundary
+    inputs: list[Boundary]           # the C inputs, in graph input order
+    outputs: list[Boundary]          # the C outputs, in graph output order
     offsets: dict[str, int]          # value name -> arena offset
     scratch_offsets: dict[int, int]  # layer index -> arena offset of its scratch
     plan: ArenaPlan
@@ -64,6 +65,16 @@ class Network:
     live_bytes: list[int]            # per layer: tensor bytes live during it, plus its scratch
     separate_io: bool                # input and output never share arena bytes
     body: list                       # edgec_invoke's steps: layer indices and Branch blocks
+
+    @property
+    def input(self) -> Boundary:
+        """The first input (the only one of most models)."""
+        return self.inputs[0]
+
+    @property
+    def output(self) -> Boundary:
+        """The first output (the only one of most models)."""
+        return self.outputs[0]
 
     @property
     def io_separation_bytes(self) -> int:
@@ -75,31 +86,37 @@ class Network:
         return f"(edgec_arena + {self.offsets[value.name]})"
 
 
-def _boundaries(model: ir.Model) -> tuple[ir.Value, ir.Value, set[ir.Node]]:
-    """(the C input, the C output, the float edge nodes that are no layers)."""
+def _boundaries(model: ir.Model) -> tuple[list[ir.Value], list[ir.Value], set[ir.Node]]:
+    """(the C inputs, the C outputs, the float edge nodes that are no layers), in graph order."""
     graph = model.graph
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise UnsupportedModelError(
-            f"the model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs",
-            "the Cortex-M backend compiles models with one input and one output",
-        )
     edges: set[ir.Node] = set()
-    first, last = graph.inputs[0], graph.outputs[0]
-    if first.dtype != ir.DataType.INT8:
-        consumers = first.consumers()
-        if len(consumers) != 1 or consumers[0].op_type != "Quantize":
-            raise UnsupportedModelError("the model's float input is not read by a single Quantize",
-                                        "quantize the model with edgec quantize")
-        edges.add(consumers[0])
-        first = consumers[0].outputs[0]
-    if last.dtype != ir.DataType.INT8:
-        producer = last.producer()
-        if producer is None or producer.op_type != "Dequantize":
-            raise UnsupportedModelError("the model's float output is not produced by Dequantize",
-                                        "quantize the model with edgec quantize")
-        edges.add(producer)
-        last = producer.inputs[0]
-    return first, last, edges
+    firsts, lasts = [], []
+    for value in graph.inputs:
+        if value.dtype != ir.DataType.INT8:
+            consumers = value.consumers()
+            if len(consumers) != 1 or consumers[0].op_type != "Quantize":
+                raise UnsupportedModelError(f"the model's float input '{value.name}' is not read by a single Quantize",
+                                            "quantize the model with edgec quantize")
+            edges.add(consumers[0])
+            value = consumers[0].outputs[0]
+        firsts.append(value)
+    for value in graph.outputs:
+        if value.dtype != ir.DataType.INT8:
+            producer = value.producer()
+            if producer is None or producer.op_type != "Dequantize":
+                raise UnsupportedModelError(f"the model's float output '{value.name}' is not produced by Dequantize",
+                                            "quantize the model with edgec quantize")
+            edges.add(producer)
+            value = producer.inputs[0]
+        lasts.append(value)
+    names = [value.name for value in lasts]
+    if set(names) & {value.name for value in firsts}:
+        raise UnsupportedModelError("a model output is a model input: it computes nothing",
+                                    "compile a model with at least one operator between input and output")
+    if len(set(names)) != len(names):
+        raise UnsupportedModelError("the model returns one tensor as two outputs",
+                                    "give every model output its own computed tensor")
+    return firsts, lasts, edges
 
 
 class _Groups:
@@ -129,15 +146,12 @@ def build_network(model: ir.Model, dsp: bool, separate_io: bool = True) -> Netwo
     """Analyse ``model`` (an edgec integer graph) for a core with (``dsp``) or without the DSP
     extension, as described in the module docstring."""
     rounding = model.metadata_props.get(ops.ROUNDING_KEY, "double")
-    first, last, edges = _boundaries(model)
+    firsts, lasts, edges = _boundaries(model)
     nodes, body = linearize(model.graph, edges)
-    if separate_io and first is last:
-        raise UnsupportedModelError("the model's output is its input: it computes nothing",
-                                    "compile a model with at least one operator between input and output")
     layers = [lower_layer(node, index, rounding, dsp) for index, node in enumerate(nodes)]
     end = len(layers)
-    defined = {first.name: -1}
-    used = {first.name: -1, last.name: end}
+    defined = {first.name: -1 for first in firsts}
+    used = {**{first.name: -1 for first in firsts}, **{last.name: end for last in lasts}}
     for index, node in enumerate(nodes):
         for value in node.inputs:
             if value is not None and value.const_value is None:
@@ -151,12 +165,12 @@ def build_network(model: ir.Model, dsp: bool, separate_io: bool = True) -> Netwo
     groups = _Groups()
     for out, result in aliases:
         groups.join(out.name, result.name)
-    outputs = {name for name in defined if groups.find(name) == groups.find(last.name)}
+    input_roots = {groups.find(first.name) for first in firsts}
     for index, layer in enumerate(layers):
         source, result = layer.node.inputs[0], layer.node.outputs[0]
         if result.name not in defined:
             continue
-        if separate_io and result.name in outputs and groups.find(source.name) == groups.find(first.name):
+        if separate_io and _is_output(groups, result.name, lasts) and groups.find(source.name) in input_roots:
             if layer.call is None:
                 layers[index] = _copy_layer(layer)
         elif layer.call is None:
@@ -170,17 +184,27 @@ def build_network(model: ir.Model, dsp: bool, separate_io: bool = True) -> Netwo
         members.setdefault(groups.find(value_name), []).append(value_name)
     sizes = {v.name: math.prod(shape_of(v)) for node in nodes for v in node.outputs if v.name in defined}
     sizes.update({out.name: math.prod(shape_of(out)) for out, _ in aliases})
-    sizes[first.name] = math.prod(shape_of(first))
+    sizes.update({first.name: math.prod(shape_of(first)) for first in firsts})
     tensors = [Buffer(f"tensor:{root}", max(sizes[n] for n in names), min(defined[n] for n in names),
                       max(last_use[n] for n in names)) for root, names in members.items()]
     scratch = [Buffer(f"scratch:{index}", layer.scratch_bytes, index, index)
                for index, layer in enumerate(layers) if layer.scratch_bytes]
-    apart = [(f"tensor:{groups.find(first.name)}", f"tensor:{groups.find(last.name)}")] if separate_io else []
+    input_groups = {f"tensor:{groups.find(first.name)}" for first in firsts}
+    output_groups = {f"tensor:{groups.find(last.name)}" for last in lasts}
+    if input_groups & output_groups or len(output_groups) < len(lasts):
+        raise UnsupportedModelError("a model output shares its storage with an input or another output",
+                                    "give every model output its own computed tensor")
+    apart = sorted((a, b) for a in input_groups for b in output_groups) if separate_io else []
     plan = plan_arena(tensors + scratch, ARENA_ALIGNMENT, apart)
     offsets = {name: plan.offsets[f"tensor:{groups.find(name)}"] for name in defined}
     scratch_offsets = {buffer.first: plan.offsets[buffer.name] for buffer in scratch}
-    boundary = [Boundary(v, shape_of(v), get_qparams(v) or QParams(1.0, 0)) for v in (first, last)]
+    inputs, outputs = ([Boundary(v, shape_of(v), get_qparams(v) or QParams(1.0, 0)) for v in side]
+                       for side in (firsts, lasts))
     live = [sum(b.size for b in tensors if b.first <= index <= b.last) + layer.scratch_bytes
             for index, layer in enumerate(layers)]
-    return Network(layers, boundary[0], boundary[1], offsets, scratch_offsets, plan,
+    return Network(layers, inputs, outputs, offsets, scratch_offsets, plan,
                    live_bytes_bound(tensors, 1), rounding, live, separate_io, body)
+
+
+def _is_output(groups: _Groups, name: str, lasts: list[ir.Value]) -> bool:
+    return any(groups.find(name) == groups.find(last.name) for last in lasts)

@@ -42,7 +42,7 @@ def profile_project(project: Project, row: np.ndarray, advance: Callable[[str], 
     advance("block-log run (cycle estimate)")
     model_cycles = MODELS[target.core.cpu]
     cycles = traced_layer_cycles(executable_path(project.path, variant="profile"), target, row.tobytes(),
-                                 len(called), model_cycles)
+                                 len(called), model_cycles, manifest["api"]["invoke"])
     layers = []
     for index, estimate in zip(called, cycles, strict=True):
         entry = manifest["layers"][index]

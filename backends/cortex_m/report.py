@@ -1,7 +1,8 @@
 """The project's report (``report.json``): what the plan knows, and what the build measured.
 
-:func:`planned_report` holds everything known without building: the interface (shapes,
-quantization, input layout), MACs, the arena (with the bytes that keep the input and output
+:func:`planned_report` holds everything known without building: the interface (the C API's
+names, ``api``; per input and output its shape, quantization and, for inputs, layout, in
+``inputs``/``outputs``; ``input``/``output`` repeat the first of each), MACs, the arena (with the bytes that keep the input and output
 apart), the weights, every layer, for a model that branches every path (the layers it runs,
 their MACs and weight bytes), and the files edgec wrote. Its flash, static RAM and
 stack figures are ``null`` and ``built`` is false (an ``--emit-only`` project).
@@ -52,18 +53,24 @@ def _layers(network: Network) -> list[dict]:
     return layers
 
 
-def planned_report(network: Network, target: Target, model_name: str, files: list[str]) -> dict:
-    """The report of a project not built yet (see the module docstring)."""
+def _boundary(boundary, with_layout: bool) -> dict:
+    fields = {"shape": boundary.shape, "scale": boundary.qparams.scale, "zero_point": boundary.qparams.zero_point,
+              "name": boundary.value.name}
+    if with_layout:
+        fields["layout"] = layout_name(input_layout(boundary.value), len(boundary.shape))
+    return fields
+
+
+def planned_report(network: Network, target: Target, model_name: str, files: list[str], api: dict) -> dict:
+    """The report of a project not built yet (see the module docstring). ``api``: the names of
+    the generated C interface (:func:`backends.cortex_m.emitter.api_names`)."""
     layers = _layers(network)
-    boundary_layout = layout_name(input_layout(network.input.value), len(network.input.shape))
+    inputs = [_boundary(boundary, True) for boundary in network.inputs]
+    outputs = [_boundary(boundary, False) for boundary in network.outputs]
     return {
         "generator": "edgec", "version": __version__, "model": model_name, "target": target.name,
-        "part": target.part.name, "rounding": network.rounding, "built": False,
-        "input": {"shape": network.input.shape, "scale": network.input.qparams.scale,
-                  "zero_point": network.input.qparams.zero_point, "name": network.input.value.name,
-                  "layout": boundary_layout},
-        "output": {"shape": network.output.shape, "scale": network.output.qparams.scale,
-                   "zero_point": network.output.qparams.zero_point, "name": network.output.value.name},
+        "part": target.part.name, "rounding": network.rounding, "built": False, "api": api,
+        "input": inputs[0], "output": outputs[0], "inputs": inputs, "outputs": outputs,
         "macs": sum(layer["macs"] for layer in layers),
         "flash": {"weights": sum(layer["weight_bytes"] for layer in layers), "code": None,
                   "weights_and_parameters": None, "kernel_tables": None, "data": None, "total": None},
@@ -89,8 +96,8 @@ def _paths(network: Network, layers: list[dict]) -> list[dict]:
 
 def measured_report(report: dict, project: Path) -> dict:
     """``report`` with flash, static RAM and stack from the library built in ``project``."""
-    sizes = toolchain.library_sizes(project)
-    stack = toolchain.stack_bound(project, "edgec_invoke")
+    sizes = toolchain.library_sizes(project, Path(report["api"]["source"]).stem)
+    stack = toolchain.stack_bound(project, report["api"]["invoke"])
     flash = {**report["flash"], "code": sizes.code, "weights_and_parameters": sizes.model_constants,
              "kernel_tables": sizes.kernel_constants, "data": sizes.data, "total": sizes.flash}
     ram = {**report["ram"], "static_total": sizes.static_ram, "stack_bound": stack, "total": sizes.static_ram + stack}

@@ -93,13 +93,15 @@ def _sections(size_tool: str, obj: Path) -> dict[str, int]:
     return sections
 
 
-def library_sizes(project: Path) -> Sizes:
+def library_sizes(project: Path, model_object: str) -> Sizes:
+    """Code, constants and RAM of the library's objects; ``model_object`` (the generated model
+    source's stem) holds the weights and parameters, the other objects are kernels."""
     size_tool = require("arm-none-eabi-size")
     code = model_constants = kernel_constants = data = bss = 0
     for obj in sorted((project / "build").glob("*.o")):
         sections = _sections(size_tool, obj)
         code += sections.get(".text", 0)
-        if obj.stem == "edgec_model":
+        if obj.stem == model_object:
             model_constants += sections.get(".rodata", 0)
         else:
             kernel_constants += sections.get(".rodata", 0)

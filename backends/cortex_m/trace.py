@@ -129,10 +129,12 @@ def block_cycles(program: Program, addresses: list[int], executed: int, model: C
     return cycles
 
 
-def layer_cycles(program: Program, log_path: Path, layer_count: int, model: CycleModel) -> list[float]:
-    """Estimated cycles of each layer call of one ``edgec_invoke`` (see the module docstring);
-    ``layer_count`` is the number of layers that call a kernel."""
-    invoke, profile = program.symbols["edgec_invoke"], program.symbols["edgec_profile"]
+def layer_cycles(program: Program, log_path: Path, layer_count: int, model: CycleModel,
+                 invoke_symbol: str = "edgec_invoke") -> list[float]:
+    """Estimated cycles of each layer call of one ``edgec_invoke`` (the project's invoke
+    function, ``invoke_symbol``; see the module docstring); ``layer_count`` is the number of
+    layers that call a kernel."""
+    invoke, profile = program.symbols[invoke_symbol], program.symbols["edgec_profile"]
     cycles = [0.0] * layer_count
     known: dict[tuple[int, int, int], float] = {}
     layer, active, previous = 0, False, None
@@ -162,7 +164,7 @@ def layer_cycles(program: Program, log_path: Path, layer_count: int, model: Cycl
 
 
 def traced_layer_cycles(executable: Path, target: Target, sample: bytes, layer_count: int,
-                        model: CycleModel, timeout: int = 600) -> list[float]:
+                        model: CycleModel, invoke_symbol: str = "edgec_invoke", timeout: int = 600) -> list[float]:
     """Run the profile build once under block logging and return :func:`layer_cycles`."""
     with tempfile.TemporaryDirectory(prefix="edgec-trace-") as tmp:
         work = Path(tmp)
@@ -171,4 +173,4 @@ def traced_layer_cycles(executable: Path, target: Target, sample: bytes, layer_c
         if result.returncode != 0:
             raise ToolchainError(f"traced run of {executable.name} failed (exit {result.returncode})",
                                  "rerun edgec run on the project to see the failure")
-        return layer_cycles(Program(executable), work / "qemu.log", layer_count, model)
+        return layer_cycles(Program(executable), work / "qemu.log", layer_count, model, invoke_symbol)

@@ -21,9 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from tflm_cases import cases  # noqa: E402
-
-GOLDENS = ROOT / "tests" / "data" / "tflm_operators.npz"
+from tflm_cases import GOLDENS, cases  # noqa: E402
 
 
 def run_case(driver: Path, case, work: Path) -> np.ndarray:

@@ -1,21 +1,41 @@
-/* Test harness for the generated library: reads int8 samples from edgec_input.bin, runs the
- * network on each, writes the outputs to edgec_output.bin. It reads each next sample into
- * edgec_input() before it writes out the previous output, as edgec_model.h allows, so an
+/* Test harness for the generated library: reads int8 samples from edgec_input.bin (each
+ * sample every input's bytes, in input order), runs the network on each, writes the outputs
+ * to edgec_output.bin (every output's bytes, in output order). It reads each next sample into
+ * the inputs before it writes out the previous outputs, as the model header allows, so an
  * output overwritten by the next input shows as a difference from the reference (a project
- * compiled with the input and output overlapping, EDGEC_SEPARATE_IO 0, writes first; a test
+ * compiled with inputs and outputs overlapping, *_SEPARATE_IO 0, writes first; a test
  * may force the read-ahead with -DEDGEC_HARNESS_READ_AHEAD=1 to show what such a project loses). On the
- * emulated core (semihosting) it also prints, per sample, the CMSDK timer ticks around
- * edgec_invoke and the stack it used. Built for the host (EDGEC_HOST) it is a plain program,
- * for sanitizer runs. */
+ * emulated core (semihosting) it also prints, per sample, the CMSDK timer ticks around the
+ * invoke call and the stack it used. Built for the host (EDGEC_HOST) it is a plain program,
+ * for sanitizer runs. The project's names come from edgec_harness.h (generated). */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "edgec_model.h"
+#include "edgec_harness.h"
 
 #ifndef EDGEC_HARNESS_READ_AHEAD
-#define EDGEC_HARNESS_READ_AHEAD EDGEC_SEPARATE_IO
+#define EDGEC_HARNESS_READ_AHEAD EDGEC_HARNESS_SEPARATE_IO
 #endif
+
+/* 1 when a whole sample (every input) was read. */
+static int read_sample(FILE *in)
+{
+    for (uint32_t k = 0; k < EDGEC_HARNESS_INPUTS; k++) {
+        const uint32_t size = edgec_harness_input_sizes[k];
+        if (fread(EDGEC_HARNESS_INPUT(k), 1, size, in) != size) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void write_outputs(FILE *out)
+{
+    for (uint32_t k = 0; k < EDGEC_HARNESS_OUTPUTS; k++) {
+        fwrite(EDGEC_HARNESS_OUTPUT(k), 1, edgec_harness_output_sizes[k], out);
+    }
+}
 
 
 #ifdef EDGEC_TRACE
@@ -83,7 +103,7 @@ int main(void)
         return 1;
     }
     unsigned long sample = 0;
-    int more = fread(edgec_input(), 1, EDGEC_INPUT_SIZE, in) == EDGEC_INPUT_SIZE;
+    int more = read_sample(in);
     while (more) {
 #ifndef EDGEC_HOST
         uint32_t *const top = stack_pointer() - 16;
@@ -92,7 +112,7 @@ int main(void)
         }
         timer_start();
         const uint32_t start = timer_ticks();
-        edgec_invoke();
+        EDGEC_HARNESS_INVOKE();
         const uint32_t ticks = timer_ticks() - start;
         const uint32_t *low = &__stack_limit;
         while (low < top && *low == STACK_PATTERN) {
@@ -110,14 +130,14 @@ int main(void)
         }
 #endif
 #else
-        edgec_invoke();
+        EDGEC_HARNESS_INVOKE();
 #endif
 #if EDGEC_HARNESS_READ_AHEAD
-        more = fread(edgec_input(), 1, EDGEC_INPUT_SIZE, in) == EDGEC_INPUT_SIZE;
-        fwrite(edgec_output(), 1, EDGEC_OUTPUT_SIZE, out);
+        more = read_sample(in);
+        write_outputs(out);
 #else
-        fwrite(edgec_output(), 1, EDGEC_OUTPUT_SIZE, out);
-        more = fread(edgec_input(), 1, EDGEC_INPUT_SIZE, in) == EDGEC_INPUT_SIZE;
+        write_outputs(out);
+        more = read_sample(in);
 #endif
         sample++;
     }
