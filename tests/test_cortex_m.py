@@ -35,7 +35,7 @@ from conftest import (
 )
 from tflite_builder import TfliteBuilder, options, schema
 
-CORES = ["cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33"]
+CORES = ["cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"]
 TFLM_ARENA = {"kws": 22_820, "vww": 100_708, "resnet8": 54_980, "ad": 2_580}
 LIVE_BOUND = {"kws": 16_000, "vww": 55_296, "resnet8": 49_152, "ad": 768}
 

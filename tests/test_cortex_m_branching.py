@@ -23,7 +23,7 @@ from edgec.control_flow import paths, taken_path  # noqa: E402
 from edgec.reference import ReferenceExecutor  # noqa: E402
 from edgec.target import get_target  # noqa: E402
 
-CORES = ["cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33"]
+CORES = ["cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"]
 
 
 @pytest.fixture(scope="module")

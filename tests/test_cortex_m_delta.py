@@ -24,7 +24,7 @@ from edgec.target import get_target
 
 from conftest import make_model, needs_host_compiler, needs_toolchain, tensor_info
 
-CORES = ["cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33"]
+CORES = ["cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"]
 #: The decoder's paths: base + d or a running sum (consecutive and closed-loop decode alike),
 #: rebuilt while unpacking (one segment a row: tensor, channel; blocks of a multiple of 8) or
 #: in a second pass (other blocks).

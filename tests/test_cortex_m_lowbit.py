@@ -25,7 +25,7 @@ from edgec.target import get_target
 
 from conftest import make_model, needs_host_compiler, needs_toolchain, tensor_info
 
-CORES = ["cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33"]
+CORES = ["cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"]
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,7 @@ def test_instruction_classes(name, operands, groups, kind):
 
 
 def test_every_cortex_m_core_has_a_cycle_model():
-    assert set(MODELS) >= {"cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33"}
+    assert set(MODELS) >= {"cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"}
 
 
 def test_register_lists_are_counted():

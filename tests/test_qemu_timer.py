@@ -1,5 +1,5 @@
-"""The instruction counter: CMSDK timer ticks under QEMU -icount, calibrated on every board
-against loops of known length."""
+"""The instruction counter: timer ticks under QEMU -icount (a CMSDK APB timer, or the SSE-300
+system counter on the Cortex-M55's board), calibrated on every board against loops of known length."""
 
 from __future__ import annotations
 
@@ -18,12 +18,19 @@ LOOP_PROGRAM = r"""
 #include <stdio.h>
 #define TIMER ((volatile uint32_t *)TIMER_BASE)
 __attribute__((noinline)) static void spin(uint32_t n) { __asm__ volatile("1: subs %0, %0, #1\n bne 1b" : "+r"(n)); }
+#ifdef SSE_COUNTER
+#define START() (TIMER[0] = 1)
+#define NOW() (TIMER[2])
+#else
+#define START() (TIMER[0] = 0, TIMER[2] = 0xFFFFFFFFu, TIMER[1] = 0xFFFFFFFFu, TIMER[0] = 1)
+#define NOW() (0xFFFFFFFFu - TIMER[1])
+#endif
 static uint32_t measure(uint32_t n)
 {
-    TIMER[0] = 0; TIMER[2] = 0xFFFFFFFFu; TIMER[1] = 0xFFFFFFFFu; TIMER[0] = 1;
-    const uint32_t start = 0xFFFFFFFFu - TIMER[1];
+    START();
+    const uint32_t start = NOW();
     spin(n);
-    return (0xFFFFFFFFu - TIMER[1]) - start;
+    return NOW() - start;
 }
 int main(void)
 {
@@ -34,13 +41,14 @@ int main(void)
 
 
 @needs_toolchain
-@pytest.mark.parametrize("name", ["cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33"])
+@pytest.mark.parametrize("name", ["cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"])
 def test_ticks_convert_to_the_exact_instruction_count(tmp_path, name):
     target = get_target(name)
     (tmp_path / "linker.ld").write_text(emitter.template_environment().get_template("linker.ld.j2").render(
         version="test", target=target, stack_bytes=emitter.STACK_RESERVE_BYTES))
     (tmp_path / "loop.c").write_text(LOOP_PROGRAM)
-    subprocess.run(["arm-none-eabi-gcc", *target.compiler_flags, "-O2", f"-DTIMER_BASE={target.qemu.timer_base}u",
+    kind = ["-DSSE_COUNTER"] if target.qemu.timer == "sse-counter" else []
+    subprocess.run(["arm-none-eabi-gcc", *target.compiler_flags, "-O2", f"-DTIMER_BASE={target.qemu.timer_base}u", *kind,
                     str(tmp_path / "loop.c"), str(emitter.PACKAGE / "harness" / "startup.c"), "--specs=rdimon.specs",
                     "-T", str(tmp_path / "linker.ld"), "-o", str(tmp_path / "loop.elf")], check=True,
                    capture_output=True)

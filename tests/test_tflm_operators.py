@@ -104,7 +104,7 @@ def test_host_build_under_sanitizers_reproduces_tflm(tmp_path, case):
 
 
 @needs_toolchain
-@pytest.mark.parametrize("core", ["cortex-m3", "cortex-m4"])
+@pytest.mark.parametrize("core", ["cortex-m3", "cortex-m4", "cortex-m55"])
 @pytest.mark.parametrize("case", _first_of_each_operator(), ids=lambda c: c.name)
 def test_cortex_m_reproduces_tflm(tmp_path, case, core):
     _run_on_core(tmp_path, case, core)

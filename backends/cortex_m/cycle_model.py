@@ -13,6 +13,10 @@ per-class costs taken from the cores' technical reference manuals:
   multiply-accumulate (MLA, SMULL, SMLAL, SMLAD, SMLABB, ...) is single-cycle; SIMD and
   saturating instructions 1.
 * Cortex-M33 TRM (r0p4), "Cycle timing": as the M4 for these classes; taken branches 2.
+* Cortex-M55: no per-instruction table is used. Scalar instructions take the M33's costs;
+  Helium (MVE) vector instructions, which these classes do not separate, count as ``other``
+  (1 cycle), although the dual-beat core spends two cycles on most of them (overlapping the
+  next one's first beats). Coarse, as the M7's.
 * Cortex-M7: ARM publishes no per-instruction table for this dual-issue core. The model takes
   ALU instructions as pairing (0.5 cycles each), loads, stores and multiplies as 1, LDM/STM as
   1 + registers / 2, and branches as correctly predicted (1). The coarsest of the four.
@@ -49,6 +53,8 @@ MODELS = {
     "cortex-m3": CycleModel("cortex-m3", {**_M3, "mul_acc": 2}, 3, 1, 1, "Cortex-M3 TRM r2p1, instruction timings"),
     "cortex-m4": CycleModel("cortex-m4", {**_M4, "mul_acc": 1}, 3, 1, 1, "Cortex-M4 TRM r0p1, instruction timings"),
     "cortex-m33": CycleModel("cortex-m33", {**_M4, "mul_acc": 1}, 2, 1, 1, "Cortex-M33 TRM r0p4, cycle timing"),
+    "cortex-m55": CycleModel("cortex-m55", {**_M4, "mul_acc": 1}, 2, 1, 1,
+                             "coarse model: the Cortex-M33's timings for scalar code, MVE instructions 1 cycle"),
     "cortex-m7": CycleModel("cortex-m7", {"alu": 0.5, "mul": 1, "mul_acc": 1, "mul_long": 1, "div": 7, "load": 1,
                                           "store": 1, "load_double": 1, "multiple": 1, "branch": 1, "it": 0.5,
                                           "float": 1, "other": 1}, 1, 1, 0.5,

@@ -2,7 +2,8 @@
 flags for it and the QEMU board that emulates it.
 
 ``[core] features`` is the set of optional extensions the core has and edgec's kernels may use:
-``dsp`` (the DSP extension's SIMD multiply-accumulate, SMLAD), ``fpu`` and ``mve`` (Helium).
+``dsp`` (the DSP extension's SIMD multiply-accumulate, SMLAD), ``fpu`` and ``mve`` (Helium, the
+M-profile vector extension of Armv8.1-M: the Cortex-M55's kernels).
 Which FPU the build targets is the business of ``[compiler] flags`` (``-mfpu=...``,
 ``-mfloat-abi=...``), which the C build uses as they are; the feature only says there is one.
 A core may have only the features it can have (:data:`CORE_FEATURES`).
@@ -23,7 +24,11 @@ CORE_FEATURES = {
     "cortex-m4": frozenset({"dsp", "fpu"}),
     "cortex-m7": frozenset({"dsp", "fpu"}),
     "cortex-m33": frozenset({"dsp", "fpu"}),
+    "cortex-m55": frozenset({"dsp", "fpu", "mve"}),
 }
+#: The counters the QEMU harness can time inference with (``[qemu] timer``): a CMSDK APB timer
+#: (the default), or the SSE-300 system counter (Corstone-300 boards: its CNTCR at ``timer_base``).
+TIMERS = ("cmsdk", "sse-counter")
 CORES = tuple(CORE_FEATURES)
 _FEATURES_FIX = ('write the core\'s extensions as a set: core.features = ["dsp", "fpu"] '
                  '(any of dsp, fpu, mve; features = [] for none); the FPU itself is chosen by compiler.flags')
@@ -62,7 +67,9 @@ class Compiler:
 
 @dataclasses.dataclass(frozen=True)
 class Qemu:
-    """The emulated board: machine name, memory map and the CMSDK timer used for counting."""
+    """The emulated board: machine name, memory map and the counter used for counting: at
+    ``timer_base``, counting at ``timer_hz``, a CMSDK APB timer unless ``timer`` names
+    another of :data:`TIMERS`."""
 
     machine: str
     flash_origin: Address
@@ -71,6 +78,7 @@ class Qemu:
     ram_bytes: Positive
     timer_base: Address
     timer_hz: Positive
+    timer: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +102,9 @@ def check(target: CortexMTarget, source: str) -> None:
     if cpu not in CORE_FEATURES:
         raise EdgecError(f"target file {source}: core.cpu '{cpu}' is not a core edgec supports",
                          f"use one of {', '.join(CORES)} (the core your part has)")
+    if target.qemu.timer not in (None, *TIMERS):
+        raise EdgecError(f"target file {source}: qemu.timer '{target.qemu.timer}' is not a counter edgec reads",
+                         f"use one of {', '.join(TIMERS)} (or leave it out for a CMSDK APB timer)")
     for feature in sorted(target.core.features):
         if feature not in FEATURES:
             raise EdgecError(f"target file {source}: core.features names '{feature}', which edgec does not know",

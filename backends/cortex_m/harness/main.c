@@ -58,6 +58,19 @@ void edgec_trace(uint32_t layer, const void *data, uint32_t bytes)
 #define STACK_PATTERN 0xA5A5A5A5u
 extern uint32_t __stack_limit;
 
+#ifdef EDGEC_TIMER_SSE_COUNTER
+/* The SSE-300 system counter: CNTCR (offset 0) enables it; CNTCV's low word (offset 8) counts up. */
+static void timer_start(void)
+{
+    TIMER[0] = 1;
+}
+
+static uint32_t timer_ticks(void)
+{
+    return TIMER[2];
+}
+#else
+/* A CMSDK APB timer: CTRL (offset 0), VALUE (4) counting down from RELOAD (8). */
 static void timer_start(void)
 {
     TIMER[0] = 0;
@@ -70,6 +83,7 @@ static uint32_t timer_ticks(void)
 {
     return 0xFFFFFFFFu - TIMER[1];
 }
+#endif
 
 #ifdef EDGEC_PROFILE
 #define EDGEC_MAX_LAYERS 1024
