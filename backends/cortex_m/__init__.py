@@ -78,7 +78,7 @@ def compile_project(model: ir.Model, target: Target, out_dir: Path, model_name: 
     if target.kind != "cortex-m":
         raise EdgecError(f"target '{target.name}' is a {target.kind} target", "pick a Cortex-M target")
     api = emitter.api_names(prefix)
-    network = build_network(model, target.core.dsp, separate_io)
+    network = build_network(model, target.core.dsp, separate_io, "mve" in target.core.features)
     files = emitter.render_sources(network, target, model_name, prefix)
     written = emitter.written_files(files)
     manifest = report.planned_report(network, target, model_name, written, api)

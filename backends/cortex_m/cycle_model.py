@@ -14,9 +14,10 @@ per-class costs taken from the cores' technical reference manuals:
   saturating instructions 1.
 * Cortex-M33 TRM (r0p4), "Cycle timing": as the M4 for these classes; taken branches 2.
 * Cortex-M55: no per-instruction table is used. Scalar instructions take the M33's costs;
-  Helium (MVE) vector instructions, which these classes do not separate, count as ``other``
-  (1 cycle), although the dual-beat core spends two cycles on most of them (overlapping the
-  next one's first beats). Coarse, as the M7's.
+  Helium (MVE) vector instructions and the Armv8.1-M loop instructions (LE, WLS, DLS),
+  which capstone 5 does not decode, count as ``other`` (1 cycle), although the dual-beat core
+  spends two cycles on most vector instructions (overlapping the next one's first beats).
+  Coarse, as the M7's.
 * Cortex-M7: ARM publishes no per-instruction table for this dual-issue core. The model takes
   ALU instructions as pairing (0.5 cycles each), loads, stores and multiplies as 1, LDM/STM as
   1 + registers / 2, and branches as correctly predicted (1). The coarsest of the four.

@@ -81,7 +81,7 @@ def blocked_rows(rows: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rows.reshape(out_c // 4, 4, k // 4, 4).transpose(0, 2, 1, 3)).reshape(out_c, k)
 
 
-def _conv_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool) -> CLayer:
+def _conv_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool, mve: bool = False) -> CLayer:
     x, y = shape_of(node.inputs[0]), shape_of(node.outputs[0])
     weights = node.inputs[1].const_value.numpy()
     fully_connected = node.op_type == "FullyConnected"
@@ -99,7 +99,8 @@ def _conv_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool) -> CLayer:
     else:
         geometry = window_geometry(x, y, weights.shape[1], weights.shape[2], attrs)
     pixels = geometry["batches"] * geometry["out_h"] * geometry["out_w"]
-    blocked = dsp and bits is None and pixels == 1 and rows.shape[1] % 8 == 0 and rows.shape[0] % 4 == 0
+    # Helium's dot products read plain rows (and so does every other path when not blocked)
+    blocked = dsp and not mve and bits is None and pixels == 1 and rows.shape[1] % 8 == 0 and rows.shape[0] % 4 == 0
     if blocked:
         stored = blocked_rows(rows)
     stage_arrays, stage_params = output_stage(node, prefix, attrs, rows)
@@ -141,7 +142,7 @@ def _group_node(node: ir.Node, group: int, groups: int) -> ir.Node:
     return ir.node("Conv", inputs, domain=node.domain, outputs=[output], name=f"{node.name}_group{group}")
 
 
-def _grouped_conv_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool, groups: int) -> CLayer:
+def _grouped_conv_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool, groups: int, mve: bool) -> CLayer:
     """A grouped Conv as one ungrouped ``edgec_conv`` per group: the group's input channels are
     copied to scratch, convolved into scratch, and copied to their place in the output."""
     x, y = shape_of(node.inputs[0]), shape_of(node.outputs[0])
@@ -157,7 +158,7 @@ def _grouped_conv_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool, grou
             group_attrs["output_multiplier"] = list(attrs["output_multiplier"][rows])
             group_attrs["output_shift"] = list(attrs["output_shift"][rows])
         name = f"{prefix}_g{group}"
-        layer = _conv_layer(_group_node(node, group, groups), name, group_attrs, dsp)
+        layer = _conv_layer(_group_node(node, group, groups), name, group_attrs, dsp, mve)
         layers.append((name, layer))
         calls += [f"edgec_copy_channels({in_pixels}u, {depth}u, {{in0}} + {group * depth}, {x[3]}u, "
                   f"{{scratch}}, {depth}u)",
@@ -170,16 +171,16 @@ def _grouped_conv_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool, grou
                   scratch_bytes=gathered + convolved + max(layer.scratch_bytes for _, layer in layers))
 
 
-def depthwise_weights(weights: np.ndarray, multiplier: int, dsp: bool) -> np.ndarray:
+def depthwise_weights(weights: np.ndarray, multiplier: int, dsp: bool, plain: bool = False) -> np.ndarray:
     """The DepthwiseConv weight bytes in the kernel's layout (see edgec_depthwise.c).
 
     ``weights`` is ``[1, kh, kw, out_c]``. Depth multiplier 1: blocks of four channels, per
     tap four weights (as int16 lane pairs [w0,w2] [w1,w3] on DSP cores), then the remaining
-    channels as ``[taps][rest]``. Otherwise ``[taps][out_c]``.
+    channels as ``[taps][rest]``. Otherwise, or ``plain`` (Helium builds), ``[taps][out_c]``.
     """
     _, k_h, k_w, out_c = weights.shape
     per_tap = weights.reshape(k_h * k_w, out_c).astype(np.int8)
-    if multiplier != 1:
+    if multiplier != 1 or plain:
         return per_tap.ravel()
     blocked = out_c // 4 * 4
     blocks = per_tap[:, :blocked].reshape(k_h * k_w, blocked // 4, 4).transpose(1, 0, 2)
@@ -192,17 +193,19 @@ def depthwise_weights(weights: np.ndarray, multiplier: int, dsp: bool) -> np.nda
     return np.frombuffer(block_bytes + rest, dtype=np.int8)
 
 
-def _depthwise_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool) -> CLayer:
+def _depthwise_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool, mve: bool = False) -> CLayer:
     x, y = shape_of(node.inputs[0]), shape_of(node.outputs[0])
     weights = node.inputs[1].const_value.numpy()  # [1, kh, kw, out_c]
     _, k_h, k_w, out_c = weights.shape
     per_tap = weights.reshape(k_h * k_w, out_c)
     bits = packed_bits(node.inputs[1]) if attrs["depth_multiplier"] == 1 and k_h * k_w <= 256 else None
-    stored = depthwise_weights(weights, attrs["depth_multiplier"], dsp) if bits is None else pack_depthwise(weights, bits)
+    plain = mve and bits is None  # Helium's vectors read [taps][out_c] (edgec_depthwise.c)
+    stored = (depthwise_weights(weights, attrs["depth_multiplier"], dsp, plain) if bits is None
+              else pack_depthwise(weights, bits))
     stage_arrays, stage_params = output_stage(node, prefix, attrs, per_tap.T, out_c)
     arrays = [CArray(f"{prefix}_weights", "int8_t", stored), *stage_arrays]
     params = {**stage_params, **window_geometry(x, y, k_h, k_w, attrs),
-              "depth_multiplier": attrs["depth_multiplier"]}
+              "depth_multiplier": attrs["depth_multiplier"], "plain": int(plain)}
     suffix = "" if bits is None else f"_w{bits}"
     return CLayer(node, f"edgec_depthwise{suffix}.c",
                   f"edgec_depthwise_conv{suffix}(&{prefix}, {{in0}}, {{out}}, {{scratch}})",
@@ -341,23 +344,23 @@ KERNEL_OPS = frozenset({"Conv", "FullyConnected", "DepthwiseConv", "TransposeCon
                         "Router"}) | LAYOUT_OPS
 
 
-def lower_node(node: ir.Node, index: int, rounding_mode: str, dsp: bool) -> CLayer:
+def lower_node(node: ir.Node, index: int, rounding_mode: str, dsp: bool, mve: bool = False) -> CLayer:
     """The C layer for integer node ``node`` (the ``index``-th of the network) on a core with
-    (``dsp``) or without the DSP extension."""
+    (``dsp``) or without the DSP extension, with or without Helium (``mve``)."""
     attrs = node_attributes(node)
     prefix = f"layer{index}"
     rounding = operator_rounding(rounding_mode, node.op_type)
     op = node.op_type
     if op == "Conv" and (groups := conv_groups(shape_of(node.inputs[0])[3], shape_of(node.inputs[1]))) > 1:
-        return _grouped_conv_layer(node, prefix, attrs, dsp, groups)
+        return _grouped_conv_layer(node, prefix, attrs, dsp, groups, mve)
     if op in ("Conv", "FullyConnected"):
-        return _conv_layer(node, prefix, attrs, dsp)
+        return _conv_layer(node, prefix, attrs, dsp, mve)
     if op == "TransposeConv":
         return transpose_conv_layer(node, prefix, attrs)
     if op == "BatchMatMul":
         return _batch_matmul_layer(node, prefix, attrs)
     if op == "DepthwiseConv":
-        return _depthwise_layer(node, prefix, attrs, dsp)
+        return _depthwise_layer(node, prefix, attrs, dsp, mve)
     if op in ("Add", "Sub", "Mul", "PRelu"):
         return _binary_layer(node, prefix, attrs, rounding)
     if op in ("Requantize", "Clamp", "Table"):

@@ -142,13 +142,13 @@ def _copy_layer(layer: CLayer) -> CLayer:
     return dataclasses.replace(layer, call=f"memcpy({{out}}, {{in0}}, {size}u)")
 
 
-def build_network(model: ir.Model, dsp: bool, separate_io: bool = True) -> Network:
+def build_network(model: ir.Model, dsp: bool, separate_io: bool = True, mve: bool = False) -> Network:
     """Analyse ``model`` (an edgec integer graph) for a core with (``dsp``) or without the DSP
-    extension, as described in the module docstring."""
+    extension, and with or without Helium (``mve``), as described in the module docstring."""
     rounding = model.metadata_props.get(ops.ROUNDING_KEY, "double")
     firsts, lasts, edges = _boundaries(model)
     nodes, body = linearize(model.graph, edges)
-    layers = [lower_layer(node, index, rounding, dsp) for index, node in enumerate(nodes)]
+    layers = [lower_layer(node, index, rounding, dsp, mve) for index, node in enumerate(nodes)]
     end = len(layers)
     defined = {first.name: -1 for first in firsts}
     used = {**{first.name: -1 for first in firsts}, **{last.name: end for last in lasts}}

@@ -63,19 +63,26 @@ class Program:
         self._cache: dict[int, Instruction] = {}
 
     def instruction(self, address: int) -> Instruction:
+        """The instruction at ``address``. One capstone cannot decode (Helium's vector
+        instructions and Armv8.1-M's loop instructions: capstone 5 predates them) is an
+        ``other`` of the width its first halfword gives (Thumb-2: 32-bit when its top five
+        bits are 11101, 11110 or 11111)."""
         if address not in self._cache:
             for base, data in self._segments:
                 if base <= address < base + len(data):
-                    decoded = next(self._decoder.disasm(data[address - base:address - base + 4], address, 1), None)
+                    code = data[address - base:address - base + 4]
+                    decoded = next(self._decoder.disasm(code, address, 1), None)
                     break
             else:
-                decoded = None
-            if decoded is None:
                 raise ToolchainError(f"no instruction at 0x{address:08x} in the executable", "report this as a bug")
-            name = decoded.insn_name()
-            groups = {decoded.group_name(g) for g in decoded.groups}
-            self._cache[address] = Instruction(address, decoded.size, classify(name, decoded.op_str, groups),
-                                               register_count(decoded.op_str))
+            if decoded is None:
+                wide = len(code) >= 2 and int.from_bytes(code[:2], "little") >> 11 in (0b11101, 0b11110, 0b11111)
+                self._cache[address] = Instruction(address, 4 if wide else 2, "other", 0)
+            else:
+                groups = {decoded.group_name(g) for g in decoded.groups}
+                self._cache[address] = Instruction(address, decoded.size,
+                                                   classify(decoded.insn_name(), decoded.op_str, groups),
+                                                   register_count(decoded.op_str))
         return self._cache[address]
 
 

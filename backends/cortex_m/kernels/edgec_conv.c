@@ -12,6 +12,10 @@
  *    holding both pixels' sums 23 bits apart; a 23-bit lane holds 256 products exactly, so
  *    sums are split every 256 k.
  *
+ *  - Helium (M55): the raw int8 columns as they are, sixteen MACs per VMLADAVA (edgec_mve.h),
+ *    two pixels x four channels per pass, the output stage four channels a vector (the
+ *    prepared area of the scratch goes unused).
+ *
  * A lone pixel (a fully connected layer, the last pixel of an odd count) uses a one-column
  * loop over four channels at a time on its raw int8 column instead. On DSP cores a layer with
  * a single pixel, k a multiple of 8 and out_c of 4 (`blocked`) has its weights laid out
@@ -26,6 +30,7 @@
 #include "edgec_im2col.h"
 #include "edgec_conv_sums.h"
 #include "edgec_pair_channels.h"
+#include "edgec_mve.h"
 
 /* Every output channel of a pixel pair, two channels at a time (pair_sums: SMLAD on DSP cores,
  * the two-lane SMLAL sums elsewhere). */
@@ -58,6 +63,12 @@ EDGEC_INLINE void pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *
 EDGEC_INLINE void four_outputs(const edgec_outputs_t *o, const int32_t acc[4], int8_t *restrict out, uint32_t c,
                                int single, int stage)
 {
+#if EDGEC_MVE
+    if (stage != EDGEC_STAGE_GENERIC && o->per_channel) {
+        edgec_mve_output_4(o, vldrwq_s32(acc), c, 4, out, single);
+        return;
+    }
+#endif
     for (uint32_t i = 0; i < 4; i++) {
         out[c + i] = edgec_output_stage(o, acc[i], c + i, single, stage);
     }
@@ -69,9 +80,43 @@ EDGEC_INLINE void four_channels(const edgec_conv_params *p, const edgec_outputs_
 {
     const uint32_t kp = p->k_padded;
     int32_t acc[4];
+#if EDGEC_MVE
+    edgec_mve_dot_1x4(p->weights + (size_t)c * kp, kp, col, kp, acc);
+#else
     lone_sums(p->weights + (size_t)c * kp, kp, col, kp, acc);
+#endif
     four_outputs(o, acc, out, c, single, stage);
 }
+
+#if EDGEC_MVE
+/* Every output channel of a pixel pair from their raw columns: four channels at a time with
+ * the fast output stage four channels a vector (per-channel layers), then pairs and a last
+ * single channel with the scalar one. */
+EDGEC_INLINE void mve_pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *o, const int8_t *col0,
+                                 const int8_t *col1, int8_t *restrict out0, int8_t *restrict out1, int single,
+                                 int stage)
+{
+    const uint32_t kp = p->k_padded, out_c = p->out_c;
+    const int8_t *w = p->weights;
+    int32_t acc[8];
+    uint32_t c = 0;
+    if (stage != EDGEC_STAGE_GENERIC && o->per_channel) {
+        for (; c + 4 <= out_c; c += 4, w += 4 * kp) {
+            edgec_mve_dot_2x4(w, kp, col0, col1, kp, acc);
+            edgec_mve_output_4(o, vldrwq_s32(acc), c, 4, out0, single);
+            edgec_mve_output_4(o, vldrwq_s32(acc + 4), c, 4, out1, single);
+        }
+    }
+    for (; c + 1 < out_c; c += 2, w += 2 * kp) {
+        edgec_mve_dot_2x2(w, w + kp, col0, col1, kp, acc);
+        edgec_output_2x2(o, acc, c, out0, out1, 1, single, stage);
+    }
+    if (c < out_c) {
+        edgec_mve_dot_2x2(w, w, col0, col1, kp, acc);
+        edgec_output_2x2(o, acc, c, out0, out1, 0, single, stage);
+    }
+}
+#endif
 
 /* A lone pixel, four channels at a time. With 1-3 channels left over and out_c >= 4, one
  * more block at out_c - 4 overlaps the last full one and rewrites identical values (out is
@@ -115,9 +160,15 @@ EDGEC_INLINE void convolve(const edgec_conv_params *p, const edgec_outputs_t *o,
     for (; pixel + 1 < pixels; pixel += 2) {
         const int8_t *col0 = column(p, input, pixel, staging0);
         const int8_t *col1 = column(p, input, pixel + 1, staging1);
+#if EDGEC_MVE
+        (void)cols;
+        mve_pixel_pair(p, o, col0, col1, output + (size_t)pixel * p->out_c, output + (size_t)(pixel + 1) * p->out_c,
+                       single, stage);
+#else
         prepare(col0, col1, p->k_padded, cols);
         pixel_pair(p, o, cols, output + (size_t)pixel * p->out_c, output + (size_t)(pixel + 1) * p->out_c, single,
                    stage);
+#endif
     }
     if (pixel < pixels) {
         single_pixel(p, o, column(p, input, pixel, staging0), output + (size_t)pixel * p->out_c, single, stage);

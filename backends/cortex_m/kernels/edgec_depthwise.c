@@ -8,10 +8,13 @@
  * code generator): for each block of four channels, per tap, the four weights as two words
  * of int16 lane pairs [w0,w2] [w1,w3] on DSP cores (ready for SMLABB/SMLATT against SXTB16
  * of the inputs), or four int8 elsewhere; the channels after the last full block follow as
- * [taps][rest]. Depth multiplier > 1: weights [taps][out_c], one channel at a time.
+ * [taps][rest]. Depth multiplier > 1, or `plain` (the layout of Helium builds): weights
+ * [taps][out_c]; Helium (M55) takes sixteen channels a pass (plain_channels), other cores
+ * one channel at a time (a host build of an M55 project).
  */
 #include "edgec_kernels.h"
 #include "edgec_depthwise_block.h"
+#include "edgec_mve.h"
 
 /* One output channel; x points at the window's first tap, channel 0; w at tap 0 of the
  * channel in a [taps][stride] layout. */
@@ -29,11 +32,61 @@ EDGEC_INLINE void one_channel(const edgec_depthwise_params *p, const edgec_outpu
     out[oc] = FINISH(o, acc, oc);
 }
 
+#if EDGEC_MVE
+/* Every channel of a pixel from plain [taps][out_c] weights, sixteen channels a pass: per tap
+ * one int8 vector of inputs and one of weights, their products widened to int16 (VMULLB for
+ * the even channels, VMULLT for the odd) and then to four int32 accumulators (VMOVLB/VMOVLT)
+ * holding channels {0,4,8,12} {1,5,9,13} {2,6,10,14} {3,7,11,15}, which VST4 interleaves back
+ * into channel order; the fast output stage runs four channels a vector (edgec_mve_output_4).
+ * The last pass is predicated: lanes past out_c load zero and are not written. */
+EDGEC_INLINE void plain_channels(const edgec_depthwise_params *p, const edgec_outputs_t *o, const int8_t *x,
+                                 size_t row_step, size_t col_step, int8_t *out, int stage)
+{
+    const uint32_t out_c = p->out_c;
+    for (uint32_t c = 0; c < out_c; c += 16) {
+        const int whole = out_c - c >= 16;
+        const mve_pred16_t lanes = vctp8q(out_c - c);
+        int32x4x4_t acc = {{vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)}};
+        const int8_t *w = p->weights + c, *row = x + c;
+        for (int ky = 0; ky < p->k_h; ky++, row += row_step) {
+            const int8_t *tap = row;
+            for (int kx = 0; kx < p->k_w; kx++, tap += col_step, w += out_c) {
+                const int8x16_t xv = whole ? vldrbq_s8(tap) : vldrbq_z_s8(tap, lanes);
+                const int8x16_t wv = whole ? vldrbq_s8(w) : vldrbq_z_s8(w, lanes);
+                const int16x8_t even = vmullbq_int_s8(xv, wv), odd = vmulltq_int_s8(xv, wv);
+                acc.val[0] = vaddq_s32(acc.val[0], vmovlbq_s16(even));
+                acc.val[1] = vaddq_s32(acc.val[1], vmovlbq_s16(odd));
+                acc.val[2] = vaddq_s32(acc.val[2], vmovltq_s16(even));
+                acc.val[3] = vaddq_s32(acc.val[3], vmovltq_s16(odd));
+            }
+        }
+        int32_t sums[16];
+        vst4q_s32(sums, acc);
+        const uint32_t count = out_c - c < 16 ? out_c - c : 16;
+        if (stage == EDGEC_STAGE_GENERIC) {
+            for (uint32_t i = 0; i < count; i++) {
+                out[c + i] = FINISH(o, sums[i], c + i);
+            }
+            continue;
+        }
+        for (uint32_t i = 0; i < count; i += 4) {
+            edgec_mve_output_4(o, vldrwq_s32(sums + i), c + i, count - i, out, EDGEC_SINGLE_ROUNDING);
+        }
+    }
+}
+#endif
+
 EDGEC_INLINE void pixel(const edgec_depthwise_params *p, const edgec_outputs_t *o, const int8_t *x, size_t row_step,
                         size_t col_step, int8_t *out, int stage)
 {
     const uint32_t taps = (uint32_t)p->k_h * p->k_w;
-    if (p->depth_multiplier != 1) {
+#if EDGEC_MVE
+    if (p->plain && p->depth_multiplier == 1) {
+        plain_channels(p, o, x, row_step, col_step, out, stage);
+        return;
+    }
+#endif
+    if (p->depth_multiplier != 1 || p->plain) {
         for (uint32_t oc = 0; oc < p->out_c; oc++) {
             one_channel(p, o, x, row_step, col_step, p->weights + oc, p->out_c, oc / p->depth_multiplier, oc, out, stage);
         }

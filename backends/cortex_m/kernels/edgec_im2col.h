@@ -70,7 +70,7 @@ static const int8_t *column(const edgec_conv_params *p, const int8_t *input, uin
 #if EDGEC_DSP
 
 /* Two columns as int16 lane pairs, interleaved per group of four k: x0[0,2] x0[1,3] x1[0,2] x1[1,3]. */
-static void prepare(const int8_t *col0, const int8_t *col1, uint32_t k_padded, uint32_t *out)
+__attribute__((unused)) static void prepare(const int8_t *col0, const int8_t *col1, uint32_t k_padded, uint32_t *out)
 {
     for (uint32_t k = 0; k < k_padded; k += 4) {
         const uint32_t a = edgec_load32(col0 + k), b = edgec_load32(col1 + k);
@@ -85,7 +85,7 @@ static void prepare(const int8_t *col0, const int8_t *col1, uint32_t k_padded, u
 #else
 
 /* Two columns packed per k: x0 + x1 * 2^23 (exact in int32 for int8 values). */
-static void prepare(const int8_t *col0, const int8_t *col1, uint32_t k_padded, uint32_t *out)
+__attribute__((unused)) static void prepare(const int8_t *col0, const int8_t *col1, uint32_t k_padded, uint32_t *out)
 {
     for (uint32_t k = 0; k < k_padded; k++) {
         out[k] = (uint32_t)((int32_t)col0[k] + (int32_t)col1[k] * (1 << EDGEC_LANE_BITS));

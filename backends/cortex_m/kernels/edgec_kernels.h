@@ -41,6 +41,7 @@ typedef struct {
     uint16_t batches, in_h, in_w, in_c, out_h, out_w, out_c;
     uint16_t k_h, k_w, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left;
     uint16_t depth_multiplier, generic;
+    uint16_t plain; /* weights [k_h*k_w][out_c] even at depth multiplier 1 (Helium builds) */
 } edgec_depthwise_params;
 
 /* Delta-encoded weights (backends/cortex_m/delta_layers.py states the layout): the params'
