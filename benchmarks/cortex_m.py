@@ -139,6 +139,19 @@ def measure(model, inputs, expected, out: Path, name: str, file: str, core: str,
             "exact": bool(np.array_equal(result.outputs[0], reference))}
 
 
+def core_ratio_lines(rows: list[dict], core: str, others: tuple[str, ...]) -> list[str]:
+    """Per int8 model, ``core``'s instructions per inference over each of ``others``' (the
+    Cortex-M55 has no TFLM figure here: this places it next to the M4 and M7)."""
+    by_key = {(row["model"], row["core"]): row["instructions"] for row in rows if row["weights"] == "W8"}
+    lines = []
+    for other in others:
+        ratios = [f"{model} {count / by_key[(model, other)]:.3f}" for (model, name), count in by_key.items()
+                  if name == core and (model, other) in by_key]
+        if ratios:
+            lines.append(f"{core} instructions / {other}'s: " + ", ".join(ratios))
+    return lines
+
+
 def cycles_table(rows: list[dict], peers: Path) -> Table:
     """edgec's estimated cycles/MAC beside the engines' published ones on the same core."""
     published, macs = published_cycles_per_mac(peers), published_macs(peers)
@@ -169,7 +182,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default_shared = Path(os.environ.get("EDGEC_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
     parser.add_argument("--shared", type=Path, default=default_shared)
-    parser.add_argument("--cores", default="cortex-m3,cortex-m4,cortex-m7,cortex-m33")
+    parser.add_argument("--cores", default="cortex-m3,cortex-m4,cortex-m7,cortex-m33,cortex-m55")
     parser.add_argument("--models", default=",".join([*TFLITE, *ONNX]))
     parser.add_argument("--weight-bits", default="8,4,2", help="weight widths to build each model with")
     parser.add_argument("--delta", default="4/closed-loop/channel",
@@ -212,6 +225,8 @@ def main() -> None:
         console.print(cycles_table(rows, args.shared / "benchmarks" / "peers.md"))
     if any(row["weights"] != "W8" for row in rows):
         console.print(low_bit_table(rows))
+    for line in core_ratio_lines(rows, "cortex-m55", ("cortex-m4", "cortex-m7")):
+        console.print(line)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 

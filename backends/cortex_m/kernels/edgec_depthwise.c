@@ -33,31 +33,44 @@ EDGEC_INLINE void one_channel(const edgec_depthwise_params *p, const edgec_outpu
 }
 
 #if EDGEC_MVE
+/* acc += the products of one tap's sixteen inputs and weights, widened (see plain_channels). */
+EDGEC_INLINE void tap_of_sixteen(int8x16_t xv, int8x16_t wv, int32x4x4_t *acc)
+{
+    const int16x8_t even = vmullbq_int_s8(xv, wv), odd = vmulltq_int_s8(xv, wv);
+    acc->val[0] = vaddq_s32(acc->val[0], vmovlbq_s16(even));
+    acc->val[1] = vaddq_s32(acc->val[1], vmovlbq_s16(odd));
+    acc->val[2] = vaddq_s32(acc->val[2], vmovltq_s16(even));
+    acc->val[3] = vaddq_s32(acc->val[3], vmovltq_s16(odd));
+}
+
 /* Every channel of a pixel from plain [taps][out_c] weights, sixteen channels a pass: per tap
  * one int8 vector of inputs and one of weights, their products widened to int16 (VMULLB for
  * the even channels, VMULLT for the odd) and then to four int32 accumulators (VMOVLB/VMOVLT)
  * holding channels {0,4,8,12} {1,5,9,13} {2,6,10,14} {3,7,11,15}, which VST4 interleaves back
  * into channel order; the fast output stage runs four channels a vector (edgec_mve_output_4).
- * The last pass is predicated: lanes past out_c load zero and are not written. */
+ * A last pass of fewer than sixteen channels is predicated: lanes past out_c load zero and are
+ * not written. */
 EDGEC_INLINE void plain_channels(const edgec_depthwise_params *p, const edgec_outputs_t *o, const int8_t *x,
                                  size_t row_step, size_t col_step, int8_t *out, int stage)
 {
     const uint32_t out_c = p->out_c;
     for (uint32_t c = 0; c < out_c; c += 16) {
-        const int whole = out_c - c >= 16;
-        const mve_pred16_t lanes = vctp8q(out_c - c);
         int32x4x4_t acc = {{vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)}};
         const int8_t *w = p->weights + c, *row = x + c;
-        for (int ky = 0; ky < p->k_h; ky++, row += row_step) {
-            const int8_t *tap = row;
-            for (int kx = 0; kx < p->k_w; kx++, tap += col_step, w += out_c) {
-                const int8x16_t xv = whole ? vldrbq_s8(tap) : vldrbq_z_s8(tap, lanes);
-                const int8x16_t wv = whole ? vldrbq_s8(w) : vldrbq_z_s8(w, lanes);
-                const int16x8_t even = vmullbq_int_s8(xv, wv), odd = vmulltq_int_s8(xv, wv);
-                acc.val[0] = vaddq_s32(acc.val[0], vmovlbq_s16(even));
-                acc.val[1] = vaddq_s32(acc.val[1], vmovlbq_s16(odd));
-                acc.val[2] = vaddq_s32(acc.val[2], vmovltq_s16(even));
-                acc.val[3] = vaddq_s32(acc.val[3], vmovltq_s16(odd));
+        if (out_c - c >= 16) {
+            for (int ky = 0; ky < p->k_h; ky++, row += row_step) {
+                const int8_t *tap = row;
+                for (int kx = 0; kx < p->k_w; kx++, tap += col_step, w += out_c) {
+                    tap_of_sixteen(vldrbq_s8(tap), vldrbq_s8(w), &acc);
+                }
+            }
+        } else {
+            const mve_pred16_t lanes = vctp8q(out_c - c);
+            for (int ky = 0; ky < p->k_h; ky++, row += row_step) {
+                const int8_t *tap = row;
+                for (int kx = 0; kx < p->k_w; kx++, tap += col_step, w += out_c) {
+                    tap_of_sixteen(vldrbq_z_s8(tap, lanes), vldrbq_z_s8(w, lanes), &acc);
+                }
             }
         }
         int32_t sums[16];
