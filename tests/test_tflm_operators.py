@@ -112,9 +112,10 @@ def test_cortex_m_reproduces_tflm(tmp_path, case, core):
 
 @needs_toolchain
 @pytest.mark.slow
+@pytest.mark.parametrize("core", ["cortex-m33", "cortex-m55"])  # the DSP kernels, and Helium's
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_cortex_m_reproduces_tflm_on_every_case(tmp_path, case):
-    _run_on_core(tmp_path, case, "cortex-m33")
+def test_cortex_m_reproduces_tflm_on_every_case(tmp_path, case, core):
+    _run_on_core(tmp_path, case, core)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)

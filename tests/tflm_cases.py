@@ -281,6 +281,38 @@ def batch_matmul_cases() -> list[Case]:
     return found
 
 
+def binary_model(builtin: int, options_type: int, builtin_options, b_shape, q_a, q_b, q_out) -> bytes:
+    """``builtin`` (ADD, SUB, MUL) of two int8 inputs, [1, 16, 16] and ``b_shape`` (broadcast)."""
+    b = TfliteBuilder()
+    x = b.tensor((1, 16, 16), scale=q_a[0], zero_point=q_a[1])
+    y = b.tensor(b_shape, scale=q_b[0], zero_point=q_b[1])
+    out = b.tensor((1, 16, 16), scale=q_out[0], zero_point=q_out[1])
+    b.operator(builtin, [x, y], [out], options_type, builtin_options)
+    return b.build([x, y], [out])
+
+
+#: (a, b, output) quantizations: typical, an output finer than both inputs (MUL: a left
+#: shift), coarse inputs, a narrow output range.
+_BINARY_QUANTIZATIONS = (((0.05, -3), (0.04, 10), (0.08, 2)), ((0.2, 0), (0.3, -20), (0.01, -5)),
+                         ((0.5, 100), (0.1, -128), (0.6, 0)), ((0.02, 7), (0.02, -7), (0.03, -128)))
+
+
+def binary_cases() -> list[Case]:
+    """ADD, SUB and MUL with every int8 value of the first input against random second ones, in
+    four quantizations, same-shaped and broadcast along the last axis."""
+    a = ALL_INT8.reshape(1, 16, 16)
+    found = []
+    for builtin, name, options_type, options_class in (
+            (OP.ADD, "add", OPTIONS.AddOptions, schema.AddOptionsT),
+            (OP.SUB, "sub", OPTIONS.SubOptions, schema.SubOptionsT),
+            (OP.MUL, "mul", OPTIONS.MulOptions, schema.MulOptionsT)):
+        for i, (q_a, q_b, q_out) in enumerate(_BINARY_QUANTIZATIONS):
+            for shape, tag in (((1, 16, 16), ""), ((1, 1, 16), "_broadcast")):
+                model = binary_model(builtin, options_type, options_class(), shape, q_a, q_b, q_out)
+                found.append(Case(f"{name}_{i}{tag}", builtin_name(builtin), model, (a, _random_input(shape, 70 + i))))
+    return found
+
+
 def builtin_name(builtin: int) -> str:
     return next(name for name, value in vars(OP).items() if value == builtin)
 
@@ -288,4 +320,4 @@ def builtin_name(builtin: int) -> str:
 def cases() -> list[Case]:
     """Every case with a stored golden."""
     return (activation_cases() + layout_cases() + prelu_cases() + grouped_conv_cases() + transpose_conv_cases()
-            + batch_matmul_cases())
+            + batch_matmul_cases() + binary_cases())

@@ -135,6 +135,27 @@ EDGEC_INLINE void edgec_mve_output_4(const edgec_outputs_t *o, int32x4_t acc, ui
     const int32x4_t scaled = vshlq_s32(high, vnegq_s32(right));
     vstrbq_p_s32(out + c, vmaxq_s32(vminq_s32(scaled, vdupq_n_s32(o->high)), vdupq_n_s32(o->low)), lanes);
 }
+/* edgec_mbqm of four lanes with one multiplier and shift: double rounding is VQRDMULH (after
+ * the left shift, shift >= 0) or VQRDMULH then the rounding divide by 2^-shift, half away from
+ * zero (VRSHL rounds half up: one less for negative lanes moves their ties away from zero);
+ * single rounding (shift <= -1 only, see edgec_mve_mbqm_vectorizes) is VQDMULH, the product's
+ * floor / 2^31, then VRSHL's half-up rounding shift: the nested floors of edgec_mbqm_single. */
+EDGEC_INLINE int edgec_mve_mbqm_vectorizes(int32_t shift, int single)
+{
+    return !single || shift <= -1;
+}
+
+EDGEC_INLINE int32x4_t edgec_mve_mbqm(int32x4_t x, int32_t multiplier, int32_t shift, int single)
+{
+    if (single) {
+        return vrshlq_s32(vqdmulhq_n_s32(x, multiplier), vdupq_n_s32(shift));
+    }
+    if (shift >= 0) {
+        return vqrdmulhq_n_s32(vshlq_s32(x, vdupq_n_s32(shift)), multiplier);
+    }
+    const int32x4_t high = vqrdmulhq_n_s32(x, multiplier);
+    return vrshlq_s32(vaddq_s32(high, vshrq_n_s32(high, 31)), vdupq_n_s32(shift));
+}
 #else
 #define EDGEC_MVE 0
 #endif
