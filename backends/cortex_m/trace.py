@@ -125,9 +125,12 @@ def executions(log_path: Path) -> Iterator[tuple[list[int], int]]:
 def block_cycles(program: Program, addresses: list[int], executed: int, model: CycleModel) -> float:
     """Estimated cycles of the first ``executed`` instructions of a TB, assuming its last branch
     is not taken; load/store pipelining is counted within the block only."""
-    cycles, memory_before = 0.0, False
+    cycles, memory_before, end = 0.0, False, 0
     for address in addresses[:executed]:
+        if address < end:  # QEMU lists an instruction its disassembler lacks (MVE) as two halfwords
+            continue
         instruction = program.instruction(address)
+        end = address + instruction.size
         kind = instruction.kind
         cycles += model.pipelined_memory if kind in ("load", "store") and memory_before else model.costs[kind]
         if kind == "multiple" or (kind == "branch" and instruction.registers):
