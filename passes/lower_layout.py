@@ -1,10 +1,10 @@
 """Lowering of pooling and data-movement ONNX operators to edgec integer operators.
 
 Pools (AveragePool, MaxPool, their Global forms), ReduceMean (as TFLite MEAN), Concat, Pad
-(constant, reflect, edge, wrap), Slice, Split (one edgec ``Slice`` per output), Reshape (and
-Flatten/Squeeze/Unsqueeze) and Transpose. All but ReduceMean keep their input's quantization
-and integer type (Concat brings its inputs to the output's). Conventions are in
-:mod:`passes.quantize`.
+(constant, reflect, edge, wrap), Slice, Split (one edgec ``Slice`` per output), Resize (TFLite's
+nearest and bilinear forms), Reshape (and Flatten/Squeeze/Unsqueeze) and Transpose. All but
+ReduceMean keep their input's quantization and integer type (Concat brings its inputs to the
+output's). Conventions are in :mod:`passes.quantize`.
 """
 
 from __future__ import annotations
@@ -204,6 +204,47 @@ def lower_split(b: IntegerGraphBuilder, node: ir.Node) -> None:
         start += size
 
 
+#: ONNX Resize's (mode, coordinate_transformation_mode, nearest_mode) that are TFLite's resizes:
+#: the edgec Resize mode and its (align_corners, half_pixel_centers).
+_RESIZE_FORMS = {
+    ("nearest", "asymmetric", "floor"): ("nearest", 0, 0),
+    ("nearest", "align_corners", "round_prefer_ceil"): ("nearest", 1, 0),
+    ("nearest", "tf_half_pixel_for_nn", "floor"): ("nearest", 0, 1),
+    ("linear", "asymmetric", None): ("bilinear", 0, 0),
+    ("linear", "align_corners", None): ("bilinear", 1, 0),
+    ("linear", "half_pixel", None): ("bilinear", 0, 1),
+}
+
+
+def _text_attribute(node: ir.Node, name: str, default: str) -> str:
+    value = attribute(node, name, default)
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def lower_resize(b: IntegerGraphBuilder, node: ir.Node) -> None:
+    """ONNX Resize of the two spatial axes of a 4-D tensor, in the forms TFLite's
+    RESIZE_NEAREST_NEIGHBOR and RESIZE_BILINEAR compute (:data:`_RESIZE_FORMS`); the
+    bilinear one is TFLite's 10-bit integer interpolation, within a step of the float one."""
+    x_f, out_f = node.inputs[0], node.outputs[0]
+    in_shape, out_shape = b.shape_of(x_f), b.shape_of(out_f)
+    mode = _text_attribute(node, "mode", "nearest")
+    transform = _text_attribute(node, "coordinate_transformation_mode", "half_pixel")
+    nearest = _text_attribute(node, "nearest_mode", "round_prefer_floor") if mode == "nearest" else None
+    form = _RESIZE_FORMS.get((mode, transform, nearest))
+    if len(in_shape) != 4 or list(in_shape[:2]) != list(out_shape[:2]) or form is None:
+        raise UnsupportedModelError(
+            f"Resize node '{node.name}' ({mode}, {transform}{', ' + nearest if nearest else ''}) on {list(in_shape)} "
+            f"is not one of TFLite's resizes",
+            "resize the two spatial axes of NCHW data with mode nearest (asymmetric+floor, align_corners+"
+            "round_prefer_ceil, tf_half_pixel_for_nn+floor) or linear (asymmetric, align_corners, half_pixel)")
+    x = b.value_in_layout(x_f, channels_last=True)
+    attrs = {"size": [int(out_shape[2]), int(out_shape[3])], "mode": form[0], "align_corners": form[1],
+             "half_pixel_centers": form[2]}
+    y = b.emit("Resize", [x], attrs, shape=[out_shape[0], out_shape[2], out_shape[3], out_shape[1]],
+               name=out_f.name, qparams=b.qparams_of(x))
+    b.finish_preserving(out_f, y, channels_last=True)
+
+
 def lower_reshape(b: IntegerGraphBuilder, node: ir.Node) -> None:
     x_f, out_f = node.inputs[0], node.outputs[0]
     x = b.value_in_layout(x_f, channels_last=False)
@@ -235,6 +276,7 @@ LAYOUT_LOWERINGS = {
     "Pad": lower_pad,
     "Slice": lower_slice,
     "Split": lower_split,
+    "Resize": lower_resize,
     "Reshape": lower_reshape,
     "Flatten": lower_reshape,
     "Squeeze": lower_reshape,

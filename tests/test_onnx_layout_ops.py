@@ -14,7 +14,7 @@ from onnx import helper
 
 import edgec
 from edgec.backends import cortex_m
-from edgec.errors import ModelLoadError
+from edgec.errors import ModelLoadError, UnsupportedModelError
 from edgec.passes.qparams import get_qparams
 from edgec.target import get_target
 
@@ -76,3 +76,46 @@ def test_layout_ops_run_bit_exact_on_cortex_m(tmp_path, mode):
     inputs = cortex_m.int8_inputs(integer, samples)
     result = cortex_m.run_project(tmp_path / "out", inputs)
     np.testing.assert_array_equal(result.outputs, cortex_m.reference_outputs(integer, inputs))
+
+
+RESIZE_FORMS = [("nearest", "asymmetric", "floor"), ("nearest", "align_corners", "round_prefer_ceil"),
+                ("nearest", "tf_half_pixel_for_nn", "floor"), ("linear", "asymmetric", None),
+                ("linear", "align_corners", None), ("linear", "half_pixel", None)]
+
+
+def resize_model(mode: str, transform: str, nearest: str | None, size) -> tuple:
+    """``x[1,3,4,5] -> Conv 1x1 (4) -> Resize to size`` (a constant ``sizes`` input)."""
+    rng = np.random.default_rng(6)
+    extra = {"nearest_mode": nearest} if nearest else {}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("Resize", ["c", "", "", "sizes"], ["y"], name="resize", mode=mode,
+                              coordinate_transformation_mode=transform, **extra)]
+    model = make_model(nodes, [tensor_info("x", [1, 3, 4, 5])], [tensor_info("y", [1, 4, *size])],
+                       {"w": rng.normal(0, 0.5, (4, 3, 1, 1)).astype(np.float32),
+                        "sizes": np.asarray([1, 4, *size], dtype=np.int64)}, opset=13)
+    return model, rng.normal(0, 1, (32, 1, 3, 4, 5)).astype(np.float32)
+
+
+@pytest.mark.parametrize("form", RESIZE_FORMS, ids=lambda f: "-".join(x for x in f if x))
+@pytest.mark.parametrize("size", [(9, 11), (2, 3)], ids=["up", "down"])
+def test_resize_in_tflite_forms_follows_the_float_model(tmp_path, form, size):
+    model, calib = resize_model(*form, size)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    integer = edgec.quantize(edgec.load(path), {"x": calib})
+    resize = next(node for node in integer.graph if node.op_type == "Resize")
+    session = ort.InferenceSession(model.SerializeToString())
+    step = get_qparams(resize.outputs[0]).scale
+    for x in calib[:8]:
+        ours, theirs = edgec.run(integer, {"x": x})[0]["y"], session.run(None, {"x": x})[0]
+        assert ours.shape == theirs.shape
+        # the input's and the conv's rounding; bilinear adds its 10-bit weights' rounding
+        assert np.abs(ours - theirs).max() <= (2 if form[0] == "nearest" else 3) * step
+
+
+def test_a_resize_tflite_does_not_compute_is_an_error_naming_the_node(tmp_path):
+    model, calib = resize_model("nearest", "half_pixel", "round_prefer_floor", (9, 11))
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    with pytest.raises(UnsupportedModelError, match="Resize node 'resize' .* is not one of TFLite's resizes"):
+        edgec.quantize(edgec.load(path), {"x": calib})
