@@ -37,6 +37,9 @@ class CLayer:
     #: more parameter blocks (C type, name, fields), emitted before ``params``
     structs: list[tuple[str, str, dict[str, object]]] = dataclasses.field(default_factory=list)
     encoding: str | None = None         # how the weights are stored, when not as plain values
+    #: when input 0 dies here, the output may start this many bytes before it, overlapping it
+    #: (raster-order window kernels, :func:`backends.cortex_m.overlap.output_lag`); None: never
+    lag: int | None = None
 
 
 def shape_of(value: ir.Value) -> list[int]:

@@ -25,6 +25,7 @@ import onnx_ir as ir
 from edgec.backends.cortex_m.clayer import CArray, CLayer, constant_operands, shape_of, to_4d
 from edgec.backends.cortex_m.layout_layers import LAYOUT_OPS, layout_layer
 from edgec.backends.cortex_m.output_stage import output_stage
+from edgec.backends.cortex_m.overlap import output_lag
 from edgec.backends.cortex_m.packing import pack_depthwise, pack_rows, packed_bits, row_bits, row_step
 from edgec.backends.cortex_m.transpose_conv_layer import transpose_conv_layer
 from edgec.errors import UnsupportedModelError
@@ -109,8 +110,10 @@ def _conv_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool, mve: bool = 
               "per_channel": int(len(attrs["output_multiplier"]) > 1), "blocked": int(blocked)}
     function = "edgec_fully_connected" if fully_connected else "edgec_conv"
     suffix = "" if bits is None else f"_w{bits}"
+    lag = None if fully_connected or bits is not None else output_lag(x, y, geometry["k_h"], geometry["k_w"], attrs, 2)
     return CLayer(node, f"edgec_conv{suffix}.c", f"{function}{suffix}(&{prefix}, {{in0}}, {{out}}, {{scratch}})",
-                  arrays, "edgec_conv_params", params, scratch_bytes=conv_scratch_bytes(geometry, k_padded, bits))
+                  arrays, "edgec_conv_params", params, scratch_bytes=conv_scratch_bytes(geometry, k_padded, bits),
+                  lag=lag)
 
 
 def _aligned(size: int) -> int:
@@ -209,7 +212,8 @@ def _depthwise_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool, mve: bo
     suffix = "" if bits is None else f"_w{bits}"
     return CLayer(node, f"edgec_depthwise{suffix}.c",
                   f"edgec_depthwise_conv{suffix}(&{prefix}, {{in0}}, {{out}}, {{scratch}})",
-                  arrays, "edgec_depthwise_params", params, scratch_bytes=k_h * k_w * x[3])
+                  arrays, "edgec_depthwise_params", params, scratch_bytes=k_h * k_w * x[3],
+                  lag=output_lag(x, y, k_h, k_w, attrs, 1))
 
 
 def _broadcast_strides(in_shape: list[int], out_shape: list[int]) -> list[int]:

@@ -29,7 +29,7 @@ import math
 import onnx_ir as ir
 
 from edgec import ops
-from edgec.backends.cortex_m.branching import linearize, output_aliases
+from edgec.backends.cortex_m.branching import Branch, linearize, output_aliases
 from edgec.backends.cortex_m.delta_layers import lower_layer
 from edgec.backends.cortex_m.layers import CLayer, shape_of
 from edgec.backends.cortex_m.memory_plan import ArenaPlan, Buffer, live_bytes_bound, plan_arena
@@ -65,6 +65,8 @@ class Network:
     live_bytes: list[int]            # per layer: tensor bytes live during it, plus its scratch
     separate_io: bool                # input and output never share arena bytes
     body: list                       # edgec_invoke's steps: layer indices and Branch blocks
+    buffers: list[Buffer] = dataclasses.field(default_factory=list)  # what the plan placed
+    chains: list[list[tuple[str, int]]] = dataclasses.field(default_factory=list)  # overlapping ones
 
     @property
     def input(self) -> Boundary:
@@ -195,7 +197,9 @@ def build_network(model: ir.Model, dsp: bool, separate_io: bool = True, mve: boo
         raise UnsupportedModelError("a model output shares its storage with an input or another output",
                                     "give every model output its own computed tensor")
     apart = sorted((a, b) for a in input_groups for b in output_groups) if separate_io else []
-    plan = plan_arena(tensors + scratch, ARENA_ALIGNMENT, apart)
+    plan, chains = plan_arena(tensors + scratch, ARENA_ALIGNMENT, apart), []
+    if not any(isinstance(step, Branch) for step in body):
+        plan, chains = _overlapped_plan(layers, groups, tensors, scratch, apart, plan)
     offsets = {name: plan.offsets[f"tensor:{groups.find(name)}"] for name in defined}
     scratch_offsets = {buffer.first: plan.offsets[buffer.name] for buffer in scratch}
     inputs, outputs = ([Boundary(v, shape_of(v), get_qparams(v) or QParams(1.0, 0)) for v in side]
@@ -203,7 +207,83 @@ def build_network(model: ir.Model, dsp: bool, separate_io: bool = True, mve: boo
     live = [sum(b.size for b in tensors if b.first <= index <= b.last) + layer.scratch_bytes
             for index, layer in enumerate(layers)]
     return Network(layers, inputs, outputs, offsets, scratch_offsets, plan,
-                   live_bytes_bound(tensors, 1), rounding, live, separate_io, body)
+                   live_bytes_bound(tensors, 1), rounding, live, separate_io, body, tensors + scratch, chains)
+
+
+def _overlap_chains(layers: list[CLayer], groups: _Groups, buffers: dict[str, Buffer],
+                    apart: set[tuple[str, str]], span_limit: int | None) -> list[list[tuple[str, int]]]:
+    """The tensor buffers placed at fixed offsets from one another: a layer with a ``lag``
+    whose input buffer dies at it puts its output buffer ``lag`` bytes before the input's
+    (:mod:`backends.cortex_m.overlap`), when that saves bytes (the lag is below the output's
+    size) and the two need not be kept apart. Linked buffers form chains (a buffer dies at one
+    layer and is written by one), each as ``(buffer name, offset from the chain's base)``.
+
+    Each lag moves a chain's end down, and a rigid chain spanning more than the arena needs
+    only grows it: with ``span_limit``, a chain that would outgrow it is cut at the link whose
+    two buffers, kept apart, cost least, among the cuts that bring it back within the limit."""
+    offset_of: dict[str, int] = {}
+    chains: list[list[str]] = []
+    chain_of: dict[str, list[str]] = {}
+
+    def span(names: list[str]) -> int:
+        return max(offset_of[n] + buffers[n].size for n in names) - min(offset_of[n] for n in names)
+
+    for index, layer in enumerate(layers):
+        source, result = layer.node.inputs[0], layer.node.outputs[0]
+        if layer.lag is None or source is None or result.name not in groups.parent:
+            continue
+        src, dst = (buffers.get(f"tensor:{groups.find(v.name)}") for v in (source, result))
+        if src is None or dst is None or src is dst or src.last != index or layer.lag >= dst.size or \
+                dst.name in chain_of:
+            continue
+        chain = chain_of.get(src.name) or [src.name]
+        offset_of.setdefault(src.name, 0)
+        offset_of[dst.name] = offset_of[src.name] - layer.lag
+        if any(_clash(buffers[name], offset_of[name], dst, offset_of[dst.name], apart) for name in chain):
+            continue
+        grown = [*chain, dst.name]
+        if span_limit is not None and span(grown) > span_limit:
+            cuts = [i for i in range(1, len(grown) - 1) if span(grown[i:]) <= span_limit]
+            if not cuts:
+                continue
+            cut = min(cuts, key=lambda i: buffers[grown[i - 1]].size + buffers[grown[i]].size)
+            head, grown = grown[:cut], grown[cut:]
+            if chain in chains:
+                chains.remove(chain)
+            if len(head) > 1:
+                chains.append(head)
+            chain_of.update({name: head for name in head})
+        elif chain in chains:
+            chains.remove(chain)
+        chains.append(grown)
+        chain_of.update({name: grown for name in grown})
+    return [[(name, offset_of[name] - min(offset_of[n] for n in chain)) for name in chain] for chain in chains]
+
+
+#: Chain span limits tried, as fractions of the live-range bound (None: no limit).
+_SPAN_LIMITS = (None, 1.0, 0.85, 0.75)
+
+
+def _overlapped_plan(layers: list[CLayer], groups: _Groups, tensors: list[Buffer], scratch: list[Buffer],
+                     apart: list[tuple[str, str]], plan: ArenaPlan) -> tuple[ArenaPlan, list]:
+    """The smallest of ``plan`` and the plans with overlapping outputs under each chain span
+    limit of :data:`_SPAN_LIMITS` (first fit is greedy: overlapping can plan larger), with
+    the chains it uses."""
+    bound, by_name = live_bytes_bound(tensors, 1), {buffer.name: buffer for buffer in tensors}
+    best = (plan, [])
+    for fraction in _SPAN_LIMITS:
+        limit = None if fraction is None else int(bound * fraction)
+        chains = _overlap_chains(layers, groups, by_name, set(apart), limit)
+        if chains:
+            overlapped = plan_arena(tensors + scratch, ARENA_ALIGNMENT, apart, chains)
+            best = (overlapped, chains) if overlapped.size < best[0].size else best
+    return best
+
+
+def _clash(a: Buffer, a_at: int, b: Buffer, b_at: int, apart: set[tuple[str, str]]) -> bool:
+    """Whether buffers that must stay apart would share bytes at these fixed offsets."""
+    kept_apart = (a.name, b.name) in apart or (b.name, a.name) in apart
+    return kept_apart and a_at < b_at + b.size and b_at < a_at + a.size
 
 
 def _is_output(groups: _Groups, name: str, lasts: list[ir.Value]) -> bool:

@@ -24,7 +24,8 @@ from edgec.errors import SizeLimitError
 from edgec.passes.input_layout import input_layout, layout_name
 from edgec.target import Target
 
-_ARENA_NOTE = "arena: every tensor (input and output included) and kernel scratch"
+_ARENA_NOTE = ("arena: every tensor (input and output included) and kernel scratch; memory.buffers lists where each "
+               "lies and when it is used, an output overlapping the input that dies at it below the live-range bound")
 _IO_NOTES = {True: "io_separation_bytes: arena bytes that keep the input and output apart, so the next input "
                    "can be written while the last output is read",
              False: "input and output may share arena bytes (--overlap-io): read the output before writing "
@@ -74,6 +75,7 @@ def planned_report(network: Network, target: Target, model_name: str, files: lis
         "macs": sum(layer["macs"] for layer in layers),
         "flash": {"weights": sum(layer["weight_bytes"] for layer in layers), "code": None,
                   "weights_and_parameters": None, "kernel_tables": None, "data": None, "total": None},
+        "memory": _memory(network),
         "ram": {"arena": network.plan.size, "arena_live_bound": network.live_bound,
                 "io_separation_bytes": network.io_separation_bytes, "static_total": None, "stack_bound": None,
                 "total": None},
@@ -82,6 +84,22 @@ def planned_report(network: Network, target: Target, model_name: str, files: lis
         "paths": _paths(network, layers),
         "files": files,
     }
+
+
+def _memory(network: Network) -> dict:
+    """The arena plan, buffer by buffer: ``tensor:NAME`` (a tensor and the views and in-place
+    results sharing its bytes) or ``scratch:LAYER``, its offset and size, and the first and
+    last layer using it (-1: the input, before the first layer); ``overlaps``: the buffer it
+    starts ``lag`` bytes before, sharing bytes with it (its input, dying at the layer that
+    writes it; :mod:`backends.cortex_m.overlap`)."""
+    overlapping = {}
+    for chain in network.chains:
+        for (before, at_before), (after, at_after) in zip(chain, chain[1:]):
+            overlapping[after] = {"buffer": before, "lag": at_before - at_after}
+    buffers = [{"name": b.name, "offset": network.plan.offsets[b.name], "size": b.size, "first": b.first,
+                "last": b.last, **({"overlaps": overlapping[b.name]} if b.name in overlapping else {})}
+               for b in sorted(network.buffers, key=lambda b: (network.plan.offsets[b.name], b.first))]
+    return {"buffers": buffers}
 
 
 def _paths(network: Network, layers: list[dict]) -> list[dict]:
