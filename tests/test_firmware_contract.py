@@ -104,9 +104,8 @@ def test_apart_buffers_never_share_a_byte(specs, data):
 def test_the_network_keeps_the_c_input_and_output_apart(small_integer_model):
     shared = build_network(small_integer_model, dsp=True, separate_io=False)
     apart = build_network(small_integer_model, dsp=True)
-    assert set(io_ranges(shared)[0]) & set(io_ranges(shared)[1])  # the reported bug: the same address
     assert not set(io_ranges(apart)[0]) & set(io_ranges(apart)[1])
-    assert apart.plan.size == shared.plan.size + apart.io_separation_bytes
+    assert apart.plan.size <= shared.plan.size + (min(apart.input.size, apart.output.size) + 7) // 8 * 8
 
 
 def test_the_separation_costs_at_most_the_smaller_buffer_on_the_autoencoder():
@@ -137,18 +136,21 @@ def test_an_output_that_would_alias_the_input_gets_its_own_buffer(tmp_path, node
 
 
 @needs_host_compiler
-def test_the_next_input_may_be_written_while_the_last_output_is_read(tmp_path, small_integer_model, monkeypatch):
+def test_the_next_input_may_be_written_while_the_last_output_is_read(tmp_path, monkeypatch):
     """The host harness (ASan/UBSan) reads sample k+1 into edgec_input() before it writes out
     output k: bit-exact with apart buffers; with shared ones (the read-ahead forced) every output
-    but the last is lost, and the harness of such a project writes each output first."""
-    inputs = cortex_m.int8_inputs(small_integer_model, random_samples(input_specs(small_integer_model), 6, seed=4))
-    expected = cortex_m.reference_outputs(small_integer_model, inputs)
-    report = emit_project(small_integer_model, tmp_path / "apart")
-    assert report["ram"]["io_separation_bytes"] == 0
+    but the last is lost, and the harness of such a project writes each output first. The
+    autoencoder is the model whose shared plan puts its output over its input."""
+    model = quantized_shared_model("ad", seed=11)
+    inputs = cortex_m.int8_inputs(model, random_samples(input_specs(model), 6, seed=4))
+    expected = cortex_m.reference_outputs(model, inputs)
+    shared_network = build_network(model, dsp=True, separate_io=False)
+    assert set(io_ranges(shared_network)[0]) & set(io_ranges(shared_network)[1])
+    emit_project(model, tmp_path / "apart")
     np.testing.assert_array_equal(cortex_m.run_project(tmp_path / "apart", inputs, host=True).outputs, expected)
-    emit_project(small_integer_model, tmp_path / "shared", separate_io=False)
+    emit_project(model, tmp_path / "shared", separate_io=False)
     np.testing.assert_array_equal(cortex_m.run_project(tmp_path / "shared", inputs, host=True).outputs, expected)
-    emit_project(small_integer_model, tmp_path / "read_ahead", separate_io=False)
+    emit_project(model, tmp_path / "read_ahead", separate_io=False)
     monkeypatch.setenv("EXTRA_CFLAGS", "-DEDGEC_HARNESS_READ_AHEAD=1")
     overwritten = cortex_m.run_project(tmp_path / "read_ahead", inputs, host=True).outputs
     assert all(not np.array_equal(overwritten[i], expected[i]) for i in range(5))
@@ -355,13 +357,13 @@ def test_emit_only_needs_no_toolchain(tmp_path, model_path, calib_path, monkeypa
     result = invoke("compile", model_path, "--calib", calib_path, "-t", "cortex-m4", "-o", tmp_path / "out",
                     "--emit-only")
     assert result.exit_code == 0, result.output
-    assert "not built: weights 288 B, arena 616 B; flash and stack not measured" in result.output
+    assert "not built: weights 288 B, arena 488 B; flash and stack not measured" in result.output
     out = tmp_path / "out"
     report = json.loads((out / "report.json").read_text())
     assert report["built"] is False
     assert report["flash"]["total"] is None and report["ram"]["stack_bound"] is None
     assert report["flash"]["weights"] == sum(layer["weight_bytes"] for layer in report["layers"]) == 288
-    assert report["ram"]["arena"] == 616 and any("--emit-only" in note for note in report["notes"])
+    assert report["ram"]["arena"] == 488 and any("--emit-only" in note for note in report["notes"])
     assert all((out / name).is_file() for name in report["files"])
     assert not (out / "build").exists()
     np.save(tmp_path / "x.npy", np.zeros((1, 3, 8, 8), np.float32))

@@ -62,7 +62,7 @@ class Network:
     plan: ArenaPlan
     live_bound: int                  # largest sum of tensor bytes live at one step (no scratch)
     rounding: str
-    live_bytes: list[int]            # per layer: tensor bytes live during it, plus its scratch
+    live_bytes: list[int]            # per layer: arena bytes its live tensors and scratch cover
     separate_io: bool                # input and output never share arena bytes
     body: list                       # edgec_invoke's steps: layer indices and Branch blocks
     buffers: list[Buffer] = dataclasses.field(default_factory=list)  # what the plan placed
@@ -204,8 +204,8 @@ def build_network(model: ir.Model, dsp: bool, separate_io: bool = True, mve: boo
     scratch_offsets = {buffer.first: plan.offsets[buffer.name] for buffer in scratch}
     inputs, outputs = ([Boundary(v, shape_of(v), get_qparams(v) or QParams(1.0, 0)) for v in side]
                        for side in (firsts, lasts))
-    live = [sum(b.size for b in tensors if b.first <= index <= b.last) + layer.scratch_bytes
-            for index, layer in enumerate(layers)]
+    live = [_occupied([(plan.offsets[b.name], b.size) for b in tensors + scratch if b.first <= index <= b.last])
+            for index in range(len(layers))]
     return Network(layers, inputs, outputs, offsets, scratch_offsets, plan,
                    live_bytes_bound(tensors, 1), rounding, live, separate_io, body, tensors + scratch, chains)
 
@@ -284,6 +284,15 @@ def _clash(a: Buffer, a_at: int, b: Buffer, b_at: int, apart: set[tuple[str, str
     """Whether buffers that must stay apart would share bytes at these fixed offsets."""
     kept_apart = (a.name, b.name) in apart or (b.name, a.name) in apart
     return kept_apart and a_at < b_at + b.size and b_at < a_at + a.size
+
+
+def _occupied(ranges: list[tuple[int, int]]) -> int:
+    """Bytes covered by ``(offset, size)`` ranges (overlapping ones counted once)."""
+    covered, end = 0, 0
+    for start, size in sorted(ranges):
+        covered += max(0, start + size - max(start, end))
+        end = max(end, start + size)
+    return covered
 
 
 def _is_output(groups: _Groups, name: str, lasts: list[ir.Value]) -> bool:
