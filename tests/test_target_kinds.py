@@ -38,7 +38,7 @@ def test_every_packaged_target_has_the_record_of_its_kind():
     targets = all_targets()
     kinds = {name: type(target) for name, target in targets.items()}
     assert kinds == {"cortex-m3": CortexMTarget, "cortex-m4": CortexMTarget, "cortex-m7": CortexMTarget,
-                     "cortex-m33": CortexMTarget, "pynq-z2": FpgaTarget, "zcu104": FpgaTarget, "kv260": FpgaTarget,
+                     "cortex-m33": CortexMTarget, "cortex-m55": CortexMTarget, "pynq-z2": FpgaTarget, "zcu104": FpgaTarget, "kv260": FpgaTarget,
                      "ice40-up5k": FpgaTarget, "tile-4x4": TileTarget, "tile-8x8": TileTarget, "host": HostTarget}
     for target in targets.values():
         assert kind_of(target).record is type(target) and parse_target(target_toml(target), "copy") == target
