@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnx_ir as ir
+import onnxruntime as ort
 import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
@@ -92,6 +93,18 @@ def make_model(nodes, inputs, outputs, initializers, opset: int = 13) -> onnx.Mo
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
+
+
+def float_model_error(integer, model: onnx.ModelProto, samples) -> float:
+    """The largest difference between the integer model's output ``y`` and onnxruntime's float
+    one over ``samples`` of input ``x`` (an error if their shapes differ)."""
+    session = ort.InferenceSession(model.SerializeToString())
+    worst = 0.0
+    for x in samples:
+        ours, theirs = edgec.run(integer, {"x": x})[0]["y"], session.run(None, {"x": x})[0]
+        assert ours.shape == theirs.shape
+        worst = max(worst, float(np.abs(ours - theirs).max()))
+    return worst
 
 
 def tensor_info(name: str, shape, dtype=TensorProto.FLOAT):

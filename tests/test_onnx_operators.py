@@ -10,7 +10,6 @@ float one to within its quantization, and the Cortex-M C computes the reference'
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 from onnx import helper
 
@@ -19,7 +18,7 @@ from edgec.backends import cortex_m
 from edgec.passes.qparams import get_qparams
 from edgec.target import get_target
 
-from conftest import make_model, needs_toolchain, tensor_info
+from conftest import float_model_error, make_model, needs_toolchain, tensor_info
 
 
 def _quantize(tmp_path, model, calib):
@@ -52,12 +51,9 @@ def test_prelu_follows_the_float_model(tmp_path, slope_shape):
     model, calib, integer = _quantized(tmp_path, slope_shape)
     prelu = next(node for node in integer.graph if node.op_type == "PRelu")
     assert prelu.inputs[1].const_value is not None
-    session = ort.InferenceSession(model.SerializeToString())
     in_step, out_step = get_qparams(prelu.inputs[0]).scale, get_qparams(prelu.outputs[0]).scale
-    for x in calib[:8]:
-        ours, theirs = edgec.run(integer, {"x": x})[0]["y"], session.run(None, {"x": x})[0]
-        # the output's rounding, the input's (twice: the conv's input and output) and the slope's
-        assert np.abs(ours - theirs).max() <= out_step + 2 * in_step
+    # the output's rounding, the input's (twice: the conv's input and output) and the slope's
+    assert float_model_error(integer, model, calib[:8]) <= out_step + 2 * in_step
 
 
 @needs_toolchain
@@ -82,11 +78,8 @@ def test_grouped_conv_follows_the_float_model(tmp_path):
     model, calib, integer = _grouped(tmp_path)
     conv = next(node for node in integer.graph if node.op_type == "Conv")
     assert list(conv.inputs[1].shape.numpy()) == [9, 3, 3, 2]
-    session = ort.InferenceSession(model.SerializeToString())
     step = get_qparams(conv.outputs[0]).scale
-    for x in calib[:8]:
-        ours, theirs = edgec.run(integer, {"x": x})[0]["y"], session.run(None, {"x": x})[0]
-        assert np.abs(ours - theirs).max() <= 2 * step
+    assert float_model_error(integer, model, calib[:8]) <= 2 * step
 
 
 @needs_toolchain
@@ -113,12 +106,8 @@ def _transposed(tmp_path, pads, output_padding):
 def test_conv_transpose_follows_the_float_model(tmp_path, pads, output_padding):
     model, calib, integer = _transposed(tmp_path, pads, output_padding)
     up = next(node for node in integer.graph if node.op_type == "TransposeConv")
-    session = ort.InferenceSession(model.SerializeToString())
     step = get_qparams(up.outputs[0]).scale
-    for x in calib[:8]:
-        ours, theirs = edgec.run(integer, {"x": x})[0]["y"], session.run(None, {"x": x})[0]
-        assert ours.shape == theirs.shape
-        assert np.abs(ours - theirs).max() <= 2 * step
+    assert float_model_error(integer, model, calib[:8]) <= 2 * step
 
 
 @needs_toolchain
@@ -143,12 +132,9 @@ def test_matmul_of_two_computed_tensors_follows_the_float_model(tmp_path):
     model, calib, integer = _attention_scores(tmp_path)
     assert [n.op_type for n in integer.graph if n.op_type in ("FullyConnected", "BatchMatMul")] == \
         ["FullyConnected", "BatchMatMul"]
-    session = ort.InferenceSession(model.SerializeToString())
     scores = next(node for node in integer.graph if node.op_type == "BatchMatMul")
     step = get_qparams(scores.outputs[0]).scale
-    for x in calib[:8]:
-        ours, theirs = edgec.run(integer, {"x": x})[0]["y"], session.run(None, {"x": x})[0]
-        assert np.abs(ours - theirs).max() <= 3 * step
+    assert float_model_error(integer, model, calib[:8]) <= 3 * step
 
 
 @needs_toolchain
