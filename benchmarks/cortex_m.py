@@ -52,7 +52,7 @@ from edgec.api import input_specs
 from edgec.backends import cortex_m
 from edgec.backends.cortex_m.cycle_model import MODELS
 from edgec.backends.cortex_m.packing import with_narrowed_weights
-from edgec.backends.cortex_m.trace import traced_layer_cycles
+from edgec.backends.cortex_m.trace import traced_layer_cycles, traced_layer_traces
 from edgec.delta import DeltaScheme
 from edgec.errors import EdgecWarning
 from edgec.target import get_target
@@ -120,6 +120,37 @@ def estimated_cycles(out: Path, manifest: dict, row: np.ndarray, core: str) -> f
     target = get_target(core)
     return sum(traced_layer_cycles(cortex_m.executable_path(out, variant="profile"), target, row.tobytes(), called,
                                    MODELS[target.core.cpu]))
+
+
+#: The cost classes of the instruction-mix table, in its column order (cycle_model.classify).
+MIX_CLASSES = ("alu", "mul", "mul_acc", "mul_long", "load", "store", "load_double", "multiple", "branch", "it",
+               "other")
+
+
+def instruction_mix_table(model, inputs, out: Path, file: str, core: str) -> Table:
+    """For the first layer of each operator of ``model`` on ``core``: its executed instructions
+    by cost class and the cycle model's estimate from them (why the estimate is what it is)."""
+    manifest = cortex_m.compile_project(model, get_target(core), out, file, ignore_size_limits=True)
+    cortex_m.run_project(out, inputs[:1], variant="profile")
+    called = [layer for layer in manifest["layers"] if layer["kernel"] != "alias"]
+    target = get_target(core)
+    traces = traced_layer_traces(cortex_m.executable_path(out, variant="profile"), target, inputs[:1].tobytes(),
+                                 len(called), MODELS[target.core.cpu], manifest["api"]["invoke"])
+    table = Table(title=f"instruction mix of one layer of each kind, {file} on {core}: what the cycle model prices "
+                        f"({MODELS[target.core.cpu].sources}; an ESTIMATE)")
+    for column in ("layer", "op", "MACs", "instructions", *MIX_CLASSES, "est. cycles", "cycles/instr", "cycles/MAC"):
+        table.add_column(column, justify="right")
+    seen = set()
+    for layer, trace in zip(called, traces, strict=True):
+        if layer["op"] in seen:
+            continue
+        seen.add(layer["op"])
+        count = sum(trace.mix.values())
+        table.add_row(str(layer["index"]), layer["op"], f"{layer['macs']:,}", f"{count:,}",
+                      *(f"{trace.mix.get(kind, 0):,}" for kind in MIX_CLASSES), f"{trace.cycles:,.0f}",
+                      f"{trace.cycles / max(count, 1):.2f}",
+                      f"{trace.cycles / layer['macs']:.2f}" if layer["macs"] else "")
+    return table
 
 
 def measure(model, inputs, expected, out: Path, name: str, file: str, core: str, peer: dict,
@@ -190,6 +221,8 @@ def main() -> None:
     parser.add_argument("--cycles", action=argparse.BooleanOptionalAction, default=True,
                         help="estimate cycles/MAC with the cycle model for the MLPerf Tiny int8 rows (a traced run each)")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    parser.add_argument("--mix", default="kws:cortex-m4",
+                        help="MODEL:CORE whose instruction mix per layer kind is printed ('none': none)")
     args = parser.parse_args()
     peers = tflm_figures(args.shared / "benchmarks" / "peers.md")
     wanted = args.models.split(",")
@@ -227,6 +260,11 @@ def main() -> None:
         console.print(low_bit_table(rows))
     for line in core_ratio_lines(rows, "cortex-m55", ("cortex-m4", "cortex-m7")):
         console.print(line)
+    if args.mix != "none":
+        name, core = args.mix.split(":")
+        model, inputs, _, _ = integer_model(name, {**TFLITE, **ONNX}[name], args.shared, 8)
+        with tempfile.TemporaryDirectory(prefix="edgec-mix-") as tmp:
+            console.print(instruction_mix_table(model, inputs, Path(tmp) / "mix", {**TFLITE, **ONNX}[name], core))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 

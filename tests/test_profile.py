@@ -9,10 +9,14 @@ import pytest
 from click.testing import CliRunner
 
 import edgec
+from edgec.api import input_specs
+from edgec.backends import cortex_m
 from edgec.backends.cortex_m.cycle_model import MODELS, classify, register_count
-from edgec.backends.cortex_m.trace import executions
+from edgec.backends.cortex_m.trace import executions, traced_layer_cycles, traced_layer_traces
 from edgec.cli import cli
+from edgec.data import random_samples
 from edgec.errors import EdgecError
+from edgec.target import get_target
 
 from conftest import SHARED_MODELS, big_fc_model, needs_toolchain, quantized_shared_model
 
@@ -75,6 +79,25 @@ def test_profile_measures_layers_and_estimates_cycles_deterministically(small_in
 
 
 @needs_toolchain
+@needs_toolchain
+def test_the_instruction_mix_is_what_the_cycle_estimate_prices(tmp_path, small_integer_model):
+    """Per layer, the traced instructions by cost class add up to the timer's count (within
+    the profile build's hooks) and their cycles are the estimate's."""
+    out = tmp_path / "m4"
+    manifest = cortex_m.compile_project(small_integer_model, get_target("cortex-m4"), out, "m")
+    row = cortex_m.int8_inputs(small_integer_model, random_samples(input_specs(small_integer_model), 1, seed=2))
+    timed = cortex_m.run_project(out, row, variant="profile")
+    called = [layer["index"] for layer in manifest["layers"] if layer["kernel"] != "alias"]
+    arguments = (cortex_m.executable_path(out, variant="profile"), get_target("cortex-m4"), row.tobytes(),
+                 len(called), MODELS["cortex-m4"])
+    traces = traced_layer_traces(*arguments)
+    assert [trace.cycles for trace in traces] == traced_layer_cycles(*arguments)
+    for index, trace in zip(called, traces, strict=True):
+        assert set(trace.mix) <= {"alu", "mul", "mul_acc", "mul_long", "div", "load", "store", "load_double",
+                                  "multiple", "branch", "it", "float", "other"}
+        assert sum(trace.mix.values()) == pytest.approx(timed.layer_instructions[index], rel=0.02, abs=40)
+
+
 def test_profile_cli_writes_json_csv_and_a_plot_and_takes_a_project(tmp_path, small_integer_model):
     import onnx_ir as ir
 

@@ -9,9 +9,11 @@ Two maintained tools, one for each half:
 * capstone decodes each executed address from the ELF's bytes (read with pyelftools), giving
   the instruction class the cycle model prices (:mod:`backends.cortex_m.cycle_model`).
 
-:func:`layer_cycles` walks the executions in order: from the entry of ``edgec_invoke``, every
+:func:`layer_traces` walks the executions in order: from the entry of ``edgec_invoke``, every
 call of ``edgec_profile`` (after each layer, in the profile build) moves on to the next
-layer; a branch is taken when the next TB does not start right after it.
+layer; a branch is taken when the next TB does not start right after it. Each layer gets its
+estimated cycles and its executed instructions by cost class (its instruction mix, what the
+estimate is made of).
 """
 
 from __future__ import annotations
@@ -122,15 +124,32 @@ def executions(log_path: Path) -> Iterator[tuple[list[int], int]]:
         yield last
 
 
-def block_cycles(program: Program, addresses: list[int], executed: int, model: CycleModel) -> float:
-    """Estimated cycles of the first ``executed`` instructions of a TB, assuming its last branch
-    is not taken; load/store pipelining is counted within the block only."""
-    cycles, memory_before, end = 0.0, False, 0
+@dataclasses.dataclass
+class LayerTrace:
+    """One layer call's estimated cycles and its executed instructions by cost class (the
+    cycle model's inputs: :func:`backends.cortex_m.cycle_model.classify`)."""
+
+    cycles: float = 0.0
+    mix: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+def _instructions(program: Program, addresses: list[int], executed: int) -> Iterator[Instruction]:
+    """The first ``executed`` instructions of a TB (an instruction QEMU's disassembler lacks,
+    MVE, is listed as two halfwords: taken once)."""
+    end = 0
     for address in addresses[:executed]:
-        if address < end:  # QEMU lists an instruction its disassembler lacks (MVE) as two halfwords
+        if address < end:
             continue
         instruction = program.instruction(address)
         end = address + instruction.size
+        yield instruction
+
+
+def block_cycles(program: Program, addresses: list[int], executed: int, model: CycleModel) -> float:
+    """Estimated cycles of the first ``executed`` instructions of a TB, assuming its last branch
+    is not taken; load/store pipelining is counted within the block only."""
+    cycles, memory_before = 0.0, False
+    for instruction in _instructions(program, addresses, executed):
         kind = instruction.kind
         cycles += model.pipelined_memory if kind in ("load", "store") and memory_before else model.costs[kind]
         if kind == "multiple" or (kind == "branch" and instruction.registers):
@@ -139,14 +158,14 @@ def block_cycles(program: Program, addresses: list[int], executed: int, model: C
     return cycles
 
 
-def layer_cycles(program: Program, log_path: Path, layer_count: int, model: CycleModel,
-                 invoke_symbol: str = "edgec_invoke") -> list[float]:
-    """Estimated cycles of each layer call of one ``edgec_invoke`` (the project's invoke
-    function, ``invoke_symbol``; see the module docstring); ``layer_count`` is the number of
-    layers that call a kernel."""
+def layer_traces(program: Program, log_path: Path, layer_count: int, model: CycleModel,
+                 invoke_symbol: str = "edgec_invoke") -> list[LayerTrace]:
+    """Estimated cycles and instruction mix of each layer call of one ``edgec_invoke`` (the
+    project's invoke function, ``invoke_symbol``; see the module docstring); ``layer_count``
+    is the number of layers that call a kernel."""
     invoke, profile = program.symbols[invoke_symbol], program.symbols["edgec_profile"]
-    cycles = [0.0] * layer_count
-    known: dict[tuple[int, int, int], float] = {}
+    traces = [LayerTrace() for _ in range(layer_count)]
+    known: dict[tuple[int, int, int], tuple[float, dict[str, int]]] = {}
     layer, active, previous = 0, False, None
     for addresses, executed in executions(log_path):
         start = addresses[0]
@@ -154,7 +173,7 @@ def layer_cycles(program: Program, log_path: Path, layer_count: int, model: Cycl
             previous_tail, previous_layer = previous
             branch = program.instruction(previous_tail)
             if branch.kind == "branch" and start != branch.address + branch.size:
-                cycles[previous_layer] += model.branch_taken - model.costs["branch"]
+                traces[previous_layer].cycles += model.branch_taken - model.costs["branch"]
         previous = None
         if start == invoke and not active:
             active, layer = True, 0
@@ -166,16 +185,22 @@ def layer_cycles(program: Program, log_path: Path, layer_count: int, model: Cycl
             continue
         key = (start, len(addresses), executed)
         if key not in known:
-            known[key] = block_cycles(program, addresses, executed, model)
-        cycles[layer] += known[key]
+            mix: dict[str, int] = {}
+            for instruction in _instructions(program, addresses, executed):
+                mix[instruction.kind] = mix.get(instruction.kind, 0) + 1
+            known[key] = (block_cycles(program, addresses, executed, model), mix)
+        cycles, mix = known[key]
+        traces[layer].cycles += cycles
+        for kind, count in mix.items():
+            traces[layer].mix[kind] = traces[layer].mix.get(kind, 0) + count
         if executed == len(addresses):
             previous = (addresses[-1], layer)
-    return cycles
+    return traces
 
 
-def traced_layer_cycles(executable: Path, target: Target, sample: bytes, layer_count: int,
-                        model: CycleModel, invoke_symbol: str = "edgec_invoke", timeout: int = 600) -> list[float]:
-    """Run the profile build once under block logging and return :func:`layer_cycles`."""
+def traced_layer_traces(executable: Path, target: Target, sample: bytes, layer_count: int,
+                        model: CycleModel, invoke_symbol: str = "edgec_invoke", timeout: int = 600) -> list[LayerTrace]:
+    """Run the profile build once under block logging and return :func:`layer_traces`."""
     with tempfile.TemporaryDirectory(prefix="edgec-trace-") as tmp:
         work = Path(tmp)
         command = qemu_command(target, executable, "-d", "in_asm,exec,nochain", "-D", str(work / "qemu.log"))
@@ -183,4 +208,11 @@ def traced_layer_cycles(executable: Path, target: Target, sample: bytes, layer_c
         if result.returncode != 0:
             raise ToolchainError(f"traced run of {executable.name} failed (exit {result.returncode})",
                                  "rerun edgec run on the project to see the failure")
-        return layer_cycles(Program(executable), work / "qemu.log", layer_count, model, invoke_symbol)
+        return layer_traces(Program(executable), work / "qemu.log", layer_count, model, invoke_symbol)
+
+
+def traced_layer_cycles(executable: Path, target: Target, sample: bytes, layer_count: int,
+                        model: CycleModel, invoke_symbol: str = "edgec_invoke", timeout: int = 600) -> list[float]:
+    """The estimated cycles of :func:`traced_layer_traces`."""
+    return [trace.cycles for trace in traced_layer_traces(executable, target, sample, layer_count, model,
+                                                          invoke_symbol, timeout)]
