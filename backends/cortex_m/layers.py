@@ -376,7 +376,7 @@ def lower_node(node: ir.Node, index: int, rounding_mode: str, dsp: bool, mve: bo
     if op == "Softmax":
         return _softmax_layer(node, prefix, attrs)
     if op in LAYOUT_OPS:
-        return layout_layer(node, prefix, attrs, rounding_mode)
+        return layout_layer(node, prefix, attrs, rounding)
     if op == "Reshape":
         return CLayer(node, None, None)
     if op == "Router":

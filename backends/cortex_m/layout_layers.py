@@ -16,7 +16,6 @@ import numpy as np
 import onnx_ir as ir
 
 from edgec.backends.cortex_m.clayer import CArray, CLayer, constant_operands, shape_of, to_4d
-from edgec.fixedpoint import operator_rounding
 from edgec.reference.gather import axis_maps
 from edgec.reference.resize import bilinear_axis
 
@@ -80,13 +79,14 @@ def _bilinear_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> C
         tables.append(CArray(f"{prefix}_{name}", "int32_t", np.stack([lo * stride, hi * stride, weight], axis=1)))
     params = {"batches": batches, "in_h": in_h, "in_w": in_w, "channels": channels, "out_h": out_h, "out_w": out_w,
               "rows": f"{prefix}_rows", "columns": f"{prefix}_columns",
-              "single_rounding": int(operator_rounding(rounding, "Resize") == "single")}
+              "single_rounding": int(rounding == "single")}
     return CLayer(node, "edgec_gather.c", f"edgec_resize_bilinear(&{prefix}, {{in0}}, {{out}})", tables,
                   "edgec_resize_params", params)
 
 
-def layout_layer(node: ir.Node, prefix: str, attrs: dict, rounding_mode: str) -> CLayer:
-    """The layer of a Transpose, Pad, Concat, Slice or Resize node."""
+def layout_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLayer:
+    """The layer of a Transpose, Pad, Concat, Slice or Resize node; ``rounding`` is the node's
+    (:func:`edgec.fixedpoint.operator_rounding`)."""
     op = node.op_type
     maps = axis_maps(op, attrs, shape_of(node.inputs[0]))
     if maps is not None:
@@ -97,7 +97,7 @@ def layout_layer(node: ir.Node, prefix: str, attrs: dict, rounding_mode: str) ->
         return _constant_pad_layer(node, prefix, attrs)
     if op == "Concat":
         return concat_layer(node, prefix, attrs)
-    return _bilinear_layer(node, prefix, attrs, rounding_mode)
+    return _bilinear_layer(node, prefix, attrs, rounding)
 
 
 #: The operators :func:`layout_layer` lowers.

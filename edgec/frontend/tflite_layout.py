@@ -31,20 +31,29 @@ def reshape(graph, operator) -> None:
     graph.emit("Reshape", [graph.value(x)], {"shape": graph.shape(out)}, out)
 
 
+def _paddings(graph, operator, name: str) -> np.ndarray:
+    """The ``[rank, 2]`` (before, after) paddings of PAD, PADV2 or MIRROR_PAD (input 1)."""
+    return np.asarray(_constant_ints(graph, int(operator.inputs[1]), f"{name} paddings")).reshape(-1, 2)
+
+
+def _edgec_pads(widths: np.ndarray) -> list[int]:
+    """edgec Pad's ``pads``: every axis's before, then every axis's after."""
+    return [int(p) for p in widths[:, 0]] + [int(p) for p in widths[:, 1]]
+
+
 def pad(graph, operator) -> None:
     x, out = int(operator.inputs[0]), int(operator.outputs[0])
-    widths = np.asarray(_constant_ints(graph, int(operator.inputs[1]), "PAD paddings")).reshape(-1, 2)
+    widths = _paddings(graph, operator, "PAD")
     value = graph.qparams(out).zero_point
     if len(operator.inputs) > 2 and operator.inputs[2] >= 0:
         constant = graph.constant(int(operator.inputs[2]))
         value = int(np.ravel(constant)[0]) if constant is not None else value
-    graph.emit("Pad", [graph.value(x)], {"pads": [int(p) for p in widths[:, 0]] + [int(p) for p in widths[:, 1]],
-                                         "value": value}, out)
+    graph.emit("Pad", [graph.value(x)], {"pads": _edgec_pads(widths), "value": value}, out)
 
 
 def mirror_pad(graph, operator) -> None:
     x, out = int(operator.inputs[0]), int(operator.outputs[0])
-    widths = np.asarray(_constant_ints(graph, int(operator.inputs[1]), "MIRROR_PAD paddings")).reshape(-1, 2)
+    widths = _paddings(graph, operator, "MIRROR_PAD")
     mode = {_REFLECT: "reflect", _SYMMETRIC: "symmetric"}.get(operator.builtinOptions.mode)
     if mode is None:
         raise graph.corrupt(f"MIRROR_PAD has mode {operator.builtinOptions.mode} (TFLite knows REFLECT=0, SYMMETRIC=1)")
@@ -53,8 +62,7 @@ def mirror_pad(graph, operator) -> None:
     if np.any(widths < 0) or any(max(w) > size - limit for w, size in zip(widths.tolist(), shape)):
         raise graph.unsupported(f"MIRROR_PAD {mode.upper()} pads {widths.tolist()} exceed the input {shape}",
                                 f"pad each side by at most the axis size{' - 1' if limit else ''}")
-    graph.emit("Pad", [graph.value(x)], {"pads": [int(p) for p in widths[:, 0]] + [int(p) for p in widths[:, 1]],
-                                         "mode": mode}, out)
+    graph.emit("Pad", [graph.value(x)], {"pads": _edgec_pads(widths), "mode": mode}, out)
 
 
 def concatenation(graph, operator) -> None:
