@@ -224,8 +224,9 @@ def split_row(values: Sequence[ir.Value], row: np.ndarray) -> list[np.ndarray]:
 
 
 def int8_input_rows(model: ir.Model, samples: list[dict[str, np.ndarray]]) -> np.ndarray:
-    """One int8 row per sample: the integer graph's quantized inputs, each flattened, in input
-    order. What a sample holds is told by its dtype alone, never by its values:
+    """One integer row per sample: the integer graph's quantized inputs, each flattened, in input
+    order; int8, or int16 when an input is int16 (the 16x8 scheme). What a sample holds is told
+    by its dtype alone, never by its values:
 
     * float: real values, quantized as the model's input Quantize does (for an int8 graph
       input, a TFLite model's: with its recorded scale and zero point);
@@ -244,16 +245,17 @@ def int8_input_rows(model: ir.Model, samples: list[dict[str, np.ndarray]]) -> np
 
 
 def _input_values(graph_input: ir.Value, samples: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
-    """Each sample's int8 data for ``graph_input``, flattened (see :func:`int8_input_rows`)."""
+    """Each sample's integer data for ``graph_input``, flattened (see :func:`int8_input_rows`)."""
     quantize = next((n for n in graph_input.consumers() if n.op_type == "Quantize"), None)
     quantized = int8_input(graph_input)
-    int_type = recorded_type(quantized.metadata_props, np.int8)
+    storage = quantized.dtype.numpy() if quantized.dtype in (ir.DataType.INT8, ir.DataType.INT16) else np.int8
+    int_type = recorded_type(quantized.metadata_props, storage)
     qparams = get_qparams(quantized)
     values = []
     for number, sample in enumerate(samples):
         data = np.asarray(sample[graph_input.name])
         if data.dtype.kind in "iu":
-            data = _raw_values(graph_input.name, int_type, data, number)
+            data = _raw_values(graph_input.name, int_type, data, number, storage)
         elif data.dtype.kind != "f":
             raise InputDataError(f"input '{graph_input.name}' got {data.dtype} data",
                                  f"pass float data, or integers: the input's raw {int_type} values")
@@ -268,9 +270,9 @@ def _input_values(graph_input: ir.Value, samples: list[dict[str, np.ndarray]]) -
     return values
 
 
-def _raw_values(name: str, int_type: IntType, data: np.ndarray, number: int) -> np.ndarray:
-    """Integer sample ``data`` (sample ``number``) of input ``name`` as int8 storage, when it
-    holds raw values of ``int_type`` (see :func:`int8_input_rows`)."""
+def _raw_values(name: str, int_type: IntType, data: np.ndarray, number: int, storage) -> np.ndarray:
+    """Integer sample ``data`` (sample ``number``) of input ``name`` in its ``storage`` (int8,
+    int16), when it holds raw values of ``int_type`` (see :func:`int8_input_rows`)."""
     span = f"[{int_type.min}, {int_type.max}]"
     if data.dtype.kind == "u" and int_type.signed:
         raise InputDataError(f"{data.dtype} data for input '{name}' is ambiguous: its quantized values are "
@@ -283,7 +285,7 @@ def _raw_values(name: str, int_type: IntType, data: np.ndarray, number: int) -> 
         raise InputDataError(f"input '{name}' takes raw {int_type} values in {span} as integer data; sample "
                              f"{number} holds {outside}",
                              f"pass values in {span}, or floats (x.astype(np.float32)) to have them quantized")
-    return data.astype(np.int8)
+    return data.astype(storage)
 
 
 def dequantized_outputs(model: ir.Model, outputs: np.ndarray) -> np.ndarray:

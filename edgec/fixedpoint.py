@@ -144,6 +144,20 @@ def multiply_by_quantized_multiplier(
     raise ValueError(f"unknown rounding {rounding!r}; expected 'double' or 'single'")
 
 
+def multiply_by_quantized_multiplier_wide(x: np.ndarray, multiplier, shift) -> np.ndarray:
+    """TFLite's MultiplyByQuantizedMultiplier for 64-bit accumulators (the 16x8 scheme's int64
+    bias): the multiplier reduced to 16 bits, ``r = min((m + 2^15) >> 16, 2^15 - 1)`` (``0x7FFF``
+    from ``m >= 0x7FFF0000``), then one rounding ``(x r + 2^(14-shift)) >> (15-shift)``, the
+    result cut to int32 as the C code's conversion does. The same in every rounding mode
+    (TFLite has only this form); ``x`` is within ``±2^47``.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    multiplier = np.asarray(multiplier, dtype=np.int64)
+    total_shift = 15 - np.asarray(shift, dtype=np.int64)
+    reduced = np.where(multiplier < 0x7FFF0000, (multiplier + (1 << 15)) >> 16, 0x7FFF)
+    return wrap_int32((x * reduced + (np.int64(1) << (total_shift - 1))) >> total_shift)
+
+
 def round_half_away_from_zero(x: np.ndarray) -> np.ndarray:
     """C's ``round()`` (TfLiteRound) on floating-point values, exactly, as float64."""
     x = np.asarray(x, dtype=np.float64)

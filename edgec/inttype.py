@@ -93,6 +93,8 @@ class IntType:
 
 
 INT8 = IntType(8, True)
+#: Activations of the TFLite 16x8 scheme (int16 activations, int8 weights).
+INT16 = IntType(16, True)
 #: Weights of the TFLite/CMSIS-NN int8 specification: symmetric, [-127, 127].
 INT8_WEIGHTS = IntType(8, True, narrow=True)
 INT32 = IntType(32, True)

@@ -132,3 +132,15 @@ def check_widths(model: ir.Model) -> None:
     problem = first_width_problem(model)
     if problem is not None:
         raise UnsupportedModelError(problem, "regenerate the integer graph with edgec quantize")
+
+
+def require_int8_activations(model: ir.Model, backend: str) -> None:
+    """Raise :class:`~edgec.errors.UnsupportedModelError` naming the first int16 activation of
+    ``model`` (the 16x8 scheme), for ``backend`` (e.g. ``"the tile backend"``), whose kernels take
+    int8 activations only."""
+    graph = model.graph
+    for value in [*graph.inputs, *(out for node in all_nodes(graph) for out in node.outputs)]:
+        if value.dtype == ir.DataType.INT16:
+            raise UnsupportedModelError(f"value '{value.name}' is an int16 activation (the 16x8 scheme), which "
+                                        f"{backend} does not compile",
+                                        "compile it for a Cortex-M target, or quantize with int8 activations")

@@ -17,6 +17,8 @@ from edgec.inttype import INT8, IntType
 from edgec.passes.qparams import QParams
 
 ADD_LEFT_SHIFT = 20
+#: ADD/SUB's left shift on int16 tensors (TFLM's general int16 path).
+INT16_ADD_LEFT_SHIFT = 15
 SOFTMAX_OUTPUT = QParams(1.0 / 256.0, -128)
 _SOFTMAX_INTEGER_BITS = 5
 
@@ -61,23 +63,24 @@ def _smaller_than_one(real: float, what: str) -> tuple[int, int]:
     return quantize_multiplier(real)
 
 
-def add_attributes(a: QParams, b: QParams, out: QParams, subtract: bool = False) -> dict:
-    """ADD (double precision) or SUB (float32 precision) parameters, left shift 20."""
+def add_attributes(a: QParams, b: QParams, out: QParams, subtract: bool = False,
+                   left_shift: int = ADD_LEFT_SHIFT) -> dict:
+    """ADD (double precision) or SUB (float32 precision) parameters, left shift 20 (15 on int16)."""
     if subtract:
         twice_max = np.float32(2.0 * max(np.float32(a.scale), np.float32(b.scale)))
         real_a = float(np.float32(np.float32(a.scale) / twice_max))
         real_b = float(np.float32(np.float32(b.scale) / twice_max))
-        real_out = float(np.float32(twice_max / np.float32((1 << ADD_LEFT_SHIFT) * np.float32(out.scale))))
+        real_out = float(np.float32(twice_max / np.float32((1 << left_shift) * np.float32(out.scale))))
     else:
         twice_max = 2.0 * max(a.scale, b.scale)
         real_a, real_b = a.scale / twice_max, b.scale / twice_max
-        real_out = twice_max / ((1 << ADD_LEFT_SHIFT) * out.scale)
+        real_out = twice_max / ((1 << left_shift) * out.scale)
     m1, s1 = _smaller_than_one(real_a, "input 1")
     m2, s2 = _smaller_than_one(real_b, "input 2")
     mo, so = _smaller_than_one(real_out, "output")
     return {
         "input1_zero_point": a.zero_point, "input2_zero_point": b.zero_point,
-        "output_zero_point": out.zero_point, "left_shift": ADD_LEFT_SHIFT,
+        "output_zero_point": out.zero_point, "left_shift": left_shift,
         "input1_multiplier": m1, "input1_shift": s1, "input2_multiplier": m2, "input2_shift": s2,
         "output_multiplier": mo, "output_shift": so,
     }

@@ -33,7 +33,7 @@ INT8_MIN, INT8_MAX = INT8.min, INT8.max
 @dataclasses.dataclass(frozen=True)
 class QParams:
     """Per-tensor affine quantization: ``real = scale * (q - zero_point)``, ``q`` of type
-    ``int_type`` (stored as int8; the zero point is a value of that type)."""
+    ``int_type`` (stored as int8, int16 for int16; the zero point is a value of that type)."""
 
     scale: float
     zero_point: int
@@ -42,10 +42,11 @@ class QParams:
     def quantize(self, real: float | np.ndarray) -> np.ndarray:
         """Round-half-away-from-zero quantization (saturating to the type), as TFLite QUANTIZE."""
         q = round_half_away_from_zero(np.asarray(real, dtype=np.float32) / np.float32(self.scale))
-        return np.clip(q + self.zero_point, self.int_type.min, self.int_type.max).astype(np.int8)
+        storage = np.int8 if self.int_type.fits_int8() else np.int16
+        return np.clip(q + self.zero_point, self.int_type.min, self.int_type.max).astype(storage)
 
     def quantize_bound(self, real: float) -> int:
-        """The int8 value of a clamp bound ``real`` (saturating), for fused activations."""
+        """The quantized value of a clamp bound ``real`` (saturating), for fused activations."""
         return int(self.quantize(real))
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:

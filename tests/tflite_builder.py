@@ -1,4 +1,4 @@
-"""Build small int8 TFLite models operator by operator (for tests), with the schema's object API;
+"""Build small int8 (and 16x8) TFLite models operator by operator (for tests), with the schema's object API;
 run them with LiteRT's reference kernels."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-_TYPES = {np.dtype(np.int8): schema.TensorType.INT8, np.dtype(np.int32): schema.TensorType.INT32,
+_TYPES = {np.dtype(np.int8): schema.TensorType.INT8, np.dtype(np.int16): schema.TensorType.INT16,
+          np.dtype(np.int32): schema.TensorType.INT32, np.dtype(np.int64): schema.TensorType.INT64,
           np.dtype(np.float32): schema.TensorType.FLOAT32}
 
 

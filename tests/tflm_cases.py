@@ -15,6 +15,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+from tflm_cases_16x8 import int16_cases
 
 from tflite_builder import TfliteBuilder, options, schema
 
@@ -33,6 +34,12 @@ class Case:
     operator: str
     model: bytes
     inputs: tuple[np.ndarray, ...]
+    output_dtype: type = np.int8
+
+    @classmethod
+    def of_outputs(cls, name: str, operator: str, model: bytes, inputs: tuple[np.ndarray, ...]) -> Case:
+        """A case whose outputs have the model's output type (int16 in the 16x8 scheme)."""
+        return cls(name, operator, model, inputs, _output_dtype(model))
 
     @property
     def digest(self) -> str:
@@ -46,11 +53,17 @@ def goldens():
 
 
 def golden(case: Case) -> np.ndarray:
-    """TFLM's output for ``case``: every output's bytes, in output order (an assertion error
-    when the stored golden belongs to another model)."""
+    """TFLM's output for ``case``: every output's values (of ``case.output_dtype``), in output
+    order (an assertion error when the stored golden belongs to another model)."""
     assert str(goldens()[f"{case.name}.sha256"]) == case.digest, \
         f"the golden of {case.name} is of another model: run scripts/tflm/make_goldens.py"
     return goldens()[case.name]
+
+
+def _output_dtype(model: bytes) -> type:
+    parsed = schema.ModelT.InitFromPackedBuf(model, 0)
+    graph = parsed.subgraphs[0]
+    return np.int16 if graph.tensors[graph.outputs[0]].type == schema.TensorType.INT16 else np.int8
 
 
 def unary_model(builtin: int, q_in, q_out, options_type: int = 0, builtin_options=None) -> bytes:
@@ -320,4 +333,4 @@ def builtin_name(builtin: int) -> str:
 def cases() -> list[Case]:
     """Every case with a stored golden."""
     return (activation_cases() + layout_cases() + prelu_cases() + grouped_conv_cases() + transpose_conv_cases()
-            + batch_matmul_cases() + binary_cases())
+            + batch_matmul_cases() + binary_cases() + int16_cases(Case.of_outputs))

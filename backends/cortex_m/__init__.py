@@ -17,7 +17,6 @@ module functions:
 
 from __future__ import annotations
 
-import math
 import shutil
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from edgec.backends.cortex_m import emitter, qemu, report, toolchain
 from edgec.backends.cortex_m.layers import KERNEL_OPS
 from edgec.backends.cortex_m.network import build_network
 from edgec.backends.cortex_m.packing import unsupported_width
+from edgec.backends.cortex_m.s16_layers import S16_OPS, s16_unsupported, touches_int16
 from edgec.control_flow import all_nodes, is_branching, path_words
 from edgec.errors import EdgecError, UnsupportedModelError
 from edgec.target import Target, project_target
@@ -47,8 +47,9 @@ __all__ = ["CortexMBackend", "check_model", "compile_project", "executable_path"
 
 def check_model(model: ir.Model) -> None:
     """Raise :class:`UnsupportedModelError` for the first node the backend cannot take: an
-    operator without a C kernel, or a computed value whose type int8 storage cannot hold.
-    Weights may have any type of 2 to 8 bits in int8 storage, biases int32."""
+    operator without a C kernel (for int16 activations, without an int16 one), or a computed
+    value whose type int8 storage cannot hold. Weights may have any type of 2 to 8 bits in int8
+    storage, biases int32 (int64 in the 16x8 scheme)."""
     graph = model.graph
     edges = edge_nodes(model)
     for node in all_nodes(graph):
@@ -57,6 +58,8 @@ def check_model(model: ir.Model) -> None:
         if node.op_type not in KERNEL_OPS and node not in edges:  # Quantize/Dequantize only at the edges
             raise UnsupportedModelError(f"the Cortex-M backend has no kernel for {node.op_type} (node '{node.name}')",
                                         "Quantize/Dequantize are supported only at the model's input and output")
+        if touches_int16(node) and node.op_type not in S16_OPS:
+            raise s16_unsupported(node)
         problem = unsupported_width(node)
         if problem is not None:
             raise UnsupportedModelError(problem, "quantize activations and weights to 2 to 8 bits (biases int32)")
@@ -123,8 +126,8 @@ def run_project(out_dir: Path, samples: np.ndarray, host: bool = False, variant:
     manifest = emitter.read_manifest(out_dir)
     toolchain.make(out_dir, "host" if host else "qemu", variant=variant)
     target = None if host else project_target(out_dir, manifest["target"])
-    output_size = sum(math.prod(output["shape"]) for output in manifest["outputs"])
-    return qemu.run(executable_path(out_dir, host, variant), target, samples, output_size)
+    return qemu.run(executable_path(out_dir, host, variant), target, samples, qemu.row_layout(manifest["inputs"]),
+                    qemu.row_layout(manifest["outputs"]))
 
 
 class CortexMBackend(Backend):

@@ -61,7 +61,25 @@ def constant_operands(node: ir.Node, prefix: str, arrays: list[CArray]) -> list[
     for index, value in enumerate(node.inputs):
         if value.const_value is None:
             operands.append(f"{{in{index}}}")
+        elif value.dtype == ir.DataType.INT16:  # a byte view, as the layout kernels take it
+            arrays.append(CArray(f"{prefix}_input{index}", "int16_t", value.const_value.numpy()))
+            operands.append(f"(const int8_t *){prefix}_input{index}")
         else:
             arrays.append(CArray(f"{prefix}_input{index}", "int8_t", value.const_value.numpy()))
             operands.append(f"{prefix}_input{index}")
     return operands
+
+
+def element_bytes(value: ir.Value) -> int:
+    """Bytes per element of an activation: 1 (int8) or 2 (int16, the 16x8 scheme)."""
+    return 2 if value.dtype == ir.DataType.INT16 else 1
+
+
+def broadcast_strides(in_shape: list[int], out_shape: list[int]) -> list[int]:
+    """Element strides of a 4-D ``in_shape`` input read in ``out_shape``'s index space: 0 along
+    the axes it is broadcast over."""
+    strides, step = [0] * 4, 1
+    for axis in range(3, -1, -1):
+        strides[axis] = step if in_shape[axis] != 1 or out_shape[axis] == 1 else 0
+        step *= in_shape[axis]
+    return strides

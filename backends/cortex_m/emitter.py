@@ -116,20 +116,23 @@ def api_names(prefix: str) -> dict[str, str]:
 
 
 def _boundary_views(boundaries, pointer, role: str) -> list[dict]:
-    """What the templates need of each input or output (``role``): size, shape, quantization,
+    """What the templates need of each input or output (``role``): size (elements), bytes, C
+    element type and the suffix of its kernels (``_s16`` for int16), shape, quantization,
     where it lies, its tensor's name, element order (row-major unless the graph records a
     layout) and its parameter's name in the copying functions (``input``, or ``input0``, ...)."""
-    return [{"index": index, "size": b.size, "shape": b.shape, "zero_point": b.qparams.zero_point,
+    return [{"index": index, "size": b.size, "bytes": b.bytes, "ctype": b.ctype,
+             "suffix": "_s16" if b.ctype == "int16_t" else "", "shape": b.shape, "zero_point": b.qparams.zero_point,
              "scale": c_value(float(b.qparams.scale)), "pointer": pointer(b.value), "name": comment_text(b.value.name),
              "layout": layout_name(input_layout(b.value), len(b.shape)) or "row-major",
              "argument": role if len(boundaries) == 1 else f"{role}{index}"}
             for index, b in enumerate(boundaries)]
 
 
-def _parameters(inputs: list[dict], outputs: list[dict], element: str) -> str:
-    """The copying function's parameter list: every input, then every output."""
-    return ", ".join([f"const {element} *{b['argument']}" for b in inputs] +
-                     [f"{element} *{b['argument']}" for b in outputs])
+def _parameters(inputs: list[dict], outputs: list[dict], element: str | None) -> str:
+    """The copying function's parameter list: every input, then every output, of type
+    ``element`` (or each of its own C type when ``None``)."""
+    return ", ".join([f"const {element or b['ctype']} *{b['argument']}" for b in inputs] +
+                     [f"{element or b['ctype']} *{b['argument']}" for b in outputs])
 
 
 def render_sources(network: Network, target: Target, model_name: str, prefix: str = DEFAULT_PREFIX) -> dict[str, str]:
@@ -148,7 +151,8 @@ def render_sources(network: Network, target: Target, model_name: str, prefix: st
         "prefix": prefix.upper(), "api": prefix, "function": api["run"], "header": header,
         "library": Path(api["library"]).name,
         "inputs": inputs, "outputs": outputs,
-        "run_parameters": _parameters(inputs, outputs, "int8_t"), "float_parameters": _parameters(inputs, outputs, "float"),
+        "run_parameters": _parameters(inputs, outputs, None),
+        "any_type": "int8_t" if all(b["ctype"] == "int8_t" for b in inputs + outputs) else "void", "float_parameters": _parameters(inputs, outputs, "float"),
         "arena_bytes": network.plan.size,
         "live_bound": network.live_bound, "macs": macs, "layers": layers,
         "invoke": invoke_lines(network.body, lambda index: _statements(layers[index]), comment_text),

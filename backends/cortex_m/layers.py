@@ -22,11 +22,20 @@ import math
 import numpy as np
 import onnx_ir as ir
 
-from edgec.backends.cortex_m.clayer import CArray, CLayer, constant_operands, shape_of, to_4d
+from edgec.backends.cortex_m.clayer import (
+    CArray,
+    CLayer,
+    broadcast_strides,
+    constant_operands,
+    element_bytes,
+    shape_of,
+    to_4d,
+)
 from edgec.backends.cortex_m.layout_layers import LAYOUT_OPS, layout_layer
 from edgec.backends.cortex_m.output_stage import output_stage
 from edgec.backends.cortex_m.overlap import output_lag
 from edgec.backends.cortex_m.packing import pack_depthwise, pack_rows, packed_bits, row_bits, row_step
+from edgec.backends.cortex_m.s16_layers import s16_layer, touches_int16
 from edgec.backends.cortex_m.transpose_conv_layer import transpose_conv_layer
 from edgec.errors import UnsupportedModelError
 from edgec.fixedpoint import operator_rounding
@@ -216,14 +225,6 @@ def _depthwise_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool, mve: bo
                   lag=output_lag(x, y, k_h, k_w, attrs, 1))
 
 
-def _broadcast_strides(in_shape: list[int], out_shape: list[int]) -> list[int]:
-    strides, step = [0] * 4, 1
-    for axis in range(3, -1, -1):
-        strides[axis] = step if in_shape[axis] != 1 or out_shape[axis] == 1 else 0
-        step *= in_shape[axis]
-    return strides
-
-
 def _binary_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLayer:
     """Add, Sub, Mul and PRelu (whose identity branch, a function of x alone, is ``table1``)."""
     out = to_4d(shape_of(node.outputs[0]), node)
@@ -237,7 +238,7 @@ def _binary_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLa
               "input2_zero_point": attrs["input2_zero_point"], "shape": out}
     for index in (1, 2):
         in_shape = to_4d(shape_of(node.inputs[index - 1]), node)
-        params[f"strides{index}"] = _broadcast_strides(in_shape, out)
+        params[f"strides{index}"] = broadcast_strides(in_shape, out)
     arrays = []
     if prelu:
         identity = prelu_identity(attrs, rounding, _BYTES_IN_UINT8_ORDER)
@@ -301,10 +302,12 @@ def _pool_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
               "k_h": attrs["kernel_shape"][0], "k_w": attrs["kernel_shape"][1], "stride_h": attrs["strides"][0],
               "stride_w": attrs["strides"][1], "pad_top": attrs["pads"][0], "pad_left": attrs["pads"][1],
               "activation_min": attrs["activation_min"], "activation_max": attrs["activation_max"]}
+    suffix, data = ("_s16", "(const int16_t *){in0}, (int16_t *){out}") if element_bytes(node.inputs[0]) == 2 \
+        else ("", "{in0}, {out}")
     if node.op_type == "MaxPool":
-        return CLayer(node, "edgec_pool.c", f"edgec_max_pool(&{prefix}, {{in0}}, {{out}})", [],
+        return CLayer(node, "edgec_pool.c", f"edgec_max_pool{suffix}(&{prefix}, {data})", [],
                       "edgec_pool_params", params)
-    return CLayer(node, "edgec_pool.c", f"edgec_average_pool(&{prefix}, {{in0}}, {{out}}, (int32_t *){{scratch}})",
+    return CLayer(node, "edgec_pool.c", f"edgec_average_pool{suffix}(&{prefix}, {data}, (int32_t *){{scratch}})",
                   [], "edgec_pool_params", params, scratch_bytes=4 * x[3])
 
 
@@ -355,6 +358,8 @@ def lower_node(node: ir.Node, index: int, rounding_mode: str, dsp: bool, mve: bo
     prefix = f"layer{index}"
     rounding = operator_rounding(rounding_mode, node.op_type)
     op = node.op_type
+    if touches_int16(node) and (layer := s16_layer(node, prefix, attrs, rounding)) is not None:
+        return layer
     if op == "Conv" and (groups := conv_groups(shape_of(node.inputs[0])[3], shape_of(node.inputs[1]))) > 1:
         return _grouped_conv_layer(node, prefix, attrs, dsp, groups, mve)
     if op in ("Conv", "FullyConnected"):

@@ -5,7 +5,8 @@ Slice, Pad in its non-constant modes and nearest Resize are one kernel, ``edgec_
 (:func:`edgec.reference.gather.axis_maps`) become a table of input element offsets (each
 axis's indices times the input's stride along it), so the C copies exactly the bytes the
 reference copies. Bilinear Resize gets per output row and column the two input offsets and
-the 10-bit weight of :func:`edgec.reference.resize.bilinear_axis`.
+the 10-bit weight of :func:`edgec.reference.resize.bilinear_axis`. The copying kernels work
+in bytes, so int16 tensors (the 16x8 scheme) take them as bytes too.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import math
 import numpy as np
 import onnx_ir as ir
 
-from edgec.backends.cortex_m.clayer import CArray, CLayer, constant_operands, shape_of, to_4d
+from edgec.backends.cortex_m.clayer import CArray, CLayer, constant_operands, element_bytes, shape_of, to_4d
+from edgec.errors import UnsupportedModelError
 from edgec.reference.gather import axis_maps
 from edgec.reference.resize import bilinear_axis
 
@@ -37,33 +39,45 @@ def transpose_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
 
 
 def _constant_pad_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
+    """``edgec_pad`` in bytes: an int16 tensor pads its last axis's byte pairs, with a value
+    whose two bytes are equal (0 or -1)."""
     in_shape = shape_of(node.inputs[0])
     rank = len(in_shape)
-    lead = [0] * (4 - rank)
-    params = {"in_shape": to_4d(in_shape, node), "out_shape": to_4d(shape_of(node.outputs[0]), node),
-              "before": lead + [int(p) for p in attrs["pads"][:rank]], "value": attrs["value"]}
+    size, value = element_bytes(node.inputs[0]), int(attrs["value"])
+    if size == 2 and value not in (0, -1):
+        raise UnsupportedModelError(f"int16 Pad node '{node.name}' pads with {value}",
+                                    "the Cortex-M kernel pads int16 tensors with 0 (the 16x8 zero point) or -1")
+    before = [0] * (4 - rank) + [int(p) for p in attrs["pads"][:rank]]
+    before[3] *= size
+    in_4d, out_4d = to_4d(in_shape, node), to_4d(shape_of(node.outputs[0]), node)
+    in_4d[3], out_4d[3] = in_4d[3] * size, out_4d[3] * size
+    params = {"in_shape": in_4d, "out_shape": out_4d, "before": before, "value": value}
     return CLayer(node, "edgec_layout.c", f"edgec_pad(&{prefix}, {{in0}}, {{out}})", [], "edgec_pad_params", params)
 
 
 def concat_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
     out_shape = shape_of(node.outputs[0])
     axis = int(attrs["axis"]) % len(out_shape)
-    inner = [math.prod(shape_of(v)[axis:]) for v in node.inputs]
+    size = element_bytes(node.outputs[0])
+    inner = [math.prod(shape_of(v)[axis:]) * size for v in node.inputs]
     arrays = [CArray(f"{prefix}_inner", "uint32_t", np.asarray(inner, dtype=np.uint32))]
     operands = constant_operands(node, prefix, arrays)
-    call = (f"edgec_concat({math.prod(out_shape[:axis])}u, {math.prod(out_shape[axis:])}u, {len(inner)}u, "
+    call = (f"edgec_concat({math.prod(out_shape[:axis])}u, {math.prod(out_shape[axis:]) * size}u, {len(inner)}u, "
             f"(const int8_t *const[]){{{{{', '.join(operands)}}}}}, {prefix}_inner, {{out}})")
     return CLayer(node, "edgec_layout.c", call, arrays)
 
 
 def gather_layer(node: ir.Node, prefix: str, maps: list[np.ndarray]) -> CLayer:
-    """``edgec_gather`` along ``maps`` (one index array per input axis)."""
+    """``edgec_gather`` along ``maps`` (one index array per input axis), in bytes: an int16
+    element is two bytes of the last axis."""
     in_shape = to_4d(shape_of(node.inputs[0]), node)
-    maps = [np.zeros(1, dtype=np.int64)] * (4 - len(maps)) + list(maps)
-    strides = [math.prod(in_shape[axis + 1:]) for axis in range(4)]
-    offsets = np.concatenate([m.astype(np.int64) * stride for m, stride in zip(maps, strides)])
-    last = maps[3]
-    contiguous = bool(np.all(np.diff(last) == 1))
+    size = element_bytes(node.inputs[0])
+    maps = [np.zeros(1, dtype=np.int64)] * (4 - len(maps)) + [m.astype(np.int64) for m in maps]
+    strides = [math.prod(in_shape[axis + 1:]) * size for axis in range(4)]
+    maps[3] = (maps[3][:, None] * size + np.arange(size)).ravel()  # byte offsets within a row
+    strides[3] = 1
+    offsets = np.concatenate([m * stride for m, stride in zip(maps, strides)])
+    contiguous = bool(np.all(np.diff(maps[3]) == 1))
     params = {"shape": [len(m) for m in maps], "offsets": f"{prefix}_offsets", "contiguous": int(contiguous)}
     return CLayer(node, "edgec_gather.c", f"edgec_gather(&{prefix}, {{in0}}, {{out}})",
                   [CArray(f"{prefix}_offsets", "uint32_t", offsets.astype(np.uint32))], "edgec_gather_params", params)

@@ -2,8 +2,8 @@
 
 :func:`build_network` takes an integer graph and decides
 
-* the C interface: ``inputs`` are the int8 tensors the application fills (after each float
-  ``Quantize``, if any), ``outputs`` the int8 tensors it reads (before ``Dequantize``), one
+* the C interface: ``inputs`` are the int8 (or int16) tensors the application fills (after each
+  float ``Quantize``, if any), ``outputs`` the ones it reads (before ``Dequantize``), one
   per graph input and output, in graph order; all live in the arena, like every other
   tensor, each in its own buffer. With ``separate_io`` (the default) no input shares a byte
   with an output, so the next inputs can be written while the last outputs are read: the
@@ -30,6 +30,7 @@ import onnx_ir as ir
 
 from edgec import ops
 from edgec.backends.cortex_m.branching import Branch, linearize, output_aliases
+from edgec.backends.cortex_m.clayer import element_bytes
 from edgec.backends.cortex_m.delta_layers import lower_layer
 from edgec.backends.cortex_m.layers import CLayer, shape_of
 from edgec.backends.cortex_m.memory_plan import ArenaPlan, Buffer, live_bytes_bound, plan_arena
@@ -39,9 +40,13 @@ from edgec.passes.qparams import QParams, get_qparams
 ARENA_ALIGNMENT = 8
 
 
+#: The activation storage of the C interface (and the arena), with the C element type.
+ACTIVATION_CTYPES = {ir.DataType.INT8: "int8_t", ir.DataType.INT16: "int16_t"}
+
+
 @dataclasses.dataclass(frozen=True)
 class Boundary:
-    """One side of the C interface: the int8 tensor, its shape and quantization."""
+    """One side of the C interface: the int8 (or int16) tensor, its shape and quantization."""
 
     value: ir.Value
     shape: list[int]
@@ -49,7 +54,16 @@ class Boundary:
 
     @property
     def size(self) -> int:
+        """Elements."""
         return math.prod(self.shape)
+
+    @property
+    def ctype(self) -> str:
+        return ACTIVATION_CTYPES[self.value.dtype]
+
+    @property
+    def bytes(self) -> int:
+        return self.size * element_bytes(self.value)
 
 
 @dataclasses.dataclass
@@ -94,7 +108,7 @@ def _boundaries(model: ir.Model) -> tuple[list[ir.Value], list[ir.Value], set[ir
     edges: set[ir.Node] = set()
     firsts, lasts = [], []
     for value in graph.inputs:
-        if value.dtype != ir.DataType.INT8:
+        if value.dtype not in ACTIVATION_CTYPES:
             consumers = value.consumers()
             if len(consumers) != 1 or consumers[0].op_type != "Quantize":
                 raise UnsupportedModelError(f"the model's float input '{value.name}' is not read by a single Quantize",
@@ -103,7 +117,7 @@ def _boundaries(model: ir.Model) -> tuple[list[ir.Value], list[ir.Value], set[ir
             value = consumers[0].outputs[0]
         firsts.append(value)
     for value in graph.outputs:
-        if value.dtype != ir.DataType.INT8:
+        if value.dtype not in ACTIVATION_CTYPES:
             producer = value.producer()
             if producer is None or producer.op_type != "Dequantize":
                 raise UnsupportedModelError(f"the model's float output '{value.name}' is not produced by Dequantize",
@@ -119,6 +133,10 @@ def _boundaries(model: ir.Model) -> tuple[list[ir.Value], list[ir.Value], set[ir
         raise UnsupportedModelError("the model returns one tensor as two outputs",
                                     "give every model output its own computed tensor")
     return firsts, lasts, edges
+
+
+def _bytes(value: ir.Value) -> int:
+    return math.prod(shape_of(value)) * element_bytes(value)
 
 
 class _Groups:
@@ -140,7 +158,7 @@ class _Groups:
 
 def _copy_layer(layer: CLayer) -> CLayer:
     """A zero-copy Reshape made a copy (its input and output then have buffers of their own)."""
-    size = math.prod(shape_of(layer.node.outputs[0]))
+    size = _bytes(layer.node.outputs[0])
     return dataclasses.replace(layer, call=f"memcpy({{out}}, {{in0}}, {size}u)")
 
 
@@ -184,9 +202,9 @@ def build_network(model: ir.Model, dsp: bool, separate_io: bool = True, mve: boo
     members: dict[str, list[str]] = {}
     for value_name in defined:
         members.setdefault(groups.find(value_name), []).append(value_name)
-    sizes = {v.name: math.prod(shape_of(v)) for node in nodes for v in node.outputs if v.name in defined}
-    sizes.update({out.name: math.prod(shape_of(out)) for out, _ in aliases})
-    sizes.update({first.name: math.prod(shape_of(first)) for first in firsts})
+    sizes = {v.name: _bytes(v) for node in nodes for v in node.outputs if v.name in defined}
+    sizes.update({out.name: _bytes(out) for out, _ in aliases})
+    sizes.update({first.name: _bytes(first) for first in firsts})
     tensors = [Buffer(f"tensor:{root}", max(sizes[n] for n in names), min(defined[n] for n in names),
                       max(last_use[n] for n in names)) for root, names in members.items()]
     scratch = [Buffer(f"scratch:{index}", layer.scratch_bytes, index, index)

@@ -22,12 +22,13 @@ import numpy as np
 from edgec.backend import Project
 from edgec.backends.cortex_m import executable_path, run_project
 from edgec.backends.cortex_m.cycle_model import MODELS
+from edgec.backends.cortex_m.qemu import row_bytes, row_layout
 from edgec.backends.cortex_m.trace import traced_layer_cycles
 from edgec.profiling import LayerProfile, TargetProfile
 
 
 def profile_project(project: Project, row: np.ndarray, advance: Callable[[str], None]) -> TargetProfile:
-    """Profile ``project`` on one int8 input ``row`` (shape ``[1, input size]``; see the module
+    """Profile ``project`` on one integer input ``row`` (shape ``[1, input size]``; see the module
     docstring); ``advance(stage)`` is called as each run starts."""
     manifest, target = project.manifest, project.target
     advance("whole-model run")
@@ -41,7 +42,7 @@ def profile_project(project: Project, row: np.ndarray, advance: Callable[[str], 
         path = next(tuple(p["path"]) for p in manifest["paths"] if set(called) <= set(p["layers"]))
     advance("block-log run (cycle estimate)")
     model_cycles = MODELS[target.core.cpu]
-    cycles = traced_layer_cycles(executable_path(project.path, variant="profile"), target, row.tobytes(),
+    cycles = traced_layer_cycles(executable_path(project.path, variant="profile"), target, row_bytes(row, row_layout(manifest["inputs"])),
                                  len(called), model_cycles, manifest["api"]["invoke"])
     layers = []
     for index, estimate in zip(called, cycles, strict=True):

@@ -1,6 +1,6 @@
 """Running the harness on QEMU (or on the host) and reading back outputs and counts.
 
-The harness (``harness/main.c``) reads int8 samples from ``edgec_input.bin`` in the working
+The harness (``harness/main.c``) reads samples (int8 or int16 tensors) from ``edgec_input.bin`` in the working
 directory through semihosting, runs the network on each and writes ``edgec_output.bin``; on
 the emulated core it prints the CMSDK APB timer ticks around ``edgec_run``. QEMU runs with
 ``-icount shift=6``: every guest instruction advances virtual time by 2^6 ns, and the timer
@@ -14,6 +14,7 @@ counts at ``timer_hz`` of virtual time, so
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import subprocess
 import tempfile
@@ -32,7 +33,8 @@ _LAYER = re.compile(r"edgec: layer (\d+) ticks (\d+)")
 
 @dataclasses.dataclass(frozen=True)
 class RunResult:
-    """Outputs (int8, one row per sample), and per sample: instructions and stack bytes.
+    """Outputs (one row per sample: int8, or int16 when an output is), and per sample:
+    instructions and stack bytes.
 
     ``layer_instructions`` (profile builds): instructions of each layer of the first sample,
     by layer index, in execution order.
@@ -79,15 +81,52 @@ def execute(command: list[str], work: Path, samples: bytes, where: str, timeout:
                              "the program probably faulted; rebuild and rerun, or report the model") from None
 
 
-def run(executable: Path, target: Target | None, samples: np.ndarray, output_size: int,
+#: The tensors of a sample or output row: (elements, dtype) each, in order.
+RowLayout = list[tuple[int, type]]
+
+
+def row_layout(boundaries: list[dict]) -> RowLayout:
+    """The layout of the inputs or outputs a manifest lists (``dtype`` int8 unless given)."""
+    return [(math.prod(b["shape"]), np.dtype(b.get("dtype", "int8")).type) for b in boundaries]
+
+
+def row_bytes(rows: np.ndarray, layout: RowLayout) -> bytes:
+    """The bytes of integer ``rows`` (one per sample, its tensors concatenated) as the harness
+    reads them: each tensor's values in its own dtype, little-endian."""
+    chunks, rows = [], np.atleast_2d(rows)
+    for row in rows:
+        start = 0
+        for size, dtype in layout:
+            chunks.append(np.ascontiguousarray(row[start:start + size], dtype=dtype).tobytes())
+            start += size
+    return b"".join(chunks)
+
+
+def rows_from_bytes(data: bytes, layout: RowLayout) -> np.ndarray:
+    """The inverse of :func:`row_bytes`: rows of int8 values, or of int16 when a tensor is int16."""
+    record = sum(size * np.dtype(dtype).itemsize for size, dtype in layout)
+    common = np.result_type(*(dtype for _, dtype in layout))
+    rows = []
+    for position in range(0, len(data) - record + 1, record):
+        parts, offset = [], position
+        for size, dtype in layout:
+            parts.append(np.frombuffer(data, dtype=dtype, count=size, offset=offset).astype(common))
+            offset += size * np.dtype(dtype).itemsize
+        rows.append(np.concatenate(parts))
+    return np.stack(rows) if rows else np.zeros((0, sum(size for size, _ in layout)), dtype=common)
+
+
+def run(executable: Path, target: Target | None, samples: np.ndarray, inputs: RowLayout, outputs: RowLayout,
         timeout: int = 600) -> RunResult:
-    """Run ``executable`` on ``samples`` (int8, one row each): on QEMU for ``target``, or natively
-    when ``target`` is None (the host harness)."""
-    samples = np.ascontiguousarray(samples, dtype=np.int8)
+    """Run ``executable`` on integer ``samples`` (one row each, laid out as ``inputs``): on QEMU
+    for ``target``, or natively when ``target`` is None (the host harness); the outputs come
+    back laid out as ``outputs``."""
+    samples = np.atleast_2d(samples)
     with tempfile.TemporaryDirectory(prefix="edgec-run-") as tmp:
         work = Path(tmp)
         command = [str(executable)] if target is None else qemu_command(target, executable)
-        result = execute(command, work, samples.tobytes(), target.qemu.machine if target else "the host", timeout)
+        result = execute(command, work, row_bytes(samples, inputs), target.qemu.machine if target else "the host",
+                         timeout)
         if result.returncode != 0 or "edgec: done" not in result.stdout:
             detail = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]
             raise ToolchainError(f"{executable.name} failed (exit {result.returncode}): {detail}",
@@ -95,9 +134,9 @@ def run(executable: Path, target: Target | None, samples: np.ndarray, output_siz
         data = (work / "edgec_output.bin").read_bytes()
         trace_path = work / "edgec_trace.bin"
         trace = trace_path.read_bytes() if trace_path.exists() else b""
-    outputs = np.frombuffer(data, dtype=np.int8).reshape(-1, output_size).copy()
-    if len(outputs) != len(samples):
-        raise ToolchainError(f"{executable.name} produced {len(outputs)} outputs for {len(samples)} samples",
+    values = rows_from_bytes(data, outputs)
+    if len(values) != len(samples):
+        raise ToolchainError(f"{executable.name} produced {len(values)} outputs for {len(samples)} samples",
                              "report this as a bug")
     instructions, stacks = [], []
     for match in _SAMPLE.finditer(result.stdout):
@@ -110,4 +149,4 @@ def run(executable: Path, target: Target | None, samples: np.ndarray, output_siz
         if cumulative:
             layers[int(match.group(1))] = ticks_to_instructions(cumulative - previous, target.qemu.timer_hz)
             previous = cumulative
-    return RunResult(outputs, instructions, stacks, trace, layers)
+    return RunResult(values, instructions, stacks, trace, layers)

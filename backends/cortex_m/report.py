@@ -18,7 +18,7 @@ from pathlib import Path
 from edgec import __version__
 from edgec.backends.cortex_m import emitter, toolchain
 from edgec.backends.cortex_m.branching import Branch, path_layers
-from edgec.backends.cortex_m.layers import shape_of
+from edgec.backends.cortex_m.clayer import element_bytes, shape_of
 from edgec.backends.cortex_m.network import Network
 from edgec.errors import SizeLimitError
 from edgec.passes.input_layout import input_layout, layout_name
@@ -45,7 +45,7 @@ def _layers(network: Network) -> list[dict]:
         node = layer.node
         layers.append({
             "index": index, "name": node.name, "op": node.op_type, "output": node.outputs[0].name,
-            "output_bytes": math.prod(shape_of(node.outputs[0])),
+            "output_bytes": math.prod(shape_of(node.outputs[0])) * element_bytes(node.outputs[0]),
             "macs": emitter.layer_macs(layer), "weight_bytes": sum(a.values.nbytes for a in layer.arrays),
             "weight_encoding": layer.encoding,
             "scratch_bytes": layer.scratch_bytes, "kernel": layer.call.split("(")[0] if layer.call else "alias",
@@ -55,8 +55,8 @@ def _layers(network: Network) -> list[dict]:
 
 
 def _boundary(boundary, with_layout: bool) -> dict:
-    fields = {"shape": boundary.shape, "scale": boundary.qparams.scale, "zero_point": boundary.qparams.zero_point,
-              "name": boundary.value.name}
+    fields = {"shape": boundary.shape, "dtype": boundary.ctype.removesuffix("_t"), "scale": boundary.qparams.scale,
+              "zero_point": boundary.qparams.zero_point, "name": boundary.value.name}
     if with_layout:
         fields["layout"] = layout_name(input_layout(boundary.value), len(boundary.shape))
     return fields

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edgec.backend import read_manifest
-from edgec.backends.cortex_m.qemu import execute, qemu_command
+from edgec.backends.cortex_m.qemu import execute, qemu_command, row_bytes, row_layout
 from edgec.backends.cortex_m.toolchain import make, require
 from edgec.errors import ToolchainError
 from edgec.target import project_target
@@ -80,7 +80,7 @@ def read_layers(project: Path, row: np.ndarray, layers: list[int], timeout: int 
         emulator = subprocess.Popen(qemu, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             session = execute([gdb, "-batch", "-nx", "-x", str(work / "watch.gdb"), str(executable)], work,
-                              np.ascontiguousarray(row, dtype=np.int8).tobytes(), "gdb", timeout)
+                              row_bytes(row, row_layout(read_manifest(project)["inputs"])), "gdb", timeout)
             output = emulator.communicate(timeout=timeout)[0]
         finally:
             if emulator.poll() is None:

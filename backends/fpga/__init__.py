@@ -36,6 +36,7 @@ from edgec.backends.fpga.rtl import load_design
 from edgec.delta import get_scheme
 from edgec.errors import EdgecError
 from edgec.target import Target, project_target
+from edgec.widths import require_int8_activations
 
 #: The simulator ``run`` uses (iverilog starts at once; the tests run Verilator as well).
 SIMULATOR = "iverilog"
@@ -76,6 +77,7 @@ class FpgaBackend(Backend):
     untraced_variants = {"netlist": "the RTL simulation"}  # a netlist keeps only edgec_top's ports
 
     def check(self, model: ir.Model, target: Target) -> None:
+        require_int8_activations(model, "the FPGA backend")
         check_model(model)
 
     def compile(self, model: ir.Model, target: Target, out_dir: Path, *, name: str, **options) -> dict:

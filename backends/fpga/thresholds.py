@@ -4,7 +4,7 @@ A requantizing node (``FullyConnected``, ``Conv``) maps its raw dot product ``ac
 weights times raw stored inputs, nothing folded in) to an output value through the reference
 arithmetic: ``acc + offset[c]`` (``offset = bias - input_zero_point * sum(weights[c])``, the
 exact form of ``bias + sum((x - zp) * w)``), then
-:func:`edgec.reference.requant.requantize_to_int8` (multiplier, shift, output zero point,
+:func:`edgec.reference.requant.requantize` (multiplier, shift, output zero point,
 activation clamp, in the node's rounding) and the saturation of the executor to the output's
 declared type. :class:`Requant` is that map, evaluated by calling the reference functions.
 
@@ -34,7 +34,7 @@ import numpy as np
 from edgec.errors import UnsupportedModelError
 from edgec.fixedpoint import INT32_MAX, INT32_MIN
 from edgec.inttype import IntType, signed_bits
-from edgec.reference.requant import requantize_to_int8
+from edgec.reference.requant import requantize
 
 #: Ranges with at most this many (channel, accumulator) points are checked exhaustively.
 EXHAUSTIVE_POINTS = 1 << 22
@@ -67,7 +67,7 @@ class Requant:
     def __call__(self, acc: np.ndarray) -> np.ndarray:
         """Output values (int64) for raw dot products ``acc [..., C]``, exactly as the reference."""
         acc = np.asarray(acc, dtype=np.int64) + self.offset
-        out = requantize_to_int8(acc, self.multiplier, self.shift, self.output_zero_point,
+        out = requantize(acc, self.multiplier, self.shift, self.output_zero_point,
                                  self.activation_min, self.activation_max, self.rounding)
         return self.output_type.saturate(out).astype(np.int64)
 

@@ -38,7 +38,7 @@ from edgec.backends.tile.mapping import map_network
 from edgec.backends.tile.project import SCHEDULE, compile_project
 from edgec.errors import EdgecError
 from edgec.target import Target, project_target
-from edgec.widths import check_widths
+from edgec.widths import check_widths, require_int8_activations
 
 
 class TileBackend(Backend):
@@ -49,6 +49,7 @@ class TileBackend(Backend):
     options = {"tiles": None}
 
     def check(self, model: ir.Model, target: Target) -> None:
+        require_int8_activations(model, "the tile backend")
         check_model(model)
         check_widths(model)
 

@@ -1,4 +1,4 @@
-"""TFLite frontend: an int8 ``.tflite`` model becomes an edgec integer graph, as it is.
+"""TFLite frontend: an int8 (or 16x8) ``.tflite`` model becomes an edgec integer graph, as it is.
 
 The flatbuffer is read with the schema bindings that ship with ``ai-edge-litert``. Every
 operator maps to the edgec operator with TFLM's semantics, keeping the model's own scales,
@@ -26,17 +26,18 @@ import onnx_ir as ir
 
 from edgec import ops
 from edgec.errors import ModelLoadError, UnsupportedModelError
-from edgec.frontend import tflite_ops
+from edgec.frontend import tflite_ops, tflite_types
+from edgec.frontend.tflite_types import ACTIVATION_TYPES
+from edgec.inttype import INT8, INT16
 from edgec.passes.multipliers import MultiplierRangeError
 from edgec.passes.qparams import QParams, set_channel_scales, set_qparams
 
 TFLITE_TENSOR_KEY = "edgec.tflite_tensor"
 
 _TENSOR_TYPES = {0: (np.float32, ir.DataType.FLOAT), 2: (np.int32, ir.DataType.INT32),
-                 4: (np.int64, ir.DataType.INT64), 9: (np.int8, ir.DataType.INT8)}
+                 4: (np.int64, ir.DataType.INT64), 7: (np.int16, ir.DataType.INT16), 9: (np.int8, ir.DataType.INT8)}
 #: Bytes per element of the TFLite tensor types a model may hold (TensorType numbers).
 _TYPE_SIZES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 9: 1, 10: 8, 12: 8, 15: 4, 16: 2}
-_INT8 = 9
 CORRUPT_FIX = "pass an uncorrupted .tflite file (re-download or re-export it)"
 
 
@@ -58,6 +59,7 @@ class TfliteGraph:
         self.nodes: list[ir.Node] = []
         self.initializers: list[ir.Value] = []
         self.operator_index = -1
+        self.operator = None
         self._names: set[str] = set()
 
     # -- tensors ---------------------------------------------------------------------
@@ -74,7 +76,21 @@ class TfliteGraph:
         if q is None or q.scale is None or len(q.scale) == 0:
             raise self.unsupported(f"tensor {index} ('{self.name(index)}') is not quantized",
                                    "edgec imports int8-quantized TFLite models")
-        return QParams(float(np.float32(q.scale[0])), int(q.zeroPoint[0]) if q.zeroPoint is not None else 0)
+        int_type = INT16 if self.tensor(index).type == tflite_types.INT16 else INT8
+        return QParams(float(np.float32(q.scale[0])), int(q.zeroPoint[0]) if q.zeroPoint is not None else 0, int_type)
+
+    def activation_dtype(self, index: int) -> ir.DataType:
+        """The edgec storage of activation tensor ``index``: INT8, or INT16 (the 16x8 scheme)."""
+        found = ACTIVATION_TYPES.get(self.tensor(index).type)
+        if found is None:
+            raise self.unsupported(f"tensor {index} ('{self.name(index)}') has TFLite type {self.tensor(index).type}",
+                                   "edgec imports int8 and int16 activations")
+        return found[0]
+
+    def full_range(self, index: int) -> dict:
+        """``activation_min``/``activation_max`` spanning activation tensor ``index``'s type."""
+        _, low, high = ACTIVATION_TYPES[self.tensor(index).type]
+        return {"activation_min": low, "activation_max": high}
 
     def channel_scales(self, index: int) -> np.ndarray:
         return np.asarray(self.tensor(index).quantization.scale, dtype=np.float32)
@@ -104,15 +120,15 @@ class TfliteGraph:
     def _new_value(self, index: int, dtype: ir.DataType, shape: list[int]) -> ir.Value:
         value = ir.Value(name=self._unique(self.name(index)), shape=ir.Shape(shape), type=ir.TensorType(dtype))
         value.metadata_props[TFLITE_TENSOR_KEY] = str(index)
-        if dtype == ir.DataType.INT8:
+        if dtype in (ir.DataType.INT8, ir.DataType.INT16):
             set_qparams(value, self.qparams(index))
         return value
 
     def graph_input(self, index: int) -> ir.Value:
         tensor_type = _TENSOR_TYPES.get(self.tensor(index).type)
-        if tensor_type is None or tensor_type[1] not in (ir.DataType.INT8, ir.DataType.FLOAT):
+        if tensor_type is None or tensor_type[1] not in (ir.DataType.INT8, ir.DataType.INT16, ir.DataType.FLOAT):
             raise UnsupportedModelError(f"'{self.source}': input tensor {index} has TFLite type "
-                                        f"{self.tensor(index).type}", "edgec imports int8 (or float) model inputs")
+                                        f"{self.tensor(index).type}", "edgec imports int8, int16 or float model inputs")
         value = self._new_value(index, tensor_type[1], self.shape(index))
         self.values[index] = value
         return value
@@ -146,9 +162,10 @@ class TfliteGraph:
 
     # -- building -------------------------------------------------------------------
     def emit(self, op_type: str, inputs: list[ir.Value | None], attrs: dict, output: int,
-             dtype: ir.DataType = ir.DataType.INT8) -> ir.Value:
-        """Append an edgec node writing TFLite tensor ``output``."""
-        value = self._new_value(output, dtype, self.shape(output))
+             dtype: ir.DataType | None = None) -> ir.Value:
+        """Append an edgec node writing TFLite tensor ``output`` (of its activation type unless
+        ``dtype`` says otherwise)."""
+        value = self._new_value(output, dtype or self.activation_dtype(output), self.shape(output))
         node = ir.node(op_type, inputs, attrs, domain=ops.DOMAIN, outputs=[value],
                        name=f"{op_type}_{self.operator_index}")
         self.nodes.append(node)
@@ -157,12 +174,13 @@ class TfliteGraph:
 
     def emit_internal(self, op_type: str, inputs: list[ir.Value | None], attrs: dict, qparams: QParams,
                       shape: list[int], name: str) -> ir.Value:
-        """Append an edgec node whose int8 output is not a TFLite tensor (a reshape around FC, ...)."""
+        """Append an edgec node whose output is not a TFLite tensor (a reshape around FC, ...), of
+        the converted operator's activation type (its first output's)."""
         node = ir.node(op_type, inputs, attrs, domain=ops.DOMAIN, name=f"{op_type}_{self.operator_index}_{name}")
         out = node.outputs[0]
         out.name = self._unique(name)
         out.shape = ir.Shape(shape)
-        out.type = ir.TensorType(ir.DataType.INT8)
+        out.type = ir.TensorType(self.activation_dtype(int(self.operator.outputs[0])))
         set_qparams(out, qparams)
         self.nodes.append(node)
         return out
@@ -194,7 +212,9 @@ def _check_quantization(label: str, tensor, shape: list[int], source: str) -> No
         raise ModelLoadError(f"'{source}': {label} has quantization scales that are not finite and positive",
                              CORRUPT_FIX)
     zero_points = np.asarray(q.zeroPoint if q.zeroPoint is not None else [0] * len(scales), dtype=np.int64)
-    if len(zero_points) != len(scales) or (tensor.type == _INT8 and np.any((zero_points < -128) | (zero_points > 127))):
+    bounds = ACTIVATION_TYPES.get(tensor.type)
+    outside = bounds is not None and np.any((zero_points < bounds[1]) | (zero_points > bounds[2]))
+    if len(zero_points) != len(scales) or outside:
         raise ModelLoadError(f"'{source}': {label} has zero points {zero_points.tolist()[:8]} for "
                              f"{len(scales)} scales", CORRUPT_FIX)
     if len(scales) > 1 and not (0 <= q.quantizedDimension < len(shape) and shape[q.quantizedDimension] == len(scales)):
@@ -280,17 +300,18 @@ def read_tflite_model(path: str | Path) -> ir.Model:
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     inputs = [graph.graph_input(int(i)) for i in subgraph.inputs]
     for index, operator in enumerate(subgraph.operators or []):
-        graph.operator_index = index
+        graph.operator_index, graph.operator = index, operator
         name = _operator_name(schema, names, model, operator)
         lowering = tflite_ops.LOWERINGS.get(name)
         if lowering is None:
             raise graph.unsupported(f"TFLite operator {name} is not supported",
                                     f"supported operators: {', '.join(sorted(tflite_ops.LOWERINGS))}")
         tflite_ops.check_operator(graph, name, operator)
+        tflite_types.check_activation_types(graph, name, operator)
         try:
             lowering(graph, operator)
         except MultiplierRangeError as error:
-            raise graph.unsupported(f"{name} cannot be requantized in int8: {error}",
+            raise graph.unsupported(f"{name} cannot be requantized: {error}",
                                     "the model's scales around this operator are out of range; re-export it") from None
     outputs = [graph.values[int(i)] for i in subgraph.outputs]
     new_graph = ir.Graph(inputs, outputs, nodes=graph.nodes, initializers=graph.initializers,

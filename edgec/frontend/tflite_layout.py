@@ -73,7 +73,7 @@ def concatenation(graph, operator) -> None:
         value = graph.value(index)
         q = get_qparams(value)
         if q is not None and q != qo:
-            attrs = {**requantize_attributes(q, qo), "activation_min": -128, "activation_max": 127}
+            attrs = {**requantize_attributes(q, qo), **graph.full_range(out)}
             value = graph.emit_internal("Requantize", [value], attrs, qo, list(value.shape.numpy()),
                                         f"{value.name}_to_concat{position}")
         parts.append(value)

@@ -1,4 +1,4 @@
-"""Per-operator conversion of int8 TFLite operators to edgec operators.
+"""Per-operator conversion of int8 (and 16x8) TFLite operators to edgec operators.
 
 Each function takes the :class:`~edgec.frontend.tflite_frontend.TfliteGraph` and one
 TFLite operator (object API), and emits the edgec node(s) computing its output tensor with
@@ -17,6 +17,7 @@ import onnx_ir as ir
 
 from edgec.errors import UnsupportedModelError
 from edgec.frontend import tflite_layout
+from edgec.frontend.tflite_types import accumulator_bias
 from edgec.passes.activation_tables import (
     LOGISTIC_OUTPUT,
     TANH_OUTPUT,
@@ -28,6 +29,8 @@ from edgec.passes.activation_tables import (
     tanh_table,
 )
 from edgec.passes.multipliers import (
+    ADD_LEFT_SHIFT,
+    INT16_ADD_LEFT_SHIFT,
     SOFTMAX_OUTPUT,
     add_attributes,
     channel_requant_attributes,
@@ -46,14 +49,15 @@ _SAME, _VALID = 0, 1
 
 def activation_range(graph, output: int, fused: int) -> dict:
     """``activation_min``/``activation_max`` of a fused activation, in the output's quantization."""
+    full = graph.full_range(output)
     if fused == _NONE:
-        return {"activation_min": -128, "activation_max": 127}
+        return full
     q = graph.qparams(output)
     bounds = {_RELU: (0.0, None), _RELU6: (0.0, 6.0), _RELU_N1_TO_1: (-1.0, 1.0)}.get(fused)
     if bounds is None:
         raise graph.unsupported(f"fused activation {fused} is not supported", "use NONE, RELU, RELU6 or RELU_N1_TO_1")
     low = q.quantize_bound(bounds[0])
-    high = 127 if bounds[1] is None else q.quantize_bound(bounds[1])
+    high = full["activation_max"] if bounds[1] is None else q.quantize_bound(bounds[1])
     return {"activation_min": low, "activation_max": high}
 
 
@@ -68,12 +72,6 @@ def window_padding(graph, in_hw, kernel_hw, strides, dilations, padding: int, ou
         total = max(0, (out - 1) * stride + effective - size)
         pads.append((total // 2, total - total // 2))
     return [pads[0][0], pads[1][0], pads[0][1], pads[1][1]]
-
-
-def _bias(graph, operator) -> ir.Value | None:
-    """The optional third input (bias) of CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED."""
-    inputs = list(operator.inputs)
-    return graph.value(int(inputs[2])) if len(inputs) > 2 and inputs[2] >= 0 else None
 
 
 def _weights(graph, index: int) -> np.ndarray:
@@ -116,8 +114,8 @@ def conv_2d(graph, operator, depthwise: bool = False) -> None:
     }
     if depthwise:
         attrs["depth_multiplier"] = channels // in_shape[3]
-    graph.emit("DepthwiseConv" if depthwise else "Conv", [graph.value(x), graph.value(w), _bias(graph, operator)],
-               attrs, out)
+    bias = accumulator_bias(graph, "DEPTHWISE_CONV_2D" if depthwise else "CONV_2D", operator, channels)
+    graph.emit("DepthwiseConv" if depthwise else "Conv", [graph.value(x), graph.value(w), bias], attrs, out)
 
 
 def depthwise_conv_2d(graph, operator) -> None:
@@ -164,7 +162,7 @@ def fully_connected(graph, operator) -> None:
     if graph.shape(x)[-1] != depth:
         source = graph.emit_internal("Reshape", [source], {"shape": [rows, depth]}, qx, [rows, depth],
                                      f"{source.name}_rows")
-    inputs = [source, graph.value(w), _bias(graph, operator)]
+    inputs = [source, graph.value(w), accumulator_bias(graph, "FULLY_CONNECTED", operator, cout)]
     fc_shape = list(source.shape.numpy())[:-1] + [cout]
     if fc_shape == graph.shape(out):
         graph.emit("FullyConnected", inputs, attrs, out)
@@ -189,7 +187,8 @@ def binary(op_type: str):
         if op_type == "Mul":
             attrs = mul_attributes(qa, qb, qo)
         else:
-            attrs = add_attributes(qa, qb, qo, subtract=op_type == "Sub")
+            left_shift = INT16_ADD_LEFT_SHIFT if graph.activation_dtype(out) == ir.DataType.INT16 else ADD_LEFT_SHIFT
+            attrs = add_attributes(qa, qb, qo, subtract=op_type == "Sub", left_shift=left_shift)
         attrs.update(activation_range(graph, out, operator.builtinOptions.fusedActivationFunction))
         graph.emit(op_type, [graph.value(a), graph.value(b)], attrs, out)
     return lower
@@ -240,10 +239,12 @@ def softmax(graph, operator) -> None:
 def quantize(graph, operator) -> None:
     x, out = int(operator.inputs[0]), int(operator.outputs[0])
     q = graph.qparams(out)
-    if graph.tensor(x).type == 0:  # float32 -> int8
-        graph.emit("Quantize", [graph.value(x)], {"scale": q.scale, "zero_point": q.zero_point}, out)
+    bounds = graph.full_range(out)
+    if graph.tensor(x).type == 0:  # float32 -> int8/int16
+        graph.emit("Quantize", [graph.value(x)], {"scale": q.scale, "zero_point": q.zero_point,
+                                                  "min": bounds["activation_min"], "max": bounds["activation_max"]}, out)
         return
-    attrs = {**requantize_attributes(graph.qparams(x), q), "activation_min": -128, "activation_max": 127}
+    attrs = {**requantize_attributes(graph.qparams(x), q), **bounds}
     graph.emit("Requantize", [graph.value(x)], attrs, out)
 
 

@@ -3,15 +3,16 @@
 
 For every output element: ``acc = bias + sum((x - input_zero_point) * w)`` over the
 window's in-bounds inputs (padding contributes nothing, exactly as if padded with the
-input zero point), then ``requantize_to_int8`` with the output channel's multiplier.
-Accumulators are int32 in the C kernels; the quantizer keeps them from overflowing.
+input zero point), then ``requantize`` with the output channel's multiplier.
+Accumulators are int32 in the C kernels; the quantizer keeps them from overflowing. With
+int16 inputs (the 16x8 scheme) an int64 bias makes them 64-bit (TFLM's int16 kernels).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from edgec.reference.requant import requantize_to_int8
+from edgec.reference.requant import requantize
 from edgec.reference.windows import exact_int_matmul, pad_spatial, spatial_windows
 
 
@@ -24,12 +25,14 @@ def _centered_windows(x: np.ndarray, attrs: dict, kernel_hw) -> np.ndarray:
 
 def finish(acc: np.ndarray, bias, attrs: dict, rounding: str) -> np.ndarray:
     """The output stage of an accumulating operator: ``acc`` plus ``bias``, requantized with the
-    attributes' per-channel multipliers, offset and clamped to int8."""
+    attributes' per-channel multipliers, offset and clamped. An int64 bias (the 16x8 scheme's)
+    makes the accumulator 64-bit and its scaling TFLite's 64-bit form."""
+    wide = bias is not None and bias.dtype == np.int64
     if bias is not None:
         acc = acc + bias.astype(np.int64)
-    return requantize_to_int8(
+    return requantize(
         acc, attrs["output_multiplier"], attrs["output_shift"], attrs["output_zero_point"],
-        attrs["activation_min"], attrs["activation_max"], rounding,
+        attrs["activation_min"], attrs["activation_max"], rounding, wide,
     )
 
 

@@ -3,7 +3,8 @@ Table, and the model-boundary Quantize/Dequantize.
 
 Binary operators broadcast like numpy. ``Add``/``Sub`` follow TFLite exactly: both inputs
 are centred, shifted left by ``left_shift`` (20) and rescaled to a common scale with their
-own multipliers, summed (or subtracted), then rescaled to the output.
+own multipliers, summed (or subtracted), then rescaled to the output. On int16 tensors
+(the 16x8 scheme) the same arithmetic runs with ``left_shift`` 15, as TFLM's general path.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import numpy as np
 from edgec.errors import UnsupportedModelError
 from edgec.fixedpoint import multiply_by_quantized_multiplier, round_half_away_from_zero
 from edgec.ops import QUANTIZE_ROUNDINGS
-from edgec.reference.requant import requantize_to_int8
+from edgec.reference import requant
+from edgec.reference.requant import clamp_to_storage
 
 
 def rescale_input(attrs: dict, rounding: str, index: int, x: np.ndarray) -> np.ndarray:
@@ -28,7 +30,7 @@ def _rescaled_operands(attrs: dict, rounding: str, a: np.ndarray, b: np.ndarray)
 
 
 def _output(attrs: dict, rounding: str, raw: np.ndarray) -> np.ndarray:
-    return requantize_to_int8(
+    return requant.requantize(
         raw, attrs["output_multiplier"], attrs["output_shift"], attrs["output_zero_point"],
         attrs["activation_min"], attrs["activation_max"], rounding,
     )
@@ -58,21 +60,20 @@ def prelu_identity(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
     """PRELU's result where ``x`` is at or above the input zero point (it needs no alpha)."""
     centered = x.astype(np.int64) - int(attrs["input_zero_point"])
     scaled = multiply_by_quantized_multiplier(centered, attrs["identity_multiplier"], attrs["identity_shift"], rounding)
-    return np.clip(scaled + int(attrs["output_zero_point"]), attrs["activation_min"], attrs["activation_max"]).astype(
-        np.int8)
+    return clamp_to_storage(scaled + int(attrs["output_zero_point"]), attrs["activation_min"], attrs["activation_max"])
 
 
 def prelu(attrs: dict, rounding: str, x: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """TFLite PRELU: the identity branch at or above the zero point, ``x * alpha`` below it."""
     centered = x.astype(np.int64) - int(attrs["input_zero_point"])
     product = centered * (alpha.astype(np.int64) - int(attrs["alpha_zero_point"]))
-    negative = requantize_to_int8(product, attrs["alpha_multiplier"], attrs["alpha_shift"], attrs["output_zero_point"],
+    negative = requant.requantize(product, attrs["alpha_multiplier"], attrs["alpha_shift"], attrs["output_zero_point"],
                                   attrs["activation_min"], attrs["activation_max"], rounding)
     return np.where(centered >= 0, prelu_identity(attrs, rounding, x), negative)
 
 
 def requantize(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
-    """TFLite QUANTIZE int8 -> int8: ``MBQM(x - zin, m, s) + zout``, clamped."""
+    """TFLite QUANTIZE int8/int16 -> int8/int16: ``MBQM(x - zin, m, s) + zout``, clamped."""
     centered = x.astype(np.int64) - int(attrs["input_zero_point"])
     return _output(attrs, rounding, centered)
 
@@ -80,7 +81,7 @@ def requantize(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
 def clamp(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
     """Clamp to ``[min, max]`` (quantized values)."""
     del rounding
-    return np.clip(x, int(attrs["min"]), int(attrs["max"])).astype(np.int8)
+    return clamp_to_storage(x, attrs["min"], attrs["max"])
 
 
 def table(attrs: dict, rounding: str, x: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -100,7 +101,7 @@ def _round(quotient: np.ndarray, rounding: str) -> np.ndarray:
 
 
 def quantize(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
-    """QUANTIZE float32 -> int8: ``round(x / scale) + zero_point`` saturated to ``[min, max]``.
+    """QUANTIZE float32 -> int8 (int16): ``round(x / scale) + zero_point`` saturated to ``[min, max]``.
 
     The division is a float32 division, as in the C code; ``attrs["rounding"]`` is
     ``half_away`` (TFLite) or ``half_even`` (QONNX). The model's requantization ``rounding``
@@ -109,11 +110,11 @@ def quantize(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
     del rounding
     quotient = np.asarray(x, dtype=np.float32) / np.float32(attrs["scale"])
     rounded = np.clip(_round(quotient, attrs["rounding"]), -(1 << 31), (1 << 31) - 1)
-    return np.clip(rounded + int(attrs["zero_point"]), int(attrs["min"]), int(attrs["max"])).astype(np.int8)
+    return clamp_to_storage(rounded + int(attrs["zero_point"]), attrs["min"], attrs["max"])
 
 
 def dequantize(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
-    """TFLite DEQUANTIZE int8 -> float32: ``float(scale * (x - zero_point))`` in double."""
+    """TFLite DEQUANTIZE int8 (int16) -> float32: ``float(scale * (x - zero_point))`` in double."""
     del rounding
     centered = x.astype(np.float64) - int(attrs["zero_point"])
     return (np.float64(np.float32(attrs["scale"])) * centered).astype(np.float32)

@@ -2,7 +2,7 @@
 
 After every node its integer result is saturated to the output's declared
 :class:`~edgec.inttype.IntType` (:func:`edgec.passes.qparams.int_type_of`): that is what a
-width means. A graph that passes :func:`edgec.widths.check_widths` never needs it (its
+width means; it is then held in the output's storage dtype (int8, or int16 in the 16x8 scheme). A graph that passes :func:`edgec.widths.check_widths` never needs it (its
 clamp attributes already keep every result in its type), which is why backends that
 saturate only through those attributes agree with the reference.
 
@@ -99,12 +99,21 @@ def declared_type(value: ir.Value) -> IntType | None:
     return None if int_type == storage_type(dtype) else int_type
 
 
+def stored(result: np.ndarray, value: ir.Value) -> np.ndarray:
+    """An integer ``result`` in ``value``'s storage dtype (kernels return the narrowest storage
+    holding their clamp, :func:`edgec.reference.requant.activation_storage`); others as they are."""
+    dtype = value.dtype.numpy() if value.dtype is not None else None
+    if dtype is None or np.dtype(dtype).kind not in "iu" or result.dtype == dtype or result.dtype.kind not in "iu":
+        return result
+    return result.astype(dtype)
+
+
 class ReferenceExecutor:
     """Executes an integer graph; construct once, run many inputs.
 
     Contract: ``run`` takes one array per graph input with exactly the input's shape. A
-    float input whose only consumer is a ``Quantize`` may instead be given as int8, which
-    is then bound to the ``Quantize`` output (the quantized model input).
+    float input whose only consumer is a ``Quantize`` may instead be given in that output's
+    integer dtype (int8, int16), which is then bound to it (the quantized model input).
     """
 
     def __init__(self, model: ir.Model, rounding: str | None = None) -> None:
@@ -153,11 +162,12 @@ class ReferenceExecutor:
                     "reshape the data to the model's input shape",
                 )
             consumers = value.consumers()
-            if array.dtype == np.int8 and value.dtype != ir.DataType.INT8:
-                if len(consumers) == 1 and consumers[0].op_type == "Quantize":
-                    bound[consumers[0].outputs[0].name] = array
+            if array.dtype in (np.int8, np.int16) and value.dtype not in (ir.DataType.INT8, ir.DataType.INT16):
+                quantized = consumers[0].outputs[0] if len(consumers) == 1 and consumers[0].op_type == "Quantize" else None
+                if quantized is not None and quantized.dtype.numpy() == array.dtype:
+                    bound[quantized.name] = array
                     continue
-                raise InputDataError(f"input '{value.name}' is {value.dtype}, got int8 data", "pass float data")
+                raise InputDataError(f"input '{value.name}' is {value.dtype}, got {array.dtype} data", "pass float data")
             expected_dtype = value.dtype.numpy() if value.dtype is not None else array.dtype
             if array.dtype != expected_dtype:
                 if not (np.issubdtype(array.dtype, np.floating) and np.issubdtype(expected_dtype, np.floating)):
@@ -190,4 +200,5 @@ class ReferenceExecutor:
                 continue
             args = [values[v.name] if v is not None else None for v in node.inputs]
             result = kernel(attrs, rounding, *args)
-            values[node.outputs[0].name] = result if int_type is None else int_type.saturate(result)
+            values[node.outputs[0].name] = stored(result if int_type is None else int_type.saturate(result),
+                                                  node.outputs[0])

@@ -1,4 +1,4 @@
-"""Pooling over int8 tensors: AVERAGE_POOL_2D / MAX_POOL_2D (NHWC) and MEAN (TFLite).
+"""Pooling over int8 (and int16) tensors: AVERAGE_POOL_2D / MAX_POOL_2D (NHWC) and MEAN (TFLite).
 
 Pool windows count only in-bounds elements: padding is neither summed nor counted, and
 never wins a maximum; pool output quantization equals the input's. MEAN rescales.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgec.fixedpoint import divide_round_half_away, wrap_int32
-from edgec.reference.requant import requantize_to_int8
+from edgec.reference.requant import clamp_to_storage, requantize
 from edgec.reference.windows import pad_spatial, spatial_windows
 
 
@@ -22,15 +22,15 @@ def average_pool(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
     sums = spatial_windows(values, kernel, strides).sum(axis=(4, 5))
     counts = spatial_windows(valid, kernel, strides).sum(axis=(4, 5))
     averages = divide_round_half_away(sums, counts)
-    return np.clip(averages, attrs["activation_min"], attrs["activation_max"]).astype(np.int8)
+    return clamp_to_storage(averages, attrs["activation_min"], attrs["activation_max"])
 
 
 def max_pool(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
     """Maximum over the valid elements of each window, then the activation clamp."""
     del rounding
-    padded = pad_spatial(x.astype(np.int16), attrs["pads"], np.iinfo(np.int16).min)
+    padded = pad_spatial(x.astype(np.int32), attrs["pads"], np.iinfo(np.int32).min)
     maxima = spatial_windows(padded, attrs["kernel_shape"], attrs["strides"]).max(axis=(4, 5))
-    return np.clip(maxima, attrs["activation_min"], attrs["activation_max"]).astype(np.int8)
+    return clamp_to_storage(maxima, attrs["activation_min"], attrs["activation_max"])
 
 
 def mean(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
@@ -43,5 +43,5 @@ def mean(attrs: dict, rounding: str, x: np.ndarray) -> np.ndarray:
     count = int(np.prod([x.shape[a] for a in axes]))
     total = x.astype(np.int64).sum(axis=axes, keepdims=bool(attrs["keepdims"]))
     centered = wrap_int32(total - int(attrs["input_zero_point"]) * count)
-    return requantize_to_int8(centered, attrs["output_multiplier"], attrs["output_shift"],
+    return requantize(centered, attrs["output_multiplier"], attrs["output_shift"],
                               attrs["output_zero_point"], attrs["activation_min"], attrs["activation_max"], rounding)

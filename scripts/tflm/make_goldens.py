@@ -31,7 +31,7 @@ def run_case(driver: Path, case, work: Path) -> np.ndarray:
     result = subprocess.run([str(driver), str(model), str(inputs), str(output)], capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"{case.name}: TFLM failed: {result.stderr.strip()}")
-    return np.frombuffer(output.read_bytes(), dtype=np.int8)
+    return np.frombuffer(output.read_bytes(), dtype=case.output_dtype)
 
 
 def main() -> None:

@@ -103,6 +103,11 @@ EDGEC_INLINE int8_t edgec_clamp_s8(int32_t value, int32_t low, int32_t high)
     return (int8_t)(value < low ? low : value > high ? high : value);
 }
 
+EDGEC_INLINE int16_t edgec_clamp_s16(int32_t value, int32_t low, int32_t high)
+{
+    return (int16_t)(value < low ? low : value > high ? high : value);
+}
+
 EDGEC_INLINE int8_t edgec_saturate_s8(int32_t value)
 {
 #if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT

@@ -1,4 +1,4 @@
-/* edgec int8 kernels for Arm Cortex-M: parameter blocks and entry points.
+/* edgec int8 (and 16x8) kernels for Arm Cortex-M: parameter blocks and entry points.
  *
  * Semantics are those of edgec's integer reference executor (TFLite/CMSIS-NN int8), bit for
  * bit. Activations are int8 NHWC; every kernel reads its inputs and writes its output through
@@ -135,6 +135,47 @@ typedef struct {
     const int32_t *columns;           /* per output column: the same, in elements of a row */
     uint32_t single_rounding;         /* 1: round half up; 0: half away from zero */
 } edgec_resize_params;
+
+/* The 16x8 scheme (int16 activations, int8 weights; edgec_s16.c). Conv weights
+ * [out_c][k_h][k_w][depth] (depth = in_c / groups), depthwise [k_h][k_w][out_c]; FullyConnected
+ * is a 1x1 Conv over batches pixels. Biases int64, multiplier and shift per output channel. */
+typedef struct {
+    const int8_t *weights;
+    const int64_t *bias;
+    const int32_t *multiplier, *shift;
+    uint32_t batches, in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w;
+    uint32_t stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left;
+    uint32_t depth, depth_multiplier;
+    int32_t input_zero_point, output_zero_point, activation_min, activation_max;
+    uint32_t wide;                    /* 1: 64-bit accumulator and scaling (an int64 bias) */
+    uint32_t single;                  /* the int32 path's rounding: 1 single, 0 double */
+} edgec_s16_conv_params;
+
+enum { EDGEC_S16_ADD, EDGEC_S16_SUB, EDGEC_S16_MUL };
+
+/* Add, Sub, Mul on int16: shape is the output's (4-D), strides each input's (0 along broadcast axes). */
+typedef struct {
+    uint32_t shape[4], strides1[4], strides2[4];
+    int32_t input1_zero_point, input2_zero_point, output_zero_point, left_shift;
+    int32_t input1_multiplier, input1_shift, input2_multiplier, input2_shift, output_multiplier, output_shift;
+    int32_t activation_min, activation_max;
+    uint32_t op, single;
+} edgec_s16_binary_params;
+
+typedef struct {
+    uint32_t size, input_bytes, output_bytes;
+    int32_t input_zero_point, output_zero_point, multiplier, shift, activation_min, activation_max;
+    uint32_t single;
+} edgec_s16_requantize_params;
+
+void edgec_conv_s16(const edgec_s16_conv_params *p, const int16_t *input, int16_t *output);
+void edgec_depthwise_conv_s16(const edgec_s16_conv_params *p, const int16_t *input, int16_t *output);
+void edgec_binary_s16(const edgec_s16_binary_params *p, const int16_t *a, const int16_t *b, int16_t *output);
+void edgec_requantize_s16(const edgec_s16_requantize_params *p, const void *input, void *output);
+void edgec_average_pool_s16(const edgec_pool_params *p, const int16_t *input, int16_t *output, int32_t *sums);
+void edgec_max_pool_s16(const edgec_pool_params *p, const int16_t *input, int16_t *output);
+void edgec_quantize_s16(uint32_t size, float scale, int32_t zero_point, const float *input, int16_t *output);
+void edgec_dequantize_s16(uint32_t size, float scale, int32_t zero_point, const int16_t *input, float *output);
 
 void edgec_conv(const edgec_conv_params *p, const int8_t *input, int8_t *output, void *scratch);
 void edgec_batch_matmul(const edgec_batch_matmul_params *p, const int8_t *a, const int8_t *b, int8_t *output);

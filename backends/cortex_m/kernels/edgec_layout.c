@@ -65,23 +65,45 @@ void edgec_copy_channels(uint32_t pixels, uint32_t channels, const int8_t *input
     }
 }
 
+/* round(x / scale) + zero_point, for x / scale clipped to [-limit, limit] first (results
+ * beyond it saturate anyway; below 2^23 the casts are exact). */
+EDGEC_INLINE int32_t edgec_quantized(float x, float scale, int32_t zero_point, float limit)
+{
+    float q = x / scale; /* float32 division, as TFLite */
+    q = q < -limit ? -limit : q > limit ? limit : q;
+    int32_t rounded = (int32_t)q; /* truncation */
+    const float fraction = q - (float)rounded;
+    rounded += fraction >= 0.5f ? 1 : fraction <= -0.5f ? -1 : 0; /* round half away from zero */
+    return rounded + zero_point;
+}
+
 void edgec_quantize(uint32_t size, float scale, int32_t zero_point, const float *input, int8_t *output)
 {
     for (uint32_t i = 0; i < size; i++) {
-        float q = input[i] / scale; /* float32 division, as TFLite */
-        q = q < -512.0f ? -512.0f : q > 512.0f ? 512.0f : q; /* saturates anyway; keeps the casts exact */
-        int32_t rounded = (int32_t)q;                         /* truncation, exact below 2^23 */
-        const float fraction = q - (float)rounded;
-        rounded += fraction >= 0.5f ? 1 : fraction <= -0.5f ? -1 : 0; /* round half away from zero */
-        const int32_t shifted = rounded + zero_point;
-        output[i] = edgec_saturate_s8(shifted);
+        output[i] = edgec_saturate_s8(edgec_quantized(input[i], scale, zero_point, 512.0f));
+    }
+}
+
+void edgec_quantize_s16(uint32_t size, float scale, int32_t zero_point, const float *input, int16_t *output)
+{
+    for (uint32_t i = 0; i < size; i++) {
+        const int32_t q = edgec_quantized(input[i], scale, zero_point, 131072.0f);
+        output[i] = (int16_t)(q < INT16_MIN ? INT16_MIN : q > INT16_MAX ? INT16_MAX : q);
     }
 }
 
 /* float(scale * (x - zero_point)) as TFLite computes it in double: x - zero_point is exact in
- * float (|x - zero_point| < 2^24 for any int8 zero point) and the exact product fits a double,
- * so both forms round the exact product to float once; single precision avoids soft double. */
+ * float (|x - zero_point| < 2^24 for any int8 or int16 zero point) and the exact product fits a
+ * double, so both forms round the exact product to float once; single precision avoids soft
+ * double. */
 void edgec_dequantize(uint32_t size, float scale, int32_t zero_point, const int8_t *input, float *output)
+{
+    for (uint32_t i = 0; i < size; i++) {
+        output[i] = scale * (float)(input[i] - zero_point);
+    }
+}
+
+void edgec_dequantize_s16(uint32_t size, float scale, int32_t zero_point, const int16_t *input, float *output)
 {
     for (uint32_t i = 0; i < size; i++) {
         output[i] = scale * (float)(input[i] - zero_point);
