@@ -28,7 +28,7 @@ from edgec.fixedpoint import ROUNDING_MODES
 from edgec.frontend.onnx_frontend import import_proto, import_validated, read_proto
 from edgec.frontend.tflite_frontend import read_tflite_model
 from edgec.frontend.torch_frontend import example_inputs_for, export_module, is_module_spec, load_module_spec
-from edgec.inttype import VALUE_BITS
+from edgec.inttype import ACTIVATION_BITS, VALUE_BITS
 from edgec.passes.delta_encode import DeltaEncodePass
 from edgec.passes.delta_encode import total as delta_total
 from edgec.passes.input_layout import InputLayoutPass
@@ -91,9 +91,9 @@ def load(source, *, example_inputs=None, input_shapes: Mapping[str, Sequence[int
 
 
 def input_specs(model: ir.Model) -> list[InputSpec]:
-    """Name, shape, dtype and (int8 inputs) quantization of each graph input."""
+    """Name, shape, dtype and (int8 and int16 inputs) quantization of each graph input."""
     return [InputSpec(v.name, tuple(int(d) for d in v.shape.numpy()), np.dtype(v.dtype.numpy()),
-                      get_qparams(v) if v.dtype == ir.DataType.INT8 else None)
+                      get_qparams(v) if v.dtype in (ir.DataType.INT8, ir.DataType.INT16) else None)
             for v in model.graph.inputs]
 
 
@@ -157,9 +157,10 @@ def quantize(source, calib=None, *, method: str = "minmax", rounding: str | None
     (``"nhwc"`` or ``"nchw"``; default: the model's own, NCHW for ONNX and PyTorch, NHWC for
     TFLite) is the layout of the integer graph's 3-D/4-D input
     (:class:`~edgec.passes.input_layout.InputLayoutPass`); ``calib`` stays in the layout of
-    ``source``'s input. ``weight_bits`` and ``activation_bits`` (2 to 8, default 8) are the
-    widths of post-training quantization: weights symmetric per channel in
-    ``[-(2^(b-1) - 1), 2^(b-1) - 1]``, activations asymmetric signed; tensors whose
+    ``source``'s input. ``weight_bits`` (2 to 8) and ``activation_bits`` (2 to 8, or 16),
+    default 8, are the widths of post-training quantization: weights symmetric per channel in
+    ``[-(2^(b-1) - 1), 2^(b-1) - 1]``, activations asymmetric signed (16: the 16x8 scheme,
+    symmetric int16 with int64 biases); tensors whose
     quantization the model records (QDQ, QONNX) keep it. ``delta`` (a
     :class:`~edgec.delta.DeltaScheme`) stores the weights as references plus narrow deltas
     (:class:`~edgec.passes.delta_encode.DeltaEncodePass`, also on an already integer model);
@@ -168,9 +169,11 @@ def quantize(source, calib=None, *, method: str = "minmax", rounding: str | None
     """
     if rounding is not None and rounding not in ROUNDING_MODES:
         raise InputDataError(f"unknown rounding mode '{rounding}'", f"use one of {list(ROUNDING_MODES)}")
-    for what, bits in (("weight_bits", weight_bits), ("activation_bits", activation_bits)):
-        if bits not in VALUE_BITS:
-            raise InputDataError(f"{what} is {bits}", f"give {VALUE_BITS.start} to {VALUE_BITS.stop - 1} bits")
+    if weight_bits not in VALUE_BITS:
+        raise InputDataError(f"weight_bits is {weight_bits}", f"give {VALUE_BITS.start} to {VALUE_BITS.stop - 1} bits")
+    if activation_bits not in ACTIVATION_BITS:
+        raise InputDataError(f"activation_bits is {activation_bits}",
+                             f"give {VALUE_BITS.start} to {VALUE_BITS.stop - 1} bits, or 16 (the 16x8 scheme)")
     model = load(source, example_inputs=example_inputs, input_shapes=input_shapes, dump_dir=dump_dir)
     if delta is None and DELTA_KEY in model.metadata_props:  # trained for it: edgec train --delta
         delta = DeltaScheme.from_json(model.metadata_props[DELTA_KEY])

@@ -223,6 +223,13 @@ def split_row(values: Sequence[ir.Value], row: np.ndarray) -> list[np.ndarray]:
     return parts
 
 
+def input_parts(model: ir.Model, row: np.ndarray) -> list[np.ndarray]:
+    """An input row (:func:`int8_input_rows`) cut into one array per graph input, each in the
+    storage of its quantized value (int8, or int16 in the 16x8 scheme)."""
+    parts = split_row(model.graph.inputs, row)
+    return [np.asarray(part).astype(int8_input(value).dtype.numpy()) for part, value in zip(parts, model.graph.inputs)]
+
+
 def int8_input_rows(model: ir.Model, samples: list[dict[str, np.ndarray]]) -> np.ndarray:
     """One integer row per sample: the integer graph's quantized inputs, each flattened, in input
     order; int8, or int16 when an input is int16 (the 16x8 scheme). What a sample holds is told

@@ -14,7 +14,7 @@ from edgec.calibration import METHODS
 from edgec.delta import DELTA_BITS, SCHEMES, DeltaScheme
 from edgec.errors import EdgecError
 from edgec.fixedpoint import ROUNDING_MODES
-from edgec.inttype import VALUE_BITS
+from edgec.inttype import ACTIVATION_BITS, VALUE_BITS
 from edgec.passes.input_layout import LAYOUTS
 
 
@@ -72,9 +72,12 @@ weight_bits_option = click.option(
          "(4: [-7, 7]; 2: ternary [-1, 1]); 4- and 2-bit weights are stored packed. Weights a QDQ/QONNX model "
          "quantized keep their own.")
 activation_bits_option = click.option(
-    "--activation-bits", type=_BITS, default=8, show_default=True,
+    "--activation-bits", type=click.Choice([str(b) for b in ACTIVATION_BITS]), default="8", show_default=True,
+    callback=lambda context, parameter, value: int(value),
     help="Width of post-training quantized activations: asymmetric per tensor, signed (4: [-8, 7]), stored as "
-         "int8. Softmax outputs stay int8; tensors a QDQ/QONNX model quantized keep their own.")
+         "int8; or 16, TFLite's 16x8 scheme (symmetric int16 activations, int64 biases; convolutions, fully "
+         "connected, add/sub/mul, pools, clamps and data movement). Softmax outputs stay int8; tensors a "
+         "QDQ/QONNX model quantized keep their own.")
 
 
 def delta_options(command):

@@ -26,8 +26,11 @@ import numpy as np
 
 #: ``metadata_props`` key holding a value's :attr:`IntType.name`.
 INT_TYPE_KEY = "edgec.int_type"
-#: Widths of activations and weights the integer graph takes (16 is planned).
+#: Widths of activations and weights the integer graph takes.
 VALUE_BITS = range(2, 9)
+#: Widths of activations post-training quantization gives: those, and 16 (the TFLite 16x8
+#: scheme: symmetric int16 activations with int8 weights and int64 biases).
+ACTIVATION_BITS = (*VALUE_BITS, 16)
 _NAME = re.compile(r"(u?)int(\d+)(n?)")
 
 
@@ -42,8 +45,8 @@ class IntType:
     narrow: bool = False
 
     def __post_init__(self) -> None:
-        if not 1 <= self.bits <= 32:
-            raise ValueError(f"an integer type has 1 to 32 bits, not {self.bits}")
+        if not 1 <= self.bits <= 64:
+            raise ValueError(f"an integer type has 1 to 64 bits, not {self.bits}")
         if self.narrow and self.bits == 1:
             raise ValueError("a 1-bit type cannot be narrow")
 
@@ -98,6 +101,8 @@ INT16 = IntType(16, True)
 #: Weights of the TFLite/CMSIS-NN int8 specification: symmetric, [-127, 127].
 INT8_WEIGHTS = IntType(8, True, narrow=True)
 INT32 = IntType(32, True)
+#: Biases of the 16x8 scheme (64-bit accumulators).
+INT64 = IntType(64, True)
 
 
 def weight_type(bits: int) -> IntType:

@@ -14,7 +14,7 @@ import numpy as np
 import onnx_ir as ir
 
 from edgec.api import int8_output_names
-from edgec.backend import split_row
+from edgec.backend import input_parts
 from edgec.control_flow import taken_path
 from edgec.reference import ReferenceExecutor
 
@@ -32,7 +32,7 @@ class LayerMismatch:
 
 
 def _reference_values(executor: ReferenceExecutor, model: ir.Model, row: np.ndarray) -> dict[str, np.ndarray]:
-    parts = split_row(model.graph.inputs, np.asarray(row, dtype=np.int8))
+    parts = input_parts(model, row)
     return executor.run(dict(zip(executor.input_names, parts)), keep_intermediates=True)
 
 

@@ -158,16 +158,17 @@ class IntegerGraphBuilder:
         return value
 
     def emit(self, op_type: str, inputs: list[ir.Value | None], attrs: dict, *, shape, name: str,
-             qparams: QParams | None, dtype: ir.DataType = ir.DataType.INT8, node_name: str | None = None) -> ir.Value:
+             qparams: QParams | None, dtype: ir.DataType | None = None, node_name: str | None = None) -> ir.Value:
         """Append an edgec node; returns its (single) output value, named after the float
-        value ``name``, the node after the float node computing that value (or ``node_name``)."""
+        value ``name``, the node after the float node computing that value (or ``node_name``);
+        of ``dtype``, by default the storage of ``qparams``' type (:func:`activation_dtype`)."""
         out_name = self._value_name(name)
         node_name = self.unique_name(node_name, self.node_names) if node_name else self.node_name(name, out_name)
         node = ir.node(op_type, inputs, attrs, domain=ops.DOMAIN, name=node_name)
         out = node.outputs[0]
         out.name = out_name
         out.shape = ir.Shape(list(shape))
-        out.type = ir.TensorType(dtype)
+        out.type = ir.TensorType(dtype or activation_dtype(qparams))
         if qparams is not None:
             set_qparams(out, qparams)
         self.nodes.append(node)
@@ -186,15 +187,29 @@ class IntegerGraphBuilder:
         :meth:`emit` does for the integer value of ``float_value``."""
         out.name = self._value_name(float_value.name)
         out.shape = ir.Shape(list(self.shape_of(float_value)))
-        out.type = ir.TensorType(ir.DataType.INT8)
+        out.type = ir.TensorType(activation_dtype(qparams))
         set_qparams(out, qparams)
 
     # -- lowering ---------------------------------------------------------------------
+    @property
+    def wide(self) -> bool:
+        """Whether activations are int16 (the 16x8 scheme): int64 biases, the operators of
+        :data:`INT16_OPERATORS` in int16 and those of :data:`INT8_ISLANDS` in int8."""
+        return self.activation_type.bits == 16
+
     def lower_graph(self, graph: ir.Graph) -> None:
         """Lower every node of ``graph`` (not absorbed by a router) with :attr:`lowerings`."""
         for node in graph:
             if node in self.absorbed:
                 continue
+            if self.wide and node.op_type in INT8_ISLANDS:
+                self._lower_in_int8(node)
+                continue
+            if self.wide and node.op_type not in INT16_OPERATORS:
+                raise UnsupportedModelError(
+                    f"{node.op_type} node '{node.name}' has no 16-bit activation form",
+                    f"with --activation-bits 16 edgec quantizes {', '.join(sorted(INT16_OPERATORS | INT8_ISLANDS))}; "
+                    "use 8 bits")
             try:
                 self.lowerings[node.op_type](self, node)
             except MultiplierRangeError as error:
@@ -202,6 +217,29 @@ class IntegerGraphBuilder:
                     f"{node.op_type} node '{node.name}' cannot be requantized in int8: {error}",
                     "the ranges of its inputs and output differ by too many orders of magnitude; check its "
                     "weights and the calibration data") from None
+
+    def _lower_in_int8(self, node: ir.Node) -> None:
+        """Lower ``node`` (an :data:`INT8_ISLANDS` operator in a 16-bit graph) with int8
+        activations: its int16 inputs requantized to int8 (each with the int8 parameters of its
+        range) first, its outputs back to int16 after."""
+        saved_values, saved_converted = dict(self._values), dict(self._converted)
+        inputs = {v.name: v for v in node.inputs if v is not None and v.name in self._values}
+        self._converted = {key: value for key, value in self._converted.items() if key[0] not in inputs}
+        self.activation_type, wide_type = INT8, self.activation_type
+        try:
+            for name, float_value in inputs.items():
+                value, channels_last = self._values[name]
+                narrow = self.to_qparams(value, self.desired_qparams(float_value), f"{name}_int8")
+                self._values[name] = (narrow, channels_last)
+            self.lowerings[node.op_type](self, node)
+        finally:
+            self.activation_type = wide_type
+            outputs = {out.name: self._values[out.name] for out in node.outputs if out.name in self._values}
+            self._values, self._converted = {**saved_values, **outputs}, saved_converted
+        for out in node.outputs:
+            value, channels_last = self._values[out.name]
+            self._values[out.name] = (self.to_qparams(value, self.desired_qparams(out), f"{out.name}_int16"),
+                                      channels_last)
 
     def lower_branch(self, branch: ir.Graph, targets: list[QParams]) -> ir.Graph:
         """The integer subgraph of ``branch`` (a float ``If`` branch), its outputs channels-first
@@ -278,6 +316,26 @@ class IntegerGraphBuilder:
         if recorded is not None and recorded != self.qparams_of(value):
             value = self.to_qparams(value, recorded, f"{float_out.name}_requantized")
         self.bind(float_out, value, channels_last)
+
+
+#: The float operators with a 16-bit activation form (``--activation-bits 16``): those whose
+#: integer operators the 16x8 scheme has (:mod:`edgec.frontend.tflite_types`), and the layout ones.
+INT16_OPERATORS = frozenset({
+    "Conv", "Gemm", "MatMul", "Add", "Sub", "Mul", "Relu", "Clip", "AveragePool", "MaxPool", "GlobalAveragePool",
+    "GlobalMaxPool", "Concat", "Pad", "Slice", "Split", "Resize", "Reshape", "Flatten", "Squeeze", "Unsqueeze",
+    "Transpose",
+})
+
+
+#: The float operators that, with 16-bit activations, run in int8 between two Requantizes:
+#: their integer forms are int8 ones (256-entry tables, Softmax's int8 output).
+INT8_ISLANDS = frozenset({"Softmax", "Sigmoid", "Tanh", "HardSwish", "LeakyRelu"})
+
+
+def activation_dtype(qparams: QParams | None) -> ir.DataType:
+    """The storage of an activation quantized with ``qparams``: INT16 for a type wider than
+    int8 holds (the 16x8 scheme's int16), else INT8."""
+    return ir.DataType.INT16 if qparams is not None and not qparams.int_type.fits_int8() else ir.DataType.INT8
 
 
 def stored_as_int8(qparams: QParams, name: str) -> QParams:

@@ -26,10 +26,12 @@ import numpy as np
 import onnx_ir as ir
 
 from edgec.errors import UnsupportedModelError
-from edgec.inttype import INT8_WEIGHTS, INT32, IntType
+from edgec.inttype import INT8_WEIGHTS, INT32, INT64, IntType
 from edgec.passes.graph_utils import attribute, const_array
 from edgec.passes.integer_builder import IntegerGraphBuilder, channels_last_perm, constant_input
 from edgec.passes.multipliers import (
+    ADD_LEFT_SHIFT,
+    INT16_ADD_LEFT_SHIFT,
     SOFTMAX_OUTPUT,
     add_attributes,
     channel_requant_attributes,
@@ -39,6 +41,7 @@ from edgec.passes.multipliers import (
     softmax_attributes,
 )
 from edgec.passes.qparams import (
+    QParams,
     activation_qparams,
     bias_safe_scales,
     get_channel_scales,
@@ -118,6 +121,13 @@ def _weight_quantization(b: IntegerGraphBuilder, weights: np.ndarray, weight_val
     return quantize_weights(weights, scales, channel_axis, int_type), scales, int_type
 
 
+def _bias(b: IntegerGraphBuilder, node: ir.Node, bias: np.ndarray, qx: QParams, scales: np.ndarray) -> ir.Value:
+    """The quantized bias initializer: int32, or int64 on an int16 input (the 16x8 scheme's
+    64-bit accumulators)."""
+    wide = not qx.int_type.fits_int8()
+    return b.constant(f"{node.name}_bias", quantize_bias(bias, qx.scale, scales, wide), int_type=INT64 if wide else INT32)
+
+
 def lower_conv(b: IntegerGraphBuilder, node: ir.Node) -> None:
     x_f, out_f = node.inputs[0], node.outputs[0]
     in_shape = b.shape_of(x_f)
@@ -155,7 +165,7 @@ def lower_conv(b: IntegerGraphBuilder, node: ir.Node) -> None:
     weight_axis = 3 if op_type == "DepthwiseConv" else 0
     y = b.emit(op_type, [x, b.constant(f"{node.name}_weights", w_layout, channel_scales=(scales, weight_axis),
                                        int_type=w_type),
-                         b.constant(f"{node.name}_bias", quantize_bias(bias, qx.scale, scales), int_type=INT32)],
+                         _bias(b, node, bias, qx, scales)],
                attrs, shape=nhwc, name=out_f.name, qparams=qy)
     bind_window_output(b, out_f, y)
 
@@ -189,7 +199,7 @@ def lower_conv_transpose(b: IntegerGraphBuilder, node: ir.Node) -> None:
              "strides": list(attribute(node, "strides", [1, 1])), "pads": pads, "output_size": list(out_shape[2:])}
     y = b.emit("TransposeConv", [x, b.constant(f"{node.name}_weights", w_q.transpose(1, 2, 3, 0),
                                                channel_scales=(scales, 0), int_type=w_type),
-                                 b.constant(f"{node.name}_bias", quantize_bias(bias, qx.scale, scales), int_type=INT32)],
+                                 _bias(b, node, bias, qx, scales)],
                attrs, shape=[out_shape[0], *out_shape[2:], cout], name=out_f.name, qparams=qy)
     b.bind(out_f, y, channels_last=True)
 
@@ -209,8 +219,7 @@ def _fully_connected(b: IntegerGraphBuilder, node: ir.Node, weights_nk: np.ndarr
              **channel_requant_attributes(qx.scale, scales, qy.scale), **clamp_attributes(qy.int_type)}
     y = b.emit("FullyConnected", [x, b.constant(f"{node.name}_weights", w_q, channel_scales=(scales, 0),
                                                 int_type=w_type),
-                                  b.constant(f"{node.name}_bias", quantize_bias(bias, qx.scale, scales),
-                                             int_type=INT32)],
+                                  _bias(b, node, bias, qx, scales)],
                attrs, shape=b.shape_of(out_f), name=out_f.name, qparams=qy)
     b.bind(out_f, y, channels_last=False)
 
@@ -298,7 +307,8 @@ def lower_binary(b: IntegerGraphBuilder, node: ir.Node) -> None:
     elif node.op_type == "PRelu":
         attrs = prelu_attributes(qa, qc, qy)
     else:
-        attrs = add_attributes(qa, qc, qy, subtract=node.op_type == "Sub")
+        left_shift = INT16_ADD_LEFT_SHIFT if qy.int_type.bits == 16 else ADD_LEFT_SHIFT
+        attrs = add_attributes(qa, qc, qy, subtract=node.op_type == "Sub", left_shift=left_shift)
     attrs.update(clamp_attributes(qy.int_type))
     shape = [out_shape[p] for p in channels_last_perm(rank)] if channels_last else list(out_shape)
     y = b.emit(node.op_type, [a, c], attrs, shape=shape, name=out_f.name, qparams=qy)

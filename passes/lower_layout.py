@@ -30,8 +30,10 @@ def _pool(b: IntegerGraphBuilder, node: ir.Node, op_type: str, kernel, strides, 
     x = lift_to_4d(b, b.value_in_layout(x_f, channels_last=True), f"{x_f.name}_4d")
     out_shape = b.shape_of(out_f)
     nhwc = [out_shape[0], *as_2d(list(out_shape[2:]), 1), out_shape[1]]
-    attrs = {"kernel_shape": as_2d(list(kernel), 1), "strides": as_2d(list(strides), 1), "pads": as_2d_pads(pads)}
-    y = b.emit(op_type, [x], attrs, shape=nhwc, name=out_f.name, qparams=b.qparams_of(x))
+    q = b.qparams_of(x)
+    attrs = {"kernel_shape": as_2d(list(kernel), 1), "strides": as_2d(list(strides), 1), "pads": as_2d_pads(pads),
+             **clamp_attributes(q.int_type)}
+    y = b.emit(op_type, [x], attrs, shape=nhwc, name=out_f.name, qparams=q)
     bind_window_output(b, out_f, y)
     value, channels_last = b.lookup(out_f)
     b.finish_preserving(out_f, value, channels_last)

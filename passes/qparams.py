@@ -63,13 +63,16 @@ def activation_qparams(low: float, high: float, int_type: IntType = INT8) -> QPa
 
     ``scale = (high - low) / (levels - 1)`` (255 for int8); the zero point is
     ``round(type.min - low / scale)`` clamped to the type. A degenerate all-zero range gets
-    scale 1 (every value is the zero point, 0 or the type's minimum).
+    scale 1 (every value is the zero point, 0 or the type's minimum). An int16 type is the
+    16x8 scheme's, symmetric: ``scale = max(|low|, |high|) / 32767``, zero point 0.
     """
     low, high = min(float(low), 0.0), max(float(high), 0.0)
     if not (np.isfinite(low) and np.isfinite(high)):
         raise ValueError(f"non-finite calibration range [{low}, {high}]")
     if high - low <= 0.0:
         return QParams(1.0, int(np.clip(0, int_type.min, int_type.max)), int_type)
+    if int_type.bits == 16:
+        return QParams(float32(max(-low, high) / int_type.max), 0, int_type)
     scale = float32((high - low) / (int_type.max - int_type.min))
     zero_point = int(round_half_away_from_zero(int_type.min - low / scale))
     return QParams(scale, int(np.clip(zero_point, int_type.min, int_type.max)), int_type)
@@ -107,10 +110,13 @@ def quantize_weights(weights: np.ndarray, scales: np.ndarray, axis: int,
     return np.clip(q, int_type.min, int_type.max).astype(np.int8)
 
 
-def quantize_bias(bias: np.ndarray, input_scale: float, scales: np.ndarray) -> np.ndarray:
-    """int32 bias ``round(b / (input_scale * weight_scale[c]))``, saturated to int32."""
+def quantize_bias(bias: np.ndarray, input_scale: float, scales: np.ndarray, wide: bool = False) -> np.ndarray:
+    """int32 bias ``round(b / (input_scale * weight_scale[c]))``, saturated to int32; int64,
+    saturated to ``±2^47`` (the 64-bit scaling's input range), when ``wide`` (the 16x8 scheme)."""
     bias_scale = np.float64(input_scale) * scales.astype(np.float64)
     q = round_half_away_from_zero(bias.astype(np.float64) / bias_scale)
+    if wide:
+        return np.clip(q, -(2**47), 2**47 - 1).astype(np.int64)
     return np.clip(q, -(2**31), 2**31 - 1).astype(np.int32)
 
 

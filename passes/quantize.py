@@ -5,7 +5,10 @@ and, for every float tensor without recorded QDQ parameters, a calibrated range
 ``(min, max)``. Output: a new model whose nodes are all edgec operators (:mod:`edgec.ops`),
 following the TFLite/CMSIS-NN int8 specification (:mod:`passes.qparams`) generalized to
 ``weight_bits``-bit weights (symmetric per channel, narrow: ``weight_type(bits)``) and
-``activation_bits``-bit activations (asymmetric, signed), both 8 by default.
+``activation_bits``-bit activations (asymmetric, signed), both 8 by default. With 16-bit
+activations the graph is TFLite's 16x8 scheme: int16 activations, symmetric (zero point 0),
+in INT16 storage, int64 biases, Add/Sub's left shift 15, and only the operators with such a
+form (:data:`passes.integer_builder.INT16_OPERATORS`; any other is an error naming it).
 
 1. Each float graph input becomes ``Quantize`` (float -> int8 storage, saturated to the
    input's type, rounded as the input's :data:`edgec.ops.QUANTIZE_ROUNDING_KEY` says,
@@ -43,7 +46,7 @@ import onnx_ir as ir
 from edgec import ops
 from edgec.control_flow import all_nodes, is_branching
 from edgec.errors import UnsupportedModelError
-from edgec.inttype import INT8, VALUE_BITS, IntType, weight_type
+from edgec.inttype import ACTIVATION_BITS, INT8, VALUE_BITS, IntType, weight_type
 from edgec.passes.integer_builder import IntegerGraphBuilder
 from edgec.passes.lower_control import absorbed_nodes, find_routers
 from edgec.passes.lower_ops import LOWERINGS
@@ -54,15 +57,17 @@ from edgec.widths import first_width_problem
 
 class QuantizePass(ir.passes.FunctionalPass):
     """See the module docstring. ``ranges`` maps float tensor names to calibrated ``(min, max)``;
-    ``weight_bits`` and ``activation_bits`` (2 to 8) are the widths of post-training quantization."""
+    ``weight_bits`` (2 to 8) and ``activation_bits`` (2 to 8, or 16: the 16x8 scheme) are the
+    widths of post-training quantization."""
 
     def __init__(self, ranges: Mapping[str, tuple[float, float]], rounding: str = "double",
                  weight_bits: int = 8, activation_bits: int = 8) -> None:
         super().__init__()
         self.ranges = ranges
         self.rounding = rounding
-        if activation_bits not in VALUE_BITS:
-            raise ValueError(f"activations have {VALUE_BITS.start} to {VALUE_BITS.stop - 1} bits, not {activation_bits}")
+        if activation_bits not in ACTIVATION_BITS:
+            raise ValueError(f"activations have {VALUE_BITS.start} to {VALUE_BITS.stop - 1} or 16 bits, "
+                             f"not {activation_bits}")
         self.weight_type = weight_type(weight_bits)
         self.activation_type = IntType(activation_bits, signed=True)
 
@@ -119,7 +124,7 @@ class QuantizePass(ir.passes.FunctionalPass):
             if node.domain != ops.DOMAIN and not is_branching(node):
                 raise ir.passes.PostconditionError(f"node {node.name} is {node.op_type}, not an edgec operator")
             for out in node.outputs:
-                if out.dtype == ir.DataType.INT8 and get_qparams(out) is None:
+                if out.dtype in (ir.DataType.INT8, ir.DataType.INT16) and get_qparams(out) is None:
                     raise ir.passes.PostconditionError(f"value {out.name} lacks quantization parameters")
         problem = first_width_problem(model)
         if problem is not None:

@@ -1,6 +1,7 @@
 """The 16x8 scheme (int16 activations, int8 weights) beyond the TFLM goldens: the arithmetic of
 its 64-bit requantization, the models edgec refuses and why, the backends without int16
-kernels, and the generated C interface of an int16 model."""
+kernels, the generated C interface of an int16 model, and post-training quantization with
+16-bit activations (``--activation-bits 16``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import onnx_ir as ir
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from onnx import helper
 from tflm_cases_16x8 import conv_model, int16_input
 
 import edgec
@@ -19,10 +21,11 @@ from edgec.backend import backend_for_target, int8_input_rows
 from edgec.backends import cortex_m
 from edgec.errors import UnsupportedModelError
 from edgec.fixedpoint import multiply_by_quantized_multiplier_wide
+from edgec.passes.qparams import get_qparams
 from edgec.reference import ReferenceExecutor
 from edgec.target import get_target
 
-from conftest import needs_host_compiler
+from conftest import float_model_error, invoke, make_model, needs_host_compiler, tensor_info
 from tflite_builder import TfliteBuilder, options, schema
 from tflm_cases import cases, golden
 
@@ -112,11 +115,13 @@ def test_backends_without_int16_kernels_say_so(tmp_path, target):
 
 def test_an_int16_operator_without_a_cortex_m_kernel_is_an_error_naming_it():
     x = ir.Value(name="x", shape=ir.Shape([1, 4, 5, 3]), type=ir.TensorType(ir.DataType.INT16))
-    node = ir.node("Transpose", [x], {"perm": [0, 2, 1, 3]}, domain=ops.DOMAIN, name="swap")
+    attrs = {"axes": [1, 2], "keepdims": 1, "input_zero_point": 0, "output_zero_point": 0, "output_multiplier": 1 << 30,
+             "output_shift": 1, "activation_min": -(1 << 15), "activation_max": (1 << 15) - 1}
+    node = ir.node("Mean", [x], attrs, domain=ops.DOMAIN, name="average")
     y = node.outputs[0]
-    y.name, y.shape, y.type = "y", ir.Shape([1, 5, 4, 3]), ir.TensorType(ir.DataType.INT16)
+    y.name, y.shape, y.type = "y", ir.Shape([1, 1, 1, 3]), ir.TensorType(ir.DataType.INT16)
     model = ir.Model(ir.Graph([x], [y], nodes=[node], opset_imports={"": 13, ops.DOMAIN: 1}), ir_version=10)
-    with pytest.raises(UnsupportedModelError, match="no int16 kernel for Transpose \\(node 'swap'\\)"):
+    with pytest.raises(UnsupportedModelError, match="no int16 kernel for Mean \\(node 'average'\\)"):
         cortex_m.check_model(model)
 
 
@@ -147,3 +152,81 @@ def test_the_c_interface_of_an_int16_model_is_typed(tmp_path):
     np.testing.assert_array_equal(result.outputs[0], golden(case))
     reference = ReferenceExecutor(model).run({model.graph.inputs[0].name: case.inputs[0]})
     np.testing.assert_array_equal(next(iter(reference.values())).ravel(), golden(case))
+
+
+def _float_cnn():
+    """Conv + Relu, a residual Add, a max pool, Gemm, Sigmoid and Softmax: every kind of 16-bit
+    lowering (Sigmoid and Softmax run in int8 between two Requantizes)."""
+    rng = np.random.default_rng(3)
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+             helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1], group=4, name="depthwise"),
+             helper.make_node("Add", ["c2", "r1"], ["s"], name="residual"),
+             helper.make_node("MaxPool", ["s"], ["p"], kernel_shape=[2, 2], strides=[2, 2], name="pool"),
+             helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
+             helper.make_node("Gemm", ["f", "w3", "b3"], ["g"], transB=1, name="fc"),
+             helper.make_node("Sigmoid", ["g"], ["h"], name="gate"),
+             helper.make_node("Softmax", ["h"], ["y"], name="softmax")]
+    weights = {"w1": rng.normal(0, 0.4, (4, 2, 3, 3)), "b1": rng.normal(0, 0.1, 4),
+               "w2": rng.normal(0, 0.4, (4, 1, 3, 3)), "w3": rng.normal(0, 0.2, (5, 36)), "b3": rng.normal(0, 0.1, 5)}
+    model = make_model(nodes, [tensor_info("x", [1, 2, 6, 6])], [tensor_info("y", [1, 5])],
+                       {k: v.astype(np.float32) for k, v in weights.items()})
+    return model, rng.normal(0, 1, (24, 1, 2, 6, 6)).astype(np.float32)
+
+
+def _quantized_cnn(tmp_path, bits: int):
+    model, calib = _float_cnn()
+    path = tmp_path / "cnn.onnx"
+    path.write_bytes(model.SerializeToString())
+    return model, calib, edgec.quantize(edgec.load(path), {"x": calib}, activation_bits=bits)
+
+
+def test_16_bit_activations_quantize_to_the_16x8_scheme(tmp_path):
+    """int16 activations with zero point 0, int64 biases, left shift 15, int8 islands; closer
+    to the float model than int8 activations on its Conv and Add outputs."""
+    model, calib, wide = _quantized_cnn(tmp_path, 16)
+    by_name = {node.name: node for node in wide.graph}
+    for name in ("conv1", "depthwise", "residual", "pool", "fc"):
+        out = by_name[name].outputs[0]
+        assert out.dtype == ir.DataType.INT16 and get_qparams(out).zero_point == 0, name
+    assert by_name["conv1"].inputs[2].dtype == ir.DataType.INT64
+    assert by_name["residual"].attributes["left_shift"].value == 15
+    assert by_name["softmax"].outputs[0].dtype == ir.DataType.INT8  # run in int8, then back to int16
+    assert {node.op_type for node in wide.graph} >= {"Requantize", "Table", "Softmax", "DepthwiseConv"}
+    _, _, narrow = _quantized_cnn(tmp_path, 8)
+    assert float_model_error(wide, model, calib[:8]) <= float_model_error(narrow, model, calib[:8])
+
+
+def test_an_operator_without_a_16_bit_form_is_an_error_naming_it(tmp_path):
+    rng = np.random.default_rng(4)
+    nodes = [helper.make_node("ConvTranspose", ["x", "w"], ["y"], strides=[2, 2], name="upsample")]
+    model = make_model(nodes, [tensor_info("x", [1, 2, 3, 3])], [tensor_info("y", [1, 2, 5, 5])],
+                       {"w": rng.normal(0, 0.3, (2, 2, 1, 1)).astype(np.float32)})
+    path = tmp_path / "up.onnx"
+    path.write_bytes(model.SerializeToString())
+    with pytest.raises(UnsupportedModelError, match="ConvTranspose node 'upsample' has no 16-bit activation form"):
+        edgec.quantize(edgec.load(path), {"x": rng.normal(0, 1, (12, 1, 2, 3, 3)).astype(np.float32)},
+                       activation_bits=16)
+
+
+@needs_host_compiler
+def test_a_16_bit_onnx_model_runs_bit_exact_in_c(tmp_path):
+    _, calib, wide = _quantized_cnn(tmp_path, 16)
+    cortex_m.compile_project(wide, get_target("cortex-m4"), tmp_path / "out", "cnn")
+    rows = cortex_m.int8_inputs(wide, [{"x": x} for x in calib[:4]])
+    assert rows.dtype == np.int16
+    result = cortex_m.run_project(tmp_path / "out", rows, host=True)
+    np.testing.assert_array_equal(result.outputs, cortex_m.reference_outputs(wide, rows))
+
+
+def test_the_command_line_takes_16_bit_activations(tmp_path):
+    model, calib = _float_cnn()
+    (tmp_path / "cnn.onnx").write_bytes(model.SerializeToString())
+    np.save(tmp_path / "calib.npy", calib[:, 0])
+    result = invoke("quantize", tmp_path / "cnn.onnx", "--calib", tmp_path / "calib.npy", "--activation-bits", "16",
+                    "-o", tmp_path / "q.onnx")
+    assert result.exit_code == 0, result.output
+    assert any(v.dtype == ir.DataType.INT16 for v in ir.load(tmp_path / "q.onnx").graph.inputs[0].consumers()[0].outputs)
+    refused = invoke("quantize", tmp_path / "cnn.onnx", "--calib", tmp_path / "calib.npy", "--activation-bits", "12",
+                     "-o", tmp_path / "r.onnx")
+    assert refused.exit_code != 0 and "'12' is not one of" in refused.output

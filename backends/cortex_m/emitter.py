@@ -184,6 +184,8 @@ def render_sources(network: Network, target: Target, model_name: str, prefix: st
 def _block_macs(params_type: str | None, p: dict) -> int:
     if params_type == "edgec_conv_params":
         return p["batches"] * p["out_h"] * p["out_w"] * p["out_c"] * p["k_h"] * p["k_w"] * p["in_c"]
+    if params_type == "edgec_s16_conv_params":  # depth 0: depthwise, one input channel per output
+        return p["batches"] * p["out_h"] * p["out_w"] * p["out_c"] * p["k_h"] * p["k_w"] * max(p["depth"], 1)
     if params_type == "edgec_depthwise_params":
         return p["batches"] * p["out_h"] * p["out_w"] * p["out_c"] * p["k_h"] * p["k_w"]
     if params_type == "edgec_batch_matmul_params":

@@ -6,7 +6,8 @@ Slice, Pad in its non-constant modes and nearest Resize are one kernel, ``edgec_
 axis's indices times the input's stride along it), so the C copies exactly the bytes the
 reference copies. Bilinear Resize gets per output row and column the two input offsets and
 the 10-bit weight of :func:`edgec.reference.resize.bilinear_axis`. The copying kernels work
-in bytes, so int16 tensors (the 16x8 scheme) take them as bytes too.
+in bytes, so int16 tensors (the 16x8 scheme) take them as bytes too (an int16 Transpose is a
+gather, each output axis stepping through its input axis).
 """
 
 from __future__ import annotations
@@ -68,19 +69,33 @@ def concat_layer(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
 
 
 def gather_layer(node: ir.Node, prefix: str, maps: list[np.ndarray]) -> CLayer:
-    """``edgec_gather`` along ``maps`` (one index array per input axis), in bytes: an int16
-    element is two bytes of the last axis."""
+    """``edgec_gather`` along ``maps`` (one index array per input axis)."""
     in_shape = to_4d(shape_of(node.inputs[0]), node)
-    size = element_bytes(node.inputs[0])
     maps = [np.zeros(1, dtype=np.int64)] * (4 - len(maps)) + [m.astype(np.int64) for m in maps]
-    strides = [math.prod(in_shape[axis + 1:]) * size for axis in range(4)]
-    maps[3] = (maps[3][:, None] * size + np.arange(size)).ravel()  # byte offsets within a row
-    strides[3] = 1
-    offsets = np.concatenate([m * stride for m, stride in zip(maps, strides)])
-    contiguous = bool(np.all(np.diff(maps[3]) == 1))
-    params = {"shape": [len(m) for m in maps], "offsets": f"{prefix}_offsets", "contiguous": int(contiguous)}
+    strides = [math.prod(in_shape[axis + 1:]) for axis in range(4)]
+    return _offsets_gather(node, prefix, [m * stride for m, stride in zip(maps, strides)])
+
+
+def _offsets_gather(node: ir.Node, prefix: str, offsets: list[np.ndarray]) -> CLayer:
+    """``edgec_gather`` of output element ``(i0, i1, i2, i3)`` from input element
+    ``offsets[0][i0] + ... + offsets[3][i3]``, in bytes: an int16 element is two bytes of the
+    last axis."""
+    size = element_bytes(node.inputs[0])
+    tables = [o * size for o in offsets[:3]] + [(offsets[3][:, None] * size + np.arange(size)).ravel()]
+    contiguous = bool(np.all(np.diff(tables[3]) == 1))
+    params = {"shape": [len(t) for t in tables], "offsets": f"{prefix}_offsets", "contiguous": int(contiguous)}
     return CLayer(node, "edgec_gather.c", f"edgec_gather(&{prefix}, {{in0}}, {{out}})",
-                  [CArray(f"{prefix}_offsets", "uint32_t", offsets.astype(np.uint32))], "edgec_gather_params", params)
+                  [CArray(f"{prefix}_offsets", "uint32_t", np.concatenate(tables).astype(np.uint32))],
+                  "edgec_gather_params", params)
+
+
+def _transpose_gather(node: ir.Node, prefix: str, attrs: dict) -> CLayer:
+    """An int16 Transpose as a gather: output axis ``k`` steps through input axis ``perm[k]``."""
+    in_shape = to_4d(shape_of(node.inputs[0]), node)
+    lead = 4 - len(shape_of(node.inputs[0]))
+    perm = list(range(lead)) + [lead + int(p) for p in attrs["perm"]]
+    strides = [math.prod(in_shape[axis + 1:]) for axis in range(4)]
+    return _offsets_gather(node, prefix, [np.arange(in_shape[p], dtype=np.int64) * strides[p] for p in perm])
 
 
 def _bilinear_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLayer:
@@ -106,7 +121,8 @@ def layout_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLay
     if maps is not None:
         return gather_layer(node, prefix, maps)
     if op == "Transpose":
-        return transpose_layer(node, prefix, attrs)
+        return _transpose_gather(node, prefix, attrs) if element_bytes(node.inputs[0]) == 2 else \
+            transpose_layer(node, prefix, attrs)
     if op == "Pad":
         return _constant_pad_layer(node, prefix, attrs)
     if op == "Concat":

@@ -19,8 +19,8 @@ from edgec.backends.cortex_m.clayer import CArray, CLayer, broadcast_strides, el
 from edgec.errors import UnsupportedModelError
 
 #: The operators with int16 activations the Cortex-M backend compiles.
-S16_OPS = frozenset({"Conv", "DepthwiseConv", "FullyConnected", "Add", "Sub", "Mul", "Requantize", "AveragePool",
-                     "MaxPool", "Reshape", "Slice", "Pad", "Concat", "Resize"})
+S16_OPS = frozenset({"Conv", "DepthwiseConv", "FullyConnected", "Add", "Sub", "Mul", "Requantize", "Clamp",
+                     "AveragePool", "MaxPool", "Reshape", "Slice", "Pad", "Concat", "Resize", "Transpose"})
 
 
 def touches_int16(node: ir.Node) -> bool:
@@ -104,19 +104,21 @@ def _requantize_layer(node: ir.Node, prefix: str, attrs: dict, single: bool) -> 
                   in_place=params["output_bytes"] <= params["input_bytes"])
 
 
-#: The operators whose int16 form has a kernel of its own here; the others of :data:`S16_OPS`
-#: are element-size aware in :mod:`backends.cortex_m.layers` and :mod:`backends.cortex_m.layout_layers`.
-_OWN_KERNELS = frozenset({"Conv", "DepthwiseConv", "FullyConnected", "Add", "Sub", "Mul", "Requantize"})
-
-
 def s16_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLayer | None:
-    """The layer of ``node``, which reads or writes int16 activations (:func:`touches_int16`),
-    or ``None`` when the int8 layer builders handle its int16 form; an error for the others."""
+    """The layer of ``node``, which reads or writes int16 activations (:func:`touches_int16`):
+    Conv, DepthwiseConv, FullyConnected, Add, Sub, Mul, Requantize and Clamp have kernels here;
+    for the pools and the data-movement operators (``None``) the int8 builders of
+    :mod:`backends.cortex_m.layers` and :mod:`backends.cortex_m.layout_layers` are element-size
+    aware; any other operator is an error."""
     op, single = node.op_type, rounding == "single"
     if op not in S16_OPS or (op == "Resize" and attrs["mode"] != "nearest"):
         raise s16_unsupported(node)
     if op == "Requantize":
         return _requantize_layer(node, prefix, attrs, single)
+    if op == "Clamp":  # a Requantize by exactly 1 (2^30 * 2^(1-31)), clamped
+        identity = {"input_zero_point": 0, "output_zero_point": 0, "output_multiplier": 1 << 30, "output_shift": 1,
+                    "activation_min": attrs["min"], "activation_max": attrs["max"]}
+        return _requantize_layer(node, prefix, identity, single)
     if any(v is not None and v.const_value is None and v.dtype != ir.DataType.INT16
            for v in [*node.inputs, *node.outputs]):
         raise UnsupportedModelError(f"node '{node.name}' ({op}) mixes int16 and int8 activations",
