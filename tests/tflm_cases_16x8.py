@@ -133,6 +133,11 @@ def int16_cases(case) -> list:
         name = "DEPTHWISE_CONV_2D" if depthwise else "CONV_2D"
         model = conv_model(x.shape, w, out_hw, padding, stride, dilation, fused, bias, depthwise, scale, 110 + i)
         found.append(case(f"{name.lower()}_16x8_{i}", f"{name}/16x8", model, (x,)))
+    wide = int16_input((1, 6, 7, 8), 120)  # channels in fours: the DSP and Helium paths
+    for i, (w, depthwise) in enumerate((((8, 3, 3, 8), False), ((1, 3, 3, 8), True), ((12, 1, 1, 8), False))):
+        name = "DEPTHWISE_CONV_2D" if depthwise else "CONV_2D"
+        model = conv_model(wide.shape, w, (6, 7), 0, 1, 1, 1, "int64", depthwise, 0.003, 125 + i)
+        found.append(case(f"{name.lower()}_16x8_by4_{i}", f"{name}/16x8", model, (wide,)))
     fcs = ((3, 40, 10, True, "int64", 0), (2, 64, 7, False, "int32", 1), (1, 33, 5, True, None, 0))
     for i, (rows, depth, cout, per_channel, bias, fused) in enumerate(fcs):
         found.append(case(f"fully_connected_16x8_{i}", "FULLY_CONNECTED/16x8",

@@ -358,7 +358,7 @@ def lower_node(node: ir.Node, index: int, rounding_mode: str, dsp: bool, mve: bo
     prefix = f"layer{index}"
     rounding = operator_rounding(rounding_mode, node.op_type)
     op = node.op_type
-    if touches_int16(node) and (layer := s16_layer(node, prefix, attrs, rounding)) is not None:
+    if touches_int16(node) and (layer := s16_layer(node, prefix, attrs, rounding, dsp, mve)) is not None:
         return layer
     if op == "Conv" and (groups := conv_groups(shape_of(node.inputs[0])[3], shape_of(node.inputs[1]))) > 1:
         return _grouped_conv_layer(node, prefix, attrs, dsp, groups, mve)

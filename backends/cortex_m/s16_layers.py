@@ -41,7 +41,17 @@ def _per_channel(values, channels: int) -> np.ndarray:
     return np.broadcast_to(array, (channels,)).copy() if array.size == 1 else array
 
 
-def _accumulating_layer(node: ir.Node, prefix: str, attrs: dict, single: bool) -> CLayer:
+def paired_rows(rows: np.ndarray) -> np.ndarray:
+    """``[n][depth]`` weight rows with each whole group of four stored ``w0 w2 w1 w3``, so that
+    SXTB16 of a word (and of it rotated by 8) gives the int16 pairs ``(w0, w1)`` and ``(w2, w3)``
+    that meet the inputs ``(x0, x1)`` and ``(x2, x3)`` (edgec_s16.c); a tail shorter than four
+    stays in order."""
+    whole = rows.shape[1] // 4 * 4
+    grouped = rows[:, :whole].reshape(rows.shape[0], -1, 4)[:, :, [0, 2, 1, 3]].reshape(rows.shape[0], whole)
+    return np.concatenate([grouped, rows[:, whole:]], axis=1)
+
+
+def _accumulating_layer(node: ir.Node, prefix: str, attrs: dict, single: bool, paired: bool) -> CLayer:
     x, y = shape_of(node.inputs[0]), shape_of(node.outputs[0])
     weights = node.inputs[1].const_value.numpy()
     bias = node.inputs[2].const_value.numpy() if len(node.inputs) > 2 and node.inputs[2] is not None else None
@@ -57,6 +67,9 @@ def _accumulating_layer(node: ir.Node, prefix: str, attrs: dict, single: bool) -
                         dilation_h=attrs["dilations"][0], dilation_w=attrs["dilations"][1],
                         pad_top=attrs["pads"][0], pad_left=attrs["pads"][1])
         stored = weights.reshape(-1, out_c) if depthwise else weights
+    paired = paired and not depthwise
+    if paired:
+        stored = paired_rows(stored.reshape(out_c, -1))
     arrays = [CArray(f"{prefix}_weights", "int8_t", np.ascontiguousarray(stored).ravel()),
               CArray(f"{prefix}_bias", "int64_t", np.zeros(out_c, np.int64) if bias is None else bias.astype(np.int64)),
               CArray(f"{prefix}_multiplier", "int32_t", _per_channel(attrs["output_multiplier"], out_c)),
@@ -67,10 +80,18 @@ def _accumulating_layer(node: ir.Node, prefix: str, attrs: dict, single: bool) -
               "depth_multiplier": int(attrs.get("depth_multiplier", 1)),
               "input_zero_point": attrs["input_zero_point"], "output_zero_point": attrs["output_zero_point"],
               "activation_min": attrs["activation_min"], "activation_max": attrs["activation_max"],
-              "wide": int(bias is not None and bias.dtype == np.int64), "single": int(single)}
-    function = "edgec_depthwise_conv_s16" if depthwise else "edgec_conv_s16"
-    return CLayer(node, "edgec_s16.c", f"{function}(&{prefix}, (const int16_t *){{in0}}, (int16_t *){{out}})",
-                  arrays, "edgec_s16_conv_params", params)
+              "wide": int(bias is not None and bias.dtype == np.int64), "paired": int(paired), "single": int(single)}
+    if depthwise:
+        if geometry["k_h"] * geometry["k_w"] > 256:
+            raise UnsupportedModelError(f"int16 DepthwiseConv node '{node.name}' has a {geometry['k_h']}x"
+                                        f"{geometry['k_w']} window", "the Cortex-M kernel takes up to 256 taps")
+        return CLayer(node, "edgec_s16.c", f"edgec_depthwise_conv_s16(&{prefix}, (const int16_t *){{in0}}, "
+                      "(int16_t *){out})", arrays, "edgec_s16_conv_params", params)
+    direct = geometry["k_h"] == geometry["k_w"] == 1 and params["depth"] == geometry["in_c"] and \
+        geometry["pad_top"] == geometry["pad_left"] == 0
+    return CLayer(node, "edgec_s16.c", f"edgec_conv_s16(&{prefix}, (const int16_t *){{in0}}, (int16_t *){{out}}, "
+                  "(int16_t *){scratch})", arrays, "edgec_s16_conv_params", params,
+                  scratch_bytes=0 if direct else 2 * geometry["in_c"] * geometry["k_h"] * geometry["k_w"])
 
 
 def _binary_layer(node: ir.Node, prefix: str, attrs: dict, single: bool) -> CLayer:
@@ -104,8 +125,9 @@ def _requantize_layer(node: ir.Node, prefix: str, attrs: dict, single: bool) -> 
                   in_place=params["output_bytes"] <= params["input_bytes"])
 
 
-def s16_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLayer | None:
-    """The layer of ``node``, which reads or writes int16 activations (:func:`touches_int16`):
+def s16_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str, dsp: bool, mve: bool) -> CLayer | None:
+    """The layer of ``node``, which reads or writes int16 activations (:func:`touches_int16`), on
+    a core with (``dsp``) or without the DSP extension, with or without Helium (``mve``):
     Conv, DepthwiseConv, FullyConnected, Add, Sub, Mul, Requantize and Clamp have kernels here;
     for the pools and the data-movement operators (``None``) the int8 builders of
     :mod:`backends.cortex_m.layers` and :mod:`backends.cortex_m.layout_layers` are element-size
@@ -124,7 +146,7 @@ def s16_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLayer 
         raise UnsupportedModelError(f"node '{node.name}' ({op}) mixes int16 and int8 activations",
                                     "convert between them with a Requantize (TFLite QUANTIZE)")
     if op in ("Conv", "DepthwiseConv", "FullyConnected"):
-        return _accumulating_layer(node, prefix, attrs, single)
+        return _accumulating_layer(node, prefix, attrs, single, dsp and not mve)
     if op in ("Add", "Sub", "Mul"):
         return _binary_layer(node, prefix, attrs, single)
     return None

@@ -217,6 +217,11 @@ EDGEC_INLINE int32_t edgec_smlad(uint32_t a, uint32_t b, int32_t acc) { return _
 /* acc + low halves multiplied (SMLABB), acc + high halves multiplied (SMLATT). */
 EDGEC_INLINE int32_t edgec_smlabb(uint32_t a, uint32_t b, int32_t acc) { return __smlabb((int32_t)a, (int32_t)b, acc); }
 EDGEC_INLINE int32_t edgec_smlatt(uint32_t a, uint32_t b, int32_t acc) { return __smlatt((int32_t)a, (int32_t)b, acc); }
+/* acc + a's high half times b's low half (SMLATB), a's low half times b's high half (SMLABT). */
+EDGEC_INLINE int32_t edgec_smlatb(uint32_t a, uint32_t b, int32_t acc) { return __smlatb((int32_t)a, (int32_t)b, acc); }
+EDGEC_INLINE int32_t edgec_smlabt(uint32_t a, uint32_t b, int32_t acc) { return __smlabt((int32_t)a, (int32_t)b, acc); }
+/* acc + both int16 lane products, in 64 bits (SMLALD). */
+EDGEC_INLINE int64_t edgec_smlald(uint32_t a, uint32_t b, int64_t acc) { return __smlald((int32_t)a, (int32_t)b, acc); }
 #elif defined(EDGEC_EMULATE_DSP)
 #define EDGEC_DSP 1
 EDGEC_INLINE uint32_t edgec_sxtb16(uint32_t x)
@@ -235,6 +240,18 @@ EDGEC_INLINE int32_t edgec_smlatt(uint32_t a, uint32_t b, int32_t acc)
 EDGEC_INLINE int32_t edgec_smlad(uint32_t a, uint32_t b, int32_t acc)
 {
     return edgec_smlatt(a, b, edgec_smlabb(a, b, acc));
+}
+EDGEC_INLINE int32_t edgec_smlatb(uint32_t a, uint32_t b, int32_t acc)
+{
+    return acc + (int32_t)(int16_t)(a >> 16) * (int16_t)(b & 0xFFFF);
+}
+EDGEC_INLINE int32_t edgec_smlabt(uint32_t a, uint32_t b, int32_t acc)
+{
+    return acc + (int32_t)(int16_t)(a & 0xFFFF) * (int16_t)(b >> 16);
+}
+EDGEC_INLINE int64_t edgec_smlald(uint32_t a, uint32_t b, int64_t acc)
+{
+    return acc + (int32_t)(int16_t)(a & 0xFFFF) * (int16_t)(b & 0xFFFF) + (int32_t)(int16_t)(a >> 16) * (int16_t)(b >> 16);
 }
 #else
 #define EDGEC_DSP 0

@@ -148,6 +148,7 @@ typedef struct {
     uint32_t depth, depth_multiplier;
     int32_t input_zero_point, output_zero_point, activation_min, activation_max;
     uint32_t wide;                    /* 1: 64-bit accumulator and scaling (an int64 bias) */
+    uint32_t paired;                  /* 1: Conv rows' groups of four stored w0 w2 w1 w3 (the DSP path) */
     uint32_t single;                  /* the int32 path's rounding: 1 single, 0 double */
 } edgec_s16_conv_params;
 
@@ -168,7 +169,8 @@ typedef struct {
     uint32_t single;
 } edgec_s16_requantize_params;
 
-void edgec_conv_s16(const edgec_s16_conv_params *p, const int16_t *input, int16_t *output);
+/* scratch: in_c * k_h * k_w int16 unless the layer is 1x1, unpadded and ungrouped (then none). */
+void edgec_conv_s16(const edgec_s16_conv_params *p, const int16_t *input, int16_t *output, int16_t *scratch);
 void edgec_depthwise_conv_s16(const edgec_s16_conv_params *p, const int16_t *input, int16_t *output);
 void edgec_binary_s16(const edgec_s16_binary_params *p, const int16_t *a, const int16_t *b, int16_t *output);
 void edgec_requantize_s16(const edgec_s16_requantize_params *p, const void *input, void *output);
