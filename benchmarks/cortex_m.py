@@ -16,6 +16,10 @@ models are quantized with ``weight_bits``; the int8 TFLite models, already quant
 their weights clipped to the narrow range and typed so ("clipped": accuracy is not the point,
 speed and size are). Low-bit rows are checked against the integer reference.
 
+16-bit activations (``--activation-bits``, default 16; ``none`` for none): every float ONNX
+model again in TFLite's 16x8 scheme (int16 activations, int8 weights, int64 biases), in the
+same second table against its int8 build, checked against its integer reference.
+
 Delta-encoded weights (``--delta``, default ``4/closed-loop/channel``; ``none`` for none):
 every model's int8 build again with its Conv/FC weights stored as references plus deltas
 (docs/delta.md) and decoded in the MAC loops, in the same second table. These models were not
@@ -30,7 +34,7 @@ the published figures use, is printed beside X-CUBE-AI's and Plumerai's publishe
 on the same core (peer_figures.py). It is an estimate of cycles, not a measurement.
 
 Usage: python benchmarks/cortex_m.py [--shared DIR] [--cores cortex-m3,...] [--models ...] [--weight-bits 8,4,2]
-       [--delta 4/closed-loop/channel,...] [--no-cycles] [--json FILE]
+       [--activation-bits 16|none] [--delta 4/closed-loop/channel,...] [--no-cycles] [--json FILE]
 """
 
 from __future__ import annotations
@@ -60,11 +64,12 @@ from edgec.target import get_target
 TFLITE = {"kws": "kws_dscnn_int8", "vww": "vww_mobilenetv1_025_int8", "resnet8": "ic_resnet8_int8",
           "ad": "ad_autoencoder_int8"}
 ONNX = {"vww (onnx)": "vww_mobilenetv1_025", "resnet8 (onnx)": "ic_resnet8", "ad (onnx)": "ad_autoencoder"}
-def integer_model(name: str, file: str, shared: Path, weight_bits: int = 8):
-    """(integer model, one int8 input row, expected int8 output or None, how its weights were made).
+def integer_model(name: str, file: str, shared: Path, weight_bits: int = 8, activation_bits: int = 8):
+    """(integer model, one input row, expected output or None, how its weights were made).
 
     With ``weight_bits`` < 8 the TFLite models are clipped (no golden output then) and the ONNX
-    models quantized to that width."""
+    models quantized to that width; ``activation_bits`` (ONNX models only) 16 makes the 16x8
+    scheme."""
     if name in TFLITE:
         golden = np.load(shared / "benchmarks" / "tflm_golden" / f"{file}.npz")
         model = edgec.load(shared / "models" / "tflite" / f"{file}.tflite")
@@ -80,8 +85,9 @@ def integer_model(name: str, file: str, shared: Path, weight_bits: int = 8):
     else:
         calibration = rng.random((20, *spec.shape[1:]), dtype=np.float32)
         sample = rng.random((1, *spec.shape[1:]), dtype=np.float32)
-    model = edgec.quantize(float_model, calibration, weight_bits=weight_bits)
-    return model, cortex_m.int8_inputs(model, [{spec.name: sample}]), None, "int8" if weight_bits == 8 else "quantized"
+    model = edgec.quantize(float_model, calibration, weight_bits=weight_bits, activation_bits=activation_bits)
+    made_by = "int8" if weight_bits == activation_bits == 8 else "quantized"
+    return model, cortex_m.int8_inputs(model, [{spec.name: sample}]), None, made_by
 
 
 def delta_encoded(model, scheme: DeltaScheme):
@@ -93,11 +99,11 @@ def delta_encoded(model, scheme: DeltaScheme):
 
 
 def low_bit_table(rows: list[dict]) -> Table:
-    """Flash (weights and parameters) and instructions of each low-bit or delta-encoded row
-    against its int8 row."""
-    table = Table(title="low-bit and delta-encoded weights vs int8, same model and core")
-    for column in ("model", "core", "weights", "made by", "weights+params B", "vs int8", "instructions", "vs int8",
-                   "exact"):
+    """Flash (weights and parameters), arena and instructions of each low-bit, delta-encoded or
+    16-bit-activation row against its int8 row."""
+    table = Table(title="low-bit and delta-encoded weights, 16-bit activations (A16) vs int8, same model and core")
+    for column in ("model", "core", "build", "made by", "weights+params B", "vs int8", "arena B", "vs int8",
+                   "instructions", "vs int8", "exact"):
         table.add_column(column, justify="right")
     int8 = {(row["model"], row["core"]): row for row in rows if row["weights"] == "W8"}
     for row in rows:
@@ -107,6 +113,7 @@ def low_bit_table(rows: list[dict]) -> Table:
         table.add_row(row["model"], row["core"], row["weights"], row["weights_from"],
                       f"{row['weights_and_parameters']:,}",
                       f"{row['weights_and_parameters'] / base['weights_and_parameters']:.3f}",
+                      f"{row['arena']:,}", f"{row['arena'] / base['arena']:.3f}",
                       f"{row['instructions']:,}", f"{row['instructions'] / base['instructions']:.3f}",
                       "yes" if row["exact"] else "NO")
     return table
@@ -216,6 +223,8 @@ def main() -> None:
     parser.add_argument("--cores", default="cortex-m3,cortex-m4,cortex-m7,cortex-m33,cortex-m55")
     parser.add_argument("--models", default=",".join([*TFLITE, *ONNX]))
     parser.add_argument("--weight-bits", default="8,4,2", help="weight widths to build each model with")
+    parser.add_argument("--activation-bits", default="16",
+                        help="activation widths besides 8 to build each ONNX model with (16: the 16x8 scheme; 'none')")
     parser.add_argument("--delta", default="4/closed-loop/channel",
                         help="delta encodings (bits/scheme/scope, comma-separated, or 'none') of each int8 model")
     parser.add_argument("--cycles", action=argparse.BooleanOptionalAction, default=True,
@@ -241,6 +250,10 @@ def main() -> None:
             for bits in [int(b) for b in args.weight_bits.split(",")]:
                 model, inputs, expected, made_by = integer_model(name, file, args.shared, bits)
                 builds.append((f"W{bits}", model, inputs, expected, made_by))
+                if bits == 8 and name in ONNX and args.activation_bits != "none":
+                    for activation_bits in (int(b) for b in args.activation_bits.split(",")):
+                        wide, wide_inputs, _, _ = integer_model(name, file, args.shared, 8, activation_bits)
+                        builds.append((f"A{activation_bits}", wide, wide_inputs, None, "quantized"))
                 if bits == 8:
                     builds += [(f"\N{GREEK CAPITAL LETTER DELTA}{scheme.bits} {scheme.scheme}/{scheme.scope_name}",
                                 delta_encoded(model, scheme), inputs, None, "saturated") for scheme in schemes]
