@@ -15,9 +15,10 @@ from onnx import helper
 
 import edgec
 from edgec.backends import cortex_m
+from edgec.backends.cortex_m import network as network_module
 from edgec.backends.cortex_m.memory_plan import Buffer, plan_arena
 from edgec.backends.cortex_m.network import build_network
-from edgec.backends.cortex_m.overlap import output_lag
+from edgec.backends.cortex_m.overlap import output_lag, rows_lag
 from edgec.target import get_target
 
 from conftest import make_model, needs_host_compiler, needs_toolchain, tensor_info
@@ -107,3 +108,47 @@ def test_overlapping_layers_stay_bit_exact_on_every_kernel_family(tmp_path, netw
     integer, out, inputs = _compiled(tmp_path, network, core, emit_only=False)
     result = cortex_m.run_project(out, inputs)
     np.testing.assert_array_equal(result.outputs, cortex_m.reference_outputs(integer, inputs))
+
+
+def test_the_rows_walk_lets_a_depthwise_run_in_place():
+    """Stride 1 SAME and stride 2: every output row is written after the input rows it reads
+    were widened, so the output may start where the input does."""
+    assert rows_lag([1, 25, 5, 64], [1, 25, 5, 64], SAME_3X3) == 0
+    assert rows_lag([1, 48, 48, 16], [1, 24, 24, 16], {"strides": [2, 2], "pads": [0, 0, 1, 1]}) == 0
+    assert rows_lag([1, 6, 6, 8], [1, 4, 4, 8], POINTWISE) == 0  # a VALID window
+    # padded three rows at the top: output row oy (pixels up to 6 (oy + 1) - 1) is written when
+    # input rows up to oy - 1 are widened (pixels below 6 oy): six pixels ahead
+    assert rows_lag([1, 8, 6, 12], [1, 8, 6, 12], {"strides": [1, 1], "pads": [3, 1, 0, 1]}) == 6 * 12
+
+
+def _rows_walk_run(tmp_path, monkeypatch, network, host: bool) -> None:
+    """The network forced onto the rows walk (build_network takes it only where the arena is no
+    larger): some depthwise output starts at its input, and the C equals the reference."""
+    monkeypatch.setattr(cortex_m, "build_network",
+                        lambda model, dsp, separate_io=True, mve=False: _rows_network(model, dsp, separate_io, mve))
+    integer, out, inputs = _compiled(tmp_path, network, "cortex-m4", emit_only=host)
+    forced = _rows_network(integer, True, True, False)
+    walked = [layer for layer in forced.layers if network_module._walks_rows(layer)]
+    assert walked and any(forced.offsets[layer.node.inputs[0].name] == forced.offsets[layer.node.outputs[0].name]
+                          for layer in walked)
+    result = cortex_m.run_project(out, inputs, host=host)
+    np.testing.assert_array_equal(result.outputs, cortex_m.reference_outputs(integer, inputs))
+
+
+def _rows_network(model, dsp: bool, separate_io: bool, mve: bool):
+    return network_module._network(model, dsp, separate_io, mve, rows=None)
+
+
+ROWS_NETWORKS = [NETWORKS[0], NETWORKS[1], NETWORKS[3]]  # NETWORKS[2] is dilated: the raster walk
+
+
+@needs_host_compiler
+@pytest.mark.parametrize("network", ROWS_NETWORKS, ids=lambda n: f"c{n[1]}-s{n[3]}")
+def test_the_rows_walk_stays_bit_exact_in_place_under_sanitizers(tmp_path, monkeypatch, network):
+    _rows_walk_run(tmp_path, monkeypatch, network, host=True)
+
+
+@needs_toolchain
+@pytest.mark.parametrize("network", ROWS_NETWORKS, ids=lambda n: f"c{n[1]}-s{n[3]}")
+def test_the_rows_walk_stays_bit_exact_in_place_on_the_m4(tmp_path, monkeypatch, network):
+    _rows_walk_run(tmp_path, monkeypatch, network, host=False)

@@ -148,12 +148,13 @@ def _depthwise_layer(node: ir.Node, prefix: str, attrs: dict, encoded: EncodedWe
                   structs=[("edgec_delta_t", f"{prefix}_delta", fields)], encoding=encoded.scheme.describe())
 
 
-def lower_layer(node: ir.Node, index: int, rounding_mode: str, dsp: bool, mve: bool = False) -> CLayer:
+def lower_layer(node: ir.Node, index: int, rounding_mode: str, dsp: bool, mve: bool = False,
+                rows: bool = True) -> CLayer:
     """The C layer of ``node``: a delta kernel when its weights are delta-encoded, otherwise
     :func:`~backends.cortex_m.layers.lower_node`'s."""
     encoded = encoded_weights(node)
     if encoded is None:
-        return lower_node(node, index, rounding_mode, dsp, mve)
+        return lower_node(node, index, rounding_mode, dsp, mve, rows)
     attrs = node_attributes(node)
     if node.op_type == "DepthwiseConv":
         return _depthwise_layer(node, f"layer{index}", attrs, encoded, dsp)

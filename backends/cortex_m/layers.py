@@ -33,7 +33,7 @@ from edgec.backends.cortex_m.clayer import (
 )
 from edgec.backends.cortex_m.layout_layers import LAYOUT_OPS, layout_layer
 from edgec.backends.cortex_m.output_stage import output_stage
-from edgec.backends.cortex_m.overlap import output_lag
+from edgec.backends.cortex_m.overlap import output_lag, rows_lag, rows_scratch_bytes, rows_walk
 from edgec.backends.cortex_m.packing import pack_depthwise, pack_rows, packed_bits, row_bits, row_step
 from edgec.backends.cortex_m.s16_layers import s16_layer, touches_int16
 from edgec.backends.cortex_m.transpose_conv_layer import transpose_conv_layer
@@ -205,7 +205,8 @@ def depthwise_weights(weights: np.ndarray, multiplier: int, dsp: bool, plain: bo
     return np.frombuffer(block_bytes + rest, dtype=np.int8)
 
 
-def _depthwise_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool, mve: bool = False) -> CLayer:
+def _depthwise_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool, mve: bool = False,
+                     rows_allowed: bool = True) -> CLayer:
     x, y = shape_of(node.inputs[0]), shape_of(node.outputs[0])
     weights = node.inputs[1].const_value.numpy()  # [1, kh, kw, out_c]
     _, k_h, k_w, out_c = weights.shape
@@ -216,13 +217,15 @@ def _depthwise_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool, mve: bo
               else pack_depthwise(weights, bits))
     stage_arrays, stage_params = output_stage(node, prefix, attrs, per_tap.T, out_c)
     arrays = [CArray(f"{prefix}_weights", "int8_t", stored), *stage_arrays]
+    rows = rows_allowed and dsp and not mve and bits is None and rows_walk(x, y, k_h, k_w, attrs)
     params = {**stage_params, **window_geometry(x, y, k_h, k_w, attrs),
-              "depth_multiplier": attrs["depth_multiplier"], "plain": int(plain)}
+              "depth_multiplier": attrs["depth_multiplier"], "plain": int(plain), "rows": int(rows)}
     suffix = "" if bits is None else f"_w{bits}"
     return CLayer(node, f"edgec_depthwise{suffix}.c",
                   f"edgec_depthwise_conv{suffix}(&{prefix}, {{in0}}, {{out}}, {{scratch}})",
-                  arrays, "edgec_depthwise_params", params, scratch_bytes=k_h * k_w * x[3],
-                  lag=output_lag(x, y, k_h, k_w, attrs, 1))
+                  arrays, "edgec_depthwise_params", params,
+                  scratch_bytes=rows_scratch_bytes(y, attrs) if rows else k_h * k_w * x[3],
+                  lag=rows_lag(x, y, attrs) if rows else output_lag(x, y, k_h, k_w, attrs, 1))
 
 
 def _binary_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLayer:
@@ -351,9 +354,11 @@ KERNEL_OPS = frozenset({"Conv", "FullyConnected", "DepthwiseConv", "TransposeCon
                         "Router"}) | LAYOUT_OPS
 
 
-def lower_node(node: ir.Node, index: int, rounding_mode: str, dsp: bool, mve: bool = False) -> CLayer:
+def lower_node(node: ir.Node, index: int, rounding_mode: str, dsp: bool, mve: bool = False,
+               rows: bool = True) -> CLayer:
     """The C layer for integer node ``node`` (the ``index``-th of the network) on a core with
-    (``dsp``) or without the DSP extension, with or without Helium (``mve``)."""
+    (``dsp``) or without the DSP extension, with or without Helium (``mve``); ``rows``: a
+    DepthwiseConv that can take the rows walk does of edgec_depthwise.c."""
     attrs = node_attributes(node)
     prefix = f"layer{index}"
     rounding = operator_rounding(rounding_mode, node.op_type)
@@ -369,7 +374,7 @@ def lower_node(node: ir.Node, index: int, rounding_mode: str, dsp: bool, mve: bo
     if op == "BatchMatMul":
         return _batch_matmul_layer(node, prefix, attrs)
     if op == "DepthwiseConv":
-        return _depthwise_layer(node, prefix, attrs, dsp, mve)
+        return _depthwise_layer(node, prefix, attrs, dsp, mve, rows)
     if op in ("Add", "Sub", "Mul", "PRelu"):
         return _binary_layer(node, prefix, attrs, rounding)
     if op in ("Requantize", "Clamp", "Table"):

@@ -164,11 +164,38 @@ def _copy_layer(layer: CLayer) -> CLayer:
 
 def build_network(model: ir.Model, dsp: bool, separate_io: bool = True, mve: bool = False) -> Network:
     """Analyse ``model`` (an edgec integer graph) for a core with (``dsp``) or without the DSP
-    extension, and with or without Helium (``mve``), as described in the module docstring."""
+    extension, and with or without Helium (``mve``), as described in the module docstring.
+
+    DepthwiseConv layers that can take the rows walk (DSP cores, :func:`overlap.rows_walk`)
+    take it where the arena comes out no larger than with the raster walk everywhere: it is
+    faster and may run in place, but its overlaps chain differently, and first-fit planning can
+    end larger. Every such layer takes it when that plan is no larger; otherwise each in turn
+    does when it keeps the arena within the smallest found so far."""
+    every = _network(model, dsp, separate_io, mve, rows=None)
+    walkers = [index for index, layer in enumerate(every.layers) if _walks_rows(layer)]
+    if not walkers:
+        return every
+    best, chosen = _network(model, dsp, separate_io, mve, rows=frozenset()), frozenset()
+    if every.plan.size <= best.plan.size:
+        return every
+    for index in walkers:
+        trial = _network(model, dsp, separate_io, mve, rows=chosen | {index})
+        if trial.plan.size <= best.plan.size:
+            best, chosen = trial, chosen | {index}
+    return best
+
+
+def _walks_rows(layer: CLayer) -> bool:
+    return layer.params_type == "edgec_depthwise_params" and bool(layer.params.get("rows"))
+
+
+def _network(model: ir.Model, dsp: bool, separate_io: bool, mve: bool, rows: frozenset[int] | None) -> Network:
+    """The network with the rows walk allowed for the layers of index in ``rows`` (all: ``None``)."""
     rounding = model.metadata_props.get(ops.ROUNDING_KEY, "double")
     firsts, lasts, edges = _boundaries(model)
     nodes, body = linearize(model.graph, edges)
-    layers = [lower_layer(node, index, rounding, dsp, mve) for index, node in enumerate(nodes)]
+    layers = [lower_layer(node, index, rounding, dsp, mve, rows is None or index in rows)
+              for index, node in enumerate(nodes)]
     end = len(layers)
     defined = {first.name: -1 for first in firsts}
     used = {**{first.name: -1 for first in firsts}, **{last.name: end for last in lasts}}

@@ -45,3 +45,34 @@ def output_lag(x_shape: list[int], y_shape: list[int], k_h: int, k_w: int, attrs
     needed = still_read[starts]
     lag = np.max(np.where(np.isfinite(needed), written - needed, -np.inf), initial=0.0)
     return int(max(0, -(-int(lag) // alignment) * alignment))
+
+
+def rows_walk(x_shape: list[int], y_shape: list[int], k_h: int, k_w: int, attrs: dict) -> bool:
+    """Whether a DepthwiseConv takes the rows walk of edgec_depthwise.c on a DSP core: a 3x3
+    window, dilation 1, depth multiplier 1, channels in fours, one batch."""
+    return (k_h == k_w == 3 and list(attrs["dilations"]) == [1, 1] and int(attrs["depth_multiplier"]) == 1
+            and y_shape[3] % 4 == 0 and x_shape[0] == 1)
+
+
+def rows_scratch_bytes(y_shape: list[int], attrs: dict) -> int:
+    """The rows walk's ring: three widened rows of (out_w - 1) * stride_w + 3 pixels, eight
+    bytes (four channels as int16) each."""
+    return 3 * 8 * ((y_shape[2] - 1) * int(attrs["strides"][1]) + 3)
+
+
+def rows_lag(x_shape: list[int], y_shape: list[int], attrs: dict, alignment: int = 8) -> int:
+    """The lag of a DepthwiseConv's output under the rows walk (a multiple of the channel count,
+    so that an output byte only ever lands on an input byte of its own channel).
+
+    The walk goes block of four channels by block; within a block, output row ``oy`` is written
+    after input rows up to ``oy * stride - top + 2`` were widened, after which no later output
+    of the block reads them, and later blocks read other channels. With lag ``k * C`` the byte
+    of output pixel ``p`` lands on input pixel ``p - k``, which must lie in those rows."""
+    _, in_h, in_w, channels = x_shape
+    _, out_h, out_w, _ = y_shape
+    top, stride = int(attrs["pads"][0]), int(attrs["strides"][0])
+    rows = np.minimum(np.arange(out_h) * stride - top + 2, in_h - 1)
+    last_pixel = (np.arange(out_h) + 1) * out_w - 1  # the last output pixel of each row
+    pixels = int(np.max(last_pixel - (rows + 1) * in_w + 1, initial=0))
+    step = alignment // int(np.gcd(channels, alignment))  # pixels per aligned multiple of the channels
+    return max(0, -(-pixels // step) * step) * channels

@@ -118,7 +118,148 @@ EDGEC_INLINE void pixel(const edgec_depthwise_params *p, const edgec_outputs_t *
 
 #include "edgec_depthwise_walk.h"
 
+#if EDGEC_DSP
+/* Row iy of the input (columns from x_first, width of them) for the four channels from c, as
+ * int16 lane pairs per pixel: SXTB16 of the four bytes ([x0,x2]) and of them rotated by 8
+ * ([x1,x3]); outside the input both words hold the zero point in each lane. */
+static void widen_row(const edgec_depthwise_params *p, const int8_t *image, int iy, uint32_t c, int x_first,
+                      uint32_t width, uint32_t *row)
+{
+    const uint32_t zero = (uint32_t)(uint16_t)(int16_t)p->input_zero_point * 0x10001u;
+    uint32_t *const end = row + 2 * width;
+    if (iy >= 0 && iy < p->in_h) {
+        const int first = x_first < 0 ? 0 : x_first, last = x_first + (int)width < p->in_w ? x_first + (int)width
+                                                                                             : p->in_w;
+        for (int ix = x_first; ix < first; ix++, row += 2) {
+            row[0] = row[1] = zero;
+        }
+        const int8_t *x = image + ((size_t)iy * p->in_w + (size_t)first) * p->in_c + c;
+        for (int ix = first; ix < last; ix++, row += 2, x += p->in_c) {
+            const uint32_t four = edgec_load32(x);
+            row[0] = edgec_sxtb16(four);
+            row[1] = edgec_sxtb16_ror8(four);
+        }
+    }
+    for (; row < end; row++) {
+        *row = zero;
+    }
+}
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+/* One tap: the widened inputs at [r, off] against the block weights at [w], post-incremented. */
+#define EDGEC_WIDE_TAP(r, off)                             \
+    "ldrd %[x02], %[x13], [%[" r "], #" off "]\n\t"        \
+    "ldrd %[w02], %[w13], [%[w]], #8\n\t"                 \
+    "smlabb %[a0], %[x02], %[w02], %[a0]\n\t"             \
+    "smlatt %[a2], %[x02], %[w02], %[a2]\n\t"             \
+    "smlabb %[a1], %[x13], %[w13], %[a1]\n\t"             \
+    "smlatt %[a3], %[x13], %[w13], %[a3]\n\t"
+
+/* The nine taps of four channels from three widened rows (each at the window's first
+ * column): 6 instructions a tap, the inputs widened once per row instead of once per tap. */
+EDGEC_INLINE void wide_3x3(const uint32_t *r0, const uint32_t *r1, const uint32_t *r2, const int8_t *w, int32_t acc[4])
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    uint32_t x02, x13, w02, w13;
+    __asm__ volatile(
+        EDGEC_WIDE_TAP("r0", "0") EDGEC_WIDE_TAP("r0", "8") EDGEC_WIDE_TAP("r0", "16")
+        EDGEC_WIDE_TAP("r1", "0") EDGEC_WIDE_TAP("r1", "8") EDGEC_WIDE_TAP("r1", "16")
+        EDGEC_WIDE_TAP("r2", "0") EDGEC_WIDE_TAP("r2", "8") EDGEC_WIDE_TAP("r2", "16")
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [x02] "=&r"(x02), [x13] "=&r"(x13),
+          [w02] "=&r"(w02), [w13] "=&r"(w13)
+        : [r0] "r"(r0), [r1] "r"(r1), [r2] "r"(r2)
+        : "memory");
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+#undef EDGEC_WIDE_TAP
+#else
+/* The same in C (the host's emulated DSP build). */
+EDGEC_INLINE void wide_3x3(const uint32_t *r0, const uint32_t *r1, const uint32_t *r2, const int8_t *w, int32_t acc[4])
+{
+    const uint32_t *rows[3] = {r0, r1, r2};
+    for (int ky = 0; ky < 3; ky++) {
+        for (int kx = 0; kx < 3; kx++, w += BLOCK_WEIGHT_BYTES) {
+            const uint32_t x02 = rows[ky][2 * kx], x13 = rows[ky][2 * kx + 1];
+            const uint32_t w02 = edgec_load32(w), w13 = edgec_load32(w + 4);
+            acc[0] = edgec_smlabb(x02, w02, acc[0]);
+            acc[2] = edgec_smlatt(x02, w02, acc[2]);
+            acc[1] = edgec_smlabb(x13, w13, acc[1]);
+            acc[3] = edgec_smlatt(x13, w13, acc[3]);
+        }
+    }
+}
+#endif
+
+/* The rows walk (`rows`: 3x3 windows, dilation 1, depth multiplier 1, channels in fours, one
+ * batch, DSP weight blocks): per block of four channels, output rows top to bottom, each
+ * reading three input rows widened into a ring of three in scratch (a row is widened once per
+ * block, when it first enters the ring; padding rows and columns hold the zero point). A
+ * block reads its input bytes only while widening, so the output may overlap the input as
+ * backends/cortex_m/overlap.py's rows_lag says: in place for a stride-1 SAME layer. */
+EDGEC_INLINE void depthwise_rows(const edgec_depthwise_params *p, const edgec_outputs_t *o, const int8_t *input,
+                                 int8_t *output, uint32_t *ring, int stage)
+{
+    const uint32_t width = (uint32_t)(p->out_w - 1) * p->stride_w + 3, out_c = p->out_c;
+    const int x_first = -(int)p->pad_left;
+    const int8_t *w = p->weights;
+    for (uint32_t c = 0; c < out_c; c += 4, w += 9 * BLOCK_WEIGHT_BYTES) {
+        int held[3] = {INT32_MIN, INT32_MIN, INT32_MIN};
+        for (int oy = 0; oy < p->out_h; oy++) {
+            const uint32_t *rows[3];
+            for (int k = 0; k < 3; k++) {
+                const int iy = oy * p->stride_h - p->pad_top + k;
+                const uint32_t slot = (uint32_t)(iy + 3 * p->pad_top + 3) % 3u;
+                uint32_t *row = ring + slot * 2 * width;
+                if (held[slot] != iy) {
+                    widen_row(p, input, iy, c, x_first, width, row);
+                    held[slot] = iy;
+                }
+                rows[k] = row;
+            }
+            int8_t *out = output + (size_t)oy * p->out_w * out_c + c;
+            const uint32_t *r0 = rows[0], *r1 = rows[1], *r2 = rows[2];
+            const uint32_t step = 2u * p->stride_w;
+            for (uint32_t ox = 0; ox < p->out_w; ox++, out += out_c, r0 += step, r1 += step, r2 += step) {
+                int32_t acc[4] = {o->bias[c], o->bias[c + 1], o->bias[c + 2], o->bias[c + 3]};
+                wide_3x3(r0, r1, r2, w, acc);
+                out[0] = FINISH_BIASED(o, acc[0], c);
+                out[1] = FINISH_BIASED(o, acc[1], c + 1);
+                out[2] = FINISH_BIASED(o, acc[2], c + 2);
+                out[3] = FINISH_BIASED(o, acc[3], c + 3);
+            }
+        }
+    }
+}
+
+/* The rows walk, one instance per output stage. */
+static void rows_dispatch(const edgec_depthwise_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
+{
+    const edgec_outputs_t o = {p->bias, p->requant, p->output_zero_point, p->activation_min, p->activation_max, 1};
+    uint32_t *ring = (uint32_t *)(void *)scratch;
+    switch (edgec_stage_of(&o, p->generic)) {
+    case EDGEC_STAGE_FULL_RANGE:
+        depthwise_rows(p, &o, input, output, ring, EDGEC_STAGE_FULL_RANGE);
+        break;
+    case EDGEC_STAGE_CLAMP:
+        depthwise_rows(p, &o, input, output, ring, EDGEC_STAGE_CLAMP);
+        break;
+    default:
+        depthwise_rows(p, &o, input, output, ring, EDGEC_STAGE_GENERIC);
+        break;
+    }
+}
+#endif
+
 void edgec_depthwise_conv(const edgec_depthwise_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
 {
+#if EDGEC_DSP
+    if (p->rows) {
+        rows_dispatch(p, input, output, scratch);
+        return;
+    }
+#endif
     depthwise_dispatch(p, input, output, scratch);
 }

@@ -42,6 +42,7 @@ typedef struct {
     uint16_t k_h, k_w, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left;
     uint16_t depth_multiplier, generic;
     uint16_t plain; /* weights [k_h*k_w][out_c] even at depth multiplier 1 (Helium builds) */
+    uint16_t rows;  /* the rows walk of edgec_depthwise.c (DSP cores): scratch 24 * ((out_w - 1) * stride_w + 3) */
 } edgec_depthwise_params;
 
 /* Delta-encoded weights (backends/cortex_m/delta_layers.py states the layout): the params'
