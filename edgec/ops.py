@@ -2,7 +2,9 @@
 
 An integer graph (what ``edgec quantize`` writes) is an ONNX model whose nodes are these
 operators. Activations are int8 tensors holding values of their integer type (2 to 8 bits,
-:mod:`edgec.inttype`); 4-D activations are NHWC (channels last, the layout of every
+:mod:`edgec.inttype`), or int16 tensors in TFLite's 16x8 scheme (int16 activations with int8
+weights; an int64 bias then makes Conv, DepthwiseConv and FullyConnected accumulate in 64 bits,
+see :mod:`edgec.reference.conv`); 4-D activations are NHWC (channels last, the layout of every
 microcontroller kernel library). Each node carries, as attributes, every integer it needs
 to execute: zero points, quantized multipliers (``multiplier`` in ``[2^30, 2^31)`` with
 ``shift``, see :mod:`edgec.fixedpoint`) and activation clamps. No operator needs a float at
