@@ -230,3 +230,21 @@ def test_the_command_line_takes_16_bit_activations(tmp_path):
     refused = invoke("quantize", tmp_path / "cnn.onnx", "--calib", tmp_path / "calib.npy", "--activation-bits", "12",
                      "-o", tmp_path / "r.onnx")
     assert refused.exit_code != 0 and "'12' is not one of" in refused.output
+
+
+@needs_host_compiler
+def test_a_16_bit_pointwise_layer_padded_past_its_input_runs_exact(tmp_path):
+    """A 1x1 Conv whose explicit end padding puts its last row and column of windows outside the
+    input reads them as the zero point (through the gathered column, not in place)."""
+    rng = np.random.default_rng(6)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], pads=[0, 0, 1, 1], name="pointwise")]
+    model = make_model(nodes, [tensor_info("x", [1, 4, 3, 3])], [tensor_info("y", [1, 6, 4, 4])],
+                       {"w": rng.normal(0, 0.4, (6, 4, 1, 1)).astype(np.float32)})
+    path = tmp_path / "pw.onnx"
+    path.write_bytes(model.SerializeToString())
+    calib = rng.normal(0, 1, (12, 1, 4, 3, 3)).astype(np.float32)
+    wide = edgec.quantize(edgec.load(path), {"x": calib}, activation_bits=16)
+    cortex_m.compile_project(wide, get_target("cortex-m4"), tmp_path / "out", "pw", emit_only=True)
+    rows = cortex_m.int8_inputs(wide, [{"x": x} for x in calib[:3]])
+    result = cortex_m.run_project(tmp_path / "out", rows, host=True)
+    np.testing.assert_array_equal(result.outputs, cortex_m.reference_outputs(wide, rows))

@@ -87,8 +87,10 @@ def _accumulating_layer(node: ir.Node, prefix: str, attrs: dict, single: bool, p
                                         f"{geometry['k_w']} window", "the Cortex-M kernel takes up to 256 taps")
         return CLayer(node, "edgec_s16.c", f"edgec_depthwise_conv_s16(&{prefix}, (const int16_t *){{in0}}, "
                       "(int16_t *){out})", arrays, "edgec_s16_conv_params", params)
+    inside = (geometry["out_h"] - 1) * geometry["stride_h"] < geometry["in_h"] and \
+        (geometry["out_w"] - 1) * geometry["stride_w"] < geometry["in_w"]
     direct = geometry["k_h"] == geometry["k_w"] == 1 and params["depth"] == geometry["in_c"] and \
-        geometry["pad_top"] == geometry["pad_left"] == 0
+        geometry["pad_top"] == geometry["pad_left"] == 0 and inside  # edgec_conv_s16's rule
     return CLayer(node, "edgec_s16.c", f"edgec_conv_s16(&{prefix}, (const int16_t *){{in0}}, (int16_t *){{out}}, "
                   "(int16_t *){scratch})", arrays, "edgec_s16_conv_params", params,
                   scratch_bytes=0 if direct else 2 * geometry["in_c"] * geometry["k_h"] * geometry["k_w"])

@@ -170,7 +170,7 @@ typedef struct {
     uint32_t single;
 } edgec_s16_requantize_params;
 
-/* scratch: in_c * k_h * k_w int16 unless the layer is 1x1, unpadded and ungrouped (then none). */
+/* scratch: in_c * k_h * k_w int16 unless the layer is 1x1, ungrouped and reads inside the input unpadded (none). */
 void edgec_conv_s16(const edgec_s16_conv_params *p, const int16_t *input, int16_t *output, int16_t *scratch);
 void edgec_depthwise_conv_s16(const edgec_s16_conv_params *p, const int16_t *input, int16_t *output);
 void edgec_binary_s16(const edgec_s16_binary_params *p, const int16_t *a, const int16_t *b, int16_t *output);

@@ -96,13 +96,15 @@ static void edgec_s16_column(const edgec_s16_conv_params *p, const int16_t *imag
 }
 
 /* Conv (grouped when depth < in_c) and FullyConnected (a 1x1 conv over batches pixels): per
- * output pixel one column (the input pixel itself when the layer is 1x1, unpadded and
- * ungrouped, else gathered into scratch: in_c * k_h * k_w int16), then one dot product per
- * output channel with its row of k_h * k_w * depth weights. */
+ * output pixel one column (the input pixel itself when the layer is 1x1, ungrouped and every
+ * window lies in the input unpadded, else gathered into scratch: in_c * k_h * k_w int16), then
+ * one dot product per output channel with its row of k_h * k_w * depth weights. */
 void edgec_conv_s16(const edgec_s16_conv_params *p, const int16_t *input, int16_t *output, int16_t *scratch)
 {
     const uint32_t k = p->k_h * p->k_w * p->depth, per_group = p->out_c / (p->in_c / p->depth);
-    const int direct = p->k_h == 1 && p->k_w == 1 && p->depth == p->in_c && p->pad_top == 0 && p->pad_left == 0;
+    const int inside = (p->out_h - 1) * p->stride_h < p->in_h && (p->out_w - 1) * p->stride_w < p->in_w;
+    const int direct = p->k_h == 1 && p->k_w == 1 && p->depth == p->in_c && p->pad_top == 0 && p->pad_left == 0 &&
+                       inside;
     for (uint32_t b = 0; b < p->batches; b++) {
         const int16_t *image = input + (size_t)b * p->in_h * p->in_w * p->in_c;
         for (uint32_t oy = 0; oy < p->out_h; oy++) {
