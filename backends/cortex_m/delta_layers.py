@@ -37,6 +37,7 @@ import numpy as np
 import onnx_ir as ir
 
 from edgec.backends.cortex_m.clayer import CArray, CLayer, shape_of
+from edgec.backends.cortex_m.dsp_rows import offset_pair_bias
 from edgec.backends.cortex_m.layers import gathered_column_bytes, lower_node, window_geometry
 from edgec.backends.cortex_m.output_stage import output_stage
 from edgec.delta import ENCODABLE_OPS, DeltaScheme, EncodedWeights, encode_exact, get_scheme, weight_rows
@@ -92,14 +93,16 @@ def _decoder(prefix: str, encoded: EncodedWeights) -> tuple[list, dict]:
     return arrays, fields
 
 
-def conv_delta_scratch(geometry: dict, k_padded: int, k: int) -> int:
+def conv_delta_scratch(geometry: dict, k_padded: int, k: int, dsp: bool) -> int:
     """Scratch of edgec_conv_delta/edgec_fully_connected_delta (edgec_conv_delta.c): prepared
-    columns of up to :data:`CONV_TILE_PAIRS` pixel pairs (``4 * k_padded`` bytes each), then
-    :data:`CONV_ROWS` decoded rows, then the gathered int8 columns when there are any
+    columns of up to :data:`CONV_TILE_PAIRS` pixel pairs (``4 * k_padded`` bytes each; a single
+    pixel's, ``2 * k_padded``, on DSP cores), then :data:`CONV_ROWS` decoded rows, then the
+    gathered int8 columns when there are any
     (:func:`~backends.cortex_m.layers.gathered_column_bytes`)."""
     pixels = geometry["batches"] * geometry["out_h"] * geometry["out_w"]
     pairs = min(pixels // 2, CONV_TILE_PAIRS)
-    return pairs * 4 * k_padded + CONV_ROWS * row_buffer(k) + gathered_column_bytes(geometry, k_padded)
+    prepared = pairs * 4 * k_padded if pairs or not dsp else 2 * k_padded
+    return prepared + CONV_ROWS * row_buffer(k) + gathered_column_bytes(geometry, k_padded)
 
 
 def depthwise_delta_scratch(taps: int, dsp: bool) -> int:
@@ -109,7 +112,7 @@ def depthwise_delta_scratch(taps: int, dsp: bool) -> int:
     return taps * (8 if dsp else 4) + taps * 4 + 4 * row_buffer(taps)
 
 
-def _conv_layer(node: ir.Node, prefix: str, attrs: dict, encoded: EncodedWeights) -> CLayer:
+def _conv_layer(node: ir.Node, prefix: str, attrs: dict, encoded: EncodedWeights, dsp: bool) -> CLayer:
     x, y = shape_of(node.inputs[0]), shape_of(node.outputs[0])
     weights = node.inputs[1].const_value.numpy()
     rows = weights.reshape(weights.shape[0], -1)
@@ -123,12 +126,15 @@ def _conv_layer(node: ir.Node, prefix: str, attrs: dict, encoded: EncodedWeights
         geometry = window_geometry(x, y, weights.shape[1], weights.shape[2], attrs)
         function = "edgec_conv_delta"
     arrays, fields = _decoder(prefix, encoded)
-    stage_arrays, stage_params = output_stage(node, prefix, attrs, rows)
+    # DSP cores turn each decoded row into offset pairs (edgec_conv_sums.h), padded to k_padded
+    padded = np.pad(rows, ((0, 0), (0, k_padded - k)))
+    stage_arrays, stage_params = output_stage(node, prefix, attrs, rows,
+                                              bias_offset=offset_pair_bias(padded) if dsp else None)
     arrays += stage_arrays
     params = {**stage_params, **geometry, "k_padded": k_padded,
               "per_channel": int(len(attrs["output_multiplier"]) > 1)}
     return CLayer(node, "edgec_conv_delta.c", f"{function}(&{prefix}, &{prefix}_delta, {{in0}}, {{out}}, {{scratch}})",
-                  arrays, "edgec_conv_params", params, scratch_bytes=conv_delta_scratch(geometry, k_padded, k),
+                  arrays, "edgec_conv_params", params, scratch_bytes=conv_delta_scratch(geometry, k_padded, k, dsp),
                   structs=[("edgec_delta_t", f"{prefix}_delta", fields)], encoding=encoded.scheme.describe())
 
 
@@ -158,4 +164,4 @@ def lower_layer(node: ir.Node, index: int, rounding_mode: str, dsp: bool, mve: b
     attrs = node_attributes(node)
     if node.op_type == "DepthwiseConv":
         return _depthwise_layer(node, f"layer{index}", attrs, encoded, dsp)
-    return _conv_layer(node, f"layer{index}", attrs, encoded)
+    return _conv_layer(node, f"layer{index}", attrs, encoded, dsp)

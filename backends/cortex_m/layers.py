@@ -4,10 +4,11 @@
 ``kernels/``. Everything derivable ahead of time is computed here, with the reference
 executor's own arithmetic so that the C matches it bit for bit:
 
-* Conv/FullyConnected weights become ``[out_c][k_padded]`` (rows zero-padded to a multiple
-  of four), DepthwiseConv weights are blocked by four channels; biases absorb the input zero point
-  (``b - zp_in * sum(w)``), so kernels multiply raw int8 inputs. 4-bit and 2-bit weights are
-  stored packed instead, for the ``_w4``/``_w2`` kernels (:mod:`backends.cortex_m.packing`).
+* Conv/FullyConnected weights become ``[out_c][k_padded]`` (rows zero-padded to a multiple of
+  four; offset pairs on DSP cores, :mod:`~backends.cortex_m.dsp_rows`), DepthwiseConv weights
+  are blocked by four channels; biases absorb the input zero point (``b - zp_in * sum(w)``), so
+  kernels multiply raw int8 inputs. 4-bit and 2-bit weights are stored packed instead, for the
+  ``_w4``/``_w2`` kernels (:mod:`backends.cortex_m.packing`).
 * Add/Sub get each input's 256-entry rescaling table; Requantize, Clamp and Table become a 256-entry
   byte table (the whole operator, precomputed).
 
@@ -31,6 +32,7 @@ from edgec.backends.cortex_m.clayer import (
     shape_of,
     to_4d,
 )
+from edgec.backends.cortex_m.dsp_rows import blocked_rows, offset_pair_bias, offset_pair_rows
 from edgec.backends.cortex_m.layout_layers import LAYOUT_OPS, layout_layer
 from edgec.backends.cortex_m.output_stage import output_stage
 from edgec.backends.cortex_m.overlap import output_lag, rows_lag, rows_scratch_bytes, rows_walk
@@ -74,21 +76,14 @@ def gathered_column_bytes(g: dict, k_padded: int, step: int = 4) -> int:
     return 0 if direct else k_padded * (2 if pixels > 1 else 1)
 
 
-def conv_scratch_bytes(g: dict, k_padded: int, weight_bits: int | None = None) -> int:
+def conv_scratch_bytes(g: dict, k_padded: int, weight_bits: int | None = None, lone_prepared: bool = False) -> int:
     """Scratch of edgec_conv/edgec_fully_connected (the rule stated in edgec_conv.c), or of their
-    packed forms for ``weight_bits`` 4 or 2 (edgec_conv_packed.h)."""
+    packed forms for ``weight_bits`` 4 or 2 (edgec_conv_packed.h). ``lone_prepared``: a single
+    pixel's column is prepared too (offset pairs, DSP cores without Helium)."""
     pixels = g["batches"] * g["out_h"] * g["out_w"]
     step = 4 if weight_bits is None else row_step(weight_bits)
-    columns = 4 * k_padded if pixels > 1 or weight_bits is not None else 0
+    columns = 4 * k_padded if pixels > 1 or weight_bits is not None else 2 * k_padded if lone_prepared else 0
     return columns + gathered_column_bytes(g, k_padded, step)
-
-
-def blocked_rows(rows: np.ndarray) -> np.ndarray:
-    """``[out_c][k]`` rows (out_c a multiple of 4, k of 8) laid out ``[out_c / 4][k / 4][4][4]``:
-    per block of four channels, per group of four k, each channel's four weights (edgec_conv.c's
-    ``blocked`` layout, read by edgec_dot_1x4_blocked)."""
-    out_c, k = rows.shape
-    return np.ascontiguousarray(rows.reshape(out_c // 4, 4, k // 4, 4).transpose(0, 2, 1, 3)).reshape(out_c, k)
 
 
 def _conv_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool, mve: bool = False) -> CLayer:
@@ -109,11 +104,13 @@ def _conv_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool, mve: bool = 
     else:
         geometry = window_geometry(x, y, weights.shape[1], weights.shape[2], attrs)
     pixels = geometry["batches"] * geometry["out_h"] * geometry["out_w"]
-    # Helium's dot products read plain rows (and so does every other path when not blocked)
-    blocked = dsp and not mve and bits is None and pixels == 1 and rows.shape[1] % 8 == 0 and rows.shape[0] % 4 == 0
-    if blocked:
-        stored = blocked_rows(rows)
-    stage_arrays, stage_params = output_stage(node, prefix, attrs, rows)
+    # the DSP dot products read offset-pair rows, Helium's and the scalar ones plain rows
+    pairs = dsp and not mve and bits is None
+    blocked = pairs and pixels == 1 and rows.shape[1] % 8 == 0 and rows.shape[0] % 4 == 0
+    if pairs:
+        stored = offset_pair_rows(blocked_rows(rows) if blocked else rows)
+    stage_arrays, stage_params = output_stage(node, prefix, attrs, rows,
+                                              bias_offset=offset_pair_bias(rows) if pairs else None)
     arrays = [CArray(f"{prefix}_weights", "int8_t", stored), *stage_arrays]
     params = {**stage_params, **geometry, "k_padded": k_padded,
               "per_channel": int(len(attrs["output_multiplier"]) > 1), "blocked": int(blocked)}
@@ -121,8 +118,8 @@ def _conv_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool, mve: bool = 
     suffix = "" if bits is None else f"_w{bits}"
     lag = None if fully_connected or bits is not None else output_lag(x, y, geometry["k_h"], geometry["k_w"], attrs, 2)
     return CLayer(node, f"edgec_conv{suffix}.c", f"{function}{suffix}(&{prefix}, {{in0}}, {{out}}, {{scratch}})",
-                  arrays, "edgec_conv_params", params, scratch_bytes=conv_scratch_bytes(geometry, k_padded, bits),
-                  lag=lag)
+                  arrays, "edgec_conv_params", params, lag=lag,
+                  scratch_bytes=conv_scratch_bytes(geometry, k_padded, bits, lone_prepared=pairs))
 
 
 def _aligned(size: int) -> int:

@@ -25,7 +25,10 @@ FAST_ACCUMULATOR_BOUND = 1 << 30
 def folded_bias(node: ir.Node, weights_per_channel: np.ndarray, input_zero_point: int) -> np.ndarray:
     bias = (node.inputs[2].const_value.numpy().astype(np.int64) if len(node.inputs) > 2 and node.inputs[2] is not None
             else np.zeros(weights_per_channel.shape[0], dtype=np.int64))
-    folded = bias - input_zero_point * weights_per_channel.astype(np.int64).sum(axis=1)
+    return _checked_int32(node, bias - input_zero_point * weights_per_channel.astype(np.int64).sum(axis=1))
+
+
+def _checked_int32(node: ir.Node, folded: np.ndarray) -> np.ndarray:
     if np.abs(folded).max(initial=0) >= 2**31:
         raise UnsupportedModelError(f"node '{node.name}': the folded bias overflows int32",
                                     "the model's bias or weights are out of the int8 specification's range")
@@ -51,7 +54,7 @@ def requant_table(name: str, multipliers, shifts, zero_point: int, channels: int
 
 
 def output_stage(node: ir.Node, prefix: str, attrs: dict, weights_per_channel: np.ndarray,
-                 channels: int | None = None) -> tuple[list[CArray], dict]:
+                 channels: int | None = None, bias_offset: np.ndarray | None = None) -> tuple[list[CArray], dict]:
     """The bias and requantization arrays of an int32-accumulating layer and its parameter
     fields (constants named by ``prefix``, zero points, activation range, output-stage choice).
 
@@ -59,9 +62,17 @@ def output_stage(node: ir.Node, prefix: str, attrs: dict, weights_per_channel: n
     by. The layer takes the generic stage when some channel's shift is outside the fast stage's
     range or its accumulator, bounded by |bias| + 128 * sum |w|, could reach
     FAST_ACCUMULATOR_BOUND. ``channels`` broadcasts a per-tensor scale (see requant_table).
+    ``bias_offset`` is added to the stored bias only (what a kernel's own form of the sums lacks:
+    :func:`~backends.cortex_m.dsp_rows.offset_pair_bias`); the total the stage sees is unchanged.
     """
     bias = folded_bias(node, weights_per_channel, attrs["input_zero_point"])
     bound = np.abs(bias.astype(np.int64)) + 128 * np.abs(weights_per_channel.astype(np.int64)).sum(axis=1)
+    if bias_offset is not None:
+        sums = 128 * np.abs(weights_per_channel.astype(np.int64)).sum(axis=1) + np.abs(bias_offset)
+        if sums.max(initial=0) >= 2**31:
+            raise UnsupportedModelError(f"node '{node.name}': its sums can overflow the int32 accumulator",
+                                        "split the layer's reduction (fewer inputs per output channel)")
+        bias = _checked_int32(node, bias.astype(np.int64) + bias_offset)
     rights = -np.asarray(attrs["output_shift"], dtype=np.int64)
     fast = bool(np.all((rights >= 1) & (rights <= FAST_RIGHT_MAX)) and bound.max(initial=0) < FAST_ACCUMULATOR_BOUND)
     arrays = [CArray(f"{prefix}_bias", "int32_t", bias),

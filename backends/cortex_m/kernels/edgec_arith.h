@@ -214,6 +214,13 @@ EDGEC_INLINE uint32_t edgec_sxtb16_ror8(uint32_t x)
     return result;
 }
 EDGEC_INLINE int32_t edgec_smlad(uint32_t a, uint32_t b, int32_t acc) { return __smlad((int32_t)a, (int32_t)b, acc); }
+/* The bytes of each 16-bit half swapped: [b1 b0 b3 b2]. */
+EDGEC_INLINE uint32_t edgec_rev16(uint32_t x)
+{
+    uint32_t result;
+    __asm__("rev16 %0, %1" : "=r"(result) : "r"(x));
+    return result;
+}
 /* acc + low halves multiplied (SMLABB), acc + high halves multiplied (SMLATT). */
 EDGEC_INLINE int32_t edgec_smlabb(uint32_t a, uint32_t b, int32_t acc) { return __smlabb((int32_t)a, (int32_t)b, acc); }
 EDGEC_INLINE int32_t edgec_smlatt(uint32_t a, uint32_t b, int32_t acc) { return __smlatt((int32_t)a, (int32_t)b, acc); }
@@ -224,18 +231,25 @@ EDGEC_INLINE int32_t edgec_smlabt(uint32_t a, uint32_t b, int32_t acc) { return 
 EDGEC_INLINE int64_t edgec_smlald(uint32_t a, uint32_t b, int64_t acc) { return __smlald((int32_t)a, (int32_t)b, acc); }
 #elif defined(EDGEC_EMULATE_DSP)
 #define EDGEC_DSP 1
+/* As the instructions: products of int16 halves, sums wrapping modulo 2^32. */
 EDGEC_INLINE uint32_t edgec_sxtb16(uint32_t x)
 {
     return ((uint32_t)(uint16_t)(int16_t)(int8_t)(x & 0xFF)) | ((uint32_t)(uint16_t)(int16_t)(int8_t)((x >> 16) & 0xFF) << 16);
 }
 EDGEC_INLINE uint32_t edgec_sxtb16_ror8(uint32_t x) { return edgec_sxtb16((x >> 8) | (x << 24)); }
+EDGEC_INLINE uint32_t edgec_rev16(uint32_t x) { return ((x & 0x00FF00FFu) << 8) | ((x >> 8) & 0x00FF00FFu); }
+EDGEC_INLINE int32_t edgec_half(uint32_t x, int high) { return (int16_t)(high ? x >> 16 : x & 0xFFFF); }
+EDGEC_INLINE int32_t edgec_product_add(int32_t acc, int32_t a, int32_t b)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(a * b));
+}
 EDGEC_INLINE int32_t edgec_smlabb(uint32_t a, uint32_t b, int32_t acc)
 {
-    return acc + (int32_t)(int16_t)(a & 0xFFFF) * (int16_t)(b & 0xFFFF);
+    return edgec_product_add(acc, edgec_half(a, 0), edgec_half(b, 0));
 }
 EDGEC_INLINE int32_t edgec_smlatt(uint32_t a, uint32_t b, int32_t acc)
 {
-    return acc + (int32_t)(int16_t)(a >> 16) * (int16_t)(b >> 16);
+    return edgec_product_add(acc, edgec_half(a, 1), edgec_half(b, 1));
 }
 EDGEC_INLINE int32_t edgec_smlad(uint32_t a, uint32_t b, int32_t acc)
 {
@@ -243,15 +257,15 @@ EDGEC_INLINE int32_t edgec_smlad(uint32_t a, uint32_t b, int32_t acc)
 }
 EDGEC_INLINE int32_t edgec_smlatb(uint32_t a, uint32_t b, int32_t acc)
 {
-    return acc + (int32_t)(int16_t)(a >> 16) * (int16_t)(b & 0xFFFF);
+    return edgec_product_add(acc, edgec_half(a, 1), edgec_half(b, 0));
 }
 EDGEC_INLINE int32_t edgec_smlabt(uint32_t a, uint32_t b, int32_t acc)
 {
-    return acc + (int32_t)(int16_t)(a & 0xFFFF) * (int16_t)(b >> 16);
+    return edgec_product_add(acc, edgec_half(a, 0), edgec_half(b, 1));
 }
 EDGEC_INLINE int64_t edgec_smlald(uint32_t a, uint32_t b, int64_t acc)
 {
-    return acc + (int32_t)(int16_t)(a & 0xFFFF) * (int16_t)(b & 0xFFFF) + (int32_t)(int16_t)(a >> 16) * (int16_t)(b >> 16);
+    return acc + edgec_half(a, 0) * edgec_half(b, 0) + edgec_half(a, 1) * edgec_half(b, 1);
 }
 #else
 #define EDGEC_DSP 0

@@ -4,9 +4,9 @@
  * holding the input zero point) are turned once into the form the inner loop wants, then
  * every output channel is computed against them:
  *
- *  - DSP extension (M4, M7, M33): int16 lane pairs [x0,x2],[x1,x3] per group of four k,
- *    matching SXTB16 of a weight word, so one SMLAD does two MACs (two pixels x two
- *    channels: 8 SMLAD per four k).
+ *  - DSP extension (M4, M7, M33): the offset-pair form of edgec_dot.h, two words per group of
+ *    four k and pixel, against weights stored in that form, so one SMLAD does two MACs and one
+ *    SXTB16 serves four weights (two pixels x two channels: 8 SMLAD per four k).
  *  - otherwise (M3, host): SIMD within a register. Both pixels' inputs share one int32,
  *    x0 + x1 * 2^23, and one SMLAL multiply-accumulates it with a weight into a 64-bit sum
  *    holding both pixels' sums 23 bits apart; a 23-bit lane holds 256 products exactly, so
@@ -17,11 +17,12 @@
  *    prepared area of the scratch goes unused).
  *
  * A lone pixel (a fully connected layer, the last pixel of an odd count) uses a one-column
- * loop over four channels at a time on its raw int8 column instead. On DSP cores a layer with
+ * loop over four channels at a time instead, on its column prepared alone (DSP cores) or its
+ * raw int8 column (elsewhere, and on Helium). On DSP cores a layer with
  * a single pixel, k a multiple of 8 and out_c of 4 (`blocked`) has its weights laid out
  * [out_c / 4][k / 4][4 channels][4 k], so that one pointer walks a block's four rows.
- * Scratch: 4 * k_padded bytes for the prepared columns when there are two pixels or more,
- * then, when windows must be gathered (not a 1x1 over a multiple of four channels whose
+ * Scratch: 4 * k_padded bytes for the prepared columns when there are two pixels or more
+ * (2 * k_padded for a single pixel on DSP cores without Helium), then, when windows must be gathered (not a 1x1 over a multiple of four channels whose
  * every window lies inside the input), k_padded bytes per column.
  */
 #include "edgec_kernels.h"
@@ -35,7 +36,8 @@
 /* Every output channel of a pixel pair, two channels at a time (pair_sums: SMLAD on DSP cores,
  * the two-lane SMLAL sums elsewhere). */
 EDGEC_INLINE void pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *o, const uint32_t *cols,
-                             int8_t *restrict out0, int8_t *restrict out1, int single, int stage)
+                             const int32_t corr[2], int8_t *restrict out0, int8_t *restrict out1, int single,
+                             int stage)
 {
     const uint32_t kp = p->k_padded, out_c = p->out_c;
     const int8_t *w = p->weights;
@@ -43,18 +45,19 @@ EDGEC_INLINE void pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *
     uint32_t c = 0;
 #ifdef EDGEC_PAIR_CHANNELS
     if (stage == EDGEC_STAGE_FULL_RANGE && o->per_channel && out_c >= 2) {
-        edgec_pair_job job = {o->bias, o->requant, out0, (uint32_t)(out1 - out0), out_c / 2u, cols, kp / 4u, kp};
+        edgec_pair_job job = {o->bias, o->requant, out0, (uint32_t)(out1 - out0), out_c / 2u, cols,
+                              (kp / 4u + 3u) / 4u, kp, corr[0], corr[1], (kp / 4u) & 3u};
         edgec_pair_channels(&job, w, single);
         c = out_c & ~1u;
         w += (size_t)c * kp;
     }
 #endif
     for (; c + 1 < out_c; c += 2, w += 2 * kp) {
-        pair_sums(w, w + kp, cols, kp, acc);
+        pair_sums(w, w + kp, cols, kp, corr, acc);
         edgec_output_2x2(o, acc, c, out0, out1, 1, single, stage);
     }
     if (c < out_c) {
-        pair_sums(w, w, cols, kp, acc);
+        pair_sums(w, w, cols, kp, corr, acc);
         edgec_output_2x2(o, acc, c, out0, out1, 0, single, stage);
     }
 }
@@ -74,16 +77,18 @@ EDGEC_INLINE void four_outputs(const edgec_outputs_t *o, const int32_t acc[4], i
     }
 }
 
-/* Output channels c..c+3 of a lone pixel. */
-EDGEC_INLINE void four_channels(const edgec_conv_params *p, const edgec_outputs_t *o, const int8_t *col,
+/* Output channels c..c+3 of a lone pixel: its column col as lone_column leaves it (the raw
+ * int8 column on Helium) with its correction corr. */
+EDGEC_INLINE void four_channels(const edgec_conv_params *p, const edgec_outputs_t *o, const void *col, int32_t corr,
                                 int8_t *restrict out, uint32_t c, int single, int stage)
 {
     const uint32_t kp = p->k_padded;
     int32_t acc[4];
 #if EDGEC_MVE
-    edgec_mve_dot_1x4(p->weights + (size_t)c * kp, kp, col, kp, acc);
+    (void)corr;
+    edgec_mve_dot_1x4(p->weights + (size_t)c * kp, kp, (const int8_t *)col, kp, acc);
 #else
-    lone_sums(p->weights + (size_t)c * kp, kp, col, kp, acc);
+    lone_sums(p->weights + (size_t)c * kp, kp, col, kp, corr, acc);
 #endif
     four_outputs(o, acc, out, c, single, stage);
 }
@@ -118,34 +123,47 @@ EDGEC_INLINE void mve_pixel_pair(const edgec_conv_params *p, const edgec_outputs
 }
 #endif
 
-/* A lone pixel, four channels at a time. With 1-3 channels left over and out_c >= 4, one
- * more block at out_c - 4 overlaps the last full one and rewrites identical values (out is
- * only written); with out_c < 4, each channel is a 4-row dot with stride 0. */
-EDGEC_INLINE void single_pixel(const edgec_conv_params *p, const edgec_outputs_t *o, const int8_t *col,
-                               int8_t *restrict out, int single, int stage)
+/* A lone pixel, four channels at a time, its column prepared in cols (unless on Helium). With
+ * 1-3 channels left over and out_c >= 4, one more block at out_c - 4 overlaps the last full one
+ * and rewrites identical values (out is only written); with out_c < 4, each channel is a 4-row
+ * dot with stride 0. */
+EDGEC_INLINE void single_pixel(const edgec_conv_params *p, const edgec_outputs_t *o, const int8_t *raw,
+                               uint32_t *cols, int8_t *restrict out, int single, int stage)
 {
     const uint32_t kp = p->k_padded, out_c = p->out_c;
     uint32_t c = 0;
+#if EDGEC_MVE
+    const void *col = raw;
+    const int32_t corr = 0;
+    (void)cols;
+#else
+    int32_t corr;
+    const void *col = lone_column(raw, kp, cols, &corr);
+#endif
 #if EDGEC_DSP
     if (p->blocked) {
         for (; c < out_c; c += 4) {
-            int32_t acc[4] = {0, 0, 0, 0};
-            edgec_dot_1x4_blocked(p->weights + (size_t)c * kp, col, kp / 8u, acc);
+            int32_t acc[4] = {corr, corr, corr, corr};
+            edgec_dot_1x4_blocked(p->weights + (size_t)c * kp, (const uint32_t *)col, kp / 8u, acc);
             four_outputs(o, acc, out, c, single, stage);
         }
         return;
     }
 #endif
     for (; c + 4 <= out_c; c += 4) {
-        four_channels(p, o, col, out, c, single, stage);
+        four_channels(p, o, col, corr, out, c, single, stage);
     }
     if (c < out_c && out_c >= 4) {
-        four_channels(p, o, col, out, out_c - 4, single, stage);
+        four_channels(p, o, col, corr, out, out_c - 4, single, stage);
         return;
     }
     for (; c < out_c; c++) {
         int32_t acc[4];
-        lone_sums(p->weights + (size_t)c * kp, 0, col, kp, acc);
+#if EDGEC_MVE
+        edgec_mve_dot_1x4(p->weights + (size_t)c * kp, 0, raw, kp, acc);
+#else
+        lone_sums(p->weights + (size_t)c * kp, 0, col, kp, corr, acc);
+#endif
         out[c] = edgec_output_stage(o, acc[0], c, single, stage);
     }
 }
@@ -155,7 +173,13 @@ EDGEC_INLINE void convolve(const edgec_conv_params *p, const edgec_outputs_t *o,
 {
     const uint32_t pixels = (uint32_t)p->batches * p->out_h * p->out_w;
     uint32_t *cols = (uint32_t *)scratch;
-    int8_t *staging0 = (int8_t *)scratch + (pixels > 1 ? 4u * p->k_padded : 0u), *staging1 = staging0 + p->k_padded;
+#if EDGEC_DSP && !EDGEC_MVE
+    const uint32_t lone_bytes = 2u * p->k_padded;
+#else
+    const uint32_t lone_bytes = 0u;
+#endif
+    int8_t *staging0 = (int8_t *)scratch + (pixels > 1 ? 4u * p->k_padded : lone_bytes);
+    int8_t *staging1 = staging0 + p->k_padded;
     uint32_t pixel = 0;
     for (; pixel + 1 < pixels; pixel += 2) {
         const int8_t *col0 = column(p, input, pixel, staging0);
@@ -165,13 +189,15 @@ EDGEC_INLINE void convolve(const edgec_conv_params *p, const edgec_outputs_t *o,
         mve_pixel_pair(p, o, col0, col1, output + (size_t)pixel * p->out_c, output + (size_t)(pixel + 1) * p->out_c,
                        single, stage);
 #else
-        prepare(col0, col1, p->k_padded, cols);
-        pixel_pair(p, o, cols, output + (size_t)pixel * p->out_c, output + (size_t)(pixel + 1) * p->out_c, single,
+        int32_t corr[2];
+        prepare_pair(col0, col1, p->k_padded, cols, corr);
+        pixel_pair(p, o, cols, corr, output + (size_t)pixel * p->out_c, output + (size_t)(pixel + 1) * p->out_c, single,
                    stage);
 #endif
     }
     if (pixel < pixels) {
-        single_pixel(p, o, column(p, input, pixel, staging0), output + (size_t)pixel * p->out_c, single, stage);
+        single_pixel(p, o, column(p, input, pixel, staging0), cols, output + (size_t)pixel * p->out_c, single,
+                     stage);
     }
 }
 

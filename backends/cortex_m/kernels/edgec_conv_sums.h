@@ -1,6 +1,7 @@
 /* The dot products of Conv and FullyConnected over int8 weight rows, shared by edgec_conv.c
- * and edgec_conv_delta.c: two channels against a prepared pixel pair (edgec_im2col.h's
- * prepare), and four channels against one raw int8 column. kp (k_padded) is a multiple of 4.
+ * and edgec_conv_delta.c: two channels against a prepared pixel pair, and four channels against
+ * one lone column, each with the preparation it reads (edgec_dot.h: the offset-pair form on DSP
+ * cores, whose rows are stored in that form too). kp (k_padded) is a multiple of 4.
  * Included after edgec_im2col.h (which wants EDGEC_COLUMN_K_MASK defined first).
  */
 #ifndef EDGEC_CONV_SUMS_H
@@ -12,24 +13,73 @@
 
 #if EDGEC_DSP
 
-/* acc = {c0 p0, c0 p1, c1 p0, c1 p1}: int8 rows w0 (c0) and w1 (c1) against a prepared pair
- * (int16 lane pairs for SMLAD on DSP cores, x0 + x1 * 2^23 for SMLAL elsewhere). */
-EDGEC_INLINE void pair_sums(const int8_t *w0, const int8_t *w1, const uint32_t *cols, uint32_t kp, int32_t acc[4])
+/* A pixel pair's columns in the form pair_sums reads (offset pairs on DSP cores, interleaved per
+ * group: x0 first, x0 second, x1 first, x1 second; x0 + x1 * 2^23 per k elsewhere), with each
+ * pixel's correction in corr (0 elsewhere). */
+EDGEC_INLINE void prepare_pair(const int8_t *col0, const int8_t *col1, uint32_t kp, uint32_t *cols, int32_t corr[2])
 {
+    corr[0] = prepare_pairs(col0, kp, cols, 4);
+    corr[1] = prepare_pairs(col1, kp, cols + 2, 4);
+}
+
+/* A lone pixel's column in the form lone_sums reads (offset pairs in out, 2 * kp bytes, on DSP
+ * cores; the raw int8 column itself elsewhere), with its correction in *corr. */
+EDGEC_INLINE const void *lone_column(const int8_t *col, uint32_t kp, uint32_t *out, int32_t *corr)
+{
+    *corr = prepare_pairs(col, kp, out, 2);
+    return out;
+}
+
+/* A plain int8 row of kp weights turned in place into the form the sums read (the offset-pair
+ * form on DSP cores, edgec_dot.h; unchanged elsewhere). */
+EDGEC_INLINE void offset_pair_row(int8_t *row, uint32_t kp)
+{
+    for (uint32_t k = 0; k < kp; k += 2) {
+        row[k] = (int8_t)(row[k] ^ 0x80);
+    }
+}
+
+/* acc = {c0 p0, c0 p1, c1 p0, c1 p1}: rows w0 (c0) and w1 (c1) against a
+ * prepared pair with its corrections corr. */
+EDGEC_INLINE void pair_sums(const int8_t *w0, const int8_t *w1, const uint32_t *cols, uint32_t kp,
+                            const int32_t corr[2], int32_t acc[4])
+{
+    acc[0] = acc[2] = corr[0];
+    acc[1] = acc[3] = corr[1];
     edgec_dot_2x2(w0, w1, cols, kp / 4u, acc);
 }
 
-/* acc[i] = the raw int8 column col dotted with the row at rows + i * stride, i < 4. */
-EDGEC_INLINE void lone_sums(const int8_t *rows, uint32_t stride, const int8_t *col, uint32_t kp, int32_t acc[4])
+/* acc[i] = the lone column col (from lone_column, with its correction corr) dotted with the row
+ * at rows + i * stride, i < 4. */
+EDGEC_INLINE void lone_sums(const int8_t *rows, uint32_t stride, const void *col, uint32_t kp, int32_t corr,
+                            int32_t acc[4])
 {
-    edgec_dot_1x4(rows, stride, col, kp / 4u, acc);
+    acc[0] = acc[1] = acc[2] = acc[3] = corr;
+    edgec_dot_1x4(rows, stride, (const uint32_t *)col, kp / 4u, acc);
 }
 
 #else
 
-EDGEC_INLINE void pair_sums(const int8_t *w0, const int8_t *w1, const uint32_t *cols, uint32_t kp, int32_t acc[4])
+EDGEC_INLINE void prepare_pair(const int8_t *col0, const int8_t *col1, uint32_t kp, uint32_t *cols, int32_t corr[2])
+{
+    prepare(col0, col1, kp, cols);
+    corr[0] = corr[1] = 0;
+}
+
+EDGEC_INLINE const void *lone_column(const int8_t *col, uint32_t kp, uint32_t *out, int32_t *corr)
+{
+    (void)kp, (void)out;
+    *corr = 0;
+    return col;
+}
+
+EDGEC_INLINE void offset_pair_row(int8_t *row, uint32_t kp) { (void)row, (void)kp; }
+
+EDGEC_INLINE void pair_sums(const int8_t *w0, const int8_t *w1, const uint32_t *cols, uint32_t kp,
+                            const int32_t corr[2], int32_t acc[4])
 {
     int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0; /* [channel][pixel] */
+    (void)corr;
     if (kp <= EDGEC_LANE_CHUNK) { /* one chunk: no running sums to keep */
         int64_t s0, s1;
         edgec_dot_packed_2x2(w0, w1, (const int32_t *)cols, kp, &s0, &s1);
@@ -50,9 +100,11 @@ EDGEC_INLINE void pair_sums(const int8_t *w0, const int8_t *w1, const uint32_t *
     acc[3] = a11;
 }
 
-EDGEC_INLINE void lone_sums(const int8_t *rows, uint32_t stride, const int8_t *col, uint32_t kp, int32_t acc[4])
+EDGEC_INLINE void lone_sums(const int8_t *rows, uint32_t stride, const void *col, uint32_t kp, int32_t corr,
+                            int32_t acc[4])
 {
-    edgec_dot_1x4_s8(rows, stride, col, kp, acc);
+    (void)corr;
+    edgec_dot_1x4_s8(rows, stride, (const int8_t *)col, kp, acc);
 }
 
 #endif

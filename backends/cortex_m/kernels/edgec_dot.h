@@ -1,17 +1,27 @@
 /* The innermost dot-product loops of Conv/FullyConnected, in Thumb-2 assembly on Arm (where
  * GCC's register allocation spills) and in plain C elsewhere; both compute the same sums.
  *
- * DSP (SMLAD) forms, columns prepared as int16 lane pairs (see edgec_conv.c):
+ * DSP (SMLAD) forms read int8 weights in the offset-pair form, one SXTB16 per four weights.
+ * Each group of four k of a row, [w0 w1 w2 w3], is stored [w0 + 128, w1, w2 + 128, w3]
+ * (backends/cortex_m/dsp_rows.py), so that each 16-bit half h of the raw word
+ * reads as the int16 256 * w1 + w0 + 128, and t = SXTB16(word, ror 8) holds [w1, w3]. Against
+ * a column prepared as edgec_im2col.h's prepare_pairs does, first = [x0, x2] and second =
+ * [x1 - 128 - 256 x0, ...], two SMLAD give per half
+ *     h * x0 + t * (x1 - 128 - 256 x0) = w0 x0 + w1 x1 + 128 x0 - 128 w1.
+ * The 128 x0 terms are the column's correction (prepare_pairs returns it; the sums start from
+ * it), the 128 w1 terms are folded into the bias offline; int32 sums wrap exactly.
  *   edgec_dot_2x2: two channels x two pixels, `groups` groups of four k; columns interleaved
- *                  per group (x0[0,2] x0[1,3] x1[0,2] x1[1,3]). 18 instructions per 16 MACs.
- *   edgec_dot_1x4: four channels x one pixel of raw int8 (no preparation). 25 per 16 MACs.
+ *                  per group (x0 first, x0 second, x1 first, x1 second); four groups a pass.
+ *                  14 per 16 MACs, and 2 per pass.
+ *   edgec_dot_1x4: four channels x one prepared pixel. 19 per 16 MACs.
  *   edgec_dot_1x4_blocked: the same over weights blocked by four channels (see
- *                  edgec_conv.c), eight k per iteration. 43 per 32 MACs.
- * Scalar forms (no DSP extension):
+ *                  edgec_conv.c), eight k per iteration. 32 per 32 MACs.
+ * Scalar forms (no DSP extension), over plain int8 rows:
  *   edgec_dot_packed_2x2: two channels x two pixels packed x0 + x1 * 2^23 per k, SMLAL into
  *                  two 64-bit two-lane sums; `count` k (<= 256 per call). 11 per 8 MACs.
  *   edgec_dot_1x4_s8: four channels x one pixel of raw int8. 20 per 8 MACs.
- * The loops run at least once: `groups` >= 1, and `count` is a positive multiple of 4.
+ * The loops run at least once: `groups` >= 1, and `count` is a positive multiple of 4. The
+ * DSP forms add to the sums in acc (the corrections, on entry).
  */
 #ifndef EDGEC_DOT_H
 #define EDGEC_DOT_H
@@ -20,43 +30,63 @@
 
 #if EDGEC_DSP
 
+/* One group of four k of edgec_dot_2x2 in Thumb-2 (operand names shared with
+ * edgec_pair_channels.h): columns at x (four words a group), rows at w0 and w1, wa scratch. */
+#define EDGEC_DOT_2X2_GROUP                                \
+    "ldrd %[x0], %[x1], [%[x]], #8\n\t"                    \
+    "ldrd %[x2], %[x3], [%[x]], #8\n\t"                    \
+    "ldr %[wa], [%[w0]], #4\n\t"                           \
+    "smlad %[a00], %[wa], %[x0], %[a00]\n\t"               \
+    "smlad %[a01], %[wa], %[x2], %[a01]\n\t"               \
+    "sxtb16 %[wa], %[wa], ror #8\n\t"                      \
+    "smlad %[a00], %[wa], %[x1], %[a00]\n\t"               \
+    "smlad %[a01], %[wa], %[x3], %[a01]\n\t"               \
+    "ldr %[wa], [%[w1]], #4\n\t"                           \
+    "smlad %[a10], %[wa], %[x0], %[a10]\n\t"               \
+    "smlad %[a11], %[wa], %[x2], %[a11]\n\t"               \
+    "sxtb16 %[wa], %[wa], ror #8\n\t"                      \
+    "smlad %[a10], %[wa], %[x1], %[a10]\n\t"               \
+    "smlad %[a11], %[wa], %[x3], %[a11]\n\t"
+
+/* Every group of edgec_dot_2x2, four per pass: on entry n holds the passes, ceil(groups / 4),
+ * and wa groups % 4; TBB enters the first pass at the group that leaves groups % 4 of it to run
+ * (all four when 0). Uses labels 4 to 8. */
+#define EDGEC_DOT_2X2_GROUPS                                                       \
+    "tbb [pc, %[wa]]\n\t"                                                          \
+    "8:\n\t"                                                                       \
+    ".byte (4f - 8b) / 2, (7f - 8b) / 2, (6f - 8b) / 2, (5f - 8b) / 2\n\t"          \
+    "4:\n\t" EDGEC_DOT_2X2_GROUP                                                   \
+    "5:\n\t" EDGEC_DOT_2X2_GROUP                                                   \
+    "6:\n\t" EDGEC_DOT_2X2_GROUP                                                   \
+    "7:\n\t" EDGEC_DOT_2X2_GROUP                                                   \
+    "subs %[n], %[n], #1\n\t"                                                      \
+    "bne 4b\n\t"
+
+/* The C form of one group for one channel: acc + the group's offset-pair sum. */
+EDGEC_INLINE int32_t edgec_pair_group(uint32_t word, uint32_t first, uint32_t second, int32_t acc)
+{
+    return edgec_smlad(edgec_sxtb16_ror8(word), second, edgec_smlad(word, first, acc));
+}
+
 EDGEC_INLINE void edgec_dot_2x2(const int8_t *w0, const int8_t *w1, const uint32_t *x, uint32_t groups, int32_t acc[4])
 {
-    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
+    int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-    uint32_t wa, wb, x0, x1, x2, x3;
+    uint32_t n = (groups + 3u) >> 2, wa = groups & 3u, x0, x1, x2, x3;
     __asm__ volatile(
-        "1:\n\t"
-        "ldrd %[x0], %[x1], [%[x]], #8\n\t"
-        "ldrd %[x2], %[x3], [%[x]], #8\n\t"
-        "ldr %[wa], [%[w0]], #4\n\t"
-        "sxtb16 %[wb], %[wa]\n\t"
-        "smlad %[a00], %[wb], %[x0], %[a00]\n\t"
-        "smlad %[a01], %[wb], %[x2], %[a01]\n\t"
-        "sxtb16 %[wa], %[wa], ror #8\n\t"
-        "smlad %[a00], %[wa], %[x1], %[a00]\n\t"
-        "smlad %[a01], %[wa], %[x3], %[a01]\n\t"
-        "ldr %[wa], [%[w1]], #4\n\t"
-        "sxtb16 %[wb], %[wa]\n\t"
-        "smlad %[a10], %[wb], %[x0], %[a10]\n\t"
-        "smlad %[a11], %[wb], %[x2], %[a11]\n\t"
-        "sxtb16 %[wa], %[wa], ror #8\n\t"
-        "smlad %[a10], %[wa], %[x1], %[a10]\n\t"
-        "smlad %[a11], %[wa], %[x3], %[a11]\n\t"
-        "subs %[n], %[n], #1\n\t"
-        "bne 1b\n\t"
+        EDGEC_DOT_2X2_GROUPS
         : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [w0] "+r"(w0), [w1] "+r"(w1),
-          [x] "+r"(x), [n] "+r"(groups), [wa] "=&r"(wa), [wb] "=&r"(wb), [x0] "=&r"(x0), [x1] "=&r"(x1),
-          [x2] "=&r"(x2), [x3] "=&r"(x3)
+          [x] "+r"(x), [n] "+r"(n), [wa] "+r"(wa), [x0] "=&r"(x0), [x1] "=&r"(x1), [x2] "=&r"(x2),
+          [x3] "=&r"(x3)
         :
         : "cc", "memory");
 #else
     for (uint32_t g = 0; g < groups; g++, x += 4, w0 += 4, w1 += 4) {
         const uint32_t wa = edgec_load32(w0), wb = edgec_load32(w1);
-        a00 = edgec_smlad(edgec_sxtb16_ror8(wa), x[1], edgec_smlad(edgec_sxtb16(wa), x[0], a00));
-        a01 = edgec_smlad(edgec_sxtb16_ror8(wa), x[3], edgec_smlad(edgec_sxtb16(wa), x[2], a01));
-        a10 = edgec_smlad(edgec_sxtb16_ror8(wb), x[1], edgec_smlad(edgec_sxtb16(wb), x[0], a10));
-        a11 = edgec_smlad(edgec_sxtb16_ror8(wb), x[3], edgec_smlad(edgec_sxtb16(wb), x[2], a11));
+        a00 = edgec_pair_group(wa, x[0], x[1], a00);
+        a01 = edgec_pair_group(wa, x[2], x[3], a01);
+        a10 = edgec_pair_group(wb, x[0], x[1], a10);
+        a11 = edgec_pair_group(wb, x[2], x[3], a11);
     }
 #endif
     acc[0] = a00;
@@ -65,61 +95,39 @@ EDGEC_INLINE void edgec_dot_2x2(const int8_t *w0, const int8_t *w1, const uint32
     acc[3] = a11;
 }
 
-#if !(defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP)
-/* The C form of one group of four k for four channels (rows at w0..w3): *ai += x . wi. */
-EDGEC_INLINE void group_1x4(const int8_t *x, const int8_t *w0, const int8_t *w1, const int8_t *w2, const int8_t *w3,
-                            int32_t *a0, int32_t *a1, int32_t *a2, int32_t *a3)
-{
-    const uint32_t xv = edgec_load32(x), x02 = edgec_sxtb16(xv), x13 = edgec_sxtb16_ror8(xv);
-    const uint32_t v0 = edgec_load32(w0), v1 = edgec_load32(w1), v2 = edgec_load32(w2), v3 = edgec_load32(w3);
-    *a0 = edgec_smlad(edgec_sxtb16_ror8(v0), x13, edgec_smlad(edgec_sxtb16(v0), x02, *a0));
-    *a1 = edgec_smlad(edgec_sxtb16_ror8(v1), x13, edgec_smlad(edgec_sxtb16(v1), x02, *a1));
-    *a2 = edgec_smlad(edgec_sxtb16_ror8(v2), x13, edgec_smlad(edgec_sxtb16(v2), x02, *a2));
-    *a3 = edgec_smlad(edgec_sxtb16_ror8(v3), x13, edgec_smlad(edgec_sxtb16(v3), x02, *a3));
-}
-#endif
-
-EDGEC_INLINE void edgec_dot_1x4(const int8_t *w0, uint32_t stride, const int8_t *x, uint32_t groups, int32_t acc[4])
+/* acc[i] += the prepared column x (two words per group) dotted with the row at w0 + i * stride. */
+EDGEC_INLINE void edgec_dot_1x4(const int8_t *w0, uint32_t stride, const uint32_t *x, uint32_t groups, int32_t acc[4])
 {
     const int8_t *w1 = w0 + stride, *w2 = w1 + stride, *w3 = w2 + stride;
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-    uint32_t wa, wb, x02, x13;
+    uint32_t wa, xf, xs;
+#define EDGEC_LONE_CHANNEL(row, sum)                       \
+    "ldr %[wa], [%[" row "]], #4\n\t"                      \
+    "smlad %[" sum "], %[wa], %[xf], %[" sum "]\n\t"       \
+    "sxtb16 %[wa], %[wa], ror #8\n\t"                      \
+    "smlad %[" sum "], %[wa], %[xs], %[" sum "]\n\t"
     __asm__ volatile(
         "1:\n\t"
-        "ldr %[x13], [%[x]], #4\n\t"
-        "sxtb16 %[x02], %[x13]\n\t"
-        "sxtb16 %[x13], %[x13], ror #8\n\t"
-        "ldr %[wa], [%[w0]], #4\n\t"
-        "sxtb16 %[wb], %[wa]\n\t"
-        "smlad %[a0], %[wb], %[x02], %[a0]\n\t"
-        "sxtb16 %[wa], %[wa], ror #8\n\t"
-        "smlad %[a0], %[wa], %[x13], %[a0]\n\t"
-        "ldr %[wa], [%[w1]], #4\n\t"
-        "sxtb16 %[wb], %[wa]\n\t"
-        "smlad %[a1], %[wb], %[x02], %[a1]\n\t"
-        "sxtb16 %[wa], %[wa], ror #8\n\t"
-        "smlad %[a1], %[wa], %[x13], %[a1]\n\t"
-        "ldr %[wa], [%[w2]], #4\n\t"
-        "sxtb16 %[wb], %[wa]\n\t"
-        "smlad %[a2], %[wb], %[x02], %[a2]\n\t"
-        "sxtb16 %[wa], %[wa], ror #8\n\t"
-        "smlad %[a2], %[wa], %[x13], %[a2]\n\t"
-        "ldr %[wa], [%[w3]], #4\n\t"
-        "sxtb16 %[wb], %[wa]\n\t"
-        "smlad %[a3], %[wb], %[x02], %[a3]\n\t"
-        "sxtb16 %[wa], %[wa], ror #8\n\t"
-        "smlad %[a3], %[wa], %[x13], %[a3]\n\t"
+        "ldrd %[xf], %[xs], [%[x]], #8\n\t"
+        EDGEC_LONE_CHANNEL("w0", "a0")
+        EDGEC_LONE_CHANNEL("w1", "a1")
+        EDGEC_LONE_CHANNEL("w2", "a2")
+        EDGEC_LONE_CHANNEL("w3", "a3")
         "subs %[n], %[n], #1\n\t"
         "bne 1b\n\t"
         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w0] "+r"(w0), [w1] "+r"(w1),
-          [w2] "+r"(w2), [w3] "+r"(w3), [x] "+r"(x), [n] "+r"(groups), [wa] "=&r"(wa), [wb] "=&r"(wb),
-          [x02] "=&r"(x02), [x13] "=&r"(x13)
+          [w2] "+r"(w2), [w3] "+r"(w3), [x] "+r"(x), [n] "+r"(groups), [wa] "=&r"(wa), [xf] "=&r"(xf),
+          [xs] "=&r"(xs)
         :
         : "cc", "memory");
+#undef EDGEC_LONE_CHANNEL
 #else
-    for (uint32_t g = 0; g < groups; g++, x += 4, w0 += 4, w1 += 4, w2 += 4, w3 += 4) {
-        group_1x4(x, w0, w1, w2, w3, &a0, &a1, &a2, &a3);
+    for (uint32_t g = 0; g < groups; g++, x += 2, w0 += 4, w1 += 4, w2 += 4, w3 += 4) {
+        a0 = edgec_pair_group(edgec_load32(w0), x[0], x[1], a0);
+        a1 = edgec_pair_group(edgec_load32(w1), x[0], x[1], a1);
+        a2 = edgec_pair_group(edgec_load32(w2), x[0], x[1], a2);
+        a3 = edgec_pair_group(edgec_load32(w3), x[0], x[1], a3);
     }
 #endif
     acc[0] = a0;
@@ -128,45 +136,43 @@ EDGEC_INLINE void edgec_dot_1x4(const int8_t *w0, uint32_t stride, const int8_t 
     acc[3] = a3;
 }
 
-/* acc[i] += the raw int8 column x dotted with channel i of a block of four channels laid out
- * [k / 4][channel][4] (one block of backends/cortex_m/layers.py's blocked_rows), over
+/* acc[i] += the prepared column x dotted with channel i of a block of four channels laid out
+ * [k / 4][channel][4] (one block of backends/cortex_m/dsp_rows.py's blocked_rows), over
  * 8 * pairs k (pairs >= 1). */
-EDGEC_INLINE void edgec_dot_1x4_blocked(const int8_t *w, const int8_t *x, uint32_t pairs, int32_t acc[4])
+EDGEC_INLINE void edgec_dot_1x4_blocked(const int8_t *w, const uint32_t *x, uint32_t pairs, int32_t acc[4])
 {
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-    uint32_t xa, xb, x02, x13, wa, wb;
+    uint32_t xf, xs, wa, wb;
 #define EDGEC_BLOCK_CHANNELS(acc0, acc1)                   \
     "ldrd %[wa], %[wb], [%[w]], #8\n\t"                    \
-    "sxtb16 %[xa], %[wa]\n\t"                              \
-    "smlad %[" acc0 "], %[xa], %[x02], %[" acc0 "]\n\t"    \
+    "smlad %[" acc0 "], %[wa], %[xf], %[" acc0 "]\n\t"     \
     "sxtb16 %[wa], %[wa], ror #8\n\t"                      \
-    "smlad %[" acc0 "], %[wa], %[x13], %[" acc0 "]\n\t"    \
-    "sxtb16 %[xa], %[wb]\n\t"                              \
-    "smlad %[" acc1 "], %[xa], %[x02], %[" acc1 "]\n\t"    \
+    "smlad %[" acc0 "], %[wa], %[xs], %[" acc0 "]\n\t"     \
+    "smlad %[" acc1 "], %[wb], %[xf], %[" acc1 "]\n\t"     \
     "sxtb16 %[wb], %[wb], ror #8\n\t"                      \
-    "smlad %[" acc1 "], %[wb], %[x13], %[" acc1 "]\n\t"
+    "smlad %[" acc1 "], %[wb], %[xs], %[" acc1 "]\n\t"
     __asm__ volatile(
         "1:\n\t"
-        "ldrd %[xa], %[xb], [%[x]], #8\n\t"
-        "sxtb16 %[x02], %[xa]\n\t"
-        "sxtb16 %[x13], %[xa], ror #8\n\t"
+        "ldrd %[xf], %[xs], [%[x]], #8\n\t"
         EDGEC_BLOCK_CHANNELS("a0", "a1")
         EDGEC_BLOCK_CHANNELS("a2", "a3")
-        "sxtb16 %[x02], %[xb]\n\t"
-        "sxtb16 %[x13], %[xb], ror #8\n\t"
+        "ldrd %[xf], %[xs], [%[x]], #8\n\t"
         EDGEC_BLOCK_CHANNELS("a0", "a1")
         EDGEC_BLOCK_CHANNELS("a2", "a3")
         "subs %[n], %[n], #1\n\t"
         "bne 1b\n\t"
         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [x] "+r"(x), [n] "+r"(pairs),
-          [xa] "=&r"(xa), [xb] "=&r"(xb), [x02] "=&r"(x02), [x13] "=&r"(x13), [wa] "=&r"(wa), [wb] "=&r"(wb)
+          [xf] "=&r"(xf), [xs] "=&r"(xs), [wa] "=&r"(wa), [wb] "=&r"(wb)
         :
         : "cc", "memory");
 #undef EDGEC_BLOCK_CHANNELS
 #else
-    for (uint32_t g = 0; g < 2 * pairs; g++, x += 4, w += 16) {
-        group_1x4(x, w, w + 4, w + 8, w + 12, &a0, &a1, &a2, &a3);
+    for (uint32_t g = 0; g < 2 * pairs; g++, x += 2, w += 16) {
+        a0 = edgec_pair_group(edgec_load32(w), x[0], x[1], a0);
+        a1 = edgec_pair_group(edgec_load32(w + 4), x[0], x[1], a1);
+        a2 = edgec_pair_group(edgec_load32(w + 8), x[0], x[1], a2);
+        a3 = edgec_pair_group(edgec_load32(w + 12), x[0], x[1], a3);
     }
 #endif
     acc[0] = a0;

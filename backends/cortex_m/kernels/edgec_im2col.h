@@ -2,7 +2,9 @@
  * output pixel's window, and the preparation of two columns into the form the dot-product loops
  * read (see edgec_conv.c and edgec_dot.h):
  *
- *  - DSP extension: int16 lane pairs x0[0,2] x0[1,3] x1[0,2] x1[1,3] per group of four k;
+ *  - DSP extension, int8 rows: the offset-pair form (prepare_pairs; edgec_dot.h says why);
+ *  - DSP extension, packed rows: int16 lane pairs x0[0,2] x0[1,3] x1[0,2] x1[1,3] per group of
+ *    four k;
  *  - otherwise: one int32 per k, x0 + x1 * 2^23 (two 23-bit lanes of a 64-bit SMLAL sum,
  *    split every EDGEC_LANE_CHUNK k).
  */
@@ -68,6 +70,28 @@ static const int8_t *column(const edgec_conv_params *p, const int8_t *input, uin
 }
 
 #if EDGEC_DSP
+
+/* The offset-pair form of four int8 inputs a = [x0 x1 x2 x3] (edgec_dot.h): the first word is
+ * [x0, x2] in int16 lanes, the second [x1 - 128 - 256 x0, x3 - 128 - 256 x2], which is in int16
+ * range for every int8 input (its high byte is ~x0, its low byte x1 ^ 0x80). */
+EDGEC_INLINE uint32_t edgec_pair_first(uint32_t a) { return edgec_sxtb16(a); }
+EDGEC_INLINE uint32_t edgec_pair_second(uint32_t a) { return edgec_rev16(a) ^ 0xFF80FF80u; }
+
+/* One column in offset-pair form: two words per group of four k, a group every `step` words of
+ * out. Returns the column's correction, -128 * the sum of its first-lane inputs x0 + x2, which
+ * the sums of every channel start from. */
+__attribute__((unused)) static int32_t prepare_pairs(const int8_t *col, uint32_t k_padded, uint32_t *out,
+                                                     uint32_t step)
+{
+    int32_t firsts = 0;
+    for (uint32_t k = 0; k < k_padded; k += 4, out += step) {
+        const uint32_t a = edgec_load32(col + k), first = edgec_pair_first(a);
+        out[0] = first;
+        out[1] = edgec_pair_second(a);
+        firsts = edgec_smlad(first, 0x00010001u, firsts);
+    }
+    return -128 * firsts;
+}
 
 /* Two columns as int16 lane pairs, interleaved per group of four k: x0[0,2] x0[1,3] x1[0,2] x1[1,3]. */
 __attribute__((unused)) static void prepare(const int8_t *col0, const int8_t *col1, uint32_t k_padded, uint32_t *out)

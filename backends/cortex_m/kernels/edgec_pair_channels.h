@@ -1,6 +1,6 @@
 /* Every output channel pair of a pixel pair in one Thumb-2 loop (cores with the DSP extension):
- * the SMLAD dot product of edgec_dot_2x2 and the fast output stage with a full int8 range
- * (edgec_arith.h), without returning to C between channels. Compiled C keeps about fourteen
+ * the offset-pair SMLAD dot product of edgec_dot_2x2 and the fast output stage with a full int8
+ * range (edgec_arith.h), without returning to C between channels. Compiled C keeps about fourteen
  * values live around the dot product and spills them; here the loop's state waits in a small
  * job block in memory while the dot product uses every register, and the output stage reloads
  * only what it needs. Used by edgec_conv.c for the channel pairs of per-channel layers with a
@@ -11,6 +11,7 @@
 #define EDGEC_PAIR_CHANNELS_H
 
 #include "edgec_arith.h"
+#include "edgec_dot.h"
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 #define EDGEC_PAIR_CHANNELS 1
@@ -23,8 +24,11 @@ typedef struct {
     uint32_t out_stride;            /* 12: pixel 1's outputs are out0 + out_stride */
     uint32_t pairs;                 /* 16: channel pairs left, >= 1 */
     const uint32_t *cols;           /* 20: the prepared columns */
-    uint32_t groups;                /* 24: groups of four k, >= 1 */
+    uint32_t passes;                /* 24: passes of edgec_dot.h's EDGEC_DOT_2X2_GROUPS, >= 1 */
     uint32_t row_bytes;             /* 28: k_padded */
+    int32_t corr0;                  /* 32: pixel 0's column correction (edgec_dot.h) */
+    int32_t corr1;                  /* 36: pixel 1's */
+    uint32_t entry;                 /* 40: groups of four k, modulo 4 */
 } edgec_pair_job;
 
 /* One output from the accumulator in register ACC (with its bias): x2 = 2 * ACC, the high
@@ -45,38 +49,23 @@ typedef struct {
     "ssat %[x], #8, %[x]\n\t"                                     \
     STORE
 
-/* The loop; n holds the job's address on entry (kept on the stack while n counts groups). */
+/* The loop; n holds the job's address on entry (kept on the stack while n counts passes). */
 #define EDGEC_PAIR_LOOP(OUTPUT)                                                                             \
     __asm__ volatile(                                                                                       \
         "push {%[n]}\n\t"                                                                                   \
-        "2:\n\t" /* the accumulators start at the pair's biases */                                         \
+        "2:\n\t" /* the accumulators start at the pair's biases plus the pixels' corrections */           \
         "ldr %[x], [%[n], #0]\n\t"                                                                          \
-        "ldr %[a00], [%[x]], #4\n\t"                                                                        \
-        "ldr %[a10], [%[x]], #4\n\t"                                                                        \
+        "ldrd %[a00], %[a10], [%[x]], #8\n\t"                                                               \
         "str %[x], [%[n], #0]\n\t"                                                                          \
-        "mov %[a01], %[a00]\n\t"                                                                            \
-        "mov %[a11], %[a10]\n\t"                                                                            \
+        "ldrd %[x0], %[x1], [%[n], #32]\n\t"                                                                \
+        "add %[a01], %[a00], %[x1]\n\t"                                                                     \
+        "add %[a11], %[a10], %[x1]\n\t"                                                                     \
+        "add %[a00], %[a00], %[x0]\n\t"                                                                     \
+        "add %[a10], %[a10], %[x0]\n\t"                                                                     \
         "ldr %[x], [%[n], #20]\n\t"                                                                         \
+        "ldr %[wa], [%[n], #40]\n\t"                                                                        \
         "ldr %[n], [%[n], #24]\n\t"                                                                         \
-        "1:\n\t"                                                                                            \
-        "ldrd %[x0], %[x1], [%[x]], #8\n\t"                                                                 \
-        "ldrd %[x2], %[x3], [%[x]], #8\n\t"                                                                 \
-        "ldr %[wa], [%[w0]], #4\n\t"                                                                        \
-        "sxtb16 %[wb], %[wa]\n\t"                                                                           \
-        "smlad %[a00], %[wb], %[x0], %[a00]\n\t"                                                            \
-        "smlad %[a01], %[wb], %[x2], %[a01]\n\t"                                                            \
-        "sxtb16 %[wa], %[wa], ror #8\n\t"                                                                   \
-        "smlad %[a00], %[wa], %[x1], %[a00]\n\t"                                                            \
-        "smlad %[a01], %[wa], %[x3], %[a01]\n\t"                                                            \
-        "ldr %[wa], [%[w1]], #4\n\t"                                                                        \
-        "sxtb16 %[wb], %[wa]\n\t"                                                                           \
-        "smlad %[a10], %[wb], %[x0], %[a10]\n\t"                                                            \
-        "smlad %[a11], %[wb], %[x2], %[a11]\n\t"                                                            \
-        "sxtb16 %[wa], %[wa], ror #8\n\t"                                                                   \
-        "smlad %[a10], %[wa], %[x1], %[a10]\n\t"                                                            \
-        "smlad %[a11], %[wa], %[x3], %[a11]\n\t"                                                            \
-        "subs %[n], %[n], #1\n\t"                                                                           \
-        "bne 1b\n\t"                                                                                        \
+        EDGEC_DOT_2X2_GROUPS                                                                                \
         /* n = job, x0 = constants, x1 = out0, x2 = stride */                                               \
         "ldr %[n], [sp]\n\t"                                                                                \
         "ldr %[x0], [%[n], #4]\n\t"                                                                         \

@@ -1,0 +1,45 @@
+"""How the DSP-extension dot products want int8 Conv/FullyConnected weight rows.
+
+On cores with the DSP extension (and not Helium's kernels), every group of four k of a row,
+``[w0 w1 w2 w3]``, is stored ``[w0 + 128, w1, w2 + 128, w3]`` (the first and third bytes read
+as uint8). Each 16-bit half of the stored word then reads as the int16 ``256 * w1 + w0 + 128``
+and one SXTB16 gives ``[w1, w3]``, so four weights cost one load and one SXTB16 (edgec_dot.h
+states the arithmetic). The sums come out as::
+
+    sum_k w[k] x[k] + 128 * sum(x at k = 0, 2 mod 4) - 128 * sum(w at k = 1, 3 mod 4)
+
+The input term is each column's correction, computed where the column is prepared; the
+weight term is :func:`offset_pair_bias`, added to the layer's stored bias (the output stage's
+``bias_offset``). Both are exact in int32 (the sums wrap modulo 2^32, and the corrected total
+is the layer's true sum).
+
+A single-pixel layer's rows may also be blocked by four channels (:func:`blocked_rows`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def offset_pair_rows(rows: np.ndarray) -> np.ndarray:
+    """``[out_c][k_padded]`` int8 rows (k_padded a multiple of 4) in the offset-pair form: the
+    bytes at k = 0, 2 mod 4 have 128 added modulo 256 (their top bit flipped)."""
+    if rows.shape[1] % 4:
+        raise ValueError(f"offset-pair rows need k padded to a multiple of 4, got {rows.shape[1]}")
+    stored = np.ascontiguousarray(rows, dtype=np.int8).view(np.uint8).copy()
+    stored[:, 0::2] ^= 0x80
+    return stored.view(np.int8)
+
+
+def offset_pair_bias(rows: np.ndarray) -> np.ndarray:
+    """Per row, what the offset-pair sums lack of the true sums apart from the column's
+    correction: 128 * the sum of the weights at k = 1, 3 mod 4."""
+    return 128 * rows[:, 1::2].astype(np.int64).sum(axis=1)
+
+
+def blocked_rows(rows: np.ndarray) -> np.ndarray:
+    """``[out_c][k]`` rows (out_c a multiple of 4, k of 8) laid out ``[out_c / 4][k / 4][4][4]``:
+    per block of four channels, per group of four k, each channel's four weights (edgec_conv.c's
+    ``blocked`` layout, read by edgec_dot_1x4_blocked)."""
+    out_c, k = rows.shape
+    return np.ascontiguousarray(rows.reshape(out_c // 4, 4, k // 4, 4).transpose(0, 2, 1, 3)).reshape(out_c, k)
