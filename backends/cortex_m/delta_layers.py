@@ -37,7 +37,7 @@ import numpy as np
 import onnx_ir as ir
 
 from edgec.backends.cortex_m.clayer import CArray, CLayer, shape_of
-from edgec.backends.cortex_m.dsp_rows import offset_pair_bias
+from edgec.backends.cortex_m.conv_rows import offset_pair_bias
 from edgec.backends.cortex_m.layers import gathered_column_bytes, lower_node, window_geometry
 from edgec.backends.cortex_m.output_stage import output_stage
 from edgec.delta import ENCODABLE_OPS, DeltaScheme, EncodedWeights, encode_exact, get_scheme, weight_rows

@@ -5,7 +5,7 @@
 executor's own arithmetic so that the C matches it bit for bit:
 
 * Conv/FullyConnected weights become ``[out_c][k_padded]`` (rows zero-padded to a multiple of
-  four; offset pairs on DSP cores, :mod:`~backends.cortex_m.dsp_rows`), DepthwiseConv weights
+  four; offset pairs on DSP cores, :mod:`~backends.cortex_m.conv_rows`), DepthwiseConv weights
   are blocked by four channels; biases absorb the input zero point (``b - zp_in * sum(w)``), so
   kernels multiply raw int8 inputs. 4-bit and 2-bit weights are stored packed instead, for the
   ``_w4``/``_w2`` kernels (:mod:`backends.cortex_m.packing`).
@@ -32,7 +32,7 @@ from edgec.backends.cortex_m.clayer import (
     shape_of,
     to_4d,
 )
-from edgec.backends.cortex_m.dsp_rows import blocked_rows, offset_pair_bias, offset_pair_rows
+from edgec.backends.cortex_m.conv_rows import blocked_rows, offset_pair_bias, offset_pair_rows, scalar_blocked_rows
 from edgec.backends.cortex_m.layout_layers import LAYOUT_OPS, layout_layer
 from edgec.backends.cortex_m.output_stage import output_stage
 from edgec.backends.cortex_m.overlap import output_lag, rows_lag, rows_scratch_bytes, rows_walk
@@ -104,11 +104,16 @@ def _conv_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool, mve: bool = 
     else:
         geometry = window_geometry(x, y, weights.shape[1], weights.shape[2], attrs)
     pixels = geometry["batches"] * geometry["out_h"] * geometry["out_w"]
-    # the DSP dot products read offset-pair rows, Helium's and the scalar ones plain rows
+    # the DSP dot products read offset-pair rows, the scalar ones rows blocked by four channels,
+    # Helium's plain rows (conv_rows)
     pairs = dsp and not mve and bits is None
-    blocked = pairs and pixels == 1 and rows.shape[1] % 8 == 0 and rows.shape[0] % 4 == 0
     if pairs:
+        blocked = pixels == 1 and rows.shape[1] % 8 == 0 and rows.shape[0] % 4 == 0
         stored = offset_pair_rows(blocked_rows(rows) if blocked else rows)
+    else:
+        blocked = not dsp and not mve and bits is None and rows.shape[0] >= 4 and pixels > 1
+        if blocked:
+            stored = scalar_blocked_rows(rows)
     stage_arrays, stage_params = output_stage(node, prefix, attrs, rows,
                                               bias_offset=offset_pair_bias(rows) if pairs else None)
     arrays = [CArray(f"{prefix}_weights", "int8_t", stored), *stage_arrays]

@@ -63,7 +63,7 @@ def output_stage(node: ir.Node, prefix: str, attrs: dict, weights_per_channel: n
     range or its accumulator, bounded by |bias| + 128 * sum |w|, could reach
     FAST_ACCUMULATOR_BOUND. ``channels`` broadcasts a per-tensor scale (see requant_table).
     ``bias_offset`` is added to the stored bias only (what a kernel's own form of the sums lacks:
-    :func:`~backends.cortex_m.dsp_rows.offset_pair_bias`); the total the stage sees is unchanged.
+    :func:`~backends.cortex_m.conv_rows.offset_pair_bias`); the total the stage sees is unchanged.
     """
     bias = folded_bias(node, weights_per_channel, attrs["input_zero_point"])
     bound = np.abs(bias.astype(np.int64)) + 128 * np.abs(weights_per_channel.astype(np.int64)).sum(axis=1)

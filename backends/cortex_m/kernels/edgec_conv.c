@@ -10,7 +10,9 @@
  *  - otherwise (M3, host): SIMD within a register. Both pixels' inputs share one int32,
  *    x0 + x1 * 2^23, and one SMLAL multiply-accumulates it with a weight into a 64-bit sum
  *    holding both pixels' sums 23 bits apart; a 23-bit lane holds 256 products exactly, so
- *    sums are split every 256 k.
+ *    sums are split every 256 k. With four channels or more (`blocked`) the weights of each
+ *    block of four channels are laid out [k][4] (the channels after the last block as plain
+ *    rows), so that one pointer feeds four SMLAL per loaded input: 9 instructions per 8 MACs.
  *
  *  - Helium (M55): the raw int8 columns as they are, sixteen MACs per VMLADAVA (edgec_mve.h),
  *    two pixels x four channels per pass, the output stage four channels a vector (the
@@ -18,12 +20,13 @@
  *
  * A lone pixel (a fully connected layer, the last pixel of an odd count) uses a one-column
  * loop over four channels at a time instead, on its column prepared alone (DSP cores) or its
- * raw int8 column (elsewhere, and on Helium). On DSP cores a layer with
- * a single pixel, k a multiple of 8 and out_c of 4 (`blocked`) has its weights laid out
+ * raw int8 column (elsewhere, and on Helium). On DSP cores a layer with a single pixel, k a
+ * multiple of 8 and out_c of 4 (`blocked`) has its weights laid out
  * [out_c / 4][k / 4][4 channels][4 k], so that one pointer walks a block's four rows.
  * Scratch: 4 * k_padded bytes for the prepared columns when there are two pixels or more
- * (2 * k_padded for a single pixel on DSP cores without Helium), then, when windows must be gathered (not a 1x1 over a multiple of four channels whose
- * every window lies inside the input), k_padded bytes per column.
+ * (2 * k_padded for a single pixel on DSP cores without Helium), then, when windows must be
+ * gathered (not a 1x1 over a multiple of four channels whose every window lies inside the
+ * input), k_padded bytes per column.
  */
 #include "edgec_kernels.h"
 #include "edgec_dot.h"
@@ -33,8 +36,35 @@
 #include "edgec_pair_channels.h"
 #include "edgec_mve.h"
 
-/* Every output channel of a pixel pair, two channels at a time (pair_sums: SMLAD on DSP cores,
- * the two-lane SMLAL sums elsewhere). */
+#if !EDGEC_DSP
+/* acc = {c0 p0, c0 p1, c1 p0, ..., c3 p1}: a block of four channels laid out [k][4] against a
+ * prepared pixel pair, two-lane sums split every EDGEC_LANE_CHUNK k. */
+EDGEC_INLINE void block_sums(const int8_t *w, const uint32_t *cols, uint32_t kp, int32_t acc[8])
+{
+    int64_t s[4];
+    if (kp <= EDGEC_LANE_CHUNK) { /* one chunk: no running sums to keep */
+        edgec_dot_packed_2x4(w, (const int32_t *)cols, kp, s);
+        for (uint32_t i = 0; i < 4; i++) {
+            split(s[i], &acc[2 * i], &acc[2 * i + 1]);
+        }
+        return;
+    }
+    for (uint32_t i = 0; i < 8; i++) {
+        acc[i] = 0;
+    }
+    for (uint32_t start = 0; start < kp; start += EDGEC_LANE_CHUNK) {
+        const uint32_t count = kp - start < EDGEC_LANE_CHUNK ? kp - start : EDGEC_LANE_CHUNK;
+        edgec_dot_packed_2x4(w + 4u * start, (const int32_t *)cols + start, count, s);
+        for (uint32_t i = 0; i < 4; i++) {
+            split_add(s[i], &acc[2 * i], &acc[2 * i + 1]);
+        }
+    }
+}
+#endif
+
+/* Every output channel of a pixel pair: on cores without DSP, blocks of four channels first
+ * when the weights are blocked; then two channels at a time (pair_sums: SMLAD on DSP cores, the
+ * two-lane SMLAL sums elsewhere). */
 EDGEC_INLINE void pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *o, const uint32_t *cols,
                              const int32_t corr[2], int8_t *restrict out0, int8_t *restrict out1, int single,
                              int stage)
@@ -50,6 +80,16 @@ EDGEC_INLINE void pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *
         edgec_pair_channels(&job, w, single);
         c = out_c & ~1u;
         w += (size_t)c * kp;
+    }
+#endif
+#if !EDGEC_DSP
+    if (p->blocked) {
+        for (; c + 4 <= out_c; c += 4, w += 4 * kp) {
+            int32_t sums[8];
+            block_sums(w, cols, kp, sums);
+            edgec_output_2x2(o, sums, c, out0, out1, 1, single, stage);
+            edgec_output_2x2(o, sums + 4, c + 2, out0, out1, 1, single, stage);
+        }
     }
 #endif
     for (; c + 1 < out_c; c += 2, w += 2 * kp) {
@@ -150,10 +190,19 @@ EDGEC_INLINE void single_pixel(const edgec_conv_params *p, const edgec_outputs_t
         return;
     }
 #endif
+#if !EDGEC_DSP
+    if (p->blocked) { /* the blocks of four channels, then plain rows */
+        for (; c + 4 <= out_c; c += 4) {
+            int32_t acc[4];
+            edgec_dot_1x4_blocked_s8(p->weights + (size_t)c * kp, (const int8_t *)col, kp, acc);
+            four_outputs(o, acc, out, c, single, stage);
+        }
+    }
+#endif
     for (; c + 4 <= out_c; c += 4) {
         four_channels(p, o, col, corr, out, c, single, stage);
     }
-    if (c < out_c && out_c >= 4) {
+    if (c < out_c && out_c >= 4 && !p->blocked) {
         four_channels(p, o, col, corr, out, out_c - 4, single, stage);
         return;
     }

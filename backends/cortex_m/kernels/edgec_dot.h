@@ -3,7 +3,7 @@
  *
  * DSP (SMLAD) forms read int8 weights in the offset-pair form, one SXTB16 per four weights.
  * Each group of four k of a row, [w0 w1 w2 w3], is stored [w0 + 128, w1, w2 + 128, w3]
- * (backends/cortex_m/dsp_rows.py), so that each 16-bit half h of the raw word
+ * (backends/cortex_m/conv_rows.py), so that each 16-bit half h of the raw word
  * reads as the int16 256 * w1 + w0 + 128, and t = SXTB16(word, ror 8) holds [w1, w3]. Against
  * a column prepared as edgec_im2col.h's prepare_pairs does, first = [x0, x2] and second =
  * [x1 - 128 - 256 x0, ...], two SMLAD give per half
@@ -19,7 +19,11 @@
  * Scalar forms (no DSP extension), over plain int8 rows:
  *   edgec_dot_packed_2x2: two channels x two pixels packed x0 + x1 * 2^23 per k, SMLAL into
  *                  two 64-bit two-lane sums; `count` k (<= 256 per call). 11 per 8 MACs.
+ *   edgec_dot_packed_2x4: the same pixel pair against four channels blocked [k][4] (see
+ *                  edgec_conv.c). 38 per 32 MACs.
  *   edgec_dot_1x4_s8: four channels x one pixel of raw int8. 20 per 8 MACs.
+ *   edgec_dot_1x4_blocked_s8: four channels blocked [k][4] x one pixel of raw int8. 20 per
+ *                  8 MACs, one pointer walking the block.
  * The loops run at least once: `groups` >= 1, and `count` is a positive multiple of 4. The
  * DSP forms add to the sums in acc (the corrections, on entry).
  */
@@ -137,7 +141,7 @@ EDGEC_INLINE void edgec_dot_1x4(const int8_t *w0, uint32_t stride, const uint32_
 }
 
 /* acc[i] += the prepared column x dotted with channel i of a block of four channels laid out
- * [k / 4][channel][4] (one block of backends/cortex_m/dsp_rows.py's blocked_rows), over
+ * [k / 4][channel][4] (one block of backends/cortex_m/conv_rows.py's blocked_rows), over
  * 8 * pairs k (pairs >= 1). */
 EDGEC_INLINE void edgec_dot_1x4_blocked(const int8_t *w, const uint32_t *x, uint32_t pairs, int32_t acc[4])
 {
@@ -218,6 +222,93 @@ EDGEC_INLINE void edgec_dot_packed_2x2(const int8_t *w0, const int8_t *w1, const
 #endif
     *s0 = t0;
     *s1 = t1;
+}
+
+/* s[i] = the two-lane sum of pixel pair x (x0 + x1 * 2^23 per k) with channel i of a block of
+ * four channels laid out [k][4], over count k (<= 256, a positive multiple of 4). */
+EDGEC_INLINE void edgec_dot_packed_2x4(const int8_t *w, const int32_t *x, uint32_t count, int64_t s[4])
+{
+#if defined(__arm__) && defined(__thumb2__)
+    uint32_t lo0 = 0, hi0 = 0, lo1 = 0, hi1 = 0, lo2 = 0, hi2 = 0, lo3 = 0, hi3 = 0, n = count >> 2;
+    int32_t xv, wv;
+#define EDGEC_PACKED_K                                     \
+    "ldr %[xv], [%[x]], #4\n\t"                            \
+    "ldrsb %[wv], [%[w]], #1\n\t"                          \
+    "smlal %[lo0], %[hi0], %[xv], %[wv]\n\t"               \
+    "ldrsb %[wv], [%[w]], #1\n\t"                          \
+    "smlal %[lo1], %[hi1], %[xv], %[wv]\n\t"               \
+    "ldrsb %[wv], [%[w]], #1\n\t"                          \
+    "smlal %[lo2], %[hi2], %[xv], %[wv]\n\t"               \
+    "ldrsb %[wv], [%[w]], #1\n\t"                          \
+    "smlal %[lo3], %[hi3], %[xv], %[wv]\n\t"
+    __asm__ volatile(
+        "1:\n\t"
+        EDGEC_PACKED_K EDGEC_PACKED_K EDGEC_PACKED_K EDGEC_PACKED_K
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n\t"
+        : [lo0] "+r"(lo0), [hi0] "+r"(hi0), [lo1] "+r"(lo1), [hi1] "+r"(hi1), [lo2] "+r"(lo2), [hi2] "+r"(hi2),
+          [lo3] "+r"(lo3), [hi3] "+r"(hi3), [w] "+r"(w), [x] "+r"(x), [n] "+r"(n), [xv] "=&r"(xv), [wv] "=&r"(wv)
+        :
+        : "cc", "memory");
+#undef EDGEC_PACKED_K
+    s[0] = (int64_t)(((uint64_t)hi0 << 32) | lo0);
+    s[1] = (int64_t)(((uint64_t)hi1 << 32) | lo1);
+    s[2] = (int64_t)(((uint64_t)hi2 << 32) | lo2);
+    s[3] = (int64_t)(((uint64_t)hi3 << 32) | lo3);
+#else
+    int64_t t[4] = {0, 0, 0, 0};
+    for (uint32_t k = 0; k < count; k++, w += 4) {
+        for (uint32_t i = 0; i < 4; i++) {
+            t[i] += (int64_t)x[k] * w[i];
+        }
+    }
+    for (uint32_t i = 0; i < 4; i++) {
+        s[i] = t[i];
+    }
+#endif
+}
+
+/* acc[i] = sum_k x[k] * w[k][i] over k < count (a positive multiple of 4) for four channels
+ * blocked [k][4]. */
+EDGEC_INLINE void edgec_dot_1x4_blocked_s8(const int8_t *w, const int8_t *x, uint32_t count, int32_t acc[4])
+{
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+#if defined(__arm__) && defined(__thumb2__)
+    uint32_t pairs = count >> 1;
+    int32_t xv, t;
+#define EDGEC_BLOCKED_K                                    \
+    "ldrsb %[xv], [%[x]], #1\n\t"                          \
+    "ldrsb %[t], [%[w]], #1\n\t"                           \
+    "mla %[a0], %[xv], %[t], %[a0]\n\t"                    \
+    "ldrsb %[t], [%[w]], #1\n\t"                           \
+    "mla %[a1], %[xv], %[t], %[a1]\n\t"                    \
+    "ldrsb %[t], [%[w]], #1\n\t"                           \
+    "mla %[a2], %[xv], %[t], %[a2]\n\t"                    \
+    "ldrsb %[t], [%[w]], #1\n\t"                           \
+    "mla %[a3], %[xv], %[t], %[a3]\n\t"
+    __asm__ volatile(
+        "1:\n\t"
+        EDGEC_BLOCKED_K EDGEC_BLOCKED_K
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n\t"
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [x] "+r"(x), [n] "+r"(pairs),
+          [xv] "=&r"(xv), [t] "=&r"(t)
+        :
+        : "cc", "memory");
+#undef EDGEC_BLOCKED_K
+#else
+    for (uint32_t k = 0; k < count; k++, w += 4) {
+        const int32_t v = x[k];
+        a0 += v * w[0];
+        a1 += v * w[1];
+        a2 += v * w[2];
+        a3 += v * w[3];
+    }
+#endif
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
 }
 
 /* acc[i] = sum_k x[k] * (w0 + i * stride)[k] over k < count, i < 4. count is a positive

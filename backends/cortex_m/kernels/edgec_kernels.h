@@ -28,7 +28,7 @@ typedef struct {
     uint16_t k_h, k_w, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left;
     uint16_t k_padded, per_channel;
     uint16_t generic; /* the generic output stage (backends/cortex_m/layers.py, output_stage) */
-    uint16_t blocked; /* weights blocked by four channels (edgec_conv.c), DSP cores only */
+    uint16_t blocked; /* weights blocked by four channels (edgec_conv.c: the layout is the core's) */
 } edgec_conv_params;
 
 /* DepthwiseConv: weights [k_h*k_w][out_c] (TFLite's layout). Scratch: k_h*k_w*in_c bytes

@@ -1,4 +1,4 @@
-"""How the DSP-extension dot products want int8 Conv/FullyConnected weight rows.
+"""How the Cortex-M dot products want int8 Conv/FullyConnected weight rows.
 
 On cores with the DSP extension (and not Helium's kernels), every group of four k of a row,
 ``[w0 w1 w2 w3]``, is stored ``[w0 + 128, w1, w2 + 128, w3]`` (the first and third bytes read
@@ -13,7 +13,9 @@ weight term is :func:`offset_pair_bias`, added to the layer's stored bias (the o
 ``bias_offset``). Both are exact in int32 (the sums wrap modulo 2^32, and the corrected total
 is the layer's true sum).
 
-A single-pixel layer's rows may also be blocked by four channels (:func:`blocked_rows`).
+Rows may also be blocked by four channels, so that one pointer walks four channels' weights:
+on DSP cores those of a single-pixel layer (:func:`blocked_rows`), on the others those of every
+layer (:func:`scalar_blocked_rows`).
 """
 
 from __future__ import annotations
@@ -43,3 +45,14 @@ def blocked_rows(rows: np.ndarray) -> np.ndarray:
     ``blocked`` layout, read by edgec_dot_1x4_blocked)."""
     out_c, k = rows.shape
     return np.ascontiguousarray(rows.reshape(out_c // 4, 4, k // 4, 4).transpose(0, 2, 1, 3)).reshape(out_c, k)
+
+
+def scalar_blocked_rows(rows: np.ndarray) -> np.ndarray:
+    """``[out_c][k]`` rows (out_c >= 4) laid out for cores without the DSP extension: per block of
+    four channels ``[k][4]`` (each k's four weights together), the ``out_c % 4`` channels after
+    the last block as plain rows (edgec_conv.c's ``blocked`` there, read by
+    edgec_dot_packed_2x4 and edgec_dot_1x4_blocked_s8)."""
+    out_c, k = rows.shape
+    blocked = out_c // 4 * 4
+    blocks = rows[:blocked].reshape(out_c // 4, 4, k).transpose(0, 2, 1).reshape(blocked, k)
+    return np.ascontiguousarray(np.concatenate([blocks, rows[blocked:]]))
