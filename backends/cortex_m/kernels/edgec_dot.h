@@ -20,7 +20,7 @@
  *   edgec_dot_packed_2x2: two channels x two pixels packed x0 + x1 * 2^23 per k, SMLAL into
  *                  two 64-bit two-lane sums; `count` k (<= 256 per call). 11 per 8 MACs.
  *   edgec_dot_packed_2x4: the same pixel pair against four channels blocked [k][4] (see
- *                  edgec_conv.c). 38 per 32 MACs.
+ *                  edgec_conv.c). 36 per 32 MACs.
  *   edgec_dot_1x4_s8: four channels x one pixel of raw int8. 20 per 8 MACs.
  *   edgec_dot_1x4_blocked_s8: four channels blocked [k][4] x one pixel of raw int8. 20 per
  *                  8 MACs, one pointer walking the block.
@@ -230,24 +230,27 @@ EDGEC_INLINE void edgec_dot_packed_2x4(const int8_t *w, const int32_t *x, uint32
 {
 #if defined(__arm__) && defined(__thumb2__)
     uint32_t lo0 = 0, hi0 = 0, lo1 = 0, hi1 = 0, lo2 = 0, hi2 = 0, lo3 = 0, hi3 = 0, n = count >> 2;
-    int32_t xv, wv;
-#define EDGEC_PACKED_K                                     \
-    "ldr %[xv], [%[x]], #4\n\t"                            \
+    int32_t xa, xb, wv;
+#define EDGEC_PACKED_K(XV)                                 \
     "ldrsb %[wv], [%[w]], #1\n\t"                          \
-    "smlal %[lo0], %[hi0], %[xv], %[wv]\n\t"               \
+    "smlal %[lo0], %[hi0], %[" XV "], %[wv]\n\t"           \
     "ldrsb %[wv], [%[w]], #1\n\t"                          \
-    "smlal %[lo1], %[hi1], %[xv], %[wv]\n\t"               \
+    "smlal %[lo1], %[hi1], %[" XV "], %[wv]\n\t"           \
     "ldrsb %[wv], [%[w]], #1\n\t"                          \
-    "smlal %[lo2], %[hi2], %[xv], %[wv]\n\t"               \
+    "smlal %[lo2], %[hi2], %[" XV "], %[wv]\n\t"           \
     "ldrsb %[wv], [%[w]], #1\n\t"                          \
-    "smlal %[lo3], %[hi3], %[xv], %[wv]\n\t"
+    "smlal %[lo3], %[hi3], %[" XV "], %[wv]\n\t"
     __asm__ volatile(
         "1:\n\t"
-        EDGEC_PACKED_K EDGEC_PACKED_K EDGEC_PACKED_K EDGEC_PACKED_K
+        "ldrd %[xa], %[xb], [%[x]], #8\n\t"
+        EDGEC_PACKED_K("xa") EDGEC_PACKED_K("xb")
+        "ldrd %[xa], %[xb], [%[x]], #8\n\t"
+        EDGEC_PACKED_K("xa") EDGEC_PACKED_K("xb")
         "subs %[n], %[n], #1\n\t"
         "bne 1b\n\t"
         : [lo0] "+r"(lo0), [hi0] "+r"(hi0), [lo1] "+r"(lo1), [hi1] "+r"(hi1), [lo2] "+r"(lo2), [hi2] "+r"(hi2),
-          [lo3] "+r"(lo3), [hi3] "+r"(hi3), [w] "+r"(w), [x] "+r"(x), [n] "+r"(n), [xv] "=&r"(xv), [wv] "=&r"(wv)
+          [lo3] "+r"(lo3), [hi3] "+r"(hi3), [w] "+r"(w), [x] "+r"(x), [n] "+r"(n), [xa] "=&r"(xa), [xb] "=&r"(xb),
+          [wv] "=&r"(wv)
         :
         : "cc", "memory");
 #undef EDGEC_PACKED_K

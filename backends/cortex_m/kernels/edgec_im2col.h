@@ -108,13 +108,21 @@ __attribute__((unused)) static void prepare(const int8_t *col0, const int8_t *co
 
 #else
 
-/* Two columns packed per k: x0 + x1 * 2^23 (exact in int32 for int8 values). */
+/* Byte i of a word, sign-extended, as a uint32 (the lanes wrap modulo 2^32). */
+#define EDGEC_BYTE(word, i) ((uint32_t)(int32_t)(int8_t)((word) >> (8 * (i))))
+
+/* Two columns packed per k: x0 + x1 * 2^23 (exact in int32 for int8 values), four k a word. */
 __attribute__((unused)) static void prepare(const int8_t *col0, const int8_t *col1, uint32_t k_padded, uint32_t *out)
 {
-    for (uint32_t k = 0; k < k_padded; k++) {
-        out[k] = (uint32_t)((int32_t)col0[k] + (int32_t)col1[k] * (1 << EDGEC_LANE_BITS));
+    for (uint32_t k = 0; k < k_padded; k += 4, out += 4) {
+        const uint32_t a = edgec_load32(col0 + k), b = edgec_load32(col1 + k);
+        out[0] = EDGEC_BYTE(a, 0) + (EDGEC_BYTE(b, 0) << EDGEC_LANE_BITS);
+        out[1] = EDGEC_BYTE(a, 1) + (EDGEC_BYTE(b, 1) << EDGEC_LANE_BITS);
+        out[2] = EDGEC_BYTE(a, 2) + (EDGEC_BYTE(b, 2) << EDGEC_LANE_BITS);
+        out[3] = EDGEC_BYTE(a, 3) + (EDGEC_BYTE(b, 3) << EDGEC_LANE_BITS);
     }
 }
+#undef EDGEC_BYTE
 
 /* Splits a two-lane sum into the pixel-0 and pixel-1 sums: sum = high * 2^23 + low with low
  * in [-2^22, 2^22), so high = floor((sum + 2^22) / 2^23). */
