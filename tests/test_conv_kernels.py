@@ -6,7 +6,8 @@ of 4 (padded rows), k past 256 (the 23-bit lanes of the cores without DSP split 
 per-channel layers with a full-range output (DSP cores' assembly pair loop) and with a clamped
 one, and single-pixel layers with and without the DSP blocked layout. The M3 build runs the
 scalar kernels (channel blocks [k][4], packed pixel pairs), the M4 build the offset-pair SMLAD
-ones; the host builds run the C forms of both under ASan/UBSan. Every output is the
+ones, the M55 build Helium's over plain rows; the host builds run the C forms under ASan/UBSan
+(an M55 project's with the scalar forms, its rows being Helium's). Every output is the
 reference's, bit for bit.
 """
 
@@ -58,7 +59,7 @@ def _outputs_match(tmp_path, core: str, host: bool) -> dict:
 
 
 @needs_toolchain
-@pytest.mark.parametrize("core", ["cortex-m3", "cortex-m4"])
+@pytest.mark.parametrize("core", ["cortex-m3", "cortex-m4", "cortex-m55"])
 def test_awkward_conv_shapes_run_bit_exact_on_the_core(tmp_path, core):
     report = _outputs_match(tmp_path, core, host=False)
     kernels = [layer["kernel"] for layer in report["layers"]]
@@ -66,6 +67,6 @@ def test_awkward_conv_shapes_run_bit_exact_on_the_core(tmp_path, core):
 
 
 @needs_host_compiler
-@pytest.mark.parametrize("core", ["cortex-m3", "cortex-m4"])
+@pytest.mark.parametrize("core", ["cortex-m3", "cortex-m4", "cortex-m55"])
 def test_awkward_conv_shapes_run_bit_exact_under_host_sanitizers(tmp_path, core):
     _outputs_match(tmp_path, core, host=True)

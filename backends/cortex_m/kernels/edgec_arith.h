@@ -271,4 +271,13 @@ EDGEC_INLINE int64_t edgec_smlald(uint32_t a, uint32_t b, int64_t acc)
 #define EDGEC_DSP 0
 #endif
 
+/* The dot-product forms of Conv/FullyConnected (edgec_dot.h, edgec_im2col.h, edgec_conv_sums.h):
+ * the DSP ones on DSP cores, the scalar ones elsewhere and in a translation unit that defines
+ * EDGEC_SCALAR_DOT before its first include. */
+#if EDGEC_DSP && !defined(EDGEC_SCALAR_DOT)
+#define EDGEC_DSP_DOT 1
+#else
+#define EDGEC_DSP_DOT 0
+#endif
+
 #endif /* EDGEC_ARITH_H */

@@ -28,6 +28,11 @@
  * gathered (not a 1x1 over a multiple of four channels whose every window lies inside the
  * input), k_padded bytes per column.
  */
+#if defined(EDGEC_HOST) && defined(EDGEC_HELIUM_PROJECT)
+/* A host build of a Helium project, which has no Helium to run: its plain rows (Helium's) are
+ * read with the scalar forms. */
+#define EDGEC_SCALAR_DOT 1
+#endif
 #include "edgec_kernels.h"
 #include "edgec_dot.h"
 #define EDGEC_COLUMN_K_MASK 3u
@@ -36,7 +41,7 @@
 #include "edgec_pair_channels.h"
 #include "edgec_mve.h"
 
-#if !EDGEC_DSP
+#if !EDGEC_DSP_DOT
 /* acc = {c0 p0, c0 p1, c1 p0, ..., c3 p1}: a block of four channels laid out [k][4] against a
  * prepared pixel pair, two-lane sums split every EDGEC_LANE_CHUNK k. */
 EDGEC_INLINE void block_sums(const int8_t *w, const uint32_t *cols, uint32_t kp, int32_t acc[8])
@@ -82,7 +87,7 @@ EDGEC_INLINE void pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *
         w += (size_t)c * kp;
     }
 #endif
-#if !EDGEC_DSP
+#if !EDGEC_DSP_DOT
     if (p->blocked) {
         for (; c + 4 <= out_c; c += 4, w += 4 * kp) {
             int32_t sums[8];
@@ -180,7 +185,7 @@ EDGEC_INLINE void single_pixel(const edgec_conv_params *p, const edgec_outputs_t
     int32_t corr;
     const void *col = lone_column(raw, kp, cols, &corr);
 #endif
-#if EDGEC_DSP
+#if EDGEC_DSP_DOT
     if (p->blocked) {
         for (; c < out_c; c += 4) {
             int32_t acc[4] = {corr, corr, corr, corr};
@@ -190,7 +195,7 @@ EDGEC_INLINE void single_pixel(const edgec_conv_params *p, const edgec_outputs_t
         return;
     }
 #endif
-#if !EDGEC_DSP
+#if !EDGEC_DSP_DOT
     if (p->blocked) { /* the blocks of four channels, then plain rows */
         for (; c + 4 <= out_c; c += 4) {
             int32_t acc[4];
@@ -222,7 +227,7 @@ EDGEC_INLINE void convolve(const edgec_conv_params *p, const edgec_outputs_t *o,
 {
     const uint32_t pixels = (uint32_t)p->batches * p->out_h * p->out_w;
     uint32_t *cols = (uint32_t *)scratch;
-#if EDGEC_DSP && !EDGEC_MVE
+#if EDGEC_DSP_DOT && !EDGEC_MVE
     const uint32_t lone_bytes = 2u * p->k_padded;
 #else
     const uint32_t lone_bytes = 0u;

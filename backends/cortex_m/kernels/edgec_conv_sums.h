@@ -11,7 +11,7 @@
 #include "edgec_dot.h"
 #include "edgec_im2col.h"
 
-#if EDGEC_DSP
+#if EDGEC_DSP_DOT
 
 /* A pixel pair's columns in the form pair_sums reads (offset pairs on DSP cores, interleaved per
  * group: x0 first, x0 second, x1 first, x1 second; x0 + x1 * 2^23 per k elsewhere), with each

@@ -32,7 +32,7 @@
 
 #include "edgec_arith.h"
 
-#if EDGEC_DSP
+#if EDGEC_DSP_DOT
 
 /* One group of four k of edgec_dot_2x2 in Thumb-2 (operand names shared with
  * edgec_pair_channels.h): columns at x (four words a group), rows at w0 and w1, wa scratch. */

@@ -69,7 +69,7 @@ static const int8_t *column(const edgec_conv_params *p, const int8_t *input, uin
     return staging;
 }
 
-#if EDGEC_DSP
+#if EDGEC_DSP_DOT
 
 /* The offset-pair form of four int8 inputs a = [x0 x1 x2 x3] (edgec_dot.h): the first word is
  * [x0, x2] in int16 lanes, the second [x1 - 128 - 256 x0, x3 - 128 - 256 x2], which is in int16
