@@ -168,10 +168,11 @@ EDGEC_INLINE void mve_pixel_pair(const edgec_conv_params *p, const edgec_outputs
 }
 #endif
 
-/* A lone pixel, four channels at a time, its column prepared in cols (unless on Helium). With
- * 1-3 channels left over and out_c >= 4, one more block at out_c - 4 overlaps the last full one
- * and rewrites identical values (out is only written); with out_c < 4, each channel is a 4-row
- * dot with stride 0. */
+/* A lone pixel, four channels at a time, its column as lone_column leaves it (prepared into cols
+ * on DSP cores; raw on Helium). With 1-3 channels left over and out_c >= 4, one more block at
+ * out_c - 4 overlaps the last full one and rewrites identical values (out is only written),
+ * unless the rows are blocked (the M3's: those channels follow as plain rows); with out_c < 4,
+ * or after blocks, each channel left is a 4-row dot with stride 0. */
 EDGEC_INLINE void single_pixel(const edgec_conv_params *p, const edgec_outputs_t *o, const int8_t *raw,
                                uint32_t *cols, int8_t *restrict out, int single, int stage)
 {
@@ -194,8 +195,7 @@ EDGEC_INLINE void single_pixel(const edgec_conv_params *p, const edgec_outputs_t
         }
         return;
     }
-#endif
-#if !EDGEC_DSP_DOT
+#else
     if (p->blocked) { /* the blocks of four channels, then plain rows */
         for (; c + 4 <= out_c; c += 4) {
             int32_t acc[4];
