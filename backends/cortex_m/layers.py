@@ -124,7 +124,7 @@ def _conv_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool, mve: bool = 
     lag = None if fully_connected or bits is not None else output_lag(x, y, geometry["k_h"], geometry["k_w"], attrs, 2)
     return CLayer(node, f"edgec_conv{suffix}.c", f"{function}{suffix}(&{prefix}, {{in0}}, {{out}}, {{scratch}})",
                   arrays, "edgec_conv_params", params, lag=lag,
-                  scratch_bytes=conv_scratch_bytes(geometry, k_padded, bits, lone_prepared=pairs))
+                  scratch_bytes=conv_scratch_bytes(geometry, k_padded, bits, lone_prepared=pairs and not blocked))
 
 
 def _aligned(size: int) -> int:

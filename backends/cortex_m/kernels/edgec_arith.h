@@ -280,4 +280,23 @@ EDGEC_INLINE int64_t edgec_smlald(uint32_t a, uint32_t b, int64_t acc)
 #define EDGEC_DSP_DOT 0
 #endif
 
+#if EDGEC_DSP
+/* The offset-pair form of four int8 inputs a = [x0 x1 x2 x3] (edgec_dot.h): the first word is
+ * [x0, x2] in int16 lanes, the second [x1 - 128 - 256 x0, x3 - 128 - 256 x2], which is in int16
+ * range for every int8 input (its high byte is ~x0, its low byte x1 ^ 0x80). */
+#define EDGEC_PAIR_SECOND_FLIP 0xFF80FF80u
+EDGEC_INLINE uint32_t edgec_pair_first(uint32_t a) { return edgec_sxtb16(a); }
+EDGEC_INLINE uint32_t edgec_pair_second(uint32_t a) { return edgec_rev16(a) ^ EDGEC_PAIR_SECOND_FLIP; }
+
+/* A column's offset-pair correction: -128 * the sum of its inputs at k = 0, 2 mod 4. */
+EDGEC_INLINE int32_t edgec_pair_correction(const int8_t *col, uint32_t k_padded)
+{
+    int32_t firsts = 0;
+    for (uint32_t k = 0; k < k_padded; k += 4) {
+        firsts = edgec_smlad(edgec_pair_first(edgec_load32(col + k)), 0x00010001u, firsts);
+    }
+    return -128 * firsts;
+}
+#endif
+
 #endif /* EDGEC_ARITH_H */

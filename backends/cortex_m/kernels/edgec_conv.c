@@ -22,11 +22,12 @@
  * loop over four channels at a time instead, on its column prepared alone (DSP cores) or its
  * raw int8 column (elsewhere, and on Helium). On DSP cores a layer with a single pixel, k a
  * multiple of 8 and out_c of 4 (`blocked`) has its weights laid out
- * [out_c / 4][k / 4][4 channels][4 k], so that one pointer walks a block's four rows.
+ * [out_c / 4][k / 4][4 channels][4 k], so that one pointer walks a block's four rows, and
+ * reads its raw column, preparing it as it goes (no scratch for it).
  * Scratch: 4 * k_padded bytes for the prepared columns when there are two pixels or more
- * (2 * k_padded for a single pixel on DSP cores without Helium), then, when windows must be
- * gathered (not a 1x1 over a multiple of four channels whose every window lies inside the
- * input), k_padded bytes per column.
+ * (2 * k_padded for an unblocked single pixel on DSP cores without Helium), then, when
+ * windows must be gathered (not a 1x1 over a multiple of four channels whose every window lies
+ * inside the input), k_padded bytes per column.
  */
 #if defined(EDGEC_HOST) && defined(EDGEC_HELIUM_PROJECT)
 /* A host build of a Helium project, which has no Helium to run: its plain rows (Helium's) are
@@ -117,6 +118,18 @@ EDGEC_INLINE void four_outputs(const edgec_outputs_t *o, const int32_t acc[4], i
         return;
     }
 #endif
+    if (!o->per_channel) { /* one set of constants, loaded once: every output before any store */
+        const edgec_requant_t q = o->requant[0];
+        const int8_t y0 = edgec_requantize(o, q, acc[0] + o->bias[c], single, stage);
+        const int8_t y1 = edgec_requantize(o, q, acc[1] + o->bias[c + 1], single, stage);
+        const int8_t y2 = edgec_requantize(o, q, acc[2] + o->bias[c + 2], single, stage);
+        const int8_t y3 = edgec_requantize(o, q, acc[3] + o->bias[c + 3], single, stage);
+        out[c] = y0;
+        out[c + 1] = y1;
+        out[c + 2] = y2;
+        out[c + 3] = y3;
+        return;
+    }
     for (uint32_t i = 0; i < 4; i++) {
         out[c + i] = edgec_output_stage(o, acc[i], c + i, single, stage);
     }
@@ -178,6 +191,17 @@ EDGEC_INLINE void single_pixel(const edgec_conv_params *p, const edgec_outputs_t
 {
     const uint32_t kp = p->k_padded, out_c = p->out_c;
     uint32_t c = 0;
+#if EDGEC_DSP_DOT
+    if (p->blocked) { /* the raw column, prepared as it is read */
+        const int32_t first = edgec_pair_correction(raw, kp);
+        for (; c < out_c; c += 4) {
+            int32_t acc[4] = {first, first, first, first};
+            edgec_dot_1x4_blocked(p->weights + (size_t)c * kp, raw, kp / 8u, acc);
+            four_outputs(o, acc, out, c, single, stage);
+        }
+        return;
+    }
+#endif
 #if EDGEC_MVE
     const void *col = raw;
     const int32_t corr = 0;
@@ -186,16 +210,7 @@ EDGEC_INLINE void single_pixel(const edgec_conv_params *p, const edgec_outputs_t
     int32_t corr;
     const void *col = lone_column(raw, kp, cols, &corr);
 #endif
-#if EDGEC_DSP_DOT
-    if (p->blocked) {
-        for (; c < out_c; c += 4) {
-            int32_t acc[4] = {corr, corr, corr, corr};
-            edgec_dot_1x4_blocked(p->weights + (size_t)c * kp, (const uint32_t *)col, kp / 8u, acc);
-            four_outputs(o, acc, out, c, single, stage);
-        }
-        return;
-    }
-#else
+#if !EDGEC_DSP_DOT
     if (p->blocked) { /* the blocks of four channels, then plain rows */
         for (; c + 4 <= out_c; c += 4) {
             int32_t acc[4];

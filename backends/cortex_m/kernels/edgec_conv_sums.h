@@ -34,8 +34,9 @@ EDGEC_INLINE const void *lone_column(const int8_t *col, uint32_t kp, uint32_t *o
  * form on DSP cores, edgec_dot.h; unchanged elsewhere). */
 EDGEC_INLINE void offset_pair_row(int8_t *row, uint32_t kp)
 {
-    for (uint32_t k = 0; k < kp; k += 2) {
-        row[k] = (int8_t)(row[k] ^ 0x80);
+    for (uint32_t k = 0; k < kp; k += 4) {
+        const uint32_t word = edgec_load32(row + k) ^ 0x00800080u;
+        memcpy(row + k, &word, sizeof word);
     }
 }
 

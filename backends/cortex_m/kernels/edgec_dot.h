@@ -14,8 +14,8 @@
  *                  per group (x0 first, x0 second, x1 first, x1 second); four groups a pass.
  *                  14 per 16 MACs, and 2 per pass.
  *   edgec_dot_1x4: four channels x one prepared pixel. 19 per 16 MACs.
- *   edgec_dot_1x4_blocked: the same over weights blocked by four channels (see
- *                  edgec_conv.c), eight k per iteration. 32 per 32 MACs.
+ *   edgec_dot_1x4_blocked: four channels blocked (see edgec_conv.c) x one raw int8 column,
+ *                  prepared as it is read, eight k a pass, two passes a loop. 36 per 32 MACs.
  * Scalar forms (no DSP extension), over plain int8 rows:
  *   edgec_dot_packed_2x2: two channels x two pixels packed x0 + x1 * 2^23 per k, SMLAL into
  *                  two 64-bit two-lane sums; `count` k (<= 256 per call). 11 per 8 MACs.
@@ -140,43 +140,65 @@ EDGEC_INLINE void edgec_dot_1x4(const int8_t *w0, uint32_t stride, const uint32_
     acc[3] = a3;
 }
 
-/* acc[i] += the prepared column x dotted with channel i of a block of four channels laid out
+/* acc[i] += the raw int8 column x dotted with channel i of a block of four channels laid out
  * [k / 4][channel][4] (one block of backends/cortex_m/conv_rows.py's blocked_rows), over
- * 8 * pairs k (pairs >= 1). */
-EDGEC_INLINE void edgec_dot_1x4_blocked(const int8_t *w, const uint32_t *x, uint32_t pairs, int32_t acc[4])
+ * 8 * pairs k (pairs >= 1): the column turned into offset pairs as it is read (no scratch), acc
+ * starting from its correction (edgec_pair_correction). */
+EDGEC_INLINE void edgec_dot_1x4_blocked(const int8_t *w, const int8_t *x, uint32_t pairs, int32_t acc[4])
 {
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-    uint32_t xf, xs, wa, wb;
-#define EDGEC_BLOCK_CHANNELS(acc0, acc1)                   \
+    uint32_t xa, xb, first, wa, wb;
+    /* one group of four k: first = [x0, x2] of X, X becomes the second word */
+#define EDGEC_BLOCK_PREPARE(X)                             \
+    "sxtb16 %[first], %[" X "]\n\t"                        \
+    "rev16 %[" X "], %[" X "]\n\t"                         \
+    "eor %[" X "], %[" X "], %[flip]\n\t"
+#define EDGEC_BLOCK_CHANNELS(X, acc0, acc1)                \
     "ldrd %[wa], %[wb], [%[w]], #8\n\t"                    \
-    "smlad %[" acc0 "], %[wa], %[xf], %[" acc0 "]\n\t"     \
+    "smlad %[" acc0 "], %[wa], %[first], %[" acc0 "]\n\t"  \
     "sxtb16 %[wa], %[wa], ror #8\n\t"                      \
-    "smlad %[" acc0 "], %[wa], %[xs], %[" acc0 "]\n\t"     \
-    "smlad %[" acc1 "], %[wb], %[xf], %[" acc1 "]\n\t"     \
+    "smlad %[" acc0 "], %[wa], %[" X "], %[" acc0 "]\n\t"  \
+    "smlad %[" acc1 "], %[wb], %[first], %[" acc1 "]\n\t"  \
     "sxtb16 %[wb], %[wb], ror #8\n\t"                      \
-    "smlad %[" acc1 "], %[wb], %[xs], %[" acc1 "]\n\t"
+    "smlad %[" acc1 "], %[wb], %[" X "], %[" acc1 "]\n\t"
+    /* two passes of eight k a loop: n = ceil(pairs / 2), an odd count entering at the second */
     __asm__ volatile(
+        "lsrs %[n], %[n], #1\n\t"
+        "bcc 1f\n\t"
+        "adds %[n], %[n], #1\n\t"
+        "b 3f\n\t"
         "1:\n\t"
-        "ldrd %[xf], %[xs], [%[x]], #8\n\t"
-        EDGEC_BLOCK_CHANNELS("a0", "a1")
-        EDGEC_BLOCK_CHANNELS("a2", "a3")
-        "ldrd %[xf], %[xs], [%[x]], #8\n\t"
-        EDGEC_BLOCK_CHANNELS("a0", "a1")
-        EDGEC_BLOCK_CHANNELS("a2", "a3")
+        "ldrd %[xa], %[xb], [%[x]], #8\n\t"
+        EDGEC_BLOCK_PREPARE("xa")
+        EDGEC_BLOCK_CHANNELS("xa", "a0", "a1")
+        EDGEC_BLOCK_CHANNELS("xa", "a2", "a3")
+        EDGEC_BLOCK_PREPARE("xb")
+        EDGEC_BLOCK_CHANNELS("xb", "a0", "a1")
+        EDGEC_BLOCK_CHANNELS("xb", "a2", "a3")
+        "3:\n\t"
+        "ldrd %[xa], %[xb], [%[x]], #8\n\t"
+        EDGEC_BLOCK_PREPARE("xa")
+        EDGEC_BLOCK_CHANNELS("xa", "a0", "a1")
+        EDGEC_BLOCK_CHANNELS("xa", "a2", "a3")
+        EDGEC_BLOCK_PREPARE("xb")
+        EDGEC_BLOCK_CHANNELS("xb", "a0", "a1")
+        EDGEC_BLOCK_CHANNELS("xb", "a2", "a3")
         "subs %[n], %[n], #1\n\t"
         "bne 1b\n\t"
         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [x] "+r"(x), [n] "+r"(pairs),
-          [xf] "=&r"(xf), [xs] "=&r"(xs), [wa] "=&r"(wa), [wb] "=&r"(wb)
-        :
+          [xa] "=&r"(xa), [xb] "=&r"(xb), [first] "=&r"(first), [wa] "=&r"(wa), [wb] "=&r"(wb)
+        : [flip] "r"(EDGEC_PAIR_SECOND_FLIP)
         : "cc", "memory");
+#undef EDGEC_BLOCK_PREPARE
 #undef EDGEC_BLOCK_CHANNELS
 #else
-    for (uint32_t g = 0; g < 2 * pairs; g++, x += 2, w += 16) {
-        a0 = edgec_pair_group(edgec_load32(w), x[0], x[1], a0);
-        a1 = edgec_pair_group(edgec_load32(w + 4), x[0], x[1], a1);
-        a2 = edgec_pair_group(edgec_load32(w + 8), x[0], x[1], a2);
-        a3 = edgec_pair_group(edgec_load32(w + 12), x[0], x[1], a3);
+    for (uint32_t g = 0; g < 2 * pairs; g++, x += 4, w += 16) {
+        const uint32_t word = edgec_load32(x), first = edgec_pair_first(word), second = edgec_pair_second(word);
+        a0 = edgec_pair_group(edgec_load32(w), first, second, a0);
+        a1 = edgec_pair_group(edgec_load32(w + 4), first, second, a1);
+        a2 = edgec_pair_group(edgec_load32(w + 8), first, second, a2);
+        a3 = edgec_pair_group(edgec_load32(w + 12), first, second, a3);
     }
 #endif
     acc[0] = a0;

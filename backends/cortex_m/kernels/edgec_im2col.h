@@ -71,12 +71,6 @@ static const int8_t *column(const edgec_conv_params *p, const int8_t *input, uin
 
 #if EDGEC_DSP_DOT
 
-/* The offset-pair form of four int8 inputs a = [x0 x1 x2 x3] (edgec_dot.h): the first word is
- * [x0, x2] in int16 lanes, the second [x1 - 128 - 256 x0, x3 - 128 - 256 x2], which is in int16
- * range for every int8 input (its high byte is ~x0, its low byte x1 ^ 0x80). */
-EDGEC_INLINE uint32_t edgec_pair_first(uint32_t a) { return edgec_sxtb16(a); }
-EDGEC_INLINE uint32_t edgec_pair_second(uint32_t a) { return edgec_rev16(a) ^ 0xFF80FF80u; }
-
 /* One column in offset-pair form: two words per group of four k, a group every `step` words of
  * out. Returns the column's correction, -128 * the sum of its first-lane inputs x0 + x2, which
  * the sums of every channel start from. */
