@@ -162,6 +162,15 @@ EDGEC_INLINE void edgec_dot_1x4_blocked(const int8_t *w, const int8_t *x, uint32
     "smlad %[" acc1 "], %[wb], %[first], %[" acc1 "]\n\t"  \
     "sxtb16 %[wb], %[wb], ror #8\n\t"                      \
     "smlad %[" acc1 "], %[wb], %[" X "], %[" acc1 "]\n\t"
+    /* one pass: eight k of the column */
+#define EDGEC_BLOCK_PASS                                   \
+    "ldrd %[xa], %[xb], [%[x]], #8\n\t"                    \
+    EDGEC_BLOCK_PREPARE("xa")                              \
+    EDGEC_BLOCK_CHANNELS("xa", "a0", "a1")                 \
+    EDGEC_BLOCK_CHANNELS("xa", "a2", "a3")                 \
+    EDGEC_BLOCK_PREPARE("xb")                              \
+    EDGEC_BLOCK_CHANNELS("xb", "a0", "a1")                 \
+    EDGEC_BLOCK_CHANNELS("xb", "a2", "a3")
     /* two passes of eight k a loop: n = ceil(pairs / 2), an odd count entering at the second */
     __asm__ volatile(
         "lsrs %[n], %[n], #1\n\t"
@@ -169,27 +178,16 @@ EDGEC_INLINE void edgec_dot_1x4_blocked(const int8_t *w, const int8_t *x, uint32
         "adds %[n], %[n], #1\n\t"
         "b 3f\n\t"
         "1:\n\t"
-        "ldrd %[xa], %[xb], [%[x]], #8\n\t"
-        EDGEC_BLOCK_PREPARE("xa")
-        EDGEC_BLOCK_CHANNELS("xa", "a0", "a1")
-        EDGEC_BLOCK_CHANNELS("xa", "a2", "a3")
-        EDGEC_BLOCK_PREPARE("xb")
-        EDGEC_BLOCK_CHANNELS("xb", "a0", "a1")
-        EDGEC_BLOCK_CHANNELS("xb", "a2", "a3")
+        EDGEC_BLOCK_PASS
         "3:\n\t"
-        "ldrd %[xa], %[xb], [%[x]], #8\n\t"
-        EDGEC_BLOCK_PREPARE("xa")
-        EDGEC_BLOCK_CHANNELS("xa", "a0", "a1")
-        EDGEC_BLOCK_CHANNELS("xa", "a2", "a3")
-        EDGEC_BLOCK_PREPARE("xb")
-        EDGEC_BLOCK_CHANNELS("xb", "a0", "a1")
-        EDGEC_BLOCK_CHANNELS("xb", "a2", "a3")
+        EDGEC_BLOCK_PASS
         "subs %[n], %[n], #1\n\t"
         "bne 1b\n\t"
         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [x] "+r"(x), [n] "+r"(pairs),
           [xa] "=&r"(xa), [xb] "=&r"(xb), [first] "=&r"(first), [wa] "=&r"(wa), [wb] "=&r"(wb)
         : [flip] "r"(EDGEC_PAIR_SECOND_FLIP)
         : "cc", "memory");
+#undef EDGEC_BLOCK_PASS
 #undef EDGEC_BLOCK_PREPARE
 #undef EDGEC_BLOCK_CHANNELS
 #else
