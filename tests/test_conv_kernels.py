@@ -5,13 +5,16 @@ pixel), channel counts that leave 1-3 channels after the last block of four, k n
 of 4 (padded rows), k past 256 (the 23-bit lanes of the cores without DSP split their sums),
 per-channel layers with a full-range output (DSP cores' assembly pair loop) and with a clamped
 one, and single-pixel layers with and without the DSP blocked layout. The M3 build runs the
-scalar kernels (channel blocks [k][4], packed pixel pairs), the M4 build the offset-pair SMLAD
+scalar kernels (channel blocks [k][4], packed pixel pairs; two channels per multiply for single
+pixels, k past 256 included), the M4 build the offset-pair SMLAD
 ones, the M55 build Helium's over plain rows; the host builds run the C forms under ASan/UBSan
 (an M55 project's with the scalar forms, its rows being Helium's). Every output is the
 reference's, bit for bit.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -28,8 +31,9 @@ def _awkward_chain(tmp_path):
     rng = np.random.default_rng(21)
     shapes = {"w1": (6, 3, 3, 3), "w2": (33, 6, 3, 3), "w3": (5, 33, 3, 3), "w4": (9, 5, 1, 1)}
     weights = {name: rng.normal(0, 0.5, shape).astype(np.float32) for name, shape in shapes.items()}
-    weights["f1"] = rng.normal(0, 0.2, (9 * 3 * 4, 7)).astype(np.float32)  # k = 108: blocked on DSP cores
-    weights["f2"] = rng.normal(0, 0.5, (7, 5)).astype(np.float32)  # k = 7: padded, not blocked
+    weights["f0"] = rng.normal(0, 0.2, (9 * 3 * 4, 264)).astype(np.float32)  # k = 108, 66 blocks of four
+    weights["f1"] = rng.normal(0, 0.1, (264, 7)).astype(np.float32)  # k = 264: two lane chunks; 7 channels
+    weights["f2"] = rng.normal(0, 0.5, (7, 8)).astype(np.float32)  # k = 7: padded; blocked on DSP cores
     same = {"pads": [1, 1, 1, 1]}
     nodes = [
         helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", **same),  # k 27, 35 pixels, 6 channels
@@ -38,11 +42,13 @@ def _awkward_chain(tmp_path):
         helper.make_node("Conv", ["c2", "w3"], ["c3"], name="conv3", strides=[2, 2], **same),  # k 297, 12 pixels
         helper.make_node("Conv", ["c3", "w4"], ["c4"], name="conv4"),  # k 5, 9 channels
         helper.make_node("Flatten", ["c4"], ["f"], name="flatten"),
-        helper.make_node("MatMul", ["f", "f1"], ["m1"], name="fc1"),
+        helper.make_node("MatMul", ["f", "f0"], ["m0"], name="fc0"),
+        helper.make_node("Relu", ["m0"], ["r0"], name="relu0"),
+        helper.make_node("MatMul", ["r0", "f1"], ["m1"], name="fc1"),
         helper.make_node("Relu", ["m1"], ["r2"], name="relu2"),
         helper.make_node("MatMul", ["r2", "f2"], ["y"], name="fc2"),
     ]
-    model = make_model(nodes, [tensor_info("x", [1, 3, 5, 7])], [tensor_info("y", [1, 5])], weights)
+    model = make_model(nodes, [tensor_info("x", [1, 3, 5, 7])], [tensor_info("y", [1, 8])], weights)
     path = tmp_path / "chain.onnx"
     path.write_bytes(model.SerializeToString())
     calib = rng.normal(0, 1, (24, 1, 3, 5, 7)).astype(np.float32)
@@ -58,15 +64,51 @@ def _outputs_match(tmp_path, core: str, host: bool) -> dict:
     return report
 
 
+#: edgec_conv_params.blocked per layer: the M3's channel blocks, then lane pairs for single
+#: pixels; the M4's blocked offset pairs for the single pixel of k % 8 == 0 and out_c % 4 == 0.
+LAYOUTS = {"cortex-m3": list("1111222"), "cortex-m4": list("0000001"), "cortex-m55": list("0000000")}
+
+
 @needs_toolchain
 @pytest.mark.parametrize("core", ["cortex-m3", "cortex-m4", "cortex-m55"])
 def test_awkward_conv_shapes_run_bit_exact_on_the_core(tmp_path, core):
     report = _outputs_match(tmp_path, core, host=False)
     kernels = [layer["kernel"] for layer in report["layers"]]
-    assert kernels.count("edgec_conv") == 4 and kernels.count("edgec_fully_connected") == 2
+    assert kernels.count("edgec_conv") == 4 and kernels.count("edgec_fully_connected") == 3
+    layouts = re.findall(r"\.blocked = (\d)", next((tmp_path / "out").rglob("edgec_model.c")).read_text())
+    assert layouts == LAYOUTS[core]
 
 
 @needs_host_compiler
 @pytest.mark.parametrize("core", ["cortex-m3", "cortex-m4", "cortex-m55"])
 def test_awkward_conv_shapes_run_bit_exact_under_host_sanitizers(tmp_path, core):
     _outputs_match(tmp_path, core, host=True)
+
+
+def _extreme_fc(tmp_path):
+    """One FullyConnected of k = 520 (lane chunks of 256, 256, 8) whose sums reach the two-lane
+    bound: channels of all-max weights of both signs and of alternating signs, against inputs at
+    the ends of the int8 range (calibrated on those same inputs, so no output saturates)."""
+    rng = np.random.default_rng(5)
+    k = 520
+    weights = rng.normal(0, 0.3, (k, 10)).astype(np.float32)
+    weights[:, 0], weights[:, 1], weights[:, 2] = 1.0, -1.0, 1.0
+    weights[:, 3] = np.where(np.arange(k) % 2, 1.0, -1.0)
+    model = make_model([helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
+                       [tensor_info("x", [1, k])], [tensor_info("y", [1, 10])], {"w": weights})
+    path = tmp_path / "extreme.onnx"
+    path.write_bytes(model.SerializeToString())
+    samples = np.stack([np.full(k, -1.0), np.full(k, 1.0), np.where(np.arange(k) % 2, 1.0, -1.0),
+                        *rng.uniform(-1, 1, (9, k))]).astype(np.float32)
+    return edgec.quantize(edgec.load(path), {"x": samples}), samples
+
+
+@pytest.mark.parametrize("host", [pytest.param(False, marks=needs_toolchain),
+                                  pytest.param(True, marks=needs_host_compiler)], ids=["qemu", "host"])
+def test_two_channel_lanes_hold_extreme_sums_on_the_m3(tmp_path, host):
+    integer, samples = _extreme_fc(tmp_path)
+    cortex_m.compile_project(integer, get_target("cortex-m3"), tmp_path / "out", "model", emit_only=host)
+    inputs = cortex_m.int8_inputs(integer, [{"x": x[None]} for x in samples])
+    assert inputs.min() == -128 and inputs.max() >= 126
+    result = cortex_m.run_project(tmp_path / "out", inputs, host=host)
+    np.testing.assert_array_equal(result.outputs, cortex_m.reference_outputs(integer, inputs))

@@ -15,7 +15,8 @@ is the layer's true sum).
 
 Rows may also be blocked by four channels, so that one pointer walks four channels' weights:
 on DSP cores those of a single-pixel layer (:func:`blocked_rows`), on the others those of every
-layer (:func:`scalar_blocked_rows`).
+layer with more pixels (:func:`scalar_blocked_rows`) and, in a form that gives two channels per
+multiply, of a single-pixel one (:func:`lane_pair_rows`).
 """
 
 from __future__ import annotations
@@ -56,3 +57,28 @@ def scalar_blocked_rows(rows: np.ndarray) -> np.ndarray:
     blocked = out_c // 4 * 4
     blocks = rows[:blocked].reshape(out_c // 4, 4, k).transpose(0, 2, 1).reshape(blocked, k)
     return np.ascontiguousarray(np.concatenate([blocks, rows[blocked:]]))
+
+
+def lane_pair_rows(rows: np.ndarray) -> np.ndarray:
+    """:func:`scalar_blocked_rows` with each k's four bytes of a block (channels c0..c3) stored
+    ``[w0 + 128, w3, w2 + 128, w1]`` (w0 and w2 as uint8), the form edgec_dot_lanes.h reads two
+    channels per SMLAL from: ``word & 0xFF0000FF`` is ``w0 + 128 + 2^24 * w1`` and the same of
+    the word rotated by 16 is ``w2 + 128 + 2^24 * w3``."""
+    stored = scalar_blocked_rows(rows).view(np.uint8).copy()
+    quads = stored[: rows.shape[0] // 4 * 4].reshape(-1, 4)
+    quads[:] = quads[:, [0, 3, 2, 1]] ^ np.array([0x80, 0, 0x80, 0], dtype=np.uint8)
+    return stored.view(np.int8)
+
+
+def core_rows(rows: np.ndarray, pixels: int, dsp: bool, mve: bool) -> tuple[np.ndarray, int]:
+    """``[out_c][k_padded]`` int8 rows of a layer of ``pixels`` output pixels as the core's dot
+    products read them, and the layout's ``edgec_conv_params.blocked``: offset pairs on DSP cores
+    (blocked, 1, for a single pixel of k % 8 == 0 and out_c % 4 == 0), Helium's plain rows (0),
+    and elsewhere (out_c >= 4) channel blocks (1) or, for a single pixel, lane-pair blocks
+    (2, EDGEC_BLOCKED_LANE_PAIRS)."""
+    if dsp and not mve:
+        blocked = pixels == 1 and rows.shape[1] % 8 == 0 and rows.shape[0] % 4 == 0
+        return offset_pair_rows(blocked_rows(rows) if blocked else rows), int(blocked)
+    if mve or rows.shape[0] < 4:
+        return rows, 0
+    return (scalar_blocked_rows(rows), 1) if pixels > 1 else (lane_pair_rows(rows), 2)

@@ -32,7 +32,7 @@ from edgec.backends.cortex_m.clayer import (
     shape_of,
     to_4d,
 )
-from edgec.backends.cortex_m.conv_rows import blocked_rows, offset_pair_bias, offset_pair_rows, scalar_blocked_rows
+from edgec.backends.cortex_m.conv_rows import core_rows, offset_pair_bias
 from edgec.backends.cortex_m.layout_layers import LAYOUT_OPS, layout_layer
 from edgec.backends.cortex_m.output_stage import output_stage
 from edgec.backends.cortex_m.overlap import output_lag, rows_lag, rows_scratch_bytes, rows_walk
@@ -104,16 +104,9 @@ def _conv_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool, mve: bool = 
     else:
         geometry = window_geometry(x, y, weights.shape[1], weights.shape[2], attrs)
     pixels = geometry["batches"] * geometry["out_h"] * geometry["out_w"]
-    # the DSP dot products read offset-pair rows, the scalar ones rows blocked by four channels,
-    # Helium's plain rows (conv_rows)
-    pairs = dsp and not mve and bits is None
-    if pairs:
-        blocked = pixels == 1 and rows.shape[1] % 8 == 0 and rows.shape[0] % 4 == 0
-        stored = offset_pair_rows(blocked_rows(rows) if blocked else rows)
-    else:
-        blocked = not dsp and not mve and bits is None and rows.shape[0] >= 4 and pixels > 1
-        if blocked:
-            stored = scalar_blocked_rows(rows)
+    pairs, blocked = dsp and not mve and bits is None, 0
+    if bits is None:
+        stored, blocked = core_rows(rows, pixels, dsp, mve)
     stage_arrays, stage_params = output_stage(node, prefix, attrs, rows,
                                               bias_offset=offset_pair_bias(rows) if pairs else None)
     arrays = [CArray(f"{prefix}_weights", "int8_t", stored), *stage_arrays]

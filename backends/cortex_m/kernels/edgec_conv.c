@@ -36,6 +36,7 @@
 #endif
 #include "edgec_kernels.h"
 #include "edgec_dot.h"
+#include "edgec_dot_lanes.h"
 #define EDGEC_COLUMN_K_MASK 3u
 #include "edgec_im2col.h"
 #include "edgec_conv_sums.h"
@@ -211,7 +212,14 @@ EDGEC_INLINE void single_pixel(const edgec_conv_params *p, const edgec_outputs_t
     const void *col = lone_column(raw, kp, cols, &corr);
 #endif
 #if !EDGEC_DSP_DOT
-    if (p->blocked) { /* the blocks of four channels, then plain rows */
+    if (p->blocked == EDGEC_BLOCKED_LANE_PAIRS) { /* two channels a multiply, then plain rows */
+        const int32_t x_sum = edgec_column_sum((const int8_t *)col, kp);
+        for (; c + 4 <= out_c; c += 4) {
+            int32_t acc[4];
+            edgec_lane_block_sums(p->weights + (size_t)c * kp, (const int8_t *)col, kp, x_sum, acc);
+            four_outputs(o, acc, out, c, single, stage);
+        }
+    } else if (p->blocked) { /* the blocks of four channels, then plain rows */
         for (; c + 4 <= out_c; c += 4) {
             int32_t acc[4];
             edgec_dot_1x4_blocked_s8(p->weights + (size_t)c * kp, (const int8_t *)col, kp, acc);

@@ -31,6 +31,10 @@ typedef struct {
     uint16_t blocked; /* weights blocked by four channels (edgec_conv.c: the layout is the core's) */
 } edgec_conv_params;
 
+/* edgec_conv_params.blocked of a single-pixel layer on cores without the DSP extension: blocks
+ * of four channels in edgec_dot_lanes.h's form. */
+#define EDGEC_BLOCKED_LANE_PAIRS 2
+
 /* DepthwiseConv: weights [k_h*k_w][out_c] (TFLite's layout). Scratch: k_h*k_w*in_c bytes
  * (a border pixel's window with the zero point in place of padding). */
 typedef struct {
