@@ -27,7 +27,7 @@ from edgec.target import get_target
 from conftest import make_model, needs_host_compiler, needs_toolchain, tensor_info
 
 
-def _awkward_chain(tmp_path):
+def _awkward_chain(tmp_path, rounding=None):
     rng = np.random.default_rng(21)
     shapes = {"w1": (6, 3, 3, 3), "w2": (33, 6, 3, 3), "w3": (5, 33, 3, 3), "w4": (9, 5, 1, 1)}
     weights = {name: rng.normal(0, 0.5, shape).astype(np.float32) for name, shape in shapes.items()}
@@ -52,11 +52,11 @@ def _awkward_chain(tmp_path):
     path = tmp_path / "chain.onnx"
     path.write_bytes(model.SerializeToString())
     calib = rng.normal(0, 1, (24, 1, 3, 5, 7)).astype(np.float32)
-    return edgec.quantize(edgec.load(path), {"x": calib}), calib
+    return edgec.quantize(edgec.load(path), {"x": calib}, rounding=rounding), calib
 
 
-def _outputs_match(tmp_path, core: str, host: bool) -> dict:
-    integer, calib = _awkward_chain(tmp_path)
+def _outputs_match(tmp_path, core: str, host: bool, rounding=None) -> dict:
+    integer, calib = _awkward_chain(tmp_path, rounding)
     report = cortex_m.compile_project(integer, get_target(core), tmp_path / "out", "model", emit_only=host)
     inputs = cortex_m.int8_inputs(integer, [{"x": x} for x in calib[:3]])
     result = cortex_m.run_project(tmp_path / "out", inputs, host=host)
@@ -83,6 +83,13 @@ def test_awkward_conv_shapes_run_bit_exact_on_the_core(tmp_path, core):
 @pytest.mark.parametrize("core", ["cortex-m3", "cortex-m4", "cortex-m55"])
 def test_awkward_conv_shapes_run_bit_exact_under_host_sanitizers(tmp_path, core):
     _outputs_match(tmp_path, core, host=True)
+
+
+@needs_toolchain
+@pytest.mark.parametrize("core", ["cortex-m3", "cortex-m4"])
+def test_awkward_conv_shapes_with_single_rounding_run_bit_exact_on_the_core(tmp_path, core):
+    """The assembly channel loops' single-rounding output stage (SMULL on the M3, SMMLA on DSP cores)."""
+    _outputs_match(tmp_path, core, host=False, rounding="single")
 
 
 def _extreme_fc(tmp_path):

@@ -41,6 +41,7 @@
 #include "edgec_im2col.h"
 #include "edgec_conv_sums.h"
 #include "edgec_pair_channels.h"
+#include "edgec_block_channels.h"
 #include "edgec_mve.h"
 
 #if !EDGEC_DSP_DOT
@@ -86,6 +87,15 @@ EDGEC_INLINE void pixel_pair(const edgec_conv_params *p, const edgec_outputs_t *
                               (kp / 4u + 3u) / 4u, kp, corr[0], corr[1], (kp / 4u) & 3u};
         edgec_pair_channels(&job, w, single);
         c = out_c & ~1u;
+        w += (size_t)c * kp;
+    }
+#endif
+#ifdef EDGEC_BLOCK_CHANNELS
+    if (p->blocked && stage == EDGEC_STAGE_FULL_RANGE && o->per_channel && kp <= EDGEC_LANE_CHUNK && out_c >= 4) {
+        edgec_block_job job = {o->bias, o->requant, out0, (uint32_t)(out1 - out0), out_c / 4u, (const int32_t *)cols,
+                               kp / 4u, {0}};
+        edgec_block_channels(&job, w, single);
+        c = out_c & ~3u;
         w += (size_t)c * kp;
     }
 #endif
