@@ -102,6 +102,17 @@ def test_overlapping_layers_stay_bit_exact_under_sanitizers(tmp_path, network):
 
 
 @needs_toolchain
+@pytest.mark.parametrize("network", [(5, 22, (7, 11), 1, 1), (6, 22, (9, 11), 2, 1)], ids=["s1", "s2"])
+def test_the_m3_depthwise_pairs_walk_stays_bit_exact_in_place(tmp_path, network):
+    """edgec_depthwise_pairs.h on the M3: 22 channels (a group of sixteen, a partial group of one
+    block, two channels after the blocks), rows of 11 pixels (a chunk of eight, then three: a lone
+    last pixel), stride 1 and 2, overlapping its input by the row-pair lag."""
+    integer, out, inputs = _compiled(tmp_path, network, "cortex-m3", emit_only=False)
+    result = cortex_m.run_project(out, inputs)
+    np.testing.assert_array_equal(result.outputs, cortex_m.reference_outputs(integer, inputs))
+
+
+@needs_toolchain
 @pytest.mark.parametrize("core", ["cortex-m3", "cortex-m4", "cortex-m55"])
 @pytest.mark.parametrize("network", NETWORKS[:2], ids=lambda n: f"c{n[1]}-s{n[3]}")
 def test_overlapping_layers_stay_bit_exact_on_every_kernel_family(tmp_path, network, core):

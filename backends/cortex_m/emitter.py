@@ -38,7 +38,8 @@ from edgec.target import PROJECT_FILE, Target, target_toml
 PACKAGE = Path(__file__).resolve().parent
 KERNEL_HEADERS = ("edgec_kernels.h", "edgec_arith.h", "edgec_dot.h", "edgec_im2col.h",
                   "edgec_dot_lanes.h", "edgec_depthwise_walk.h", "edgec_depthwise_block.h", "edgec_conv_sums.h",
-                  "edgec_pair_channels.h", "edgec_block_channels.h", "edgec_mve.h")
+                  "edgec_pair_channels.h", "edgec_block_channels.h", "edgec_depthwise_pairs.h",
+                  "edgec_mve.h")
 #: Headers only the packed-weight and delta-weight kernels include (copied with them).
 PACKED_HEADERS = {"edgec_conv_w4.c": ("edgec_conv_packed.h", "edgec_dot_packed.h"),
                   "edgec_conv_w2.c": ("edgec_conv_packed.h", "edgec_dot_packed.h"),

@@ -35,7 +35,7 @@ from edgec.backends.cortex_m.clayer import (
 from edgec.backends.cortex_m.conv_rows import core_rows, offset_pair_bias
 from edgec.backends.cortex_m.layout_layers import LAYOUT_OPS, layout_layer
 from edgec.backends.cortex_m.output_stage import output_stage
-from edgec.backends.cortex_m.overlap import output_lag, rows_lag, rows_scratch_bytes, rows_walk
+from edgec.backends.cortex_m.overlap import depthwise_memory, depthwise_pairs, output_lag, pairs_chunk, rows_walk
 from edgec.backends.cortex_m.packing import pack_depthwise, pack_rows, packed_bits, row_bits, row_step
 from edgec.backends.cortex_m.s16_layers import s16_layer, touches_int16
 from edgec.backends.cortex_m.transpose_conv_layer import transpose_conv_layer
@@ -213,14 +213,15 @@ def _depthwise_layer(node: ir.Node, prefix: str, attrs: dict, dsp: bool, mve: bo
     stage_arrays, stage_params = output_stage(node, prefix, attrs, per_tap.T, out_c)
     arrays = [CArray(f"{prefix}_weights", "int8_t", stored), *stage_arrays]
     rows = rows_allowed and dsp and not mve and bits is None and rows_walk(x, y, k_h, k_w, attrs)
+    pairs = not dsp and not mve and bits is None and depthwise_pairs(weights.shape, attrs)
+    chunk = pairs_chunk(out_c, y[2], attrs["strides"][1]) if pairs else 0
     params = {**stage_params, **window_geometry(x, y, k_h, k_w, attrs),
-              "depth_multiplier": attrs["depth_multiplier"], "plain": int(plain), "rows": int(rows)}
+              "depth_multiplier": attrs["depth_multiplier"], "plain": int(plain), "rows": int(rows), "chunk": chunk}
     suffix = "" if bits is None else f"_w{bits}"
     return CLayer(node, f"edgec_depthwise{suffix}.c",
                   f"edgec_depthwise_conv{suffix}(&{prefix}, {{in0}}, {{out}}, {{scratch}})",
                   arrays, "edgec_depthwise_params", params,
-                  scratch_bytes=rows_scratch_bytes(y, attrs) if rows else k_h * k_w * x[3],
-                  lag=rows_lag(x, y, attrs) if rows else output_lag(x, y, k_h, k_w, attrs, 1))
+                  **depthwise_memory(x, y, k_h, k_w, attrs, rows, chunk))
 
 
 def _binary_layer(node: ir.Node, prefix: str, attrs: dict, rounding: str) -> CLayer:

@@ -4,7 +4,7 @@ The Conv and DepthwiseConv kernels walk output pixels in raster order (batch, ro
 Every pixel reads only its window of the input, and writes only its own output bytes, after
 it has read its window (a Conv reads a pair of pixels' columns before writing the pair:
 ``group`` 2; a DepthwiseConv one pixel's taps per block of channels before writing those
-channels: ``group`` 1). So when the input dies at the layer, the output may start ``lag`` bytes
+channels: ``group`` 1; the M3's pairs walk reads a chunk's inputs before writing: ``group`` 1 too). So when the input dies at the layer, the output may start ``lag`` bytes
 *before* the input in the arena and overwrite input bytes no later pixel still reads:
 
     lag = max over groups s of  (end of the outputs written up to group s)
@@ -21,11 +21,15 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Output pixels of a row the M3's depthwise pairs walk stages at most at once (EDGEC_DWP_CHUNK).
+PAIRS_CHUNK = 8
+
 
 def output_lag(x_shape: list[int], y_shape: list[int], k_h: int, k_w: int, attrs: dict, group: int,
-               alignment: int = 8) -> int:
+               alignment: int = 8, within_rows: bool = False) -> int:
     """The smallest lag (bytes, a multiple of ``alignment``) at which the NHWC output ``y_shape``
-    of a window layer over ``x_shape`` may start before its input (see the module docstring)."""
+    of a window layer over ``x_shape`` may start before its input (see the module docstring);
+    ``within_rows``: groups start afresh at every output row."""
     batches, in_h, in_w, in_c = x_shape
     _, out_h, out_w, out_c = y_shape
     (stride_h, stride_w), (dilation_h, dilation_w) = attrs["strides"], attrs["dilations"]
@@ -40,8 +44,13 @@ def output_lag(x_shape: list[int], y_shape: list[int], k_h: int, k_w: int, attrs
     pixels = out_h * out_w
     first = np.concatenate([image + b * in_h * in_w * in_c for b in range(batches)])
     still_read = np.minimum.accumulate(first[::-1])[::-1]  # from pixel q on
-    starts = np.arange(0, batches * pixels, group)
-    written = np.minimum(starts + group, batches * pixels) * out_c
+    if within_rows:
+        rows_start = np.arange(0, batches * pixels, out_w)
+        starts = (rows_start[:, None] + np.arange(0, out_w, group)[None, :]).ravel()
+        written = np.minimum(starts + group, (starts // out_w + 1) * out_w) * out_c
+    else:
+        starts = np.arange(0, batches * pixels, group)
+        written = np.minimum(starts + group, batches * pixels) * out_c
     needed = still_read[starts]
     lag = np.max(np.where(np.isfinite(needed), written - needed, -np.inf), initial=0.0)
     return int(max(0, -(-int(lag) // alignment) * alignment))
@@ -52,6 +61,43 @@ def rows_walk(x_shape: list[int], y_shape: list[int], k_h: int, k_w: int, attrs:
     window, dilation 1, depth multiplier 1, channels in fours, one batch."""
     return (k_h == k_w == 3 and list(attrs["dilations"]) == [1, 1] and int(attrs["depth_multiplier"]) == 1
             and y_shape[3] % 4 == 0 and x_shape[0] == 1)
+
+
+def depthwise_pairs(weight_shape, attrs: dict) -> bool:
+    """Whether a DepthwiseConv of int8 weights ``[1, k_h, k_w, out_c]`` takes the pairs walk of
+    edgec_depthwise.c on a core without the DSP extension (edgec_depthwise_pairs.h's
+    edgec_depthwise_pairs_apply; it runs when the output stage has the full int8 range)."""
+    _, k_h, k_w, out_c = weight_shape
+    return (k_h == k_w == 3 and list(attrs["dilations"]) == [1, 1] and int(attrs["depth_multiplier"]) == 1
+            and int(attrs["strides"][1]) in (1, 2) and out_c >= 4)
+
+
+def pairs_chunk(out_c: int, out_w: int, stride_w: int) -> int:
+    """Output pixels per chunk of the pairs walk (even, 2 to ``PAIRS_CHUNK``): the most whose
+    staged inputs (:func:`pairs_stage_bytes`) fit in 1,536 bytes, or 2, and no more than the row
+    (rounded up to even) needs."""
+    fitting = [chunk for chunk in range(PAIRS_CHUNK, 0, -2) if pairs_stage_bytes(out_c, chunk, stride_w) <= 1536]
+    return min(fitting[0] if fitting else 2, out_w + out_w % 2)
+
+
+def pairs_stage_bytes(out_c: int, chunk: int, stride_w: int) -> int:
+    """The pairs walk's staged chunk: per group of sixteen of the blocks' channels, three rows of
+    the ``(chunk - 1) * stride_w + 3`` columns under the chunk, sixteen bytes each."""
+    groups = -(-(out_c // 4 * 4) // 16)
+    return 48 * ((chunk - 1) * stride_w + 3) * groups
+
+
+def depthwise_memory(x_shape: list[int], y_shape: list[int], k_h: int, k_w: int, attrs: dict, rows: bool,
+                     chunk: int) -> dict[str, int]:
+    """A DepthwiseConv's ``scratch_bytes`` and ``lag`` under its walk: the rows walk's ring and
+    lag; else a border pixel's window (``k_h * k_w * in_c``) or, for the pairs walk (``chunk``
+    pixels a chunk, 0 when not taken), at least its staged chunk, and the raster lag of single
+    pixels (a chunk reads all its inputs before writing an output)."""
+    if rows:
+        return {"scratch_bytes": rows_scratch_bytes(y_shape, attrs), "lag": rows_lag(x_shape, y_shape, attrs)}
+    window = k_h * k_w * x_shape[3]
+    staged = pairs_stage_bytes(y_shape[3], chunk, int(attrs["strides"][1])) if chunk else 0
+    return {"scratch_bytes": max(window, staged), "lag": output_lag(x_shape, y_shape, k_h, k_w, attrs, 1)}
 
 
 def rows_scratch_bytes(y_shape: list[int], attrs: dict) -> int:

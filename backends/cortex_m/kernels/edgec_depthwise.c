@@ -14,6 +14,7 @@
  */
 #include "edgec_kernels.h"
 #include "edgec_depthwise_block.h"
+#include "edgec_depthwise_pairs.h"
 #include "edgec_mve.h"
 
 /* One output channel; x points at the window's first tap, channel 0; w at tap 0 of the
@@ -117,6 +118,116 @@ EDGEC_INLINE void pixel(const edgec_depthwise_params *p, const edgec_outputs_t *
 }
 
 #include "edgec_depthwise_walk.h"
+
+#ifdef EDGEC_DEPTHWISE_PAIRS
+/* The staged chunk of a group of channels (edgec_depthwise_pairs.h): input rows iy0.. (three)
+ * by `cols` columns from ix0, laid out [column][row][16 bytes], the `words` words (four channels
+ * each) of the group from channel c per input pixel, `zero` (the zero point in every byte)
+ * outside the input. */
+EDGEC_INLINE void stage_chunk(const edgec_depthwise_params *p, const int8_t *image, int iy0, int ix0, int cols,
+                              uint32_t c, uint32_t words, uint32_t zero, uint32_t *chunk)
+{
+    const size_t in_c = p->in_c;
+    const int k_first = ix0 < 0 ? -ix0 : 0, k_end = ix0 + cols > p->in_w ? p->in_w - ix0 : cols;
+    for (int r = 0; r < 3; r++) {
+        const int iy = iy0 + r;
+        uint32_t *to = chunk + 4 * r;
+        int k = 0;
+        if (iy >= 0 && iy < p->in_h) {
+            for (; k < k_first; k++, to += 12) {
+                to[0] = to[1] = to[2] = to[3] = zero;
+            }
+            const int8_t *from = image + ((size_t)iy * p->in_w + (size_t)(ix0 + k)) * in_c + c;
+            for (; k < k_end; k++, to += 12, from += in_c) {
+                if (words == 4) {
+                    memcpy(to, from, 16);
+                } else {
+                    for (uint32_t i = 0; i < words; i++) {
+                        to[i] = edgec_load32(from + 4 * i);
+                    }
+                }
+            }
+        }
+        for (; k < cols; k++, to += 12) {
+            to[0] = to[1] = to[2] = to[3] = zero;
+        }
+    }
+}
+
+/* The channels from `first` on (fewer than four, weights [taps][rest]) of the chunk's `pixels`
+ * pixels from (iy0, ix0) in C, into out ([pixel][rest]). */
+static void rest_of_chunk(const edgec_depthwise_params *p, const edgec_outputs_t *o, const int8_t *image, int iy0,
+                          int ix0, int pixels, uint32_t first, int8_t *out)
+{
+    const uint32_t rest = p->out_c - first;
+    const int8_t *w = p->weights + (size_t)first * 9u;
+    for (int q = 0; q < pixels; q++) {
+        for (uint32_t j = 0; j < rest; j++) {
+            int32_t acc = o->bias[first + j];
+            for (int t = 0; t < 9; t++) {
+                const int iy = iy0 + t / 3, ix = ix0 + q * p->stride_w + t % 3;
+                const int32_t x = iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w
+                                      ? image[((size_t)iy * p->in_w + (size_t)ix) * p->in_c + first + j]
+                                      : p->input_zero_point;
+                acc += x * w[(size_t)t * rest + j];
+            }
+            out[(uint32_t)q * rest + j] =
+                edgec_output_stage_biased(o, acc, first + j, EDGEC_SINGLE_ROUNDING, EDGEC_STAGE_FULL_RANGE);
+        }
+    }
+}
+
+/* The pairs walk (edgec_depthwise_pairs.h): per output row, per chunk of p->chunk pixels, every
+ * group of sixteen channels staged in scratch and the channels after the last block computed,
+ * then each block of four of each pixel pair in assembly. A chunk reads all its inputs before
+ * writing any output, so the output's lag is a single pixel walk's
+ * (backends/cortex_m/overlap.py's depthwise_memory). */
+static void depthwise_pairs(const edgec_depthwise_params *p, const edgec_outputs_t *o, const int8_t *input,
+                            int8_t *output, uint32_t *stage)
+{
+    const int stride = p->stride_w, chunk = p->chunk;
+    const uint32_t out_c = p->out_c, blocked = out_c & ~3u, rest = out_c - blocked;
+    const uint32_t zero = (uint32_t)(uint8_t)p->input_zero_point * 0x01010101u;
+    int8_t dummy[4], rest_out[EDGEC_DWP_CHUNK * 3];
+    for (uint32_t b = 0; b < p->batches; b++) {
+        const int8_t *image = input + (size_t)b * p->in_h * p->in_w * p->in_c;
+        for (int oy = 0; oy < p->out_h; oy++) {
+            const int iy0 = oy * p->stride_h - p->pad_top;
+            int8_t *row = output + ((size_t)b * p->out_h + (size_t)oy) * p->out_w * out_c;
+            for (int ox0 = 0; ox0 < p->out_w; ox0 += chunk) {
+                const int pixels = p->out_w - ox0 < chunk ? p->out_w - ox0 : chunk;
+                const int ix0 = ox0 * stride - p->pad_left, cols = ((pixels + 1) / 2 * 2 - 1) * stride + 3;
+                uint32_t *group = stage;
+                for (uint32_t g = 0; g < blocked; g += 16, group += 12 * cols) {
+                    const uint32_t words = blocked - g < 16 ? (blocked - g) / 4 : 4;
+                    stage_chunk(p, image, iy0, ix0, cols, g, words, zero, group);
+                }
+                if (rest) {
+                    rest_of_chunk(p, o, image, iy0, ix0, pixels, blocked, rest_out);
+                }
+                group = stage;
+                for (uint32_t g = 0; g < blocked; g += 16, group += 12 * cols) {
+                    const uint32_t words = blocked - g < 16 ? (blocked - g) / 4 : 4;
+                    for (int q = 0; q < pixels; q += 2) {
+                        int8_t *out = row + (size_t)(ox0 + q) * out_c;
+                        const int8_t *pair = (const int8_t *)group + 48 * q * stride;
+                        for (uint32_t j = 0; j < words; j++) {
+                            const uint32_t c = g + 4 * j;
+                            const uint32_t second =
+                                q + 1 < pixels ? out_c : (uint32_t)((uintptr_t)dummy - (uintptr_t)(out + c));
+                            edgec_depthwise_pair_block(pair + 4 * j, p->weights + (size_t)c * 9u, o->requant + c,
+                                                       o->bias + c, out + c, second, stride);
+                        }
+                    }
+                }
+                for (int q = 0; rest && q < pixels; q++) {
+                    memcpy(row + (size_t)(ox0 + q) * out_c + blocked, rest_out + (uint32_t)q * rest, rest);
+                }
+            }
+        }
+    }
+}
+#endif
 
 #if EDGEC_DSP
 /* Row iy of the input (columns from x_first, width of them) for the four channels from c, as
@@ -255,6 +366,13 @@ static void rows_dispatch(const edgec_depthwise_params *p, const int8_t *input, 
 
 void edgec_depthwise_conv(const edgec_depthwise_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
 {
+#ifdef EDGEC_DEPTHWISE_PAIRS
+    const edgec_outputs_t o = {p->bias, p->requant, p->output_zero_point, p->activation_min, p->activation_max, 1};
+    if (p->chunk && edgec_stage_of(&o, p->generic) == EDGEC_STAGE_FULL_RANGE) {
+        depthwise_pairs(p, &o, input, output, (uint32_t *)(void *)scratch);
+        return;
+    }
+#endif
 #if EDGEC_DSP
     if (p->rows) {
         rows_dispatch(p, input, output, scratch);
