@@ -71,11 +71,11 @@ def _network(seed: int, channels: int, size: tuple[int, int], stride: int, dilat
 NETWORKS = [(1, 16, (12, 9), 1, 1), (2, 8, (14, 14), 2, 1), (3, 20, (9, 11), 1, 2), (4, 12, (13, 8), 2, 1)]
 
 
-def _compiled(tmp_path, network, core: str, emit_only: bool):
+def _compiled(tmp_path, network, core: str, emit_only: bool, rounding=None):
     model, samples = _network(*network)
     path = tmp_path / "m.onnx"
     path.write_bytes(model.SerializeToString())
-    integer = edgec.quantize(edgec.load(path), {"x": samples})
+    integer = edgec.quantize(edgec.load(path), {"x": samples}, rounding=rounding)
     out = tmp_path / core
     target = get_target(core)
     network_plan = build_network(integer, target.core.dsp, mve="mve" in target.core.features)
@@ -102,12 +102,13 @@ def test_overlapping_layers_stay_bit_exact_under_sanitizers(tmp_path, network):
 
 
 @needs_toolchain
+@pytest.mark.parametrize("rounding", ["double", "single"])
 @pytest.mark.parametrize("network", [(5, 22, (7, 11), 1, 1), (6, 22, (9, 11), 2, 1)], ids=["s1", "s2"])
-def test_the_m3_depthwise_pairs_walk_stays_bit_exact_in_place(tmp_path, network):
+def test_the_m3_depthwise_pairs_walk_stays_bit_exact_in_place(tmp_path, network, rounding):
     """edgec_depthwise_pairs.h on the M3: 22 channels (a group of sixteen, a partial group of one
     block, two channels after the blocks), rows of 11 pixels (a chunk of eight, then three: a lone
-    last pixel), stride 1 and 2, overlapping its input by the row-pair lag."""
-    integer, out, inputs = _compiled(tmp_path, network, "cortex-m3", emit_only=False)
+    last pixel), stride 1 and 2, both roundings, overlapping its input."""
+    integer, out, inputs = _compiled(tmp_path, network, "cortex-m3", emit_only=False, rounding=rounding)
     result = cortex_m.run_project(out, inputs)
     np.testing.assert_array_equal(result.outputs, cortex_m.reference_outputs(integer, inputs))
 

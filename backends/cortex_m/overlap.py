@@ -74,17 +74,18 @@ def depthwise_pairs(weight_shape, attrs: dict) -> bool:
 
 def pairs_chunk(out_c: int, out_w: int, stride_w: int) -> int:
     """Output pixels per chunk of the pairs walk (even, 2 to ``PAIRS_CHUNK``): the most whose
-    staged inputs (:func:`pairs_stage_bytes`) fit in 1,536 bytes, or 2, and no more than the row
+    staged inputs (:func:`pairs_stage_bytes`) fit in 4,096 bytes, or 2, and no more than the row
     (rounded up to even) needs."""
-    fitting = [chunk for chunk in range(PAIRS_CHUNK, 0, -2) if pairs_stage_bytes(out_c, chunk, stride_w) <= 1536]
+    fitting = [chunk for chunk in range(PAIRS_CHUNK, 0, -2) if pairs_stage_bytes(out_c, chunk, stride_w) <= 4096]
     return min(fitting[0] if fitting else 2, out_w + out_w % 2)
 
 
 def pairs_stage_bytes(out_c: int, chunk: int, stride_w: int) -> int:
-    """The pairs walk's staged chunk: per group of sixteen of the blocks' channels, three rows of
-    the ``(chunk - 1) * stride_w + 3`` columns under the chunk, sixteen bytes each."""
+    """The pairs walk's scratch: the staged chunk (per group of sixteen of the blocks' channels,
+    three rows of the ``(chunk - 1) * stride_w + 3`` columns under the chunk, sixteen bytes
+    each), then a word per channel of the blocks (its B term)."""
     groups = -(-(out_c // 4 * 4) // 16)
-    return 48 * ((chunk - 1) * stride_w + 3) * groups
+    return 48 * ((chunk - 1) * stride_w + 3) * groups + 4 * (out_c // 4 * 4)
 
 
 def depthwise_memory(x_shape: list[int], y_shape: list[int], k_h: int, k_w: int, attrs: dict, rows: bool,

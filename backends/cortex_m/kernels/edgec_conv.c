@@ -12,7 +12,9 @@
  *    holding both pixels' sums 23 bits apart; a 23-bit lane holds 256 products exactly, so
  *    sums are split every 256 k. With four channels or more (`blocked`) the weights of each
  *    block of four channels are laid out [k][4] (the channels after the last block as plain
- *    rows), so that one pointer feeds four SMLAL per loaded input: 9 instructions per 8 MACs.
+ *    rows), so that one pointer feeds four SMLAL per loaded input: 9 instructions per 8 MACs;
+ *    per-channel layers with a full-range output and k_padded <= 256 run every block of a pixel
+ *    pair in one assembly loop (edgec_block_channels.h).
  *
  *  - Helium (M55): the raw int8 columns as they are, sixteen MACs per VMLADAVA (edgec_mve.h),
  *    two pixels x four channels per pass, the output stage four channels a vector (the
@@ -23,7 +25,9 @@
  * raw int8 column (elsewhere, and on Helium). On DSP cores a layer with a single pixel, k a
  * multiple of 8 and out_c of 4 (`blocked`) has its weights laid out
  * [out_c / 4][k / 4][4 channels][4 k], so that one pointer walks a block's four rows, and
- * reads its raw column, preparing it as it goes (no scratch for it).
+ * reads its raw column, preparing it as it goes (no scratch for it). On the others a layer with
+ * a single pixel and out_c >= 4 (`blocked` EDGEC_BLOCKED_LANE_PAIRS) has lane-pair blocks, two
+ * channels per SMLAL (edgec_dot_lanes.h).
  * Scratch: 4 * k_padded bytes for the prepared columns when there are two pixels or more
  * (2 * k_padded for an unblocked single pixel on DSP cores without Helium), then, when
  * windows must be gathered (not a 1x1 over a multiple of four channels whose every window lies

@@ -177,18 +177,22 @@ static void rest_of_chunk(const edgec_depthwise_params *p, const edgec_outputs_t
     }
 }
 
-/* The pairs walk (edgec_depthwise_pairs.h): per output row, per chunk of p->chunk pixels, every
- * group of sixteen channels staged in scratch and the channels after the last block computed,
- * then each block of four of each pixel pair in assembly. A chunk reads all its inputs before
- * writing any output, so the output's lag is a single pixel walk's
- * (backends/cortex_m/overlap.py's depthwise_memory). */
+/* The pairs walk (edgec_depthwise_pairs.h): the blocks' B terms into scratch after the staged
+ * chunk; per output row, per chunk of p->chunk pixels, every group of sixteen channels staged in
+ * scratch and the channels after the last block computed, then each block of four of each pixel
+ * pair in assembly. A chunk reads all its inputs before writing any output, so the output's lag
+ * is a single pixel walk's (backends/cortex_m/overlap.py's depthwise_memory). */
 static void depthwise_pairs(const edgec_depthwise_params *p, const edgec_outputs_t *o, const int8_t *input,
                             int8_t *output, uint32_t *stage)
 {
     const int stride = p->stride_w, chunk = p->chunk;
     const uint32_t out_c = p->out_c, blocked = out_c & ~3u, rest = out_c - blocked;
     const uint32_t zero = (uint32_t)(uint8_t)p->input_zero_point * 0x01010101u;
-    int8_t dummy[4], rest_out[EDGEC_DWP_CHUNK * 3];
+    int8_t dummy[16], rest_out[EDGEC_DWP_CHUNK * 3];
+    uint32_t *const b_terms = stage + 12u * (uint32_t)((chunk - 1) * stride + 3) * ((blocked + 15) / 16);
+    for (uint32_t c = 0; c < blocked; c++) {
+        b_terms[c] = 2u * (uint32_t)o->bias[c] - 0x800000u;
+    }
     for (uint32_t b = 0; b < p->batches; b++) {
         const int8_t *image = input + (size_t)b * p->in_h * p->in_w * p->in_c;
         for (int oy = 0; oy < p->out_h; oy++) {
@@ -200,7 +204,11 @@ static void depthwise_pairs(const edgec_depthwise_params *p, const edgec_outputs
                 uint32_t *group = stage;
                 for (uint32_t g = 0; g < blocked; g += 16, group += 12 * cols) {
                     const uint32_t words = blocked - g < 16 ? (blocked - g) / 4 : 4;
-                    stage_chunk(p, image, iy0, ix0, cols, g, words, zero, group);
+                    if (words == 4) { /* the common case, with its copies unrolled */
+                        stage_chunk(p, image, iy0, ix0, cols, g, 4, zero, group);
+                    } else {
+                        stage_chunk(p, image, iy0, ix0, cols, g, words, zero, group);
+                    }
                 }
                 if (rest) {
                     rest_of_chunk(p, o, image, iy0, ix0, pixels, blocked, rest_out);
@@ -209,15 +217,10 @@ static void depthwise_pairs(const edgec_depthwise_params *p, const edgec_outputs
                 for (uint32_t g = 0; g < blocked; g += 16, group += 12 * cols) {
                     const uint32_t words = blocked - g < 16 ? (blocked - g) / 4 : 4;
                     for (int q = 0; q < pixels; q += 2) {
-                        int8_t *out = row + (size_t)(ox0 + q) * out_c;
-                        const int8_t *pair = (const int8_t *)group + 48 * q * stride;
-                        for (uint32_t j = 0; j < words; j++) {
-                            const uint32_t c = g + 4 * j;
-                            const uint32_t second =
-                                q + 1 < pixels ? out_c : (uint32_t)((uintptr_t)dummy - (uintptr_t)(out + c));
-                            edgec_depthwise_pair_block(pair + 4 * j, p->weights + (size_t)c * 9u, o->requant + c,
-                                                       o->bias + c, out + c, second, stride);
-                        }
+                        int8_t *out = row + (size_t)(ox0 + q) * out_c + g;
+                        edgec_depthwise_pair_blocks((const int8_t *)group + 48 * q * stride, p->weights + (size_t)g * 9u,
+                                                    o->requant + g, b_terms + g, out, q + 1 < pixels ? out + out_c : dummy,
+                                                    words, stride);
                     }
                 }
                 for (int q = 0; rest && q < pixels; q++) {

@@ -22,6 +22,31 @@
 #define EDGEC_LANE_BITS 23
 #define EDGEC_LANE_CHUNK 256
 
+/* n bytes from src to dst: runs under 16 bytes (the rows of small windows, where a library call
+ * costs more than the copy) as at most two words, a halfword and a byte; longer ones by memcpy. */
+EDGEC_INLINE void copy_run(int8_t *dst, const int8_t *src, size_t n)
+{
+    if (n >= 16) {
+        memcpy(dst, src, n);
+        return;
+    }
+    if (n & 8u) {
+        memcpy(dst, src, 8);
+        dst += 8, src += 8;
+    }
+    if (n & 4u) {
+        memcpy(dst, src, 4);
+        dst += 4, src += 4;
+    }
+    if (n & 2u) {
+        memcpy(dst, src, 2);
+        dst += 2, src += 2;
+    }
+    if (n & 1u) {
+        *dst = *src;
+    }
+}
+
 /* Copies the taps kx = 0..k_w-1 of input row iy into dst (padding taps: the zero point). */
 static int8_t *gather_row(const edgec_conv_params *p, const int8_t *image, int iy, int ix0, int8_t *dst)
 {
@@ -33,7 +58,7 @@ static int8_t *gather_row(const edgec_conv_params *p, const int8_t *image, int i
     }
     const int8_t *row = image + (size_t)iy * p->in_w * in_c;
     if (p->dilation_w == 1 && ix0 >= 0 && ix0 + p->k_w <= p->in_w) {
-        memcpy(dst, row + (size_t)ix0 * in_c, (size_t)p->k_w * in_c);
+        copy_run(dst, row + (size_t)ix0 * in_c, (size_t)p->k_w * in_c);
         return dst + (size_t)p->k_w * in_c;
     }
     for (int kx = 0; kx < p->k_w; kx++) {

@@ -48,7 +48,8 @@ typedef struct {
     uint16_t plain; /* weights [k_h*k_w][out_c] even at depth multiplier 1 (Helium builds) */
     uint16_t rows;  /* the rows walk of edgec_depthwise.c (DSP cores): scratch 24 * ((out_w - 1) * stride_w + 3) */
     uint16_t chunk; /* the pairs walk's pixels per chunk (cores without DSP; 0: not taken): scratch
-                     * 48 * ((chunk - 1) * stride_w + 3) per group of sixteen of the blocks' channels */
+                     * 48 * ((chunk - 1) * stride_w + 3) per group of sixteen of the blocks' channels,
+                     * then 4 bytes per channel of the blocks */
 } edgec_depthwise_params;
 
 /* Delta-encoded weights (backends/cortex_m/delta_layers.py states the layout): the params'
