@@ -17,6 +17,7 @@
 #define EDGEC_BLOCK_CHANNELS_H
 
 #include "edgec_arith.h"
+#include "edgec_dot.h"
 
 #if !(defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP) && defined(__arm__) && defined(__thumb2__)
 #define EDGEC_BLOCK_CHANNELS 1
@@ -32,17 +33,6 @@ typedef struct {
     uint32_t passes;                /* 24: k_padded / 4, 1..64 */
     uint32_t spill[6];              /* 28: the sums of channels 1-3 while channel 0 is finished */
 } edgec_block_job;
-
-/* Four k of the dot product: packed inputs in xa and xb, one weight byte per channel and k. */
-#define EDGEC_BLOCK_K(XV)                                  \
-    "ldrsb %[wv], [%[w]], #1\n\t"                          \
-    "smlal %[lo0], %[hi0], %[" XV "], %[wv]\n\t"           \
-    "ldrsb %[wv], [%[w]], #1\n\t"                          \
-    "smlal %[lo1], %[hi1], %[" XV "], %[wv]\n\t"           \
-    "ldrsb %[wv], [%[w]], #1\n\t"                          \
-    "smlal %[lo2], %[hi2], %[" XV "], %[wv]\n\t"           \
-    "ldrsb %[wv], [%[w]], #1\n\t"                          \
-    "smlal %[lo3], %[hi3], %[" XV "], %[wv]\n\t"
 
 /* One output from the doubled accumulator in register ACC: the high word of ACC * m + R * 2^32
  * (+ 2^31, then - [ACC < 0], for double rounding), >> right, saturated, stored by STORE. In the
@@ -94,13 +84,7 @@ typedef struct {
         "mov %[hi2], #0x2000\n\t"                                                                           \
         "mov %[lo3], #0x400000\n\t"                                                                         \
         "mov %[hi3], #0x2000\n\t"                                                                           \
-        "1:\n\t"                                                                                            \
-        "ldrd %[xa], %[xb], [%[x]], #8\n\t"                                                                 \
-        EDGEC_BLOCK_K("xa") EDGEC_BLOCK_K("xb")                                                             \
-        "ldrd %[xa], %[xb], [%[x]], #8\n\t"                                                                 \
-        EDGEC_BLOCK_K("xa") EDGEC_BLOCK_K("xb")                                                             \
-        "subs %[n], %[n], #1\n\t"                                                                           \
-        "bne 1b\n\t"                                                                                        \
+        EDGEC_PACKED_2X4_PASSES                                                                             \
         "ldr %[n], [sp]\n\t"                                                                                \
         "strd %[lo1], %[hi1], [%[n], #28]\n\t"                                                              \
         "strd %[lo2], %[hi2], [%[n], #36]\n\t"                                                              \

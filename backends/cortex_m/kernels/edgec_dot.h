@@ -244,13 +244,7 @@ EDGEC_INLINE void edgec_dot_packed_2x2(const int8_t *w0, const int8_t *w1, const
     *s1 = t1;
 }
 
-/* s[i] = the two-lane sum of pixel pair x (x0 + x1 * 2^23 per k) with channel i of a block of
- * four channels laid out [k][4], over count k (<= 256, a positive multiple of 4). */
-EDGEC_INLINE void edgec_dot_packed_2x4(const int8_t *w, const int32_t *x, uint32_t count, int64_t s[4])
-{
-#if defined(__arm__) && defined(__thumb2__)
-    uint32_t lo0 = 0, hi0 = 0, lo1 = 0, hi1 = 0, lo2 = 0, hi2 = 0, lo3 = 0, hi3 = 0, n = count >> 2;
-    int32_t xa, xb, wv;
+/* One packed k (in register XV) against a block's four weights at w, post-incremented. */
 #define EDGEC_PACKED_K(XV)                                 \
     "ldrsb %[wv], [%[w]], #1\n\t"                          \
     "smlal %[lo0], %[hi0], %[" XV "], %[wv]\n\t"           \
@@ -260,20 +254,33 @@ EDGEC_INLINE void edgec_dot_packed_2x4(const int8_t *w, const int32_t *x, uint32
     "smlal %[lo2], %[hi2], %[" XV "], %[wv]\n\t"           \
     "ldrsb %[wv], [%[w]], #1\n\t"                          \
     "smlal %[lo3], %[hi3], %[" XV "], %[wv]\n\t"
+
+/* The loop of edgec_dot_packed_2x4 in Thumb-2 (operand names shared with
+ * edgec_block_channels.h): n passes of four k, the packed inputs at x (two a LDRD, into xa and
+ * xb), the block at w, the sums in lo0:hi0 .. lo3:hi3. Uses label 1. */
+#define EDGEC_PACKED_2X4_PASSES                            \
+    "1:\n\t"                                               \
+    "ldrd %[xa], %[xb], [%[x]], #8\n\t"                    \
+    EDGEC_PACKED_K("xa") EDGEC_PACKED_K("xb")              \
+    "ldrd %[xa], %[xb], [%[x]], #8\n\t"                    \
+    EDGEC_PACKED_K("xa") EDGEC_PACKED_K("xb")              \
+    "subs %[n], %[n], #1\n\t"                              \
+    "bne 1b\n\t"
+
+/* s[i] = the two-lane sum of pixel pair x (x0 + x1 * 2^23 per k) with channel i of a block of
+ * four channels laid out [k][4], over count k (<= 256, a positive multiple of 4). */
+EDGEC_INLINE void edgec_dot_packed_2x4(const int8_t *w, const int32_t *x, uint32_t count, int64_t s[4])
+{
+#if defined(__arm__) && defined(__thumb2__)
+    uint32_t lo0 = 0, hi0 = 0, lo1 = 0, hi1 = 0, lo2 = 0, hi2 = 0, lo3 = 0, hi3 = 0, n = count >> 2;
+    int32_t xa, xb, wv;
     __asm__ volatile(
-        "1:\n\t"
-        "ldrd %[xa], %[xb], [%[x]], #8\n\t"
-        EDGEC_PACKED_K("xa") EDGEC_PACKED_K("xb")
-        "ldrd %[xa], %[xb], [%[x]], #8\n\t"
-        EDGEC_PACKED_K("xa") EDGEC_PACKED_K("xb")
-        "subs %[n], %[n], #1\n\t"
-        "bne 1b\n\t"
+        EDGEC_PACKED_2X4_PASSES
         : [lo0] "+r"(lo0), [hi0] "+r"(hi0), [lo1] "+r"(lo1), [hi1] "+r"(hi1), [lo2] "+r"(lo2), [hi2] "+r"(hi2),
           [lo3] "+r"(lo3), [hi3] "+r"(hi3), [w] "+r"(w), [x] "+r"(x), [n] "+r"(n), [xa] "=&r"(xa), [xb] "=&r"(xb),
           [wv] "=&r"(wv)
         :
         : "cc", "memory");
-#undef EDGEC_PACKED_K
     s[0] = (int64_t)(((uint64_t)hi0 << 32) | lo0);
     s[1] = (int64_t)(((uint64_t)hi1 << 32) | lo1);
     s[2] = (int64_t)(((uint64_t)hi2 << 32) | lo2);
