@@ -4,8 +4,9 @@ The Conv and DepthwiseConv kernels walk output pixels in raster order (batch, ro
 Every pixel reads only its window of the input, and writes only its own output bytes, after
 it has read its window (a Conv reads a pair of pixels' columns before writing the pair:
 ``group`` 2; a DepthwiseConv one pixel's taps per block of channels before writing those
-channels: ``group`` 1; the M3's pairs walk reads a chunk's inputs before writing: ``group`` 1 too). So when the input dies at the layer, the output may start ``lag`` bytes
-*before* the input in the arena and overwrite input bytes no later pixel still reads:
+channels: ``group`` 1, and the M3's pairs walk all of a chunk's inputs before writing any of its
+outputs, which needs no more). So when the input dies at the layer, the output may start ``lag``
+bytes *before* the input in the arena and overwrite input bytes no later pixel still reads:
 
     lag = max over groups s of  (end of the outputs written up to group s)
                                 - (first input byte any pixel from s on still reads),
@@ -26,10 +27,9 @@ PAIRS_CHUNK = 8
 
 
 def output_lag(x_shape: list[int], y_shape: list[int], k_h: int, k_w: int, attrs: dict, group: int,
-               alignment: int = 8, within_rows: bool = False) -> int:
+               alignment: int = 8) -> int:
     """The smallest lag (bytes, a multiple of ``alignment``) at which the NHWC output ``y_shape``
-    of a window layer over ``x_shape`` may start before its input (see the module docstring);
-    ``within_rows``: groups start afresh at every output row."""
+    of a window layer over ``x_shape`` may start before its input (see the module docstring)."""
     batches, in_h, in_w, in_c = x_shape
     _, out_h, out_w, out_c = y_shape
     (stride_h, stride_w), (dilation_h, dilation_w) = attrs["strides"], attrs["dilations"]
@@ -44,13 +44,8 @@ def output_lag(x_shape: list[int], y_shape: list[int], k_h: int, k_w: int, attrs
     pixels = out_h * out_w
     first = np.concatenate([image + b * in_h * in_w * in_c for b in range(batches)])
     still_read = np.minimum.accumulate(first[::-1])[::-1]  # from pixel q on
-    if within_rows:
-        rows_start = np.arange(0, batches * pixels, out_w)
-        starts = (rows_start[:, None] + np.arange(0, out_w, group)[None, :]).ravel()
-        written = np.minimum(starts + group, (starts // out_w + 1) * out_w) * out_c
-    else:
-        starts = np.arange(0, batches * pixels, group)
-        written = np.minimum(starts + group, batches * pixels) * out_c
+    starts = np.arange(0, batches * pixels, group)
+    written = np.minimum(starts + group, batches * pixels) * out_c
     needed = still_read[starts]
     lag = np.max(np.where(np.isfinite(needed), written - needed, -np.inf), initial=0.0)
     return int(max(0, -(-int(lag) // alignment) * alignment))
@@ -65,8 +60,8 @@ def rows_walk(x_shape: list[int], y_shape: list[int], k_h: int, k_w: int, attrs:
 
 def depthwise_pairs(weight_shape, attrs: dict) -> bool:
     """Whether a DepthwiseConv of int8 weights ``[1, k_h, k_w, out_c]`` takes the pairs walk of
-    edgec_depthwise.c on a core without the DSP extension (edgec_depthwise_pairs.h's
-    edgec_depthwise_pairs_apply; it runs when the output stage has the full int8 range)."""
+    edgec_depthwise.c (edgec_depthwise_pairs.h) on a core without the DSP extension: it runs when
+    the layer's ``chunk`` is set and its output stage has the full int8 range."""
     _, k_h, k_w, out_c = weight_shape
     return (k_h == k_w == 3 and list(attrs["dilations"]) == [1, 1] and int(attrs["depth_multiplier"]) == 1
             and int(attrs["strides"][1]) in (1, 2) and out_c >= 4)
