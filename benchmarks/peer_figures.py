@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 PEER_NAMES = {"KWS": "kws", "VWW": "vww", "IC ResNet-8": "resnet8", "AD": "ad"}
-PEER_CORES = {"M3": "cortex-m3", "M4": "cortex-m4", "M7": "cortex-m7"}
+PEER_CORES = {"M3": "cortex-m3", "M4": "cortex-m4", "M7": "cortex-m7", "M33": "cortex-m33"}
 #: The published table's model columns, in order.
 PUBLISHED_MODELS = ("kws", "vww", "resnet8", "ad")
 #: Published rows whose engines edgec is compared with: (the core it ran on, a short name).
